@@ -1,0 +1,532 @@
+//! The discrete-event core: replays a [`StepGraph`] on every rank of the plan.
+//!
+//! Each rank runs its stage's program on in-order streams (as CUDA streams do): an op starts
+//! when it heads its stream, the stream is idle, and its cross-stream dependencies are done.
+//! A comm op occupies its stream from arrival; the collective itself starts when every
+//! member has arrived and is timed by the [`Network`]. Time is integer nanoseconds; events
+//! live in a [`queue::RadixHeap`]. Per-rank state is a few flat arrays, so 131,072 ranks
+//! cost `O(ranks x ops per stage)` bytes and no allocation per event.
+//!
+//! The engine knows nothing about YAML or reports: it returns a [`Replay`].
+
+pub mod queue;
+
+use petgraph::visit::EdgeRef;
+use thiserror::Error;
+
+use crate::network::{Completion, Network, Transfer};
+use crate::plan::RankGrid;
+use crate::schedule::{CATEGORIES, Category, GroupRef, STREAMS, StepGraph};
+use crate::units::Nanos;
+use queue::RadixHeap;
+
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error(
+        "the op graph deadlocked at t={time_ns} ns: rank {rank} stopped at op {op} ({label}) of {ops}; \
+         a collective's members reached it in different orders"
+    )]
+    Deadlock { time_ns: Nanos, rank: u32, op: u32, ops: u32, label: &'static str },
+    #[error("the plan has {grid} ranks but the op graph has {stages} stages for pp={pp}")]
+    Shape { grid: u32, stages: usize, pp: u32 },
+}
+
+/// One op as the engine sees it: 16 bytes.
+#[derive(Debug, Clone, Copy)]
+struct EngineOp {
+    duration: Nanos,
+    comm: u32,
+    stream: u8,
+    category: u8,
+    deps: u8,
+}
+
+const NO_COMM: u32 = u32::MAX;
+
+/// A stage program flattened into arrays.
+#[derive(Debug, Clone)]
+struct Compiled {
+    ops: Vec<EngineOp>,
+    succ_start: Vec<u32>,
+    succ: Vec<u32>,
+    stream_ops: Vec<Vec<u32>>,
+}
+
+fn compile(step: &StepGraph) -> Vec<Compiled> {
+    step.stages
+        .iter()
+        .map(|sp| {
+            let g = &sp.graph;
+            let n = g.node_count();
+            let mut ops = Vec::with_capacity(n);
+            let mut succ_start = Vec::with_capacity(n + 1);
+            let mut succ = Vec::new();
+            let mut stream_ops = vec![Vec::new(); STREAMS];
+            for idx in g.node_indices() {
+                let op = &g[idx];
+                let deps = g.edges_directed(idx, petgraph::Direction::Incoming).count();
+                ops.push(EngineOp {
+                    duration: op.duration,
+                    comm: op.comm.unwrap_or(NO_COMM),
+                    stream: op.stream as u8,
+                    category: op.category as u8,
+                    deps: deps.min(255) as u8,
+                });
+                succ_start.push(succ.len() as u32);
+                let mut outs: Vec<u32> = g.edges(idx).map(|e| e.target().index() as u32).collect();
+                outs.sort_unstable();
+                succ.extend(outs);
+                stream_ops[op.stream as usize].push(idx.index() as u32);
+            }
+            succ_start.push(succ.len() as u32);
+            Compiled { ops, succ_start, succ, stream_ops }
+        })
+        .collect()
+}
+
+/// Per-rank compute slowdown (1.0 = healthy). Stragglers set entries above 1.
+#[derive(Debug, Clone, Default)]
+pub struct RankSpeeds {
+    slowdown: Vec<f32>,
+}
+
+impl RankSpeeds {
+    pub fn uniform() -> Self {
+        RankSpeeds { slowdown: Vec::new() }
+    }
+
+    pub fn set(&mut self, world: u32, rank: u32, factor: f32) {
+        if self.slowdown.is_empty() {
+            self.slowdown = vec![1.0; world as usize];
+        }
+        self.slowdown[rank as usize] = factor;
+    }
+
+    #[inline]
+    fn scale(&self, rank: u32, d: Nanos) -> Nanos {
+        match self.slowdown.get(rank as usize) {
+            Some(&f) if f != 1.0 => (d as f64 * f as f64).round() as Nanos,
+            _ => d,
+        }
+    }
+}
+
+/// An executed op of a traced rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceEvent {
+    pub rank: u32,
+    pub op: u32,
+    pub start: Nanos,
+    pub end: Nanos,
+}
+
+/// What one rank did during the step.
+#[derive(Debug, Clone, Default)]
+pub struct RankStats {
+    /// Time attributed to each category (compute first, then exposed communication by
+    /// priority TP > CP > EP > PP > DP), indexed by `Category as usize`.
+    pub attributed: [Nanos; CATEGORIES],
+    pub idle: Nanos,
+    /// Total busy time per category, overlapped or not.
+    pub busy: [Nanos; CATEGORIES],
+    pub pipeline_first_start: Nanos,
+    pub pipeline_last_end: Nanos,
+    pub end: Nanos,
+}
+
+/// The outcome of replaying one step.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub step_time: Nanos,
+    pub ranks: Vec<RankStats>,
+    pub trace: Vec<TraceEvent>,
+    pub events: u64,
+}
+
+/// Which ranks to record op by op.
+#[derive(Debug, Clone)]
+pub enum TraceRanks {
+    None,
+    Some(Vec<u32>),
+    All,
+}
+
+/// Attribution priority of categories when several are active on one rank.
+const PRIORITY: [Category; CATEGORIES] = [
+    Category::Forward,
+    Category::Backward,
+    Category::BackwardWeight,
+    Category::Recompute,
+    Category::Optimizer,
+    Category::Tp,
+    Category::Cp,
+    Category::Ep,
+    Category::Pp,
+    Category::Dp,
+];
+
+struct Accountant {
+    active: Vec<[u16; CATEGORIES]>,
+    last: Vec<Nanos>,
+}
+
+impl Accountant {
+    #[inline]
+    fn settle(&mut self, stats: &mut RankStats, rank: usize, now: Nanos) {
+        let dt = now - self.last[rank];
+        if dt == 0 {
+            return;
+        }
+        self.last[rank] = now;
+        let active = &self.active[rank];
+        match PRIORITY.iter().find(|c| active[**c as usize] > 0) {
+            Some(c) => stats.attributed[*c as usize] += dt,
+            None => stats.idle += dt,
+        }
+    }
+}
+
+const COMM_EVENT: u64 = 1 << 63;
+
+struct Sim<'a, N: Network> {
+    step: &'a StepGraph,
+    progs: Vec<Compiled>,
+    grid: &'a RankGrid,
+    net: &'a mut N,
+    speeds: &'a RankSpeeds,
+    heap: RadixHeap,
+    now: Nanos,
+    stage_size: u32,
+    /// Per rank: offset of its dependency counters in `deps_left`.
+    deps_left: Vec<u8>,
+    cursor: Vec<u32>,
+    busy: Vec<u8>,
+    op_start: Vec<Nanos>,
+    arrived: Vec<u16>,
+    comm_base: Vec<u32>,
+    comm_groups: Vec<u32>,
+    stats: Vec<RankStats>,
+    acct: Accountant,
+    traced: Vec<bool>,
+    trace: Vec<TraceEvent>,
+    members: Vec<u32>,
+    completed: Vec<u64>,
+    events: u64,
+    stage_ops: Vec<u32>,
+    stage_base: Vec<u64>,
+    comm_start: Vec<Nanos>,
+}
+
+impl<'a, N: Network> Sim<'a, N> {
+    #[inline]
+    fn dep_index(&self, rank: u32, op: u32) -> usize {
+        let stage = rank / self.stage_size;
+        let pos = rank % self.stage_size;
+        (self.stage_base[stage as usize] + pos as u64 * self.stage_ops[stage as usize] as u64 + op as u64) as usize
+    }
+
+    /// Local group index of `rank` in the groups of comm `c`.
+    #[inline]
+    fn local_group(&self, c: u32, rank: u32) -> u32 {
+        match self.step.comms[c as usize].group {
+            GroupRef::Axes(mask) => self.grid.group_index(rank, mask) % self.comm_groups[c as usize],
+            GroupRef::P2p { .. } => rank % self.stage_size,
+        }
+    }
+
+    fn fill_members(&mut self, c: u32, local: u32) {
+        self.members.clear();
+        match self.step.comms[c as usize].group {
+            GroupRef::Axes(mask) => {
+                let stage = self.step.comms[c as usize].ops[0].0;
+                let groups_per_stage = self.comm_groups[c as usize];
+                let global = if self.grid.group_count(mask) == groups_per_stage {
+                    local
+                } else {
+                    stage * groups_per_stage + local
+                };
+                let n = self.grid.group_size(mask);
+                for i in 0..n {
+                    self.members.push(self.grid.member(mask, global, i));
+                }
+            }
+            GroupRef::P2p { from, to } => {
+                self.members.push(local + from * self.stage_size);
+                self.members.push(local + to * self.stage_size);
+            }
+        }
+    }
+
+    fn try_start(&mut self, rank: u32, stream: usize) {
+        let slot = rank as usize * STREAMS + stream;
+        if self.busy[slot] != 0 {
+            return;
+        }
+        let stage = (rank / self.stage_size) as usize;
+        let cur = self.cursor[slot] as usize;
+        let Some(&op) = self.progs[stage].stream_ops[stream].get(cur) else { return };
+        if self.deps_left[self.dep_index(rank, op)] != 0 {
+            return;
+        }
+        self.busy[slot] = 1;
+        let eop = self.progs[stage].ops[op as usize];
+        if eop.comm == NO_COMM {
+            self.begin_activity(rank, eop.category);
+            self.op_start[slot] = self.now;
+            let end = self.now + self.speeds.scale(rank, eop.duration);
+            self.heap.push(end, ((rank as u64) << 32) | op as u64);
+        } else {
+            let c = eop.comm;
+            let local = self.local_group(c, rank);
+            let idx = (self.comm_base[c as usize] + local) as usize;
+            self.arrived[idx] += 1;
+            let size = if let GroupRef::Axes(mask) = self.step.comms[c as usize].group {
+                self.grid.group_size(mask)
+            } else {
+                2
+            };
+            if self.arrived[idx] as u32 == size {
+                self.start_collective(c, local);
+            }
+        }
+    }
+
+    fn start_collective(&mut self, c: u32, local: u32) {
+        self.fill_members(c, local);
+        let comm = &self.step.comms[c as usize];
+        let id = COMM_EVENT | ((c as u64) << 32) | local as u64;
+        let t = Transfer { id, collective: comm.collective, bytes: comm.bytes, members: &self.members, category: comm.category };
+        let completion = self.net.begin(self.now, &t);
+        let idx = (self.comm_base[c as usize] + local) as usize;
+        self.comm_start[idx] = self.now;
+        let category = comm.category as u8;
+        for i in 0..self.members.len() {
+            let m = self.members[i];
+            self.begin_activity(m, category);
+        }
+        if let Completion::At(end) = completion {
+            self.heap.push(end, id);
+        }
+    }
+
+    #[inline]
+    fn begin_activity(&mut self, rank: u32, category: u8) {
+        let r = rank as usize;
+        self.acct.settle(&mut self.stats[r], r, self.now);
+        self.acct.active[r][category as usize] += 1;
+        let cat = Category::ALL[category as usize];
+        if cat.is_pipeline_compute() && self.stats[r].busy[Category::Forward as usize] == 0
+            && self.stats[r].busy[Category::Backward as usize] == 0
+            && self.stats[r].busy[Category::Recompute as usize] == 0
+            && self.stats[r].busy[Category::BackwardWeight as usize] == 0
+            && self.stats[r].pipeline_first_start == Nanos::MAX
+        {
+            self.stats[r].pipeline_first_start = self.now;
+        }
+    }
+
+    #[inline]
+    fn end_activity(&mut self, rank: u32, category: u8, start: Nanos) {
+        let r = rank as usize;
+        self.acct.settle(&mut self.stats[r], r, self.now);
+        self.acct.active[r][category as usize] -= 1;
+        let st = &mut self.stats[r];
+        st.busy[category as usize] += self.now - start;
+        if Category::ALL[category as usize].is_pipeline_compute() {
+            st.pipeline_last_end = self.now;
+        }
+        st.end = self.now;
+    }
+
+    /// Marks `op` of `rank` done: frees its stream and releases dependents.
+    fn finish(&mut self, rank: u32, op: u32, start: Nanos) {
+        let stage = (rank / self.stage_size) as usize;
+        let eop = self.progs[stage].ops[op as usize];
+        let stream = eop.stream as usize;
+        let slot = rank as usize * STREAMS + stream;
+        self.end_activity(rank, eop.category, start);
+        if self.traced[rank as usize] {
+            self.trace.push(TraceEvent { rank, op, start, end: self.now });
+        }
+        self.busy[slot] = 0;
+        self.cursor[slot] += 1;
+        let (a, b) = (self.progs[stage].succ_start[op as usize], self.progs[stage].succ_start[op as usize + 1]);
+        for i in a..b {
+            let s = self.progs[stage].succ[i as usize];
+            let di = self.dep_index(rank, s);
+            self.deps_left[di] -= 1;
+            if self.deps_left[di] == 0 {
+                let st = self.progs[stage].ops[s as usize].stream as usize;
+                self.try_start(rank, st);
+            }
+        }
+        self.try_start(rank, stream);
+    }
+
+    fn handle(&mut self, payload: u64) {
+        self.events += 1;
+        if payload & COMM_EVENT == 0 {
+            let rank = (payload >> 32) as u32;
+            let op = payload as u32;
+            let slot = rank as usize * STREAMS + self.progs[(rank / self.stage_size) as usize].ops[op as usize].stream as usize;
+            let start = self.op_start[slot];
+            self.finish(rank, op, start);
+        } else {
+            let c = ((payload & !COMM_EVENT) >> 32) as u32;
+            let local = payload as u32;
+            let start = self.comm_start[(self.comm_base[c as usize] + local) as usize];
+            self.fill_members(c, local);
+            let members = std::mem::take(&mut self.members);
+            for &m in &members {
+                let stage = m / self.stage_size;
+                let op = self.step.comms[c as usize]
+                    .ops
+                    .iter()
+                    .find(|(s, _)| *s == stage)
+                    .map(|&(_, o)| o)
+                    .unwrap_or(0);
+                self.finish(m, op, start);
+            }
+            self.members = members;
+        }
+    }
+
+    fn run(&mut self) -> Result<(), EngineError> {
+        for r in 0..self.grid.world() {
+            for s in 0..STREAMS {
+                self.try_start(r, s);
+            }
+        }
+        loop {
+            let next_net = self.net.next_event();
+            let next_heap = self.heap.peek_key();
+            let t = match (next_heap, next_net) {
+                (None, None) => break,
+                (Some(h), Some(n)) => h.min(n),
+                (Some(h), None) => h,
+                (None, Some(n)) => n,
+            };
+            self.now = t;
+            if next_net.is_some_and(|n| n <= t) {
+                let mut done = std::mem::take(&mut self.completed);
+                done.clear();
+                self.net.advance(t, &mut done);
+                for &id in &done {
+                    self.handle(id);
+                }
+                self.completed = done;
+            }
+            while self.heap.peek_key() == Some(t) {
+                let Some((_, payload)) = self.heap.pop() else { break };
+                self.handle(payload);
+            }
+        }
+        self.check_complete()
+    }
+
+    fn check_complete(&self) -> Result<(), EngineError> {
+        for r in 0..self.grid.world() {
+            let stage = (r / self.stage_size) as usize;
+            for s in 0..STREAMS {
+                let cur = self.cursor[r as usize * STREAMS + s] as usize;
+                if let Some(&op) = self.progs[stage].stream_ops[s].get(cur) {
+                    return Err(EngineError::Deadlock {
+                        time_ns: self.now,
+                        rank: r,
+                        op,
+                        ops: self.progs[stage].ops.len() as u32,
+                        label: self.step.stages[stage].op(op).label,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Replays one step of `step` on every rank of `grid` over `net`.
+pub fn replay<N: Network>(
+    step: &StepGraph,
+    grid: &RankGrid,
+    net: &mut N,
+    speeds: &RankSpeeds,
+    trace_ranks: &TraceRanks,
+) -> Result<Replay, EngineError> {
+    let pp = step.stages.len() as u32;
+    if pp == 0 || grid.world() % pp != 0 || grid.world() / grid.stage_size() != pp {
+        return Err(EngineError::Shape { grid: grid.world(), stages: step.stages.len(), pp });
+    }
+    let progs = compile(step);
+    let world = grid.world() as usize;
+    let stage_size = grid.stage_size();
+    let stage_ops: Vec<u32> = progs.iter().map(|p| p.ops.len() as u32).collect();
+    let mut stage_base = Vec::with_capacity(progs.len());
+    let mut total = 0u64;
+    for p in &progs {
+        stage_base.push(total);
+        total += p.ops.len() as u64 * stage_size as u64;
+    }
+    let mut deps_left = Vec::with_capacity(total as usize);
+    for p in &progs {
+        let template: Vec<u8> = p.ops.iter().map(|o| o.deps).collect();
+        for _ in 0..stage_size {
+            deps_left.extend_from_slice(&template);
+        }
+    }
+    let mut comm_base = Vec::with_capacity(step.comms.len());
+    let mut comm_groups = Vec::with_capacity(step.comms.len());
+    let mut slots = 0u32;
+    for c in &step.comms {
+        let groups = match c.group {
+            GroupRef::Axes(mask) => {
+                let g = grid.group_count(mask);
+                if mask.0 & crate::plan::GroupMask::PP.0 != 0 { g } else { g / pp }
+            }
+            GroupRef::P2p { .. } => stage_size,
+        };
+        comm_base.push(slots);
+        comm_groups.push(groups);
+        slots += groups;
+    }
+    let mut traced = vec![false; world];
+    match trace_ranks {
+        TraceRanks::None => {}
+        TraceRanks::All => traced.iter_mut().for_each(|t| *t = true),
+        TraceRanks::Some(rs) => rs.iter().filter(|&&r| (r as usize) < world).for_each(|&r| traced[r as usize] = true),
+    }
+    let stats = RankStats { pipeline_first_start: Nanos::MAX, ..Default::default() };
+    let mut sim = Sim {
+        step,
+        progs,
+        grid,
+        net,
+        speeds,
+        heap: RadixHeap::new(),
+        now: 0,
+        stage_size,
+        deps_left,
+        cursor: vec![0; world * STREAMS],
+        busy: vec![0; world * STREAMS],
+        op_start: vec![0; world * STREAMS],
+        arrived: vec![0; slots as usize],
+        comm_base,
+        comm_groups,
+        stats: vec![stats; world],
+        acct: Accountant { active: vec![[0; CATEGORIES]; world], last: vec![0; world] },
+        traced,
+        trace: Vec::new(),
+        members: Vec::new(),
+        completed: Vec::new(),
+        events: 0,
+        stage_ops,
+        stage_base,
+        comm_start: vec![0; slots as usize],
+    };
+    sim.run()?;
+    let step_time = sim.stats.iter().map(|s| s.end).max().unwrap_or(0);
+    let now = step_time;
+    for r in 0..world {
+        sim.acct.settle(&mut sim.stats[r], r, now);
+    }
+    Ok(Replay { step_time, ranks: sim.stats, trace: sim.trace, events: sim.events })
+}

@@ -1,0 +1,12 @@
+//! clustersim: a discrete-event simulator of large GPU training clusters.
+//!
+//! Data flows one way: [`config`] → ([`model`], [`hardware`], [`plan`]) → [`schedule`]
+//! (op graph) → [`engine`] (replay over a [`network`]) → [`report`]. See ARCHITECTURE.md.
+
+pub mod engine;
+pub mod hardware;
+pub mod model;
+pub mod network;
+pub mod plan;
+pub mod schedule;
+pub mod units;

@@ -1,0 +1,49 @@
+//! Moving bytes between GPUs: the interface the engine times collectives through, and its
+//! implementations.
+//!
+//! The engine hands a ready collective (all members arrived) to a [`Network`] as a
+//! [`Transfer`]; the network answers with its completion time, or later through
+//! [`Network::advance`] when concurrent traffic shares links. [`analytic`] is the
+//! closed-form, contention-free model (alpha-beta per algorithm, as nccl-tests reports it).
+
+pub mod analytic;
+
+pub use analytic::AnalyticNetwork;
+
+use crate::schedule::{Category, Collective};
+use crate::units::Nanos;
+
+/// One collective instance ready to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Transfer<'a> {
+    /// Identifies the instance when it completes.
+    pub id: u64,
+    pub collective: Collective,
+    pub bytes: u64,
+    /// Member ranks (= GPU indices), in group order; `[sender, receiver]` for send/recv.
+    pub members: &'a [u32],
+    pub category: Category,
+}
+
+/// When a transfer finishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// Known now: no other traffic can change it.
+    At(Nanos),
+    /// Reported later by [`Network::advance`].
+    Pending,
+}
+
+/// A model of the cluster's interconnect.
+pub trait Network {
+    /// Starts a transfer at `now`.
+    fn begin(&mut self, now: Nanos, transfer: &Transfer<'_>) -> Completion;
+
+    /// Earliest time a pending transfer may complete (or its rates change).
+    fn next_event(&self) -> Option<Nanos> {
+        None
+    }
+
+    /// Advances to `now`, appending the ids of transfers that completed.
+    fn advance(&mut self, _now: Nanos, _completed: &mut Vec<u64>) {}
+}

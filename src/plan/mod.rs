@@ -1,0 +1,302 @@
+//! The parallelism plan: degrees, micro-batching, and the map between ranks, their
+//! (tp, cp, ep, edp, pp) coordinates, process groups and physical GPUs.
+//!
+//! Rank order follows Megatron-LM: TP fastest, then CP, then DP (whose fastest part is EP),
+//! then PP. So a TP group is 8 consecutive ranks that share a node, and a pipeline stage
+//! is a contiguous block of `tp * cp * dp` ranks. Rank `r` runs on GPU `r` (node
+//! `r / gpus_per_node`). Pure arithmetic; no allocation on the hot lookups.
+
+use serde::{Deserialize, Serialize};
+
+use crate::hardware::Precision;
+
+/// Pipeline schedule of the forward and backward passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleKind {
+    Gpipe,
+    #[default]
+    #[serde(rename = "1f1b")]
+    OneFOneB,
+    Interleaved,
+    ZbH1,
+    ZbH2,
+    Dualpipe,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Recompute {
+    None,
+    #[default]
+    Selective,
+    Full,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    #[default]
+    Adam,
+    Adam8bit,
+    Sgd,
+}
+
+/// What one optimizer step processes and at which precision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingSpec {
+    pub seq_len: u64,
+    /// Sequences per optimizer step.
+    pub global_batch: u64,
+    /// Sequences per micro-batch.
+    pub micro_batch: u64,
+    pub precision: Precision,
+    pub recompute: Recompute,
+    pub optimizer: Optimizer,
+    pub flash_attention: bool,
+}
+
+/// How the model is split across GPUs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParallelismSpec {
+    pub tp: u64,
+    pub pp: u64,
+    pub dp: u64,
+    pub ep: u64,
+    pub cp: u64,
+    pub sequence_parallel: bool,
+    pub schedule: ScheduleKind,
+    pub virtual_stages: u64,
+    pub zero: u8,
+    pub overlap_grad_reduce: bool,
+    /// Layers per pipeline stage when uneven; `None` splits as evenly as possible.
+    pub stage_layers: Option<Vec<u64>>,
+    /// Parameters per data-parallel gradient bucket (Megatron default 40M).
+    pub bucket_params: u64,
+}
+
+impl ParallelismSpec {
+    pub fn world_size(&self) -> u64 {
+        self.tp * self.pp * self.dp * self.cp
+    }
+}
+
+/// Axes of the rank grid, fastest-varying first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Axis {
+    Tp = 0,
+    Cp = 1,
+    Ep = 2,
+    /// Data parallel across expert replicas: `dp / ep`.
+    Edp = 3,
+    Pp = 4,
+}
+
+const AXES: usize = 5;
+
+/// A process group kind: the set of axes its members vary along.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct GroupMask(pub u8);
+
+impl GroupMask {
+    pub const TP: GroupMask = GroupMask(1 << Axis::Tp as u8);
+    pub const CP: GroupMask = GroupMask(1 << Axis::Cp as u8);
+    pub const EP: GroupMask = GroupMask(1 << Axis::Ep as u8);
+    pub const PP: GroupMask = GroupMask(1 << Axis::Pp as u8);
+    /// Dense-gradient data parallel group: DP x CP (Megatron reduces over both).
+    pub const DP: GroupMask =
+        GroupMask((1 << Axis::Cp as u8) | (1 << Axis::Ep as u8) | (1 << Axis::Edp as u8));
+    /// Expert-gradient data parallel group.
+    pub const EXPERT_DP: GroupMask = GroupMask((1 << Axis::Cp as u8) | (1 << Axis::Edp as u8));
+
+    fn has(self, axis: usize) -> bool {
+        self.0 & (1 << axis) != 0
+    }
+}
+
+/// The rank grid of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RankGrid {
+    sizes: [u32; AXES],
+    strides: [u32; AXES],
+    world: u32,
+}
+
+impl RankGrid {
+    pub fn new(p: &ParallelismSpec) -> Self {
+        let ep = p.ep.max(1);
+        let sizes = [p.tp, p.cp, ep, p.dp / ep, p.pp].map(|v| v.max(1) as u32);
+        let mut strides = [1u32; AXES];
+        for i in 1..AXES {
+            strides[i] = strides[i - 1] * sizes[i - 1];
+        }
+        RankGrid { sizes, strides, world: strides[AXES - 1] * sizes[AXES - 1] }
+    }
+
+    pub fn world(&self) -> u32 {
+        self.world
+    }
+
+    pub fn coord(&self, rank: u32, axis: Axis) -> u32 {
+        let a = axis as usize;
+        (rank / self.strides[a]) % self.sizes[a]
+    }
+
+    pub fn stage_of(&self, rank: u32) -> u32 {
+        self.coord(rank, Axis::Pp)
+    }
+
+    /// Ranks per pipeline stage.
+    pub fn stage_size(&self) -> u32 {
+        self.strides[Axis::Pp as usize]
+    }
+
+    pub fn group_size(&self, mask: GroupMask) -> u32 {
+        (0..AXES).filter(|&a| mask.has(a)).map(|a| self.sizes[a]).product()
+    }
+
+    pub fn group_count(&self, mask: GroupMask) -> u32 {
+        self.world / self.group_size(mask)
+    }
+
+    /// Index of `rank`'s group of this kind, in `0..group_count(mask)`.
+    pub fn group_index(&self, rank: u32, mask: GroupMask) -> u32 {
+        let mut index = 0;
+        let mut radix = 1;
+        for a in 0..AXES {
+            if !mask.has(a) {
+                index += ((rank / self.strides[a]) % self.sizes[a]) * radix;
+                radix *= self.sizes[a];
+            }
+        }
+        index
+    }
+
+    /// Position of `rank` inside its group, in `0..group_size(mask)`.
+    pub fn position_in_group(&self, rank: u32, mask: GroupMask) -> u32 {
+        let mut index = 0;
+        let mut radix = 1;
+        for a in 0..AXES {
+            if mask.has(a) {
+                index += ((rank / self.strides[a]) % self.sizes[a]) * radix;
+                radix *= self.sizes[a];
+            }
+        }
+        index
+    }
+
+    /// The `i`-th member (in group order) of group `group` of kind `mask`.
+    pub fn member(&self, mask: GroupMask, group: u32, i: u32) -> u32 {
+        let (mut g, mut m) = (group, i);
+        let mut rank = 0;
+        for a in 0..AXES {
+            let size = self.sizes[a];
+            let c = if mask.has(a) {
+                let c = m % size;
+                m /= size;
+                c
+            } else {
+                let c = g % size;
+                g /= size;
+                c
+            };
+            rank += c * self.strides[a];
+        }
+        rank
+    }
+
+    /// Appends all members of a group to `out` (cleared first).
+    pub fn members_into(&self, mask: GroupMask, group: u32, out: &mut Vec<u32>) {
+        out.clear();
+        out.extend((0..self.group_size(mask)).map(|i| self.member(mask, group, i)));
+    }
+
+    /// The rank at the same position as `rank` in pipeline stage `stage`.
+    pub fn rank_in_stage(&self, rank: u32, stage: u32) -> u32 {
+        rank % self.stage_size() + stage * self.stage_size()
+    }
+}
+
+/// Layers of each pipeline stage: explicit, or as even as possible with the remainder
+/// given to the middle stages (the first and last carry the embedding and the logits).
+pub fn split_layers(layers: u64, stages: u64) -> Vec<u64> {
+    let base = layers / stages;
+    let extra = layers % stages;
+    let mut out = vec![base; stages as usize];
+    // Hand extra layers to stages from the middle outwards so ends stay lighter.
+    let mut order: Vec<u64> = (0..stages).collect();
+    let mid = (stages as f64 - 1.0) / 2.0;
+    order.sort_by(|a, b| {
+        let da = (*a as f64 - mid).abs();
+        let db = (*b as f64 - mid).abs();
+        da.partial_cmp(&db).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(b))
+    });
+    for &s in order.iter().take(extra as usize) {
+        out[s as usize] += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(tp: u64, cp: u64, dp: u64, ep: u64, pp: u64) -> ParallelismSpec {
+        ParallelismSpec {
+            tp,
+            pp,
+            dp,
+            ep,
+            cp,
+            sequence_parallel: true,
+            schedule: ScheduleKind::OneFOneB,
+            virtual_stages: 1,
+            zero: 1,
+            overlap_grad_reduce: true,
+            stage_layers: None,
+            bucket_params: 40_000_000,
+        }
+    }
+
+    #[test]
+    fn megatron_rank_order() {
+        let g = RankGrid::new(&spec(8, 1, 4, 1, 2));
+        assert_eq!(g.world(), 64);
+        assert_eq!(g.coord(13, Axis::Tp), 5);
+        assert_eq!(g.stage_of(31), 0);
+        assert_eq!(g.stage_of(32), 1);
+        let mut m = Vec::new();
+        g.members_into(GroupMask::TP, g.group_index(13, GroupMask::TP), &mut m);
+        assert_eq!(m, (8..16).collect::<Vec<_>>());
+        g.members_into(GroupMask::DP, g.group_index(13, GroupMask::DP), &mut m);
+        assert_eq!(m, vec![5, 13, 21, 29]);
+        g.members_into(GroupMask::PP, g.group_index(13, GroupMask::PP), &mut m);
+        assert_eq!(m, vec![13, 45]);
+    }
+
+    #[test]
+    fn every_rank_is_in_exactly_one_group_of_each_kind() {
+        let g = RankGrid::new(&spec(2, 2, 4, 2, 3));
+        for mask in [GroupMask::TP, GroupMask::CP, GroupMask::EP, GroupMask::DP, GroupMask::PP] {
+            let mut seen = vec![0; g.world() as usize];
+            let mut m = Vec::new();
+            for gi in 0..g.group_count(mask) {
+                g.members_into(mask, gi, &mut m);
+                for &r in &m {
+                    seen[r as usize] += 1;
+                    assert_eq!(g.group_index(r, mask), gi);
+                }
+            }
+            assert!(seen.iter().all(|&c| c == 1), "{mask:?}");
+        }
+    }
+
+    #[test]
+    fn uneven_split_keeps_all_layers() {
+        let s = split_layers(126, 16);
+        assert_eq!(s.iter().sum::<u64>(), 126);
+        assert!(s.iter().all(|&l| l == 7 || l == 8));
+        assert_eq!(s[0], 7);
+        assert_eq!(s[15], 7);
+    }
+}

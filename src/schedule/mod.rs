@@ -1,0 +1,547 @@
+//! The schedule generator: model + plan + compute model → the op graph of one step.
+//!
+//! Turns each pipeline stage's slot order ([`pipeline`]) into a [`StageProgram`]: per layer,
+//! compute ops with tensor-parallel collectives between them (all-reduce, or all-gather /
+//! reduce-scatter with sequence parallel), pipeline sends and receives at chunk boundaries,
+//! data-parallel gradient buckets that overlap with backward when the plan says so, and the
+//! optimizer step. Compute durations are fixed here from the compute model; communication is
+//! left to the network. Deterministic: same inputs, same graph. Measures no time itself.
+
+pub mod graph;
+pub mod pipeline;
+
+use std::collections::HashMap;
+
+use petgraph::graph::NodeIndex;
+
+pub use graph::{
+    CATEGORIES, Category, Collective, Comm, GroupRef, Op, OpGraph, STREAMS, StageProgram,
+    StepGraph, Stream,
+};
+use pipeline::{Pass, Slot};
+
+use crate::hardware::ComputeModel;
+use crate::model::{self, Kernel, LayerShard, ModelSpec};
+use crate::plan::{GroupMask, ParallelismSpec, Recompute, ScheduleKind, TrainingSpec, split_layers};
+use crate::units::{Nanos, secs_to_ns};
+
+/// Everything the generator reads.
+#[derive(Debug, Clone, Copy)]
+pub struct StepInputs<'a> {
+    pub model: &'a ModelSpec,
+    pub training: &'a TrainingSpec,
+    pub parallelism: &'a ParallelismSpec,
+    pub compute: &'a ComputeModel,
+}
+
+impl StepInputs<'_> {
+    pub fn micro_batches(&self) -> u64 {
+        self.training.global_batch / (self.parallelism.dp * self.training.micro_batch)
+    }
+
+    /// Virtual pipeline stages (model chunks) per stage.
+    pub fn chunks(&self) -> u64 {
+        if self.parallelism.schedule == ScheduleKind::Interleaved {
+            self.parallelism.virtual_stages.max(1)
+        } else {
+            1
+        }
+    }
+
+    /// Layers of every virtual stage, in virtual-stage order (`chunk * pp + stage`).
+    pub fn virtual_stage_layers(&self) -> Vec<u64> {
+        let p = self.parallelism;
+        match &p.stage_layers {
+            Some(explicit) if self.chunks() == 1 => explicit.clone(),
+            _ => split_layers(self.model.layers, p.pp * self.chunks()),
+        }
+    }
+
+    pub fn layer_shard(&self) -> LayerShard {
+        LayerShard {
+            micro_batch: self.training.micro_batch,
+            seq_len: self.training.seq_len,
+            tp: self.parallelism.tp,
+            cp: self.parallelism.cp,
+            sequence_parallel: self.parallelism.sequence_parallel && self.parallelism.tp > 1,
+            flash_attention: self.training.flash_attention,
+            elem_bytes: self.training.precision.gemm_operand_bytes(),
+        }
+    }
+}
+
+/// Durations (ns) of the compute ops of one micro-batch on one GPU.
+#[derive(Debug, Clone, Default)]
+struct OpCosts {
+    attn_fwd: Nanos,
+    attn_bwd: Nanos,
+    mlp_fwd: Nanos,
+    mlp_bwd: Nanos,
+    moe_fwd: Nanos,
+    moe_bwd: Nanos,
+    selective_recompute: Nanos,
+    embedding_fwd: Nanos,
+    embedding_bwd: Nanos,
+    logits_fwd: Nanos,
+    logits_bwd: Nanos,
+}
+
+fn time(cm: &ComputeModel, ks: &[Kernel]) -> Nanos {
+    secs_to_ns(cm.kernels_time_s(ks))
+}
+
+impl OpCosts {
+    fn new(inp: &StepInputs) -> Self {
+        let (m, cm) = (inp.model, inp.compute);
+        let sh = inp.layer_shard();
+        let attn = model::kernels::attention_forward(m, &sh);
+        let mlp = model::kernels::mlp_forward(m, &sh);
+        let moe = moe_forward(inp, &sh);
+        let emb = model::kernels::embedding_forward(m, &sh);
+        let logits = model::kernels::logits_forward(m, &sh);
+        let bwd = model::kernels::backward;
+        OpCosts {
+            attn_fwd: time(cm, &attn),
+            attn_bwd: time(cm, &bwd(&attn)),
+            mlp_fwd: time(cm, &mlp),
+            mlp_bwd: time(cm, &bwd(&mlp)),
+            moe_fwd: time(cm, &moe),
+            moe_bwd: time(cm, &bwd(&moe)),
+            selective_recompute: time(cm, &model::kernels::selective_recompute(&attn)),
+            embedding_fwd: time(cm, &emb),
+            embedding_bwd: time(cm, &bwd(&emb)),
+            logits_fwd: time(cm, &logits),
+            logits_bwd: time(cm, &bwd(&logits)),
+        }
+    }
+}
+
+/// Routed + shared experts of one MoE layer on one GPU, with tokens spread evenly.
+fn moe_forward(inp: &StepInputs, sh: &LayerShard) -> Vec<Kernel> {
+    let Some(moe) = &inp.model.moe else { return Vec::new() };
+    let ep = inp.parallelism.ep.max(1);
+    let tokens = sh.tokens();
+    let local_experts = (moe.experts / ep).max(1);
+    let per_expert =
+        ((tokens * moe.top_k * ep) as f64 / moe.experts as f64 * moe.capacity_factor).ceil() as u64;
+    let mut ks = vec![Kernel {
+        name: "router",
+        class: model::KernelClass::Gemm { m: tokens, n: moe.experts, k: inp.model.hidden },
+        flops: 2.0 * (tokens * moe.experts * inp.model.hidden) as f64,
+        bytes: (tokens * inp.model.hidden) as f64 * 2.0,
+        phase: model::Phase::Forward,
+    }];
+    ks.extend(model::kernels::experts_forward(inp.model, sh, local_experts, per_expert));
+    if moe.shared_experts > 0 {
+        ks.extend(model::kernels::experts_forward(inp.model, sh, moe.shared_experts, tokens));
+    }
+    ks
+}
+
+/// A data-parallel gradient bucket: layers whose gradients are reduced together.
+#[derive(Debug, Clone)]
+struct Bucket {
+    chunk: u32,
+    params: u64,
+    /// The layer whose backward completes the bucket (the lowest, backward runs in reverse).
+    last_layer: u64,
+    first_layer: u64,
+}
+
+struct Builder<'a> {
+    inp: StepInputs<'a>,
+    costs: OpCosts,
+    comms: Vec<Comm>,
+    p2p: HashMap<(bool, u32, u32), u32>,
+    vs_layers: Vec<(u64, u64)>,
+    pp: u32,
+    chunks: u32,
+    m: u32,
+}
+
+/// Builds one stage's program.
+struct StageBuilder {
+    stage: u32,
+    graph: OpGraph,
+    /// The last op of the current dependency chain (compute or blocking collective).
+    frontier: Option<NodeIndex>,
+    /// A pipeline receive the next chain op must also wait for.
+    also_wait_for: Option<NodeIndex>,
+}
+
+impl StageBuilder {
+    fn chain_deps(&mut self) -> Vec<NodeIndex> {
+        self.frontier.into_iter().chain(self.also_wait_for.take()).collect()
+    }
+
+    fn push(&mut self, op: Op, deps: &[NodeIndex]) -> NodeIndex {
+        let stream = op.stream;
+        let n = self.graph.add_node(op);
+        for &d in deps {
+            if self.graph[d].stream != stream {
+                self.graph.add_edge(d, n, ());
+            }
+        }
+        n
+    }
+
+    /// Appends an op to the main chain: it waits for the previous chain op.
+    fn chain(&mut self, op: Op) -> NodeIndex {
+        let deps = self.chain_deps();
+        let n = self.push(op, &deps);
+        self.frontier = Some(n);
+        n
+    }
+}
+
+fn compute_op(category: Category, duration: Nanos, slot: Slot, layers: (u64, u64), label: &'static str) -> Op {
+    Op {
+        category,
+        stream: Stream::Compute,
+        duration,
+        comm: None,
+        micro_batch: slot.micro_batch,
+        chunk: slot.chunk as u16,
+        layers: (layers.0.min(u16::MAX as u64) as u16, layers.1.min(u16::MAX as u64) as u16),
+        label,
+    }
+}
+
+const NO_LAYERS: (u64, u64) = (u16::MAX as u64, u16::MAX as u64);
+
+impl<'a> Builder<'a> {
+    fn new(inp: StepInputs<'a>) -> Self {
+        let layers = inp.virtual_stage_layers();
+        let mut vs_layers = Vec::with_capacity(layers.len());
+        let mut start = 0;
+        for l in layers {
+            vs_layers.push((start, start + l));
+            start += l;
+        }
+        Builder {
+            costs: OpCosts::new(&inp),
+            comms: Vec::new(),
+            p2p: HashMap::new(),
+            vs_layers,
+            pp: inp.parallelism.pp as u32,
+            chunks: inp.chunks() as u32,
+            m: inp.micro_batches() as u32,
+            inp,
+        }
+    }
+
+    fn virtual_stages(&self) -> u32 {
+        self.pp * self.chunks
+    }
+
+    fn new_comm(&mut self, collective: Collective, group: GroupRef, bytes: u64, category: Category) -> u32 {
+        self.comms.push(Comm { collective, group, bytes, category, ops: Vec::with_capacity(1) });
+        (self.comms.len() - 1) as u32
+    }
+
+    fn comm_op(&mut self, sb: &mut StageBuilder, comm: u32, stream: Stream, slot: Slot, label: &'static str, deps: &[NodeIndex]) -> NodeIndex {
+        let c = &self.comms[comm as usize];
+        let op = Op {
+            category: c.category,
+            stream,
+            duration: 0,
+            comm: Some(comm),
+            micro_batch: slot.micro_batch,
+            chunk: slot.chunk as u16,
+            layers: (u16::MAX, u16::MAX),
+            label,
+        };
+        let n = sb.push(op, deps);
+        self.comms[comm as usize].ops.push((sb.stage, n.index() as u32));
+        n
+    }
+
+    /// A blocking collective on the TP stream, chained between compute ops.
+    fn chained_collective(&mut self, sb: &mut StageBuilder, collective: Collective, mask: GroupMask, bytes: u64, category: Category, slot: Slot, label: &'static str) {
+        let comm = self.new_comm(collective, GroupRef::Axes(mask), bytes, category);
+        let deps = sb.chain_deps();
+        let n = self.comm_op(sb, comm, Stream::Tp, slot, label, &deps);
+        sb.frontier = Some(n);
+    }
+
+    fn activation_bytes(&self) -> u64 {
+        let t = &self.inp.training;
+        (t.micro_batch * t.seq_len / self.inp.parallelism.cp.max(1) * self.inp.model.hidden) as u64
+            * t.precision.activation_bytes() as u64
+    }
+
+    /// Pipeline p2p message: the activation, scattered over TP with sequence parallel.
+    fn p2p_bytes(&self) -> u64 {
+        let bytes = self.activation_bytes();
+        if self.inp.layer_shard().sequence_parallel { bytes / self.inp.parallelism.tp } else { bytes }
+    }
+
+    /// The comm of the pipeline hop `(forward?, micro-batch, from virtual stage)`.
+    fn p2p_comm(&mut self, forward: bool, mb: u32, from_vs: u32) -> u32 {
+        if let Some(&c) = self.p2p.get(&(forward, mb, from_vs)) {
+            return c;
+        }
+        let to_vs = if forward { from_vs + 1 } else { from_vs - 1 };
+        let group = GroupRef::P2p { from: from_vs % self.pp, to: to_vs % self.pp };
+        let c = self.new_comm(Collective::SendRecv, group, self.p2p_bytes(), Category::Pp);
+        self.p2p.insert((forward, mb, from_vs), c);
+        c
+    }
+
+    /// Tensor-parallel collectives around a block: `(before, after)` per pass.
+    fn tp_collectives(&self) -> Option<(Option<Collective>, Collective)> {
+        if self.inp.parallelism.tp <= 1 {
+            return None;
+        }
+        if self.inp.layer_shard().sequence_parallel {
+            Some((Some(Collective::AllGather), Collective::ReduceScatter))
+        } else {
+            Some((None, Collective::AllReduce))
+        }
+    }
+
+    /// One block (attention or MLP) of one pass: collectives before and after its compute.
+    fn block(&mut self, sb: &mut StageBuilder, slot: Slot, layer: u64, category: Category, duration: Nanos, label: &'static str) -> NodeIndex {
+        let bytes = self.activation_bytes();
+        let tp = self.tp_collectives();
+        if let Some((Some(before), _)) = tp {
+            self.chained_collective(sb, before, GroupMask::TP, bytes, Category::Tp, slot, "tp all-gather");
+        }
+        let n = sb.chain(compute_op(category, duration, slot, (layer, layer), label));
+        if let Some((_, after)) = tp {
+            let name = if after == Collective::AllReduce { "tp all-reduce" } else { "tp reduce-scatter" };
+            self.chained_collective(sb, after, GroupMask::TP, bytes, Category::Tp, slot, name);
+        }
+        n
+    }
+
+    fn moe_dispatch(&mut self, sb: &mut StageBuilder, slot: Slot, label: &'static str) {
+        if self.inp.parallelism.ep > 1 {
+            let moe = self.inp.model.moe.as_ref().map_or(1, |m| m.top_k);
+            let bytes = self.activation_bytes() * moe;
+            self.chained_collective(sb, Collective::AllToAll, GroupMask::EP, bytes, Category::Ep, slot, label);
+        }
+    }
+
+    fn mlp_block(&mut self, sb: &mut StageBuilder, slot: Slot, layer: u64, forward: bool) -> NodeIndex {
+        let c = &self.costs;
+        let moe = self.inp.model.is_moe_layer(layer);
+        let (cat, dur, label) = match (moe, forward) {
+            (false, true) => (Category::Forward, c.mlp_fwd, "mlp fwd"),
+            (false, false) => (Category::Backward, c.mlp_bwd, "mlp bwd"),
+            (true, true) => (Category::Forward, c.moe_fwd, "moe fwd"),
+            (true, false) => (Category::Backward, c.moe_bwd, "moe bwd"),
+        };
+        if moe {
+            self.moe_dispatch(sb, slot, "ep dispatch");
+        }
+        let n = self.block(sb, slot, layer, cat, dur, label);
+        if moe {
+            self.moe_dispatch(sb, slot, "ep combine");
+        }
+        n
+    }
+
+    fn forward_slot(&mut self, sb: &mut StageBuilder, slot: Slot, first_fwd: &mut HashMap<u64, NodeIndex>) {
+        let vs = slot.chunk * self.pp + sb.stage;
+        if vs > 0 {
+            let c = self.p2p_comm(true, slot.micro_batch, vs - 1);
+            let r = self.comm_op(sb, c, Stream::RecvPrev, slot, "pp recv fwd", &[]);
+            // The next op waits for both the receive and the chain so far: TP collectives
+            // block the compute stream as NCCL kernels on Megatron's main stream do.
+            sb.also_wait_for = Some(r);
+        }
+        if vs == 0 {
+            sb.chain(compute_op(Category::Forward, self.costs.embedding_fwd, slot, NO_LAYERS, "embedding fwd"));
+        }
+        let (lo, hi) = self.vs_layers[vs as usize];
+        for layer in lo..hi {
+            let a = self.block(sb, slot, layer, Category::Forward, self.costs.attn_fwd, "attn fwd");
+            first_fwd.entry(layer).or_insert(a);
+            self.mlp_block(sb, slot, layer, true);
+        }
+        if vs + 1 == self.virtual_stages() {
+            sb.chain(compute_op(Category::Forward, self.costs.logits_fwd, slot, NO_LAYERS, "logits+loss fwd"));
+        } else {
+            let c = self.p2p_comm(true, slot.micro_batch, vs);
+            let deps = sb.chain_deps();
+            self.comm_op(sb, c, Stream::SendNext, slot, "pp send fwd", &deps);
+        }
+    }
+
+    fn backward_slot(&mut self, sb: &mut StageBuilder, slot: Slot, grads_done: &mut HashMap<u64, NodeIndex>) {
+        let vs = slot.chunk * self.pp + sb.stage;
+        let recompute = self.inp.training.recompute;
+        if vs + 1 < self.virtual_stages() {
+            let c = self.p2p_comm(false, slot.micro_batch, vs + 1);
+            let r = self.comm_op(sb, c, Stream::RecvNext, slot, "pp recv bwd", &[]);
+            sb.also_wait_for = Some(r);
+        } else {
+            sb.chain(compute_op(Category::Backward, self.costs.logits_bwd, slot, NO_LAYERS, "logits+loss bwd"));
+        }
+        let (lo, hi) = self.vs_layers[vs as usize];
+        for layer in (lo..hi).rev() {
+            if recompute == Recompute::Full {
+                self.block(sb, slot, layer, Category::Recompute, self.costs.attn_fwd, "recompute attn");
+                self.mlp_recompute(sb, slot, layer);
+            }
+            self.mlp_block(sb, slot, layer, false);
+            if recompute == Recompute::Selective && self.costs.selective_recompute > 0 {
+                sb.chain(compute_op(Category::Recompute, self.costs.selective_recompute, slot, (layer, layer), "recompute attn core"));
+            }
+            let n = self.block(sb, slot, layer, Category::Backward, self.costs.attn_bwd, "attn bwd");
+            grads_done.insert(layer, n);
+        }
+        if vs == 0 {
+            sb.chain(compute_op(Category::Backward, self.costs.embedding_bwd, slot, NO_LAYERS, "embedding bwd"));
+        } else {
+            let c = self.p2p_comm(false, slot.micro_batch, vs);
+            let deps = sb.chain_deps();
+            self.comm_op(sb, c, Stream::SendPrev, slot, "pp send bwd", &deps);
+        }
+    }
+
+    fn mlp_recompute(&mut self, sb: &mut StageBuilder, slot: Slot, layer: u64) {
+        let moe = self.inp.model.is_moe_layer(layer);
+        let dur = if moe { self.costs.moe_fwd } else { self.costs.mlp_fwd };
+        if moe {
+            self.moe_dispatch(sb, slot, "ep dispatch");
+        }
+        self.block(sb, slot, layer, Category::Recompute, dur, "recompute mlp");
+        if moe {
+            self.moe_dispatch(sb, slot, "ep combine");
+        }
+    }
+
+    /// Gradient buckets of a stage, per chunk, formed in backward (reverse layer) order.
+    fn buckets(&self, stage: u32) -> Vec<Bucket> {
+        let m = self.inp.model;
+        let target = self.inp.parallelism.bucket_params.max(1);
+        let mut out = Vec::new();
+        for chunk in 0..self.chunks {
+            let vs = chunk * self.pp + stage;
+            let (lo, hi) = self.vs_layers[vs as usize];
+            let mut extra = 0;
+            if vs + 1 == self.virtual_stages() && !m.tied_embeddings {
+                extra += m.embedding_params();
+            }
+            if vs == 0 {
+                extra += m.embedding_params();
+            }
+            let mut current: Option<Bucket> = None;
+            for layer in (lo..hi).rev() {
+                let b = current.get_or_insert(Bucket { chunk, params: extra, last_layer: layer, first_layer: layer });
+                extra = 0;
+                b.params += m.layer_params(layer);
+                b.last_layer = layer;
+                b.first_layer = layer;
+                if b.params >= target {
+                    out.extend(current.take());
+                }
+            }
+            out.extend(current.take());
+            if hi == lo && extra > 0 {
+                out.push(Bucket { chunk, params: extra, last_layer: u64::MAX, first_layer: u64::MAX });
+            }
+        }
+        out
+    }
+
+    fn stage_params(&self, stage: u32) -> u64 {
+        self.buckets(stage).iter().map(|b| b.params).sum()
+    }
+
+    fn build_stage(&mut self, stage: u32) -> StageProgram {
+        let mut sb = StageBuilder { stage, graph: OpGraph::default(), frontier: None, also_wait_for: None };
+        let par = self.inp.parallelism;
+        let tp = par.tp.max(1);
+        let grad_bytes = self.inp.training.precision.grad_bytes();
+        let sharded = par.zero >= 1 && par.dp > 1;
+        let buckets = self.buckets(stage);
+        let none = Slot { pass: Pass::Forward, micro_batch: u32::MAX, chunk: 0 };
+
+        // Distributed optimizer with overlap: last step's parameter all-gather runs at the
+        // start of this step, each bucket ahead of the first forward that needs it.
+        let mut gather_before: Vec<(u64, NodeIndex)> = Vec::new();
+        if sharded && par.overlap_grad_reduce {
+            for b in buckets.iter().rev() {
+                let bytes = (b.params / tp) as f64 * grad_bytes;
+                let c = self.new_comm(Collective::AllGather, GroupRef::Axes(GroupMask::DP), bytes as u64, Category::Dp);
+                let n = self.comm_op(&mut sb, c, Stream::Dp, Slot { chunk: b.chunk, ..none }, "dp param all-gather", &[]);
+                gather_before.push((b.first_layer, n));
+            }
+        }
+
+        let order = pipeline::stage_order(par.schedule, stage, self.pp, self.m, self.chunks);
+        let mut first_fwd = HashMap::new();
+        let mut grads_done = HashMap::new();
+        let mut last_backward: HashMap<u32, usize> = HashMap::new();
+        for (i, s) in order.iter().enumerate() {
+            if s.pass == Pass::Backward {
+                last_backward.insert(s.chunk, i);
+            }
+        }
+        let mut reduce_ops = Vec::new();
+        for (i, &slot) in order.iter().enumerate() {
+            match slot.pass {
+                Pass::Forward => self.forward_slot(&mut sb, slot, &mut first_fwd),
+                Pass::Backward | Pass::Weight => {
+                    grads_done.clear();
+                    self.backward_slot(&mut sb, slot, &mut grads_done);
+                    if par.dp > 1 && par.overlap_grad_reduce && last_backward.get(&slot.chunk) == Some(&i) {
+                        for b in buckets.iter().filter(|b| b.chunk == slot.chunk) {
+                            let dep = grads_done.get(&b.last_layer).copied().or(sb.frontier);
+                            reduce_ops.push(self.grad_reduce(&mut sb, b, sharded, grad_bytes, dep));
+                        }
+                    }
+                }
+            }
+        }
+        for (layer, ag) in gather_before {
+            if let Some(&f) = first_fwd.get(&layer) {
+                sb.graph.add_edge(ag, f, ());
+            }
+        }
+        if par.dp > 1 && !par.overlap_grad_reduce {
+            let dep = sb.frontier;
+            for b in &buckets {
+                reduce_ops.push(self.grad_reduce(&mut sb, b, sharded, grad_bytes, dep));
+            }
+        }
+        let local_params = self.stage_params(stage) / tp / if sharded { par.dp } else { 1 };
+        let opt = compute_op(Category::Optimizer, time(self.inp.compute, &model::kernels::adam_step(local_params)), none, NO_LAYERS, "optimizer");
+        let mut deps = reduce_ops;
+        deps.extend(sb.frontier);
+        let opt = sb.push(opt, &deps);
+        sb.frontier = Some(opt);
+        if sharded && !par.overlap_grad_reduce {
+            for b in &buckets {
+                let bytes = (b.params / tp) as f64 * grad_bytes;
+                let c = self.new_comm(Collective::AllGather, GroupRef::Axes(GroupMask::DP), bytes as u64, Category::Dp);
+                self.comm_op(&mut sb, c, Stream::Dp, none, "dp param all-gather", &[opt]);
+            }
+        }
+        StageProgram { graph: sb.graph }
+    }
+
+    fn grad_reduce(&mut self, sb: &mut StageBuilder, b: &Bucket, sharded: bool, grad_bytes: f64, dep: Option<NodeIndex>) -> NodeIndex {
+        let tp = self.inp.parallelism.tp.max(1);
+        let bytes = ((b.params / tp) as f64 * grad_bytes) as u64;
+        let (coll, label) = if sharded {
+            (Collective::ReduceScatter, "dp grad reduce-scatter")
+        } else {
+            (Collective::AllReduce, "dp grad all-reduce")
+        };
+        let c = self.new_comm(coll, GroupRef::Axes(GroupMask::DP), bytes, Category::Dp);
+        let slot = Slot { pass: Pass::Backward, micro_batch: u32::MAX, chunk: b.chunk };
+        let deps: Vec<NodeIndex> = dep.into_iter().collect();
+        self.comm_op(sb, c, Stream::Dp, slot, label, &deps)
+    }
+}
+
+/// Generates the op graph of one training step.
+pub fn build_step(inp: StepInputs) -> StepGraph {
+    let mut b = Builder::new(inp);
+    let stages = (0..b.pp).map(|s| b.build_stage(s)).collect();
+    StepGraph { stages, comms: b.comms, micro_batches: b.m }
+}
