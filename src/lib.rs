@@ -3,10 +3,16 @@
 //! Data flows one way: [`config`] → ([`model`], [`hardware`], [`plan`]) → [`schedule`]
 //! (op graph) → [`engine`] (replay over a [`network`]) → [`report`]. See ARCHITECTURE.md.
 
+pub mod config;
 pub mod engine;
+pub mod faults;
+#[doc(hidden)]
+pub mod fixtures;
 pub mod hardware;
 pub mod model;
 pub mod network;
 pub mod plan;
+pub mod run;
 pub mod schedule;
+pub mod sim;
 pub mod units;

@@ -72,7 +72,11 @@ pub fn parse_size_bytes(text: &str) -> Result<u64, String> {
         "M" => 1024.0 * 1024.0,
         "G" => 1024.0 * 1024.0 * 1024.0,
         "T" => 1024f64.powi(4),
-        _ => return Err(format!("`{t}` has unknown unit `{unit}`; allowed: K, M, G, T")),
+        _ => {
+            return Err(format!(
+                "`{t}` has unknown unit `{unit}`; allowed: K, M, G, T"
+            ));
+        }
     };
     if !value.is_finite() || value <= 0.0 {
         return Err(format!("`{t}` must be a positive size"));

@@ -26,7 +26,13 @@ pub enum EngineError {
         "the op graph deadlocked at t={time_ns} ns: rank {rank} stopped at op {op} ({label}) of {ops}; \
          a collective's members reached it in different orders"
     )]
-    Deadlock { time_ns: Nanos, rank: u32, op: u32, ops: u32, label: &'static str },
+    Deadlock {
+        time_ns: Nanos,
+        rank: u32,
+        op: u32,
+        ops: u32,
+        label: &'static str,
+    },
     #[error("the plan has {grid} ranks but the op graph has {stages} stages for pp={pp}")]
     Shape { grid: u32, stages: usize, pp: u32 },
 }
@@ -79,7 +85,12 @@ fn compile(step: &StepGraph) -> Vec<Compiled> {
                 stream_ops[op.stream as usize].push(idx.index() as u32);
             }
             succ_start.push(succ.len() as u32);
-            Compiled { ops, succ_start, succ, stream_ops }
+            Compiled {
+                ops,
+                succ_start,
+                succ,
+                stream_ops,
+            }
         })
         .collect()
 }
@@ -92,7 +103,9 @@ pub struct RankSpeeds {
 
 impl RankSpeeds {
     pub fn uniform() -> Self {
-        RankSpeeds { slowdown: Vec::new() }
+        RankSpeeds {
+            slowdown: Vec::new(),
+        }
     }
 
     pub fn set(&mut self, world: u32, rank: u32, factor: f32) {
@@ -222,14 +235,18 @@ impl<'a, N: Network> Sim<'a, N> {
     fn dep_index(&self, rank: u32, op: u32) -> usize {
         let stage = rank / self.stage_size;
         let pos = rank % self.stage_size;
-        (self.stage_base[stage as usize] + pos as u64 * self.stage_ops[stage as usize] as u64 + op as u64) as usize
+        (self.stage_base[stage as usize]
+            + pos as u64 * self.stage_ops[stage as usize] as u64
+            + op as u64) as usize
     }
 
     /// Local group index of `rank` in the groups of comm `c`.
     #[inline]
     fn local_group(&self, c: u32, rank: u32) -> u32 {
         match self.step.comms[c as usize].group {
-            GroupRef::Axes(mask) => self.grid.group_index(rank, mask) % self.comm_groups[c as usize],
+            GroupRef::Axes(mask) => {
+                self.grid.group_index(rank, mask) % self.comm_groups[c as usize]
+            }
             GroupRef::P2p { .. } => rank % self.stage_size,
         }
     }
@@ -264,7 +281,9 @@ impl<'a, N: Network> Sim<'a, N> {
         }
         let stage = (rank / self.stage_size) as usize;
         let cur = self.cursor[slot] as usize;
-        let Some(&op) = self.progs[stage].stream_ops[stream].get(cur) else { return };
+        let Some(&op) = self.progs[stage].stream_ops[stream].get(cur) else {
+            return;
+        };
         if self.deps_left[self.dep_index(rank, op)] != 0 {
             return;
         }
@@ -295,7 +314,13 @@ impl<'a, N: Network> Sim<'a, N> {
         self.fill_members(c, local);
         let comm = &self.step.comms[c as usize];
         let id = COMM_EVENT | ((c as u64) << 32) | local as u64;
-        let t = Transfer { id, collective: comm.collective, bytes: comm.bytes, members: &self.members, category: comm.category };
+        let t = Transfer {
+            id,
+            collective: comm.collective,
+            bytes: comm.bytes,
+            members: &self.members,
+            category: comm.category,
+        };
         let completion = self.net.begin(self.now, &t);
         let idx = (self.comm_base[c as usize] + local) as usize;
         self.comm_start[idx] = self.now;
@@ -315,7 +340,8 @@ impl<'a, N: Network> Sim<'a, N> {
         self.acct.settle(&mut self.stats[r], r, self.now);
         self.acct.active[r][category as usize] += 1;
         let cat = Category::ALL[category as usize];
-        if cat.is_pipeline_compute() && self.stats[r].busy[Category::Forward as usize] == 0
+        if cat.is_pipeline_compute()
+            && self.stats[r].busy[Category::Forward as usize] == 0
             && self.stats[r].busy[Category::Backward as usize] == 0
             && self.stats[r].busy[Category::Recompute as usize] == 0
             && self.stats[r].busy[Category::BackwardWeight as usize] == 0
@@ -346,11 +372,19 @@ impl<'a, N: Network> Sim<'a, N> {
         let slot = rank as usize * STREAMS + stream;
         self.end_activity(rank, eop.category, start);
         if self.traced[rank as usize] {
-            self.trace.push(TraceEvent { rank, op, start, end: self.now });
+            self.trace.push(TraceEvent {
+                rank,
+                op,
+                start,
+                end: self.now,
+            });
         }
         self.busy[slot] = 0;
         self.cursor[slot] += 1;
-        let (a, b) = (self.progs[stage].succ_start[op as usize], self.progs[stage].succ_start[op as usize + 1]);
+        let (a, b) = (
+            self.progs[stage].succ_start[op as usize],
+            self.progs[stage].succ_start[op as usize + 1],
+        );
         for i in a..b {
             let s = self.progs[stage].succ[i as usize];
             let di = self.dep_index(rank, s);
@@ -368,7 +402,8 @@ impl<'a, N: Network> Sim<'a, N> {
         if payload & COMM_EVENT == 0 {
             let rank = (payload >> 32) as u32;
             let op = payload as u32;
-            let slot = rank as usize * STREAMS + self.progs[(rank / self.stage_size) as usize].ops[op as usize].stream as usize;
+            let slot = rank as usize * STREAMS
+                + self.progs[(rank / self.stage_size) as usize].ops[op as usize].stream as usize;
             let start = self.op_start[slot];
             self.finish(rank, op, start);
         } else {
@@ -417,7 +452,9 @@ impl<'a, N: Network> Sim<'a, N> {
                 self.completed = done;
             }
             while self.heap.peek_key() == Some(t) {
-                let Some((_, payload)) = self.heap.pop() else { break };
+                let Some((_, payload)) = self.heap.pop() else {
+                    break;
+                };
                 self.handle(payload);
             }
         }
@@ -454,7 +491,11 @@ pub fn replay<N: Network>(
 ) -> Result<Replay, EngineError> {
     let pp = step.stages.len() as u32;
     if pp == 0 || grid.world() % pp != 0 || grid.world() / grid.stage_size() != pp {
-        return Err(EngineError::Shape { grid: grid.world(), stages: step.stages.len(), pp });
+        return Err(EngineError::Shape {
+            grid: grid.world(),
+            stages: step.stages.len(),
+            pp,
+        });
     }
     let progs = compile(step);
     let world = grid.world() as usize;
@@ -480,7 +521,11 @@ pub fn replay<N: Network>(
         let groups = match c.group {
             GroupRef::Axes(mask) => {
                 let g = grid.group_count(mask);
-                if mask.0 & crate::plan::GroupMask::PP.0 != 0 { g } else { g / pp }
+                if mask.0 & crate::plan::GroupMask::PP.0 != 0 {
+                    g
+                } else {
+                    g / pp
+                }
             }
             GroupRef::P2p { .. } => stage_size,
         };
@@ -492,9 +537,15 @@ pub fn replay<N: Network>(
     match trace_ranks {
         TraceRanks::None => {}
         TraceRanks::All => traced.iter_mut().for_each(|t| *t = true),
-        TraceRanks::Some(rs) => rs.iter().filter(|&&r| (r as usize) < world).for_each(|&r| traced[r as usize] = true),
+        TraceRanks::Some(rs) => rs
+            .iter()
+            .filter(|&&r| (r as usize) < world)
+            .for_each(|&r| traced[r as usize] = true),
     }
-    let stats = RankStats { pipeline_first_start: Nanos::MAX, ..Default::default() };
+    let stats = RankStats {
+        pipeline_first_start: Nanos::MAX,
+        ..Default::default()
+    };
     let mut sim = Sim {
         step,
         progs,
@@ -512,7 +563,10 @@ pub fn replay<N: Network>(
         comm_base,
         comm_groups,
         stats: vec![stats; world],
-        acct: Accountant { active: vec![[0; CATEGORIES]; world], last: vec![0; world] },
+        acct: Accountant {
+            active: vec![[0; CATEGORIES]; world],
+            last: vec![0; world],
+        },
         traced,
         trace: Vec::new(),
         members: Vec::new(),
@@ -528,5 +582,10 @@ pub fn replay<N: Network>(
     for r in 0..world {
         sim.acct.settle(&mut sim.stats[r], r, now);
     }
-    Ok(Replay { step_time, ranks: sim.stats, trace: sim.trace, events: sim.events })
+    Ok(Replay {
+        step_time,
+        ranks: sim.stats,
+        trace: sim.trace,
+        events: sim.events,
+    })
 }

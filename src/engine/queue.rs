@@ -29,7 +29,11 @@ fn bucket_of(key: Nanos, last: Nanos) -> usize {
 
 impl RadixHeap {
     pub fn new() -> Self {
-        RadixHeap { last: 0, len: 0, buckets: (0..BUCKETS).map(|_| Vec::new()).collect() }
+        RadixHeap {
+            last: 0,
+            len: 0,
+            buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -78,7 +82,9 @@ impl RadixHeap {
         if !self.buckets[0].is_empty() {
             return;
         }
-        let Some(i) = (1..BUCKETS).find(|&i| !self.buckets[i].is_empty()) else { return };
+        let Some(i) = (1..BUCKETS).find(|&i| !self.buckets[i].is_empty()) else {
+            return;
+        };
         let mut bucket = std::mem::take(&mut self.buckets[i]);
         let new_last = bucket.iter().map(|&(k, _)| k).min().unwrap_or(self.last);
         self.last = new_last;

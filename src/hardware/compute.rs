@@ -87,7 +87,13 @@ mod tests {
     fn h100() -> GpuSpec {
         GpuSpec {
             name: "h100-sxm".into(),
-            peak_tflops: PeakTflops { fp32: None, tf32: None, bf16: 989.0, fp16: None, fp8: Some(1979.0) },
+            peak_tflops: PeakTflops {
+                fp32: None,
+                tf32: None,
+                bf16: 989.0,
+                fp16: None,
+                fp8: Some(1979.0),
+            },
             memory_gb: 80.0,
             memory_bw_gbs: 3350.0,
             power_w: 700.0,
@@ -131,7 +137,13 @@ mod tests {
     #[test]
     fn memory_kernels_run_at_measured_hbm_rate() {
         let cm = ComputeModel::new(&h100(), Precision::Bf16);
-        let k = Kernel { name: "copy", class: KernelClass::Memory, flops: 0.0, bytes: 2.9e12, phase: Phase::Forward };
+        let k = Kernel {
+            name: "copy",
+            class: KernelClass::Memory,
+            flops: 0.0,
+            bytes: 2.9e12,
+            phase: Phase::Forward,
+        };
         assert!((cm.kernel_time_s(&k) - LAUNCH_OVERHEAD_S - 1.0).abs() < 1e-9);
     }
 }

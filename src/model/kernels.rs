@@ -59,7 +59,11 @@ impl LayerShard {
     /// Tokens element-wise ops see: sequence parallel also splits them over TP.
     fn elementwise_tokens(&self) -> f64 {
         let t = self.tokens() as f64;
-        if self.sequence_parallel { t / self.tp as f64 } else { t }
+        if self.sequence_parallel {
+            t / self.tp as f64
+        } else {
+            t
+        }
     }
 }
 
@@ -75,7 +79,13 @@ fn gemm(name: &'static str, m: u64, n: u64, k: u64, elem: f64) -> Kernel {
 }
 
 fn memory(name: &'static str, bytes: f64) -> Kernel {
-    Kernel { name, class: KernelClass::Memory, flops: 0.0, bytes, phase: Phase::Forward }
+    Kernel {
+        name,
+        class: KernelClass::Memory,
+        flops: 0.0,
+        bytes,
+        phase: Phase::Forward,
+    }
 }
 
 /// Forward kernels of the attention block (norm through residual add).
@@ -150,9 +160,21 @@ pub fn experts_forward(
     local_experts: u64,
     tokens_per_expert: u64,
 ) -> Vec<Kernel> {
-    let Some(moe) = &model.moe else { return Vec::new() };
-    let shard = LayerShard { micro_batch: 1, seq_len: tokens_per_expert.max(1), cp: 1, ..*sh };
-    let one = mlp_kernels(model.hidden, moe.expert_ffn_hidden, model.ffn.matrices(), &shard);
+    let Some(moe) = &model.moe else {
+        return Vec::new();
+    };
+    let shard = LayerShard {
+        micro_batch: 1,
+        seq_len: tokens_per_expert.max(1),
+        cp: 1,
+        ..*sh
+    };
+    let one = mlp_kernels(
+        model.hidden,
+        moe.expert_ffn_hidden,
+        model.ffn.matrices(),
+        &shard,
+    );
     // Grouped GEMMs: the experts' kernels run back to back; norms belong to the block.
     one.into_iter()
         .filter(|k| matches!(k.class, KernelClass::Gemm { .. }) || k.name == "activation")
@@ -166,7 +188,10 @@ pub fn experts_forward(
 
 /// Input embedding lookup (first pipeline stage).
 pub fn embedding_forward(model: &ModelSpec, sh: &LayerShard) -> Vec<Kernel> {
-    vec![memory("embedding", sh.tokens() as f64 * model.hidden as f64 * 2.0 * 2.0)]
+    vec![memory(
+        "embedding",
+        sh.tokens() as f64 * model.hidden as f64 * 2.0 * 2.0,
+    )]
 }
 
 /// Final norm, output projection to the vocabulary and cross-entropy (last stage).
@@ -174,7 +199,10 @@ pub fn logits_forward(model: &ModelSpec, sh: &LayerShard) -> Vec<Kernel> {
     let tokens = sh.tokens();
     let v_local = model.vocab / sh.tp;
     vec![
-        memory("final_layernorm", 2.0 * sh.elementwise_tokens() * model.hidden as f64 * 2.0),
+        memory(
+            "final_layernorm",
+            2.0 * sh.elementwise_tokens() * model.hidden as f64 * 2.0,
+        ),
         gemm("logits", tokens, v_local, model.hidden, sh.elem_bytes),
         // Softmax cross-entropy in fp32 over the local vocabulary shard.
         memory("cross_entropy", tokens as f64 * v_local as f64 * 4.0 * 3.0),
@@ -197,7 +225,11 @@ pub fn backward(forward: &[Kernel]) -> Vec<Kernel> {
                 };
                 let wgrad = Kernel {
                     class: KernelClass::Gemm { m: kd, n, k: m },
-                    phase: if is_weight_gemm { Phase::BackwardWeight } else { Phase::BackwardInput },
+                    phase: if is_weight_gemm {
+                        Phase::BackwardWeight
+                    } else {
+                        Phase::BackwardInput
+                    },
                     ..k.clone()
                 };
                 out.push(dgrad);
@@ -225,7 +257,10 @@ pub fn selective_recompute(attention_fwd: &[Kernel]) -> Vec<Kernel> {
     attention_fwd
         .iter()
         .filter(|k| {
-            matches!(k.name, "attn_scores" | "softmax_dropout" | "attn_values" | "flash_attn")
+            matches!(
+                k.name,
+                "attn_scores" | "softmax_dropout" | "attn_values" | "flash_attn"
+            )
         })
         .cloned()
         .collect()
@@ -295,7 +330,13 @@ mod tests {
     fn tensor_parallel_divides_gemm_flops() {
         let m = gpt();
         let one = total_flops(&mlp_forward(&m, &shard(true)));
-        let eight = total_flops(&mlp_forward(&m, &LayerShard { tp: 8, ..shard(true) }));
+        let eight = total_flops(&mlp_forward(
+            &m,
+            &LayerShard {
+                tp: 8,
+                ..shard(true)
+            },
+        ));
         assert!((one / eight - 8.0).abs() < 1e-12);
     }
 }

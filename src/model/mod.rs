@@ -89,9 +89,9 @@ impl ModelSpec {
 
     /// Parameters of one expert (an MLP of width `expert_ffn_hidden`).
     pub fn expert_params(&self) -> u64 {
-        self.moe
-            .as_ref()
-            .map_or(0, |m| self.ffn.matrices() * self.hidden * m.expert_ffn_hidden)
+        self.moe.as_ref().map_or(0, |m| {
+            self.ffn.matrices() * self.hidden * m.expert_ffn_hidden
+        })
     }
 
     pub fn layer_params(&self, layer: u64) -> u64 {
@@ -111,7 +111,11 @@ impl ModelSpec {
     /// Total parameters, embeddings included.
     pub fn total_params(&self) -> u64 {
         let layers: u64 = (0..self.layers).map(|l| self.layer_params(l)).sum();
-        let head = if self.tied_embeddings { 0 } else { self.embedding_params() };
+        let head = if self.tied_embeddings {
+            0
+        } else {
+            self.embedding_params()
+        };
         layers + self.embedding_params() + head + self.hidden
     }
 

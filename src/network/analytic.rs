@@ -37,7 +37,8 @@ impl AnalyticNetwork {
         let domain = cluster.node.nvlink_domain.max(1) as u32;
         let gpus_per_node = cluster.node.gpus.max(1);
         let down_ports = (cluster.fabric.switch_radix / 2).max(1);
-        let nics_per_rail = (cluster.node.nics / gpus_per_node.min(cluster.node.nics).max(1)).max(1);
+        let nics_per_rail =
+            (cluster.node.nics / gpus_per_node.min(cluster.node.nics).max(1)).max(1);
         AnalyticNetwork {
             gpus_per_domain: domain,
             intra_bps: cluster.intra_node_bytes_per_gpu() * NVLINK_EFFICIENCY,
@@ -57,7 +58,9 @@ impl AnalyticNetwork {
         let mut run = 0u32;
         // Members come in rank order or strided order; count runs of equal domains and
         // distinct domains assuming sorted-by-domain layouts, falling back to a sort.
-        let sorted = members.windows(2).all(|w| w[0] / self.gpus_per_domain <= w[1] / self.gpus_per_domain);
+        let sorted = members
+            .windows(2)
+            .all(|w| w[0] / self.gpus_per_domain <= w[1] / self.gpus_per_domain);
         let mut buf;
         let ms: &[u32] = if sorted {
             members
@@ -88,10 +91,18 @@ impl AnalyticNetwork {
         let s = bytes as f64;
         let (domains, per) = self.shape(members);
         let (nodes, g) = (domains as f64, per as f64);
-        let nic = if domains > self.nodes_per_leaf { self.nic_bps / self.oversubscription } else { self.nic_bps };
+        let nic = if domains > self.nodes_per_leaf {
+            self.nic_bps / self.oversubscription
+        } else {
+            self.nic_bps
+        };
         match collective {
             Collective::SendRecv => {
-                if nodes <= 1.0 { s / self.intra_bps + self.intra_alpha } else { s / nic + self.inter_alpha }
+                if nodes <= 1.0 {
+                    s / self.intra_bps + self.intra_alpha
+                } else {
+                    s / nic + self.inter_alpha
+                }
             }
             Collective::AllToAll => {
                 let intra = (g - 1.0) / n * s / self.intra_bps;
@@ -99,7 +110,11 @@ impl AnalyticNetwork {
                 intra + inter + self.intra_alpha + if nodes > 1.0 { self.inter_alpha } else { 0.0 }
             }
             Collective::AllReduce | Collective::AllGather | Collective::ReduceScatter => {
-                let passes = if collective == Collective::AllReduce { 2.0 } else { 1.0 };
+                let passes = if collective == Collective::AllReduce {
+                    2.0
+                } else {
+                    1.0
+                };
                 let intra = (g - 1.0) / g * s / self.intra_bps + (g - 1.0) * self.intra_alpha;
                 let inter = if nodes > 1.0 {
                     (nodes - 1.0) / nodes * s / (g * nic) + (nodes - 1.0) * self.inter_alpha

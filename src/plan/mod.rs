@@ -130,7 +130,11 @@ impl RankGrid {
         for i in 1..AXES {
             strides[i] = strides[i - 1] * sizes[i - 1];
         }
-        RankGrid { sizes, strides, world: strides[AXES - 1] * sizes[AXES - 1] }
+        RankGrid {
+            sizes,
+            strides,
+            world: strides[AXES - 1] * sizes[AXES - 1],
+        }
     }
 
     pub fn world(&self) -> u32 {
@@ -152,7 +156,10 @@ impl RankGrid {
     }
 
     pub fn group_size(&self, mask: GroupMask) -> u32 {
-        (0..AXES).filter(|&a| mask.has(a)).map(|a| self.sizes[a]).product()
+        (0..AXES)
+            .filter(|&a| mask.has(a))
+            .map(|a| self.sizes[a])
+            .product()
     }
 
     pub fn group_count(&self, mask: GroupMask) -> u32 {
@@ -229,7 +236,9 @@ pub fn split_layers(layers: u64, stages: u64) -> Vec<u64> {
     order.sort_by(|a, b| {
         let da = (*a as f64 - mid).abs();
         let db = (*b as f64 - mid).abs();
-        da.partial_cmp(&db).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(b))
+        da.partial_cmp(&db)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.cmp(b))
     });
     for &s in order.iter().take(extra as usize) {
         out[s as usize] += 1;
@@ -277,7 +286,13 @@ mod tests {
     #[test]
     fn every_rank_is_in_exactly_one_group_of_each_kind() {
         let g = RankGrid::new(&spec(2, 2, 4, 2, 3));
-        for mask in [GroupMask::TP, GroupMask::CP, GroupMask::EP, GroupMask::DP, GroupMask::PP] {
+        for mask in [
+            GroupMask::TP,
+            GroupMask::CP,
+            GroupMask::EP,
+            GroupMask::DP,
+            GroupMask::PP,
+        ] {
             let mut seen = vec![0; g.world() as usize];
             let mut m = Vec::new();
             for gi in 0..g.group_count(mask) {

@@ -22,7 +22,9 @@ use pipeline::{Pass, Slot};
 
 use crate::hardware::ComputeModel;
 use crate::model::{self, Kernel, LayerShard, ModelSpec};
-use crate::plan::{GroupMask, ParallelismSpec, Recompute, ScheduleKind, TrainingSpec, split_layers};
+use crate::plan::{
+    GroupMask, ParallelismSpec, Recompute, ScheduleKind, TrainingSpec, split_layers,
+};
 use crate::units::{Nanos, secs_to_ns};
 
 /// Everything the generator reads.
@@ -118,7 +120,9 @@ impl OpCosts {
 
 /// Routed + shared experts of one MoE layer on one GPU, with tokens spread evenly.
 fn moe_forward(inp: &StepInputs, sh: &LayerShard) -> Vec<Kernel> {
-    let Some(moe) = &inp.model.moe else { return Vec::new() };
+    let Some(moe) = &inp.model.moe else {
+        return Vec::new();
+    };
     let ep = inp.parallelism.ep.max(1);
     let tokens = sh.tokens();
     let local_experts = (moe.experts / ep).max(1);
@@ -126,14 +130,28 @@ fn moe_forward(inp: &StepInputs, sh: &LayerShard) -> Vec<Kernel> {
         ((tokens * moe.top_k * ep) as f64 / moe.experts as f64 * moe.capacity_factor).ceil() as u64;
     let mut ks = vec![Kernel {
         name: "router",
-        class: model::KernelClass::Gemm { m: tokens, n: moe.experts, k: inp.model.hidden },
+        class: model::KernelClass::Gemm {
+            m: tokens,
+            n: moe.experts,
+            k: inp.model.hidden,
+        },
         flops: 2.0 * (tokens * moe.experts * inp.model.hidden) as f64,
         bytes: (tokens * inp.model.hidden) as f64 * 2.0,
         phase: model::Phase::Forward,
     }];
-    ks.extend(model::kernels::experts_forward(inp.model, sh, local_experts, per_expert));
+    ks.extend(model::kernels::experts_forward(
+        inp.model,
+        sh,
+        local_experts,
+        per_expert,
+    ));
     if moe.shared_experts > 0 {
-        ks.extend(model::kernels::experts_forward(inp.model, sh, moe.shared_experts, tokens));
+        ks.extend(model::kernels::experts_forward(
+            inp.model,
+            sh,
+            moe.shared_experts,
+            tokens,
+        ));
     }
     ks
 }
@@ -171,7 +189,10 @@ struct StageBuilder {
 
 impl StageBuilder {
     fn chain_deps(&mut self) -> Vec<NodeIndex> {
-        self.frontier.into_iter().chain(self.also_wait_for.take()).collect()
+        self.frontier
+            .into_iter()
+            .chain(self.also_wait_for.take())
+            .collect()
     }
 
     fn push(&mut self, op: Op, deps: &[NodeIndex]) -> NodeIndex {
@@ -194,7 +215,13 @@ impl StageBuilder {
     }
 }
 
-fn compute_op(category: Category, duration: Nanos, slot: Slot, layers: (u64, u64), label: &'static str) -> Op {
+fn compute_op(
+    category: Category,
+    duration: Nanos,
+    slot: Slot,
+    layers: (u64, u64),
+    label: &'static str,
+) -> Op {
     Op {
         category,
         stream: Stream::Compute,
@@ -202,7 +229,10 @@ fn compute_op(category: Category, duration: Nanos, slot: Slot, layers: (u64, u64
         comm: None,
         micro_batch: slot.micro_batch,
         chunk: slot.chunk as u16,
-        layers: (layers.0.min(u16::MAX as u64) as u16, layers.1.min(u16::MAX as u64) as u16),
+        layers: (
+            layers.0.min(u16::MAX as u64) as u16,
+            layers.1.min(u16::MAX as u64) as u16,
+        ),
         label,
     }
 }
@@ -234,12 +264,32 @@ impl<'a> Builder<'a> {
         self.pp * self.chunks
     }
 
-    fn new_comm(&mut self, collective: Collective, group: GroupRef, bytes: u64, category: Category) -> u32 {
-        self.comms.push(Comm { collective, group, bytes, category, ops: Vec::with_capacity(1) });
+    fn new_comm(
+        &mut self,
+        collective: Collective,
+        group: GroupRef,
+        bytes: u64,
+        category: Category,
+    ) -> u32 {
+        self.comms.push(Comm {
+            collective,
+            group,
+            bytes,
+            category,
+            ops: Vec::with_capacity(1),
+        });
         (self.comms.len() - 1) as u32
     }
 
-    fn comm_op(&mut self, sb: &mut StageBuilder, comm: u32, stream: Stream, slot: Slot, label: &'static str, deps: &[NodeIndex]) -> NodeIndex {
+    fn comm_op(
+        &mut self,
+        sb: &mut StageBuilder,
+        comm: u32,
+        stream: Stream,
+        slot: Slot,
+        label: &'static str,
+        deps: &[NodeIndex],
+    ) -> NodeIndex {
         let c = &self.comms[comm as usize];
         let op = Op {
             category: c.category,
@@ -252,12 +302,23 @@ impl<'a> Builder<'a> {
             label,
         };
         let n = sb.push(op, deps);
-        self.comms[comm as usize].ops.push((sb.stage, n.index() as u32));
+        self.comms[comm as usize]
+            .ops
+            .push((sb.stage, n.index() as u32));
         n
     }
 
     /// A blocking collective on the TP stream, chained between compute ops.
-    fn chained_collective(&mut self, sb: &mut StageBuilder, collective: Collective, mask: GroupMask, bytes: u64, category: Category, slot: Slot, label: &'static str) {
+    fn chained_collective(
+        &mut self,
+        sb: &mut StageBuilder,
+        collective: Collective,
+        mask: GroupMask,
+        bytes: u64,
+        category: Category,
+        slot: Slot,
+        label: &'static str,
+    ) {
         let comm = self.new_comm(collective, GroupRef::Axes(mask), bytes, category);
         let deps = sb.chain_deps();
         let n = self.comm_op(sb, comm, Stream::Tp, slot, label, &deps);
@@ -273,7 +334,11 @@ impl<'a> Builder<'a> {
     /// Pipeline p2p message: the activation, scattered over TP with sequence parallel.
     fn p2p_bytes(&self) -> u64 {
         let bytes = self.activation_bytes();
-        if self.inp.layer_shard().sequence_parallel { bytes / self.inp.parallelism.tp } else { bytes }
+        if self.inp.layer_shard().sequence_parallel {
+            bytes / self.inp.parallelism.tp
+        } else {
+            bytes
+        }
     }
 
     /// The comm of the pipeline hop `(forward?, micro-batch, from virtual stage)`.
@@ -282,7 +347,10 @@ impl<'a> Builder<'a> {
             return c;
         }
         let to_vs = if forward { from_vs + 1 } else { from_vs - 1 };
-        let group = GroupRef::P2p { from: from_vs % self.pp, to: to_vs % self.pp };
+        let group = GroupRef::P2p {
+            from: from_vs % self.pp,
+            to: to_vs % self.pp,
+        };
         let c = self.new_comm(Collective::SendRecv, group, self.p2p_bytes(), Category::Pp);
         self.p2p.insert((forward, mb, from_vs), c);
         c
@@ -301,15 +369,35 @@ impl<'a> Builder<'a> {
     }
 
     /// One block (attention or MLP) of one pass: collectives before and after its compute.
-    fn block(&mut self, sb: &mut StageBuilder, slot: Slot, layer: u64, category: Category, duration: Nanos, label: &'static str) -> NodeIndex {
+    fn block(
+        &mut self,
+        sb: &mut StageBuilder,
+        slot: Slot,
+        layer: u64,
+        category: Category,
+        duration: Nanos,
+        label: &'static str,
+    ) -> NodeIndex {
         let bytes = self.activation_bytes();
         let tp = self.tp_collectives();
         if let Some((Some(before), _)) = tp {
-            self.chained_collective(sb, before, GroupMask::TP, bytes, Category::Tp, slot, "tp all-gather");
+            self.chained_collective(
+                sb,
+                before,
+                GroupMask::TP,
+                bytes,
+                Category::Tp,
+                slot,
+                "tp all-gather",
+            );
         }
         let n = sb.chain(compute_op(category, duration, slot, (layer, layer), label));
         if let Some((_, after)) = tp {
-            let name = if after == Collective::AllReduce { "tp all-reduce" } else { "tp reduce-scatter" };
+            let name = if after == Collective::AllReduce {
+                "tp all-reduce"
+            } else {
+                "tp reduce-scatter"
+            };
             self.chained_collective(sb, after, GroupMask::TP, bytes, Category::Tp, slot, name);
         }
         n
@@ -319,11 +407,25 @@ impl<'a> Builder<'a> {
         if self.inp.parallelism.ep > 1 {
             let moe = self.inp.model.moe.as_ref().map_or(1, |m| m.top_k);
             let bytes = self.activation_bytes() * moe;
-            self.chained_collective(sb, Collective::AllToAll, GroupMask::EP, bytes, Category::Ep, slot, label);
+            self.chained_collective(
+                sb,
+                Collective::AllToAll,
+                GroupMask::EP,
+                bytes,
+                Category::Ep,
+                slot,
+                label,
+            );
         }
     }
 
-    fn mlp_block(&mut self, sb: &mut StageBuilder, slot: Slot, layer: u64, forward: bool) -> NodeIndex {
+    fn mlp_block(
+        &mut self,
+        sb: &mut StageBuilder,
+        slot: Slot,
+        layer: u64,
+        forward: bool,
+    ) -> NodeIndex {
         let c = &self.costs;
         let moe = self.inp.model.is_moe_layer(layer);
         let (cat, dur, label) = match (moe, forward) {
@@ -342,7 +444,12 @@ impl<'a> Builder<'a> {
         n
     }
 
-    fn forward_slot(&mut self, sb: &mut StageBuilder, slot: Slot, first_fwd: &mut HashMap<u64, NodeIndex>) {
+    fn forward_slot(
+        &mut self,
+        sb: &mut StageBuilder,
+        slot: Slot,
+        first_fwd: &mut HashMap<u64, NodeIndex>,
+    ) {
         let vs = slot.chunk * self.pp + sb.stage;
         if vs > 0 {
             let c = self.p2p_comm(true, slot.micro_batch, vs - 1);
@@ -352,16 +459,35 @@ impl<'a> Builder<'a> {
             sb.also_wait_for = Some(r);
         }
         if vs == 0 {
-            sb.chain(compute_op(Category::Forward, self.costs.embedding_fwd, slot, NO_LAYERS, "embedding fwd"));
+            sb.chain(compute_op(
+                Category::Forward,
+                self.costs.embedding_fwd,
+                slot,
+                NO_LAYERS,
+                "embedding fwd",
+            ));
         }
         let (lo, hi) = self.vs_layers[vs as usize];
         for layer in lo..hi {
-            let a = self.block(sb, slot, layer, Category::Forward, self.costs.attn_fwd, "attn fwd");
+            let a = self.block(
+                sb,
+                slot,
+                layer,
+                Category::Forward,
+                self.costs.attn_fwd,
+                "attn fwd",
+            );
             first_fwd.entry(layer).or_insert(a);
             self.mlp_block(sb, slot, layer, true);
         }
         if vs + 1 == self.virtual_stages() {
-            sb.chain(compute_op(Category::Forward, self.costs.logits_fwd, slot, NO_LAYERS, "logits+loss fwd"));
+            sb.chain(compute_op(
+                Category::Forward,
+                self.costs.logits_fwd,
+                slot,
+                NO_LAYERS,
+                "logits+loss fwd",
+            ));
         } else {
             let c = self.p2p_comm(true, slot.micro_batch, vs);
             let deps = sb.chain_deps();
@@ -369,7 +495,12 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn backward_slot(&mut self, sb: &mut StageBuilder, slot: Slot, grads_done: &mut HashMap<u64, NodeIndex>) {
+    fn backward_slot(
+        &mut self,
+        sb: &mut StageBuilder,
+        slot: Slot,
+        grads_done: &mut HashMap<u64, NodeIndex>,
+    ) {
         let vs = slot.chunk * self.pp + sb.stage;
         let recompute = self.inp.training.recompute;
         if vs + 1 < self.virtual_stages() {
@@ -377,23 +508,55 @@ impl<'a> Builder<'a> {
             let r = self.comm_op(sb, c, Stream::RecvNext, slot, "pp recv bwd", &[]);
             sb.also_wait_for = Some(r);
         } else {
-            sb.chain(compute_op(Category::Backward, self.costs.logits_bwd, slot, NO_LAYERS, "logits+loss bwd"));
+            sb.chain(compute_op(
+                Category::Backward,
+                self.costs.logits_bwd,
+                slot,
+                NO_LAYERS,
+                "logits+loss bwd",
+            ));
         }
         let (lo, hi) = self.vs_layers[vs as usize];
         for layer in (lo..hi).rev() {
             if recompute == Recompute::Full {
-                self.block(sb, slot, layer, Category::Recompute, self.costs.attn_fwd, "recompute attn");
+                self.block(
+                    sb,
+                    slot,
+                    layer,
+                    Category::Recompute,
+                    self.costs.attn_fwd,
+                    "recompute attn",
+                );
                 self.mlp_recompute(sb, slot, layer);
             }
             self.mlp_block(sb, slot, layer, false);
             if recompute == Recompute::Selective && self.costs.selective_recompute > 0 {
-                sb.chain(compute_op(Category::Recompute, self.costs.selective_recompute, slot, (layer, layer), "recompute attn core"));
+                sb.chain(compute_op(
+                    Category::Recompute,
+                    self.costs.selective_recompute,
+                    slot,
+                    (layer, layer),
+                    "recompute attn core",
+                ));
             }
-            let n = self.block(sb, slot, layer, Category::Backward, self.costs.attn_bwd, "attn bwd");
+            let n = self.block(
+                sb,
+                slot,
+                layer,
+                Category::Backward,
+                self.costs.attn_bwd,
+                "attn bwd",
+            );
             grads_done.insert(layer, n);
         }
         if vs == 0 {
-            sb.chain(compute_op(Category::Backward, self.costs.embedding_bwd, slot, NO_LAYERS, "embedding bwd"));
+            sb.chain(compute_op(
+                Category::Backward,
+                self.costs.embedding_bwd,
+                slot,
+                NO_LAYERS,
+                "embedding bwd",
+            ));
         } else {
             let c = self.p2p_comm(false, slot.micro_batch, vs);
             let deps = sb.chain_deps();
@@ -403,7 +566,11 @@ impl<'a> Builder<'a> {
 
     fn mlp_recompute(&mut self, sb: &mut StageBuilder, slot: Slot, layer: u64) {
         let moe = self.inp.model.is_moe_layer(layer);
-        let dur = if moe { self.costs.moe_fwd } else { self.costs.mlp_fwd };
+        let dur = if moe {
+            self.costs.moe_fwd
+        } else {
+            self.costs.mlp_fwd
+        };
         if moe {
             self.moe_dispatch(sb, slot, "ep dispatch");
         }
@@ -430,7 +597,12 @@ impl<'a> Builder<'a> {
             }
             let mut current: Option<Bucket> = None;
             for layer in (lo..hi).rev() {
-                let b = current.get_or_insert(Bucket { chunk, params: extra, last_layer: layer, first_layer: layer });
+                let b = current.get_or_insert(Bucket {
+                    chunk,
+                    params: extra,
+                    last_layer: layer,
+                    first_layer: layer,
+                });
                 extra = 0;
                 b.params += m.layer_params(layer);
                 b.last_layer = layer;
@@ -441,7 +613,12 @@ impl<'a> Builder<'a> {
             }
             out.extend(current.take());
             if hi == lo && extra > 0 {
-                out.push(Bucket { chunk, params: extra, last_layer: u64::MAX, first_layer: u64::MAX });
+                out.push(Bucket {
+                    chunk,
+                    params: extra,
+                    last_layer: u64::MAX,
+                    first_layer: u64::MAX,
+                });
             }
         }
         out
@@ -452,13 +629,22 @@ impl<'a> Builder<'a> {
     }
 
     fn build_stage(&mut self, stage: u32) -> StageProgram {
-        let mut sb = StageBuilder { stage, graph: OpGraph::default(), frontier: None, also_wait_for: None };
+        let mut sb = StageBuilder {
+            stage,
+            graph: OpGraph::default(),
+            frontier: None,
+            also_wait_for: None,
+        };
         let par = self.inp.parallelism;
         let tp = par.tp.max(1);
         let grad_bytes = self.inp.training.precision.grad_bytes();
         let sharded = par.zero >= 1 && par.dp > 1;
         let buckets = self.buckets(stage);
-        let none = Slot { pass: Pass::Forward, micro_batch: u32::MAX, chunk: 0 };
+        let none = Slot {
+            pass: Pass::Forward,
+            micro_batch: u32::MAX,
+            chunk: 0,
+        };
 
         // Distributed optimizer with overlap: last step's parameter all-gather runs at the
         // start of this step, each bucket ahead of the first forward that needs it.
@@ -466,8 +652,23 @@ impl<'a> Builder<'a> {
         if sharded && par.overlap_grad_reduce {
             for b in buckets.iter().rev() {
                 let bytes = (b.params / tp) as f64 * grad_bytes;
-                let c = self.new_comm(Collective::AllGather, GroupRef::Axes(GroupMask::DP), bytes as u64, Category::Dp);
-                let n = self.comm_op(&mut sb, c, Stream::Dp, Slot { chunk: b.chunk, ..none }, "dp param all-gather", &[]);
+                let c = self.new_comm(
+                    Collective::AllGather,
+                    GroupRef::Axes(GroupMask::DP),
+                    bytes as u64,
+                    Category::Dp,
+                );
+                let n = self.comm_op(
+                    &mut sb,
+                    c,
+                    Stream::Dp,
+                    Slot {
+                        chunk: b.chunk,
+                        ..none
+                    },
+                    "dp param all-gather",
+                    &[],
+                );
                 gather_before.push((b.first_layer, n));
             }
         }
@@ -488,7 +689,10 @@ impl<'a> Builder<'a> {
                 Pass::Backward | Pass::Weight => {
                     grads_done.clear();
                     self.backward_slot(&mut sb, slot, &mut grads_done);
-                    if par.dp > 1 && par.overlap_grad_reduce && last_backward.get(&slot.chunk) == Some(&i) {
+                    if par.dp > 1
+                        && par.overlap_grad_reduce
+                        && last_backward.get(&slot.chunk) == Some(&i)
+                    {
                         for b in buckets.iter().filter(|b| b.chunk == slot.chunk) {
                             let dep = grads_done.get(&b.last_layer).copied().or(sb.frontier);
                             reduce_ops.push(self.grad_reduce(&mut sb, b, sharded, grad_bytes, dep));
@@ -509,7 +713,13 @@ impl<'a> Builder<'a> {
             }
         }
         let local_params = self.stage_params(stage) / tp / if sharded { par.dp } else { 1 };
-        let opt = compute_op(Category::Optimizer, time(self.inp.compute, &model::kernels::adam_step(local_params)), none, NO_LAYERS, "optimizer");
+        let opt = compute_op(
+            Category::Optimizer,
+            time(self.inp.compute, &model::kernels::adam_step(local_params)),
+            none,
+            NO_LAYERS,
+            "optimizer",
+        );
         let mut deps = reduce_ops;
         deps.extend(sb.frontier);
         let opt = sb.push(opt, &deps);
@@ -517,14 +727,26 @@ impl<'a> Builder<'a> {
         if sharded && !par.overlap_grad_reduce {
             for b in &buckets {
                 let bytes = (b.params / tp) as f64 * grad_bytes;
-                let c = self.new_comm(Collective::AllGather, GroupRef::Axes(GroupMask::DP), bytes as u64, Category::Dp);
+                let c = self.new_comm(
+                    Collective::AllGather,
+                    GroupRef::Axes(GroupMask::DP),
+                    bytes as u64,
+                    Category::Dp,
+                );
                 self.comm_op(&mut sb, c, Stream::Dp, none, "dp param all-gather", &[opt]);
             }
         }
         StageProgram { graph: sb.graph }
     }
 
-    fn grad_reduce(&mut self, sb: &mut StageBuilder, b: &Bucket, sharded: bool, grad_bytes: f64, dep: Option<NodeIndex>) -> NodeIndex {
+    fn grad_reduce(
+        &mut self,
+        sb: &mut StageBuilder,
+        b: &Bucket,
+        sharded: bool,
+        grad_bytes: f64,
+        dep: Option<NodeIndex>,
+    ) -> NodeIndex {
         let tp = self.inp.parallelism.tp.max(1);
         let bytes = ((b.params / tp) as f64 * grad_bytes) as u64;
         let (coll, label) = if sharded {
@@ -533,7 +755,11 @@ impl<'a> Builder<'a> {
             (Collective::AllReduce, "dp grad all-reduce")
         };
         let c = self.new_comm(coll, GroupRef::Axes(GroupMask::DP), bytes, Category::Dp);
-        let slot = Slot { pass: Pass::Backward, micro_batch: u32::MAX, chunk: b.chunk };
+        let slot = Slot {
+            pass: Pass::Backward,
+            micro_batch: u32::MAX,
+            chunk: b.chunk,
+        };
         let deps: Vec<NodeIndex> = dep.into_iter().collect();
         self.comm_op(sb, c, Stream::Dp, slot, label, &deps)
     }
@@ -543,5 +769,9 @@ impl<'a> Builder<'a> {
 pub fn build_step(inp: StepInputs) -> StepGraph {
     let mut b = Builder::new(inp);
     let stages = (0..b.pp).map(|s| b.build_stage(s)).collect();
-    StepGraph { stages, comms: b.comms, micro_batches: b.m }
+    StepGraph {
+        stages,
+        comms: b.comms,
+        micro_batches: b.m,
+    }
 }

@@ -23,7 +23,11 @@ pub struct Slot {
 }
 
 fn slot(pass: Pass, micro_batch: u32, chunk: u32) -> Slot {
-    Slot { pass, micro_batch, chunk }
+    Slot {
+        pass,
+        micro_batch,
+        chunk,
+    }
 }
 
 /// The slot order of `stage` out of `stages`, with `m` micro-batches and `v` chunks.
@@ -120,7 +124,9 @@ mod tests {
             for (i, s) in order.iter().enumerate() {
                 if s.pass == Pass::Backward {
                     let f = order.iter().position(|x| {
-                        x.pass == Pass::Forward && x.micro_batch == s.micro_batch && x.chunk == s.chunk
+                        x.pass == Pass::Forward
+                            && x.micro_batch == s.micro_batch
+                            && x.chunk == s.chunk
                     });
                     assert!(f.is_some_and(|f| f < i));
                 }
