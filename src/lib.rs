@@ -3,6 +3,7 @@
 //! Data flows one way: [`config`] → ([`model`], [`hardware`], [`plan`]) → [`schedule`]
 //! (op graph) → [`engine`] (replay over a [`network`]) → [`report`]. See ARCHITECTURE.md.
 
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod faults;

@@ -1,1 +1,32 @@
-fn main() {}
+//! The `clustersim` command line: parses arguments and hands them to `clustersim::cli`.
+
+use clap::{Parser, Subcommand};
+use clustersim::cli;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "clustersim",
+    version,
+    about = "Discrete-event simulator of large GPU training clusters"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulate one training step (and a long run, when the scenario has `run:`).
+    Run(cli::run::RunArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Run(a) => cli::run::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("{e}");
+        std::process::exit(e.exit_code());
+    }
+}

@@ -1,0 +1,52 @@
+//! Command implementations behind the thin `main.rs`: each subcommand parses its own
+//! arguments into library calls, prints a table, and writes files through `report`.
+//!
+//! Errors carry the exit code contract: 2 for bad input (the message names file, line,
+//! field), 1 for internal errors.
+
+pub mod run;
+
+use std::fmt;
+
+/// An error a command reports to the user.
+#[derive(Debug)]
+pub enum CliError {
+    /// The user's input is wrong: exit code 2.
+    BadInput(String),
+    /// Something failed that the user could not have prevented: exit code 1.
+    Internal(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::BadInput(_) => 2,
+            CliError::Internal(_) => 1,
+        }
+    }
+
+    pub fn bad(msg: impl Into<String>) -> Self {
+        CliError::BadInput(msg.into())
+    }
+
+    pub fn internal(msg: impl Into<String>) -> Self {
+        CliError::Internal(msg.into())
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::BadInput(m) => write!(f, "error: {m}"),
+            CliError::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl From<crate::engine::EngineError> for CliError {
+    fn from(e: crate::engine::EngineError) -> Self {
+        CliError::Internal(e.to_string())
+    }
+}
+
+pub type CliResult = Result<(), CliError>;
