@@ -162,9 +162,10 @@ fn metrics(s: &Scenario, graph: &StepGraph, grid: &RankGrid, replay: &Replay) ->
     }
 }
 
-/// Mean over ranks of `1 - busy / span`, where busy is the rank's forward, backward and
-/// recompute time and span runs from the first pipeline compute op of its pipeline to the
-/// last. With balanced stages and free communication this is the textbook bubble.
+/// Mean over ranks of the time a rank waits on its pipeline (nothing but data-parallel
+/// traffic active) within its pipeline's span, over that span. The span runs from the first
+/// forward of the pipeline to its last backward. With balanced stages and free
+/// communication this is the textbook bubble `(p-1)/(m+p-1)`.
 pub fn bubble_fraction(grid: &RankGrid, replay: &Replay) -> f64 {
     let world = grid.world();
     let stage_size = grid.stage_size();
@@ -187,13 +188,11 @@ pub fn bubble_fraction(grid: &RankGrid, replay: &Replay) -> f64 {
             continue;
         }
         for r in ranks {
-            let b = &replay.ranks[r].busy;
-            let busy: u64 = Category::ALL
-                .iter()
-                .filter(|c| c.is_pipeline_compute())
-                .map(|c| b[*c as usize])
-                .sum();
-            total += 1.0 - busy as f64 / span;
+            let st = &replay.ranks[r];
+            let before = st.pipeline_first_start.saturating_sub(first);
+            let within = st.stall_at_last_end - st.stall_at_first_start;
+            let after = last.saturating_sub(st.pipeline_last_end);
+            total += (before + within + after) as f64 / span;
         }
     }
     total / world as f64

@@ -144,6 +144,10 @@ pub struct RankStats {
     pub busy: [Nanos; CATEGORIES],
     pub pipeline_first_start: Nanos,
     pub pipeline_last_end: Nanos,
+    /// Time with nothing but data-parallel traffic active: the rank waits on its pipeline.
+    pub stall: Nanos,
+    pub stall_at_first_start: Nanos,
+    pub stall_at_last_end: Nanos,
     pub end: Nanos,
 }
 
@@ -195,6 +199,10 @@ impl Accountant {
         match PRIORITY.iter().find(|c| active[**c as usize] > 0) {
             Some(c) => stats.attributed[*c as usize] += dt,
             None => stats.idle += dt,
+        }
+        let dp = active[Category::Dp as usize];
+        if active.iter().map(|&a| a as u32).sum::<u32>() == dp as u32 {
+            stats.stall += dt;
         }
     }
 }
@@ -340,14 +348,10 @@ impl<'a, N: Network> Sim<'a, N> {
         self.acct.settle(&mut self.stats[r], r, self.now);
         self.acct.active[r][category as usize] += 1;
         let cat = Category::ALL[category as usize];
-        if cat.is_pipeline_compute()
-            && self.stats[r].busy[Category::Forward as usize] == 0
-            && self.stats[r].busy[Category::Backward as usize] == 0
-            && self.stats[r].busy[Category::Recompute as usize] == 0
-            && self.stats[r].busy[Category::BackwardWeight as usize] == 0
-            && self.stats[r].pipeline_first_start == Nanos::MAX
-        {
-            self.stats[r].pipeline_first_start = self.now;
+        let st = &mut self.stats[r];
+        if cat.is_pipeline_compute() && st.pipeline_first_start == Nanos::MAX {
+            st.pipeline_first_start = self.now;
+            st.stall_at_first_start = st.stall;
         }
     }
 
@@ -360,6 +364,7 @@ impl<'a, N: Network> Sim<'a, N> {
         st.busy[category as usize] += self.now - start;
         if Category::ALL[category as usize].is_pipeline_compute() {
             st.pipeline_last_end = self.now;
+            st.stall_at_last_end = st.stall;
         }
         st.end = self.now;
     }
