@@ -13,6 +13,7 @@ pub mod hardware;
 pub mod model;
 pub mod network;
 pub mod plan;
+pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod sim;
