@@ -55,7 +55,11 @@ pub fn write_charts(
     let unit = TimeUnit::for_step(result.replay.step_time);
     let mut names = Vec::new();
     if let Some(u) = utilization(result, UTILIZATION_BINS, MAX_UTILIZATION_ROWS) {
-        names.extend(render(dir, UTILIZATION, &UtilizationChart { data: u, unit })?);
+        names.extend(render(
+            dir,
+            UTILIZATION,
+            &UtilizationChart { data: u, unit },
+        )?);
     }
     let rows = pipeline_rows(result);
     if !rows.is_empty() {
@@ -64,8 +68,11 @@ pub fn write_charts(
             step: result.replay.step_time,
             unit,
             title: format!(
-                "Pipeline schedule — {} ({:?}, {} micro-batches)",
-                summary.scenario.name, summary.scenario.schedule, summary.scenario.micro_batches
+                "Pipeline schedule — {} ({}, pp={}, {} micro-batches; upper lane compute, lower lane communication)",
+                summary.scenario.name,
+                schedule_name(summary),
+                summary.scenario.pp,
+                summary.scenario.micro_batches
             ),
         };
         names.extend(render(dir, PIPELINE, &chart)?);
@@ -74,10 +81,20 @@ pub fn write_charts(
     Ok(names)
 }
 
+/// The schedule as users write it (`1f1b`, `interleaved`, ...).
+fn schedule_name(s: &Summary) -> String {
+    serde_json::to_value(s.scenario.schedule)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 // ---------------------------------------------------------------------------------------
 // Colours and units
 
-const IDLE: RGBColor = RGBColor(232, 232, 232);
+const IDLE: RGBColor = RGBColor(225, 225, 225);
+/// Background of the communication lane of the pipeline chart.
+const COMM_LANE: RGBColor = RGBColor(246, 246, 246);
 const TEXT: RGBColor = RGBColor(30, 30, 30);
 
 /// What a span of the pipeline chart shows; also the colour and legend entry.
@@ -144,6 +161,10 @@ impl Kind {
             Kind::PpComm => RGBColor(240, 228, 66),
             Kind::DpComm => RGBColor(140, 140, 140),
         }
+    }
+
+    pub fn is_comm(self) -> bool {
+        matches!(self, Kind::Comm | Kind::PpComm | Kind::DpComm)
     }
 
     /// Passes outlined as one block per micro-batch in the pipeline chart.
@@ -404,7 +425,7 @@ fn draw_legend<DB: DrawingBackend>(
     entries: &[(String, RGBColor)],
     left: i32,
 ) -> DrawResult<DB> {
-    let style = font(15.0).pos(Pos::new(HPos::Left, VPos::Center));
+    let style = font(17.0).pos(Pos::new(HPos::Left, VPos::Center));
     let width = area.dim_in_pixel().0 as i32;
     let (mut x, mut y) = (left, 14);
     for (label, color) in entries {
@@ -414,17 +435,43 @@ fn draw_legend<DB: DrawingBackend>(
             x = left;
             y += 24;
         }
-        area.draw(&Rectangle::new([(x, y - 7), (x + 16, y + 7)], color.filled()))?;
-        area.draw(&Rectangle::new([(x, y - 7), (x + 16, y + 7)], BLACK.stroke_width(1)))?;
+        area.draw(&Rectangle::new(
+            [(x, y - 7), (x + 16, y + 7)],
+            color.filled(),
+        ))?;
+        area.draw(&Rectangle::new(
+            [(x, y - 7), (x + 16, y + 7)],
+            BLACK.stroke_width(1),
+        ))?;
         area.draw(&Text::new(label.clone(), (x + 22, y), style.clone()))?;
         x += w;
     }
     Ok(())
 }
 
+/// A tick label without trailing zeros: `10`, `2.5`, `0.125`.
+fn tick(v: f64) -> String {
+    let s = format!("{v:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Whether dark text reads better than white on `bg`.
+fn dark_text_on(bg: RGBColor) -> bool {
+    0.299 * bg.0 as f64 + 0.587 * bg.1 as f64 + 0.114 * bg.2 as f64 > 140.0
+}
+
 /// Sequential white-to-blue colour map for utilization in `[0, 1]`.
 pub fn heat(v: f64) -> RGBColor {
-    let v = if v.is_finite() { v.clamp(0.0, 1.0) } else { 0.0 };
+    let v = if v.is_finite() {
+        v.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let lerp = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * v).round() as u8;
     RGBColor(lerp(247, 8), lerp(251, 48), lerp(255, 107))
 }
@@ -465,23 +512,24 @@ impl Chart for UtilizationChart {
         };
         let mut chart = ChartBuilder::on(&main)
             .caption(
-                format!("GPU utilization — compute stream busy per time bin{shown}"),
-                font(22.0),
+                format!(
+                    "GPU utilization — compute stream busy per {} bin{shown}",
+                    seconds(u.bin_ns / 1e9)
+                ),
+                font(24.0),
             )
             .margin(12)
             .x_label_area_size(48)
             .y_label_area_size(230)
-            .build_cartesian_2d(
-                0f64..t_end,
-                row_axis(n),
-            )?;
+            .build_cartesian_2d(0f64..t_end, row_axis(n))?;
         let labels: Vec<String> = (0..n).map(|i| self.row_label(n - 1 - i)).collect();
         chart
             .configure_mesh()
             .disable_mesh()
             .x_desc(format!("time ({})", self.unit.name))
-            .label_style(font(15.0))
-            .axis_desc_style(font(17.0))
+            .label_style(font(17.0))
+            .axis_desc_style(font(19.0))
+            .x_label_formatter(&|v| tick(*v))
             .y_label_formatter(&|y| row_label(&labels, *y))
             .draw()?;
         let bin_w = u.bin_ns / self.unit.ns;
@@ -532,7 +580,7 @@ fn draw_color_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> DrawResu
         .disable_mesh()
         .disable_x_axis()
         .y_labels(5)
-        .label_style(font(13.0))
+        .label_style(font(16.0))
         .y_label_formatter(&|v| format!("{:.0}%", v * 100.0))
         .draw()?;
     let steps = 50;
@@ -575,6 +623,9 @@ impl PipelineChart {
         out
     }
 
+    /// One stage: an upper lane with the passes of each micro-batch (compute ops drawn
+    /// over their block, so recompute shows inside backward) and a lower lane with the
+    /// communication streams.
     fn draw_row<DB: DrawingBackend>(
         &self,
         chart: &mut ChartContext<DB, RowCoord>,
@@ -583,26 +634,27 @@ impl PipelineChart {
     ) -> DrawResult<DB> {
         let u = self.unit;
         let t_end = u.of(self.step);
-        chart.draw_series(std::iter::once(Rectangle::new(
-            [(0.0, y - 40), (t_end, y + 40)],
-            IDLE.filled(),
-        )))?;
-        // Communication spans sit lower and thinner under compute, so overlap is visible.
+        let (main, comm) = ((y - 4, y + 42), (y - 42, y - 12));
+        let rect = |a: Nanos, b: Nanos, lane: (i32, i32)| [(u.of(a), lane.0), (u.of(b), lane.1)];
+        chart.draw_series([
+            Rectangle::new([(0.0, main.0), (t_end, main.1)], IDLE.filled()),
+            Rectangle::new([(0.0, comm.0), (t_end, comm.1)], COMM_LANE.filled()),
+        ])?;
+        chart.draw_series(
+            row.blocks
+                .iter()
+                .map(|b| Rectangle::new(rect(b.start, b.end, main), b.kind.color().filled())),
+        )?;
         chart.draw_series(row.spans.iter().map(|s| {
-            let (lo, hi) = if s.kind.pass().is_some() || s.kind == Kind::Optimizer {
-                (y - 40, y + 40)
-            } else {
-                (y - 40, y + 10)
-            };
-            Rectangle::new([(u.of(s.start), lo), (u.of(s.end), hi)], s.kind.color().filled())
+            let lane = if s.kind.is_comm() { comm } else { main };
+            Rectangle::new(rect(s.start, s.end, lane), s.kind.color().filled())
         }))?;
-        chart.draw_series(row.blocks.iter().map(|b| {
-            Rectangle::new(
-                [(u.of(b.start), y - 40), (u.of(b.end), y + 40)],
-                BLACK.mix(0.55).stroke_width(1),
-            )
-        }))?;
-        self.draw_block_labels(chart, row, y)
+        chart.draw_series(
+            row.blocks.iter().map(|b| {
+                Rectangle::new(rect(b.start, b.end, main), BLACK.mix(0.6).stroke_width(1))
+            }),
+        )?;
+        self.draw_block_labels(chart, row, (main.0 + main.1) / 2)
     }
 
     /// Micro-batch numbers inside blocks wide enough to hold them.
@@ -613,7 +665,7 @@ impl PipelineChart {
         y: i32,
     ) -> DrawResult<DB> {
         let u = self.unit;
-        let style = TextStyle::from((FAMILY, 13.0).into_font())
+        let style = TextStyle::from((FAMILY, 17.0).into_font())
             .color(&WHITE)
             .pos(Pos::new(HPos::Center, VPos::Center));
         let mut labels = Vec::new();
@@ -621,9 +673,9 @@ impl PipelineChart {
             let (x0, _) = chart.backend_coord(&(u.of(b.start), y));
             let (x1, _) = chart.backend_coord(&(u.of(b.end), y));
             let text = b.micro_batch.to_string();
-            if x1 - x0 >= 9 * text.len() as i32 + 4 {
+            if x1 - x0 >= 11 * text.len() as i32 + 4 {
                 let mid = u.of(b.start) + (u.of(b.end) - u.of(b.start)) / 2.0;
-                labels.push(Text::new(text, (mid, y + 22), style.clone()));
+                labels.push(Text::new(text, (mid, y), style.clone()));
             }
         }
         chart.draw_series(labels)?;
@@ -633,7 +685,7 @@ impl PipelineChart {
 
 impl Chart for PipelineChart {
     fn size(&self) -> (u32, u32) {
-        (1600, 230 + 70 * self.rows.len() as u32)
+        (1600, 240 + 90 * self.rows.len() as u32)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
@@ -642,15 +694,12 @@ impl Chart for PipelineChart {
         let (main, legend_area) = root.split_vertically(h - 64);
         let n = self.rows.len();
         let mut chart = ChartBuilder::on(&main)
-            .caption(&self.title, font(22.0))
+            .caption(&self.title, font(24.0))
             .margin(12)
             .margin_right(30)
             .x_label_area_size(48)
             .y_label_area_size(170)
-            .build_cartesian_2d(
-                0f64..self.unit.of(self.step),
-                row_axis(n),
-            )?;
+            .build_cartesian_2d(0f64..self.unit.of(self.step), row_axis(n))?;
         let labels: Vec<String> = (0..n)
             .map(|i| {
                 let r = &self.rows[n - 1 - i];
@@ -661,8 +710,9 @@ impl Chart for PipelineChart {
             .configure_mesh()
             .disable_y_mesh()
             .x_desc(format!("time ({})", self.unit.name))
-            .label_style(font(15.0))
-            .axis_desc_style(font(17.0))
+            .label_style(font(17.0))
+            .axis_desc_style(font(19.0))
+            .x_label_formatter(&|v| tick(*v))
             .y_label_formatter(&|y| row_label(&labels, *y))
             .light_line_style(WHITE.mix(0.0))
             .bold_line_style(BLACK.mix(0.12))
@@ -688,8 +738,10 @@ const BREAKDOWN_COLORS: [RGBColor; 9] = [
 ];
 
 struct BreakdownChart {
+    /// `(label, seconds, colour)` of the non-zero parts.
     parts: Vec<(String, f64, RGBColor)>,
     step: f64,
+    unit: TimeUnit,
     title: String,
 }
 
@@ -705,10 +757,11 @@ impl BreakdownChart {
         BreakdownChart {
             parts,
             step,
+            unit: TimeUnit::for_step(crate::units::secs_to_ns(step)),
             title: format!(
-                "Step breakdown — {}: {:.3} s per step, MFU {:.1}%",
+                "Step breakdown — {}: {} per step, MFU {:.1}%",
                 s.scenario.name,
-                s.step_time_s,
+                seconds(s.step_time_s),
                 s.mfu * 100.0
             ),
         }
@@ -740,15 +793,16 @@ fn seconds(v: f64) -> String {
 
 impl Chart for BreakdownChart {
     fn size(&self) -> (u32, u32) {
-        (1400, 330)
+        (1400, 300)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
         root.fill(&WHITE)?;
-        let (main, legend_area) = root.split_vertically(230);
-        let total: f64 = self.parts.iter().map(|p| p.1).sum::<f64>().max(self.step);
+        let (main, legend_area) = root.split_vertically(220);
+        let scale = 1e9 / self.unit.ns;
+        let total = self.parts.iter().map(|p| p.1).sum::<f64>().max(self.step) * scale;
         let mut chart = ChartBuilder::on(&main)
-            .caption(&self.title, font(22.0))
+            .caption(&self.title, font(24.0))
             .margin(12)
             .margin_right(30)
             .x_label_area_size(48)
@@ -758,20 +812,24 @@ impl Chart for BreakdownChart {
             .configure_mesh()
             .disable_y_mesh()
             .disable_y_axis()
-            .x_desc("seconds (mean over ranks)")
-            .label_style(font(15.0))
-            .axis_desc_style(font(17.0))
+            .x_desc(format!("time ({}), mean over ranks", self.unit.name))
+            .label_style(font(17.0))
+            .axis_desc_style(font(19.0))
+            .x_label_formatter(&|v| tick(*v))
             .bold_line_style(BLACK.mix(0.12))
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
         let mut x = 0.0;
         let mut bars = Vec::new();
         let mut labels = Vec::new();
-        let style = font(14.0).pos(Pos::new(HPos::Center, VPos::Center));
-        for (_, v, c) in &self.parts {
+        let dark = font(18.0).pos(Pos::new(HPos::Center, VPos::Center));
+        let light = dark.clone().color(&WHITE);
+        for (_, secs, c) in &self.parts {
+            let v = secs * scale;
             bars.push(Rectangle::new([(x, 0.2), (x + v, 0.8)], c.filled()));
             if v / total > 0.06 {
                 let pct = format!("{:.0}%", v / self.step * 100.0);
+                let style = if dark_text_on(*c) { &dark } else { &light };
                 labels.push(Text::new(pct, (x + v / 2.0, 0.5), style.clone()));
             }
             x += v;

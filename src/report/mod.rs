@@ -212,7 +212,8 @@ mod tests {
     use crate::sim::{StepOptions, simulate_step};
 
     fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("clustersim-report-{name}-{}", std::process::id()));
+        let d =
+            std::env::temp_dir().join(format!("clustersim-report-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
         d
     }
@@ -260,7 +261,11 @@ mod tests {
         let leftovers: Vec<_> = fs::read_dir(&dir)
             .unwrap()
             .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().starts_with(".clustersim-tmp"))
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".clustersim-tmp")
+            })
             .collect();
         assert!(leftovers.is_empty());
         fs::remove_dir_all(&dir).unwrap();
@@ -272,7 +277,10 @@ mod tests {
         fs::write(&dir, "a file, not a directory").unwrap();
         let (s, r) = run(&ReportOptions::default());
         let err = write_step_outputs(&dir, &s, &r, &ReportOptions::default()).unwrap_err();
-        assert!(err.to_string().contains(&dir.display().to_string()), "{err}");
+        assert!(
+            err.to_string().contains(&dir.display().to_string()),
+            "{err}"
+        );
         fs::remove_file(&dir).unwrap();
     }
 }

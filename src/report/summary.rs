@@ -153,7 +153,10 @@ pub fn human_table(s: &Summary) -> String {
     let rows = [
         ("step time", format!("{:.4} s", s.step_time_s)),
         ("tokens/s", format!("{:.0}", s.tokens_per_s)),
-        ("TFLOP/s per GPU", format!("{:.1} (model FLOPs)", s.tflops_per_gpu)),
+        (
+            "TFLOP/s per GPU",
+            format!("{:.1} (model FLOPs)", s.tflops_per_gpu),
+        ),
         ("MFU", format!("{:.1} %", s.mfu * 100.0)),
         ("HFU", format!("{:.1} %", s.hfu * 100.0)),
         ("bubble", format!("{:.1} %", s.bubble_fraction * 100.0)),

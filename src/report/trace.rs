@@ -106,17 +106,22 @@ struct Resolved<'a> {
 }
 
 /// Writes the Chrome trace of the ranks in `ranks` (those the replay recorded).
-pub fn write_timeline<W: Write>(out: W, result: &StepResult, name: &str, gpus_per_node: u32, ranks: &TraceRanks) -> io::Result<()> {
+pub fn write_timeline<W: Write>(
+    out: W,
+    result: &StepResult,
+    name: &str,
+    gpus_per_node: u32,
+    ranks: &TraceRanks,
+) -> io::Result<()> {
     let mut w = io::BufWriter::new(out);
     let events = resolve(result, ranks);
     writeln!(w, "{{")?;
     writeln!(w, "\"displayTimeUnit\": \"ms\",")?;
     writeln!(
         w,
-        "\"otherData\": {{\"scenario\": {}, \"step_time_us\": {}, \"generator\": \"clustersim {}\"}},",
+        "\"otherData\": {{\"scenario\": {}, \"step_time_us\": {}, \"generator\": \"clustersim\"}},",
         json_str(name),
         micros(result.replay.step_time),
-        env!("CARGO_PKG_VERSION")
     )?;
     writeln!(w, "\"traceEvents\": [")?;
     let mut first = true;
@@ -165,7 +170,12 @@ fn sep<W: Write>(w: &mut W, first: &mut bool) -> io::Result<()> {
 }
 
 /// Process and thread names and sort indices for every (rank, stream) with events.
-fn write_metadata<W: Write>(w: &mut W, events: &[Resolved], gpn: u32, first: &mut bool) -> io::Result<()> {
+fn write_metadata<W: Write>(
+    w: &mut W,
+    events: &[Resolved],
+    gpn: u32,
+    first: &mut bool,
+) -> io::Result<()> {
     let mut last_pid = None;
     let mut last_thread = None;
     for e in events {
@@ -173,24 +183,48 @@ fn write_metadata<W: Write>(w: &mut W, events: &[Resolved], gpn: u32, first: &mu
         if last_pid != Some(s.pid) {
             last_pid = Some(s.pid);
             sep(w, first)?;
-            write!(w, "{{\"ph\": \"M\", \"name\": \"process_name\", \"pid\": {}, \"tid\": 0, \"args\": {{\"name\": \"node {}\"}}}}", s.pid, s.pid)?;
+            write!(
+                w,
+                "{{\"ph\": \"M\", \"name\": \"process_name\", \"pid\": {}, \"tid\": 0, \"args\": {{\"name\": \"node {}\"}}}}",
+                s.pid, s.pid
+            )?;
             sep(w, first)?;
-            write!(w, "{{\"ph\": \"M\", \"name\": \"process_sort_index\", \"pid\": {}, \"tid\": 0, \"args\": {{\"sort_index\": {}}}}}", s.pid, s.pid)?;
+            write!(
+                w,
+                "{{\"ph\": \"M\", \"name\": \"process_sort_index\", \"pid\": {}, \"tid\": 0, \"args\": {{\"sort_index\": {}}}}}",
+                s.pid, s.pid
+            )?;
         }
         if last_thread != Some((s.pid, s.tid)) {
             last_thread = Some((s.pid, s.tid));
             let local = e.ev.rank % gpn.max(1);
             let label = format!("gpu {local} (rank {}) {}", e.ev.rank, e.op.stream.label());
             sep(w, first)?;
-            write!(w, "{{\"ph\": \"M\", \"name\": \"thread_name\", \"pid\": {}, \"tid\": {}, \"args\": {{\"name\": {}}}}}", s.pid, s.tid, json_str(&label))?;
+            write!(
+                w,
+                "{{\"ph\": \"M\", \"name\": \"thread_name\", \"pid\": {}, \"tid\": {}, \"args\": {{\"name\": {}}}}}",
+                s.pid,
+                s.tid,
+                json_str(&label)
+            )?;
             sep(w, first)?;
-            write!(w, "{{\"ph\": \"M\", \"name\": \"thread_sort_index\", \"pid\": {}, \"tid\": {}, \"args\": {{\"sort_index\": {}}}}}", s.pid, s.tid, s.tid)?;
+            write!(
+                w,
+                "{{\"ph\": \"M\", \"name\": \"thread_sort_index\", \"pid\": {}, \"tid\": {}, \"args\": {{\"sort_index\": {}}}}}",
+                s.pid, s.tid, s.tid
+            )?;
         }
     }
     Ok(())
 }
 
-fn write_event<W: Write>(w: &mut W, e: &Resolved, graph: &StepGraph, grid: &RankGrid, gpn: u32) -> io::Result<()> {
+fn write_event<W: Write>(
+    w: &mut W,
+    e: &Resolved,
+    graph: &StepGraph,
+    grid: &RankGrid,
+    gpn: u32,
+) -> io::Result<()> {
     let s = slot(e.ev.rank, e.op.stream, gpn);
     let dur = e.ev.end.saturating_sub(e.ev.start);
     write!(
@@ -220,7 +254,12 @@ fn write_event<W: Write>(w: &mut W, e: &Resolved, graph: &StepGraph, grid: &Rank
 }
 
 fn write_comm_args<W: Write>(w: &mut W, comm: &Comm, grid: &RankGrid) -> io::Result<()> {
-    write!(w, ", \"collective\": \"{}\", \"bytes\": {}", comm.collective.label(), comm.bytes)?;
+    write!(
+        w,
+        ", \"collective\": \"{}\", \"bytes\": {}",
+        comm.collective.label(),
+        comm.bytes
+    )?;
     match comm.group {
         GroupRef::Axes(mask) => write!(w, ", \"group_size\": {}", grid.group_size(mask)),
         GroupRef::P2p { from, to } => write!(w, ", \"from_stage\": {from}, \"to_stage\": {to}"),
@@ -247,8 +286,14 @@ mod tests {
             TraceRanks::Some(v) => assert_eq!(v, vec![0, 6, 12, 18]),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(trace_ranks(&TimelineRanks::All, &grid), TraceRanks::All));
-        assert!(matches!(trace_ranks(&TimelineRanks::None, &grid), TraceRanks::None));
+        assert!(matches!(
+            trace_ranks(&TimelineRanks::All, &grid),
+            TraceRanks::All
+        ));
+        assert!(matches!(
+            trace_ranks(&TimelineRanks::None, &grid),
+            TraceRanks::None
+        ));
     }
 
     #[test]
@@ -270,7 +315,13 @@ mod tests {
     #[test]
     fn slots_group_streams_by_gpu() {
         assert_eq!(slot(0, Stream::Compute, 8), TraceSlot { pid: 0, tid: 0 });
-        assert_eq!(slot(9, Stream::Tp, 8), TraceSlot { pid: 1, tid: STREAMS as u32 + 1 });
+        assert_eq!(
+            slot(9, Stream::Tp, 8),
+            TraceSlot {
+                pid: 1,
+                tid: STREAMS as u32 + 1
+            }
+        );
     }
 
     #[test]
@@ -297,13 +348,21 @@ mod tests {
     #[test]
     fn only_selected_ranks_are_written() {
         let s = toy_scenario(2, 2, 1, 4, 4);
-        let opts = StepOptions { trace: TraceRanks::All, ..Default::default() };
+        let opts = StepOptions {
+            trace: TraceRanks::All,
+            ..Default::default()
+        };
         let r = simulate_step(&s, &opts).unwrap();
         let mut buf = Vec::new();
         write_timeline(&mut buf, &r, "toy", 8, &TraceRanks::Some(vec![2])).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
         let events = v["traceEvents"].as_array().unwrap();
         assert!(events.iter().filter(|e| e["ph"] == "X").count() > 10);
-        assert!(events.iter().filter(|e| e["ph"] == "X").all(|e| e["args"]["rank"] == 2));
+        assert!(
+            events
+                .iter()
+                .filter(|e| e["ph"] == "X")
+                .all(|e| e["args"]["rank"] == 2)
+        );
     }
 }
