@@ -17,3 +17,4 @@ pub mod run;
 pub mod schedule;
 pub mod sim;
 pub mod units;
+pub mod validate;
