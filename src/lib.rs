@@ -18,3 +18,4 @@ pub mod run;
 pub mod schedule;
 pub mod sim;
 pub mod units;
+pub mod validate;

@@ -18,12 +18,15 @@ struct Cli {
 enum Command {
     /// Simulate one training step (and a long run, when the scenario has `run:`).
     Run(cli::run::RunArgs),
+    /// Predictions vs the published measurements in ../shared/calibration, as a table.
+    Validate(cli::validate::ValidateArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Run(a) => cli::run::run(a),
+        Command::Validate(a) => cli::validate::run(a),
     };
     if let Err(e) = result {
         eprintln!("{e}");

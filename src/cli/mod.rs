@@ -5,6 +5,7 @@
 //! field), 1 for internal errors.
 
 pub mod run;
+pub mod validate;
 
 use std::fmt;
 
