@@ -224,7 +224,7 @@ fn traced_ranks(result: &StepResult) -> Vec<u32> {
     ranks
 }
 
-fn op_of<'a>(result: &'a StepResult, rank: u32, op: u32) -> Option<&'a Op> {
+fn op_of(result: &StepResult, rank: u32, op: u32) -> Option<&Op> {
     let stage = result.grid.stage_of(rank) as usize;
     let program = result.graph.stages.get(stage)?;
     ((op as usize) < program.len()).then(|| program.op(op))
