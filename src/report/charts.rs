@@ -61,10 +61,22 @@ pub fn write_charts(
             &UtilizationChart { data: u, unit },
         )?);
     }
-    let rows = pipeline_rows(result);
+    let mut rows = pipeline_rows(result);
+    // Half a pixel of the ~1400 px wide plot.
+    let gap = result.replay.step_time / 2800;
+    for row in &mut rows {
+        row.spans = merge_spans(&row.spans, gap);
+    }
     if !rows.is_empty() {
+        let chunks = rows
+            .iter()
+            .flat_map(|r| &r.blocks)
+            .map(|b| b.chunk + 1)
+            .max()
+            .unwrap_or(1);
         let chart = PipelineChart {
             rows,
+            chunks,
             step: result.replay.step_time,
             unit,
             title: format!(
@@ -233,11 +245,33 @@ fn op_of(result: &StepResult, rank: u32, op: u32) -> Option<&Op> {
 /// Evenly samples at most `max` of `items`, keeping the first and last.
 fn sample<T: Copy>(items: &[T], max: usize) -> Vec<T> {
     if items.len() <= max || max < 2 {
-        return items.iter().copied().take(max.max(1)).collect();
+        return items.iter().copied().take(max).collect();
     }
     (0..max)
         .map(|i| items[i * (items.len() - 1) / (max - 1)])
         .collect()
+}
+
+/// At most `max` of `traced` (sorted): the traced representatives first, the rest sampled
+/// evenly; returned sorted.
+fn pick_rows(traced: &[u32], representatives: &[u32], max: usize) -> Vec<u32> {
+    if traced.len() <= max {
+        return traced.to_vec();
+    }
+    let mut rows: Vec<u32> = representatives
+        .iter()
+        .copied()
+        .filter(|r| traced.binary_search(r).is_ok())
+        .take(max)
+        .collect();
+    let others: Vec<u32> = traced
+        .iter()
+        .copied()
+        .filter(|r| !rows.contains(r))
+        .collect();
+    rows.extend(sample(&others, max - rows.len()));
+    rows.sort_unstable();
+    rows
 }
 
 /// Busy fraction of the compute stream of traced ranks over `bins` time bins; `None` when
@@ -248,7 +282,7 @@ pub fn utilization(result: &StepResult, bins: usize, max_rows: usize) -> Option<
     if all.is_empty() || step == 0 || bins == 0 {
         return None;
     }
-    let ranks = sample(&all, max_rows);
+    let ranks = pick_rows(&all, &representative_ranks(&result.grid), max_rows);
     let bin_ns = step as f64 / bins as f64;
     let mut rows = vec![vec![0.0; bins]; ranks.len()];
     for e in &result.replay.trace {
@@ -321,7 +355,7 @@ pub struct PipelineRow {
 pub fn pipeline_rows(result: &StepResult) -> Vec<PipelineRow> {
     let traced = traced_ranks(result);
     let size = result.grid.stage_size().max(1);
-    representative_ranks(&result.grid)
+    let mut rows: Vec<PipelineRow> = representative_ranks(&result.grid)
         .into_iter()
         .enumerate()
         .filter_map(|(stage, first)| {
@@ -329,36 +363,52 @@ pub fn pipeline_rows(result: &StepResult) -> Vec<PipelineRow> {
                 .iter()
                 .copied()
                 .find(|&r| r >= first && r < first + size)?;
-            Some(pipeline_row(result, stage as u32, rank))
+            Some(PipelineRow {
+                stage: stage as u32,
+                rank,
+                spans: Vec::new(),
+                blocks: Vec::new(),
+            })
         })
-        .collect()
-}
-
-fn pipeline_row(result: &StepResult, stage: u32, rank: u32) -> PipelineRow {
-    let mut spans = Vec::new();
-    let mut blocks: Vec<Block> = Vec::new();
-    for e in result.replay.trace.iter().filter(|e| e.rank == rank) {
-        let Some(op) = op_of(result, rank, e.op) else {
+        .collect();
+    let index: std::collections::HashMap<u32, usize> =
+        rows.iter().enumerate().map(|(i, r)| (r.rank, i)).collect();
+    for e in &result.replay.trace {
+        let Some(&i) = index.get(&e.rank) else {
             continue;
         };
-        let kind = Kind::of(op.category);
-        spans.push(Span {
-            start: e.start,
-            end: e.end,
-            kind,
-        });
-        if op.micro_batch != u32::MAX && op.stream == Stream::Compute {
-            extend_block(&mut blocks, e.start, e.end, op, kind);
+        if let Some(op) = op_of(result, e.rank, e.op) {
+            add_to_row(&mut rows[i], e.start, e.end, op);
         }
     }
-    spans.sort_by_key(|s| (s.kind, s.start, s.end));
-    blocks.sort_by_key(|b| (b.start, b.end, b.micro_batch));
-    PipelineRow {
-        stage,
-        rank,
-        spans,
-        blocks,
+    for row in &mut rows {
+        row.spans.sort_by_key(|s| (s.kind, s.start, s.end));
+        row.blocks.sort_by_key(|b| (b.start, b.end, b.micro_batch));
     }
+    rows
+}
+
+fn add_to_row(row: &mut PipelineRow, start: Nanos, end: Nanos, op: &Op) {
+    let kind = Kind::of(op.category);
+    row.spans.push(Span { start, end, kind });
+    if op.micro_batch != u32::MAX && op.stream == Stream::Compute {
+        extend_block(&mut row.blocks, start, end, op, kind);
+    }
+}
+
+/// Merges spans of one kind (sorted by kind, start) separated by at most `gap` ns: what a
+/// pixel cannot separate anyway, and it keeps SVGs of long steps small.
+pub fn merge_spans(spans: &[Span], gap: Nanos) -> Vec<Span> {
+    let mut out: Vec<Span> = Vec::with_capacity(spans.len());
+    for s in spans {
+        match out.last_mut() {
+            Some(last) if last.kind == s.kind && s.start <= last.end.saturating_add(gap) => {
+                last.end = last.end.max(s.end);
+            }
+            _ => out.push(*s),
+        }
+    }
+    out
 }
 
 fn extend_block(blocks: &mut Vec<Block>, start: Nanos, end: Nanos, op: &Op, kind: Kind) {
@@ -463,6 +513,16 @@ fn tick(v: f64) -> String {
 /// Whether dark text reads better than white on `bg`.
 fn dark_text_on(bg: RGBColor) -> bool {
     0.299 * bg.0 as f64 + 0.587 * bg.1 as f64 + 0.114 * bg.2 as f64 > 140.0
+}
+
+/// `c` lightened for model chunk `chunk` of `chunks` (chunk 0 unchanged).
+fn shade(c: RGBColor, chunk: u16, chunks: u16) -> RGBColor {
+    if chunks <= 1 {
+        return c;
+    }
+    let t = 0.45 * chunk.min(chunks - 1) as f64 / (chunks - 1) as f64;
+    let mix = |v: u8| (v as f64 + (255.0 - v as f64) * t).round() as u8;
+    RGBColor(mix(c.0), mix(c.1), mix(c.2))
 }
 
 /// Sequential white-to-blue colour map for utilization in `[0, 1]`.
@@ -593,6 +653,8 @@ fn draw_color_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>) -> DrawResu
 
 struct PipelineChart {
     rows: Vec<PipelineRow>,
+    /// Model chunks per stage (virtual stages); later chunks are drawn lighter.
+    chunks: u16,
     step: Nanos,
     unit: TimeUnit,
     title: String,
@@ -619,6 +681,10 @@ impl PipelineChart {
             .filter(|k| present[**k as usize])
             .map(|k| (k.label().to_string(), k.color()))
             .collect();
+        if self.chunks > 1 {
+            let light = shade(Kind::Forward.color(), self.chunks - 1, self.chunks);
+            out.push(("lighter: later model chunk".to_string(), light));
+        }
         out.push(("idle".to_string(), IDLE));
         out
     }
@@ -640,15 +706,26 @@ impl PipelineChart {
             Rectangle::new([(0.0, main.0), (t_end, main.1)], IDLE.filled()),
             Rectangle::new([(0.0, comm.0), (t_end, comm.1)], COMM_LANE.filled()),
         ])?;
-        chart.draw_series(
-            row.blocks
-                .iter()
-                .map(|b| Rectangle::new(rect(b.start, b.end, main), b.kind.color().filled())),
-        )?;
-        chart.draw_series(row.spans.iter().map(|s| {
-            let lane = if s.kind.is_comm() { comm } else { main };
-            Rectangle::new(rect(s.start, s.end, lane), s.kind.color().filled())
+        chart.draw_series(row.blocks.iter().map(|b| {
+            let color = shade(b.kind.color(), b.chunk, self.chunks);
+            Rectangle::new(rect(b.start, b.end, main), color.filled())
         }))?;
+        // Passes are drawn as their blocks; other compute (recompute inside backward, the
+        // optimizer) and communication as executed.
+        chart.draw_series(
+            row.spans
+                .iter()
+                .filter(|s| {
+                    !matches!(
+                        s.kind,
+                        Kind::Forward | Kind::Backward | Kind::BackwardWeight
+                    )
+                })
+                .map(|s| {
+                    let lane = if s.kind.is_comm() { comm } else { main };
+                    Rectangle::new(rect(s.start, s.end, lane), s.kind.color().filled())
+                }),
+        )?;
         chart.draw_series(
             row.blocks.iter().map(|b| {
                 Rectangle::new(rect(b.start, b.end, main), BLACK.mix(0.6).stroke_width(1))
@@ -910,6 +987,39 @@ mod tests {
         // follows its first forward directly (1F1B).
         assert_eq!(rows[0].blocks[0].kind, Kind::Forward);
         assert_eq!(rows[1].blocks[1].kind, Kind::Backward);
+    }
+
+    #[test]
+    fn pick_rows_keeps_representatives() {
+        let traced: Vec<u32> = (0..128).collect();
+        let rows = pick_rows(&traced, &[0, 32, 64, 96], 10);
+        assert_eq!(rows.len(), 10);
+        for r in [0, 32, 64, 96] {
+            assert!(rows.contains(&r), "{rows:?}");
+        }
+        assert!(rows.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(pick_rows(&[1, 2], &[0], 10), vec![1, 2]);
+    }
+
+    #[test]
+    fn merge_spans_joins_close_spans_of_one_kind() {
+        let s = |start, end, kind| Span { start, end, kind };
+        let spans = [
+            s(0, 10, Kind::Comm),
+            s(11, 20, Kind::Comm),
+            s(40, 50, Kind::Comm),
+            s(50, 60, Kind::Forward),
+        ];
+        let merged = merge_spans(&spans, 1);
+        assert_eq!(
+            merged,
+            vec![
+                s(0, 20, Kind::Comm),
+                s(40, 50, Kind::Comm),
+                s(50, 60, Kind::Forward)
+            ]
+        );
+        assert_eq!(merge_spans(&spans, 0).len(), 4);
     }
 
     #[test]
