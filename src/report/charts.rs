@@ -868,6 +868,36 @@ fn seconds(v: f64) -> String {
     }
 }
 
+/// One part of the breakdown bar, in the chart's time unit.
+#[derive(Debug, Clone, PartialEq)]
+struct Segment {
+    start: f64,
+    width: f64,
+    color: RGBColor,
+    /// Percent of the step, on parts wide enough to hold it.
+    label: Option<String>,
+}
+
+impl BreakdownChart {
+    fn segments(&self) -> Vec<Segment> {
+        let scale = 1e9 / self.unit.ns;
+        let total: f64 = self.parts.iter().map(|p| p.1).sum::<f64>().max(self.step);
+        let mut start = 0.0;
+        let mut out = Vec::with_capacity(self.parts.len());
+        for (_, secs, color) in &self.parts {
+            let label = (secs / total > 0.06).then(|| format!("{:.0}%", secs / self.step * 100.0));
+            out.push(Segment {
+                start,
+                width: secs * scale,
+                color: *color,
+                label,
+            });
+            start += secs * scale;
+        }
+        out
+    }
+}
+
 impl Chart for BreakdownChart {
     fn size(&self) -> (u32, u32) {
         (1400, 300)
@@ -896,20 +926,21 @@ impl Chart for BreakdownChart {
             .bold_line_style(BLACK.mix(0.12))
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
-        let mut x = 0.0;
         let mut bars = Vec::new();
         let mut labels = Vec::new();
         let dark = font(18.0).pos(Pos::new(HPos::Center, VPos::Center));
         let light = dark.clone().color(&WHITE);
-        for (_, secs, c) in &self.parts {
-            let v = secs * scale;
-            bars.push(Rectangle::new([(x, 0.2), (x + v, 0.8)], c.filled()));
-            if v / total > 0.06 {
-                let pct = format!("{:.0}%", v / self.step * 100.0);
-                let style = if dark_text_on(*c) { &dark } else { &light };
-                labels.push(Text::new(pct, (x + v / 2.0, 0.5), style.clone()));
+        for seg in self.segments() {
+            let (x0, x1) = (seg.start, seg.start + seg.width);
+            bars.push(Rectangle::new([(x0, 0.2), (x1, 0.8)], seg.color.filled()));
+            if let Some(text) = seg.label {
+                let style = if dark_text_on(seg.color) {
+                    &dark
+                } else {
+                    &light
+                };
+                labels.push(Text::new(text, ((x0 + x1) / 2.0, 0.5), style.clone()));
             }
-            x += v;
         }
         chart.draw_series(bars)?;
         chart.draw_series(labels)?;
@@ -1020,6 +1051,29 @@ mod tests {
             ]
         );
         assert_eq!(merge_spans(&spans, 0).len(), 4);
+    }
+
+    #[test]
+    fn breakdown_segments_are_in_time_units_and_label_percent_of_step() {
+        let s = toy_scenario(2, 2, 1, 4, 4);
+        let r = simulate_step(&s, &StepOptions::default()).unwrap();
+        let summary = Summary::new(&s, &r.metrics);
+        let chart = BreakdownChart::new(&summary);
+        let segs = chart.segments();
+        let end = segs.last().map(|s| s.start + s.width).unwrap();
+        let step = summary.step_time_s * 1e9 / chart.unit.ns;
+        assert!((end / step - 1.0).abs() < 1e-6, "{end} vs {step}");
+        for seg in segs.iter().filter(|s| s.label.is_some()) {
+            let pct: f64 = seg
+                .label
+                .as_ref()
+                .unwrap()
+                .trim_end_matches('%')
+                .parse()
+                .unwrap();
+            assert!((pct - seg.width / step * 100.0).abs() <= 0.5, "{seg:?}");
+        }
+        assert!(segs.iter().any(|s| s.label.is_some()));
     }
 
     #[test]
