@@ -41,6 +41,7 @@ pub fn toy_scenario(tp: u64, pp: u64, dp: u64, layers: u64, global_batch: u64) -
                 gemm_efficiency: 0.8,
                 fp8_gemm_efficiency: None,
                 hbm_efficiency: 0.87,
+                sustained_efficiency: 1.0,
             },
             nodes: gpus.div_ceil(8),
             node: NodeSpec {
@@ -148,6 +149,7 @@ pub fn a100_80gb() -> GpuSpec {
         gemm_efficiency: 253.7 / 312.0,
         fp8_gemm_efficiency: None,
         hbm_efficiency: 1610.0 / 2039.0,
+        sustained_efficiency: env_factor("CS_A100", 1.0),
     }
 }
 
@@ -171,6 +173,11 @@ pub fn dgx_h100_ndr(nodes: u64) -> ClusterSpec {
     c.gpu.gemm_efficiency = 798.0 / 989.0;
     c.gpu.fp8_gemm_efficiency = Some(1290.0 / 1979.0);
     c.gpu.hbm_efficiency = 2900.0 / 3350.0;
+    c.gpu.sustained_efficiency = env_factor("CS_H100", 1.0);
     c.nodes = nodes;
     c
+}
+
+fn env_factor(name: &str, default: f64) -> f64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
