@@ -31,7 +31,7 @@ pub fn run(args: &RunArgs) -> CliResult {
         &args.overrides,
         &args.timeline,
     );
-    let scenario = crate::fixtures::toy_scenario(8, 4, 4, 32, 64);
+    let scenario = crate::config::load_scenario(args.scenario.as_deref(), &args.overrides)?;
     let result = sim::simulate_step(&scenario, &StepOptions::default())?;
     let m = &result.metrics;
     println!(
