@@ -184,3 +184,133 @@ fn load_text(
     validate::validate(&scenario, &root)?;
     Ok(scenario)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaml_files(dir: &str) -> Vec<PathBuf> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("shipped directory exists")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn every_shipped_scenario_loads_and_validates() {
+        let files = yaml_files("scenarios");
+        assert!(files.len() >= 4, "{files:?}");
+        for f in files {
+            let s = load_scenario(Some(&f), &[]).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(s.parallelism.world_size(), s.cluster.total_gpus(), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn every_shipped_topology_loads_and_validates() {
+        let files = yaml_files("topologies");
+        assert!(files.len() >= 2);
+        for f in files {
+            let text = format!(
+                "model: llama3-8b\ncluster: {}\ntraining: {{ seq_len: 4096, global_batch: 1048576 }}\n",
+                f.display()
+            );
+            let s = load_scenario_str("t.yaml", &text, &[]).unwrap_or_else(|e| panic!("{e}"));
+            assert!(s.cluster.total_gpus() >= 8, "{f:?}");
+            assert!(s.cluster.name.starts_with("dgx-"));
+        }
+    }
+
+    fn with_model(model: &str) -> Scenario {
+        let text = format!(
+            "model: {model}\ncluster: {{ from: dgx-h100-ndr, nodes: 1 }}\n\
+             training: {{ seq_len: 4096, global_batch: 8 }}\n"
+        );
+        load_scenario_str("t.yaml", &text, &[]).unwrap_or_else(|e| panic!("{model}: {e}"))
+    }
+
+    #[test]
+    fn every_model_preset_resolves_with_the_published_size() {
+        for name in presets::model_names().unwrap() {
+            assert_eq!(with_model(&name).model.name, name);
+        }
+        let billions = |m: &str| with_model(m).model.total_params() as f64 / 1e9;
+        let expect = [
+            ("gpt3-175b", 175.0),
+            ("llama3-8b", 8.0),
+            ("llama3-70b", 70.6),
+            ("llama3-405b", 405.0),
+            ("mixtral-8x7b", 46.7),
+            ("gpt-1.7b", 1.65), // the paper rounds to 1.7
+            ("gpt-145.6b", 145.6),
+            ("gpt-1t", 1008.0),
+            ("mcore-gpt-70b", 70.0),
+            ("mcore-gpt-462b", 462.0),
+            ("deepseek-v3-like", 671.0),
+        ];
+        for (m, b) in expect {
+            let got = billions(m);
+            assert!((got / b - 1.0).abs() < 0.03, "{m}: {got:.1}B vs {b}B");
+        }
+    }
+
+    #[test]
+    fn every_gpu_preset_resolves_with_its_calibration() {
+        for name in presets::gpu_names().unwrap() {
+            let text = format!(
+                "model: llama3-8b\ncluster: {{ from: dgx-h100-ndr, nodes: 1, gpu: {name} }}\n\
+                 training: {{ seq_len: 4096, global_batch: 8 }}\n"
+            );
+            let s = load_scenario_str("t.yaml", &text, &[]).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(s.cluster.gpu.name, name);
+        }
+        let h100 = with_model("llama3-8b").cluster.gpu;
+        assert!((h100.gemm_efficiency * 989.0 - 798.0).abs() < 1.0);
+        assert!((h100.hbm_efficiency * 3350.0 - 2900.0).abs() < 5.0);
+    }
+
+    #[test]
+    fn default_scenario_is_a_small_3d_parallel_run() {
+        let s = load_scenario(None, &[]).unwrap();
+        let p = &s.parallelism;
+        assert!(p.tp > 1 && p.pp > 1 && p.dp > 1, "{p:?}");
+        assert!((64..=256).contains(&s.cluster.total_gpus()));
+        assert_eq!(s.source, None);
+    }
+
+    #[test]
+    fn defaults_fill_omitted_keys() {
+        let text = "model: llama3-8b\ncluster: { from: dgx-h100-ndr, nodes: 2 }\n\
+                    training: { seq_len: 4096, global_batch: 64 }\nparallelism: { tp: 2 }\n";
+        let s = load_scenario_str("t.yaml", text, &[]).unwrap();
+        assert_eq!(s.parallelism.dp, 8);
+        assert!(s.parallelism.sequence_parallel);
+        assert_eq!(s.parallelism.zero, 1);
+        assert_eq!(s.training.micro_batch, 1);
+        assert_eq!(s.cluster.node.nvlink_domain, 8);
+        assert_eq!(s.cluster.node.pcie_gbs, 64.0);
+        assert_eq!(s.steps, 1);
+    }
+
+    #[test]
+    fn overrides_reach_topology_files_and_presets() {
+        let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/llama3-70b-1k.yaml");
+        let sets = [
+            "cluster.nodes=64",
+            "parallelism.dp=16",
+            "cluster.gpu.memory_gb=96",
+            "model.layers=40",
+            "training.recompute=full",
+        ]
+        .map(String::from);
+        let s = load_scenario(Some(&f), &sets).unwrap();
+        assert_eq!(s.cluster.nodes, 64);
+        assert_eq!(s.cluster.gpu.memory_gb, 96.0);
+        assert_eq!(s.model.layers, 40);
+        assert_eq!(s.training.recompute, crate::plan::Recompute::Full);
+    }
+}

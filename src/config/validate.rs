@@ -33,13 +33,13 @@ pub fn validate(s: &Scenario, root: &Node) -> Check {
     v.real_sizes()?;
     v.model_shape()?;
     v.topology()?;
-    v.world_size()?;
     v.tensor_parallel()?;
     v.pipeline_split()?;
+    v.context_parallel()?;
+    v.world_size()?;
     v.batch()?;
     v.schedule()?;
     v.expert_parallel()?;
-    v.context_parallel()?;
     v.precision()?;
     v.timeline()
 }
