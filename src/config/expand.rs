@@ -49,7 +49,12 @@ fn node_at<'a>(root: &'a mut Node, path: &[&str]) -> Option<&'a mut Node> {
 type Lookup = fn(&str) -> Result<Option<Node>, ConfigError>;
 type Names = fn() -> Result<Vec<String>, ConfigError>;
 
-fn expand_preset(node: &mut Node, field: &str, lookup: Lookup, names: Names) -> Result<(), ConfigError> {
+fn expand_preset(
+    node: &mut Node,
+    field: &str,
+    lookup: Lookup,
+    names: Names,
+) -> Result<(), ConfigError> {
     let Some(name) = node.as_str().map(str::to_string) else {
         return Ok(());
     };
@@ -128,7 +133,9 @@ fn set_key_origin(node: &mut Node, key: &str, origin: &Origin) {
 
 /// Whether a `cluster:` string names a shipped topology rather than a file.
 fn is_builtin_name(reference: &str) -> bool {
-    !reference.contains(['/', '\\']) && !reference.ends_with(".yaml") && !reference.ends_with(".yml")
+    !reference.contains(['/', '\\'])
+        && !reference.ends_with(".yaml")
+        && !reference.ends_with(".yml")
 }
 
 /// Loads a topology by name or path; paths are relative to the file that wrote them.

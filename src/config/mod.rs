@@ -139,7 +139,13 @@ pub fn load_scenario(path: Option<&Path>, overrides: &[String]) -> Result<Scenar
     let fallback_name = path
         .and_then(|p| p.file_stem())
         .map_or("default".to_string(), |s| s.to_string_lossy().into_owned());
-    load_text(&source_name, &text, overrides, &fallback_name, path.map(Path::to_path_buf))
+    load_text(
+        &source_name,
+        &text,
+        overrides,
+        &fallback_name,
+        path.map(Path::to_path_buf),
+    )
 }
 
 /// Loads a scenario from YAML text; `source_name` names it in errors and anchors relative
@@ -172,7 +178,10 @@ fn load_text(
         return Err(ConfigError::new(
             Some(&root.origin),
             "",
-            format!("a scenario is a mapping of keys (name, model, cluster, ...), found {}", root.kind()),
+            format!(
+                "a scenario is a mapping of keys (name, model, cluster, ...), found {}",
+                root.kind()
+            ),
         ));
     }
     for arg in overrides {

@@ -29,7 +29,11 @@ pub fn parse(arg: &str) -> Result<Override, ConfigError> {
     let source: Arc<str> = Arc::from(format!("--set {arg}"));
     let origin = Origin::new(&source, 0, 0);
     let Some((path, text)) = arg.split_once('=') else {
-        return Err(bad(&origin, "", "expected `path=value`, e.g. `parallelism.tp=4`"));
+        return Err(bad(
+            &origin,
+            "",
+            "expected `path=value`, e.g. `parallelism.tp=4`",
+        ));
     };
     let path: Vec<String> = path.trim().split('.').map(str::to_string).collect();
     if path.iter().any(|k| k.is_empty()) {
@@ -93,7 +97,11 @@ fn descend(root: &mut Node, prefix: &[&str], ov: &Override) -> Result<(), Config
     match parent.get(key) {
         Some(node) if matches!(node.value, Value::Map(_)) => Ok(()),
         Some(node) => Err(not_a_mapping(node, prefix, ov)),
-        None => Err(bad(&ov.origin, &ov.path.join("."), "could not create the key")),
+        None => Err(bad(
+            &ov.origin,
+            &ov.path.join("."),
+            "could not create the key",
+        )),
     }
 }
 
@@ -151,7 +159,10 @@ mod tests {
     fn expands_presets_before_setting_inside_them() {
         let root = tree_with("model: llama3-8b\n", &["model.layers=16"]).unwrap();
         let m = root.get("model").unwrap();
-        assert!(matches!(m.get("layers").unwrap().value, Value::Int(16) | Value::UInt(16)));
+        assert!(matches!(
+            m.get("layers").unwrap().value,
+            Value::Int(16) | Value::UInt(16)
+        ));
         assert!(m.get("hidden").is_some());
     }
 

@@ -141,7 +141,7 @@ fn derive_dp(
 ) -> Result<u64, ConfigError> {
     let gpus = cluster.nodes.saturating_mul(cluster.node.gpus);
     let per_replica = tp.saturating_mul(pp).saturating_mul(cp);
-    if per_replica == 0 || gpus == 0 || gpus % per_replica != 0 {
+    if per_replica == 0 || gpus == 0 || !gpus.is_multiple_of(per_replica) {
         return Err(super::error_at(
             root,
             "parallelism.dp",

@@ -357,6 +357,7 @@ pub fn from_node<'de, T: Deserialize<'de>>(node: &'de Node, path: &str) -> Resul
     T::deserialize(NodeDe {
         node,
         path: path.to_string(),
+        at: &node.origin,
     })
     .map_err(|e| e.into_config_error(path, &node.origin))
 }
@@ -365,6 +366,9 @@ pub fn from_node<'de, T: Deserialize<'de>>(node: &'de Node, path: &str) -> Resul
 pub struct NodeDe<'de> {
     node: &'de Node,
     path: String,
+    /// Where errors about this node point: the value for scalars, the key for mappings
+    /// and lists (whose own position is their first item's line).
+    at: &'de Origin,
 }
 
 impl<'de> NodeDe<'de> {
@@ -387,7 +391,7 @@ impl<'de> NodeDe<'de> {
                 path: &self.path,
             }),
         };
-        result.map_err(|e| e.locate(&self.path, &self.node.origin))
+        result.map_err(|e| e.locate(&self.path, self.at))
     }
 }
 
@@ -422,12 +426,12 @@ impl<'de> Deserializer<'de> for NodeDe<'de> {
         match &self.node.value {
             Value::Str(s) => visitor
                 .visit_enum(s.as_str().into_deserializer())
-                .map_err(|e: DeError| e.locate(&self.path, &self.node.origin)),
+                .map_err(|e: DeError| e.locate(&self.path, self.at)),
             _ => Err(<DeError as de::Error>::custom(format!(
                 "expected a string, found {}",
                 self.node.kind()
             ))
-            .locate(&self.path, &self.node.origin)),
+            .locate(&self.path, self.at)),
         }
     }
 
@@ -456,7 +460,12 @@ impl<'de> SeqAccess<'de> for SeqDe<'_, 'de> {
         };
         let path = format!("{}[{}]", self.path, self.index);
         self.index += 1;
-        seed.deserialize(NodeDe { node, path }).map(Some)
+        seed.deserialize(NodeDe {
+            node,
+            path,
+            at: &node.origin,
+        })
+        .map(Some)
     }
 }
 
@@ -486,12 +495,19 @@ impl<'de> MapAccess<'de> for MapDe<'_, 'de> {
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
         let Some(entry) = self.pending.take() else {
-            return Err(<DeError as de::Error>::custom("value requested before its key"));
+            return Err(<DeError as de::Error>::custom(
+                "value requested before its key",
+            ));
         };
         let path = join(self.path, &entry.key);
+        let at = match entry.node.value {
+            Value::Map(_) | Value::Seq(_) => &entry.key_origin,
+            _ => &entry.node.origin,
+        };
         seed.deserialize(NodeDe {
             node: &entry.node,
             path,
+            at,
         })
     }
 }
@@ -522,6 +538,7 @@ mod tests {
         assert_eq!((o.line, o.col), (3, 3));
         let typed: Outer = from_node(&n, "").unwrap();
         assert_eq!(typed.inner.a, 1);
+        assert_eq!(typed.inner.b.as_deref(), Some("x"));
         assert_eq!(typed.list, vec![1, 2]);
     }
 

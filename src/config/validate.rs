@@ -59,7 +59,7 @@ fn divisors(n: u64) -> Vec<u64> {
     let mut large = Vec::new();
     let mut d = 1;
     while d * d <= n {
-        if n % d == 0 {
+        if n.is_multiple_of(d) {
             small.push(d);
             if d * d != n {
                 large.push(n / d);
@@ -94,7 +94,11 @@ impl Rules<'_> {
     }
 
     fn ensure(&self, ok: bool, field: &str, message: impl FnOnce() -> String) -> Check {
-        if ok { Ok(()) } else { self.fail(field, message()) }
+        if ok {
+            Ok(())
+        } else {
+            self.fail(field, message())
+        }
     }
 
     fn integer_sizes(&self) -> Check {
@@ -133,16 +137,20 @@ impl Rules<'_> {
             sizes.push(("cluster.fabric.pod_gpus", pod));
         }
         for (field, value) in sizes {
-            self.ensure(value >= 1, field, || format!("must be at least 1, got {value}"))?;
+            self.ensure(value >= 1, field, || {
+                format!("must be at least 1, got {value}")
+            })?;
             self.ensure(value <= MAX_SIZE, field, || {
                 format!("{value} is larger than the supported maximum {MAX_SIZE}")
             })?;
         }
         if let Some(stages) = &p.stage_layers {
             for (i, &n) in stages.iter().enumerate() {
-                self.ensure(n >= 1 && n <= MAX_SIZE, "parallelism.stage_layers", || {
-                    format!("stage {i} has {n} layers; every stage needs at least 1")
-                })?;
+                self.ensure(
+                    (1..=MAX_SIZE).contains(&n),
+                    "parallelism.stage_layers",
+                    || format!("stage {i} has {n} layers; every stage needs at least 1"),
+                )?;
             }
         }
         Ok(())
@@ -171,7 +179,11 @@ impl Rules<'_> {
             ("cluster.gpu.peak_tflops.fp16", g.peak_tflops.fp16),
             ("cluster.gpu.peak_tflops.fp8", g.peak_tflops.fp8),
         ];
-        positive.extend(optional_peaks.iter().filter_map(|(f, v)| v.map(|v| (*f, v))));
+        positive.extend(
+            optional_peaks
+                .iter()
+                .filter_map(|(f, v)| v.map(|v| (*f, v))),
+        );
         if c.node.nics > 0 {
             positive.push(("cluster.node.nic_gbps", c.node.nic_gbps));
         }
@@ -221,14 +233,14 @@ impl Rules<'_> {
 
     fn model_shape(&self) -> Check {
         let m = &self.s.model;
-        self.ensure(m.hidden % m.heads == 0, "model.heads", || {
+        self.ensure(m.hidden.is_multiple_of(m.heads), "model.heads", || {
             format!(
                 "model.hidden={} is not divisible by model.heads={}; heads must divide hidden",
                 m.hidden, m.heads
             )
         })?;
         self.ensure(
-            m.kv_heads <= m.heads && m.heads % m.kv_heads == 0,
+            m.kv_heads <= m.heads && m.heads.is_multiple_of(m.kv_heads),
             "model.kv_heads",
             || {
                 format!(
@@ -241,17 +253,18 @@ impl Rules<'_> {
         )?;
         if let Some(moe) = &m.moe {
             self.ensure(moe.top_k <= moe.experts, "model.moe.top_k", || {
-                format!(
-                    "top_k={} is more than experts={}",
-                    moe.top_k, moe.experts
-                )
+                format!("top_k={} is more than experts={}", moe.top_k, moe.experts)
             })?;
-            self.ensure(moe.dense_layers <= m.layers, "model.moe.dense_layers", || {
-                format!(
-                    "dense_layers={} is more than layers={}",
-                    moe.dense_layers, m.layers
-                )
-            })?;
+            self.ensure(
+                moe.dense_layers <= m.layers,
+                "model.moe.dense_layers",
+                || {
+                    format!(
+                        "dense_layers={} is more than layers={}",
+                        moe.dense_layers, m.layers
+                    )
+                },
+            )?;
         }
         let params = self.approx_params();
         self.ensure(params <= MAX_PARAMS, "model", || {
@@ -276,7 +289,7 @@ impl Rules<'_> {
         let c = &self.s.cluster;
         let (gpus, domain) = (c.node.gpus, c.node.nvlink_domain);
         self.ensure(
-            domain % gpus == 0 || gpus % domain == 0,
+            domain.is_multiple_of(gpus) || gpus.is_multiple_of(domain),
             "cluster.node.nvlink_domain",
             || {
                 format!(
@@ -285,12 +298,21 @@ impl Rules<'_> {
                 )
             },
         )?;
-        self.ensure(c.nodes <= 1 || c.node.nics >= 1, "cluster.node.nics", || {
-            format!("{} nodes need at least one NIC per node, got 0", c.nodes)
-        })?;
-        self.ensure(c.fabric.switch_radix >= 2, "cluster.fabric.switch_radix", || {
-            format!("a switch needs at least 2 ports, got {}", c.fabric.switch_radix)
-        })?;
+        self.ensure(
+            c.nodes <= 1 || c.node.nics >= 1,
+            "cluster.node.nics",
+            || format!("{} nodes need at least one NIC per node, got 0", c.nodes),
+        )?;
+        self.ensure(
+            c.fabric.switch_radix >= 2,
+            "cluster.fabric.switch_radix",
+            || {
+                format!(
+                    "a switch needs at least 2 ports, got {}",
+                    c.fabric.switch_radix
+                )
+            },
+        )?;
         if c.fabric.kind != FabricKind::ClosPods {
             return Ok(());
         }
@@ -300,7 +322,7 @@ impl Rules<'_> {
                 "fabric kind clos-pods needs pod_gpus (GPUs per pod)".into(),
             );
         };
-        self.ensure(pod % gpus == 0, "cluster.fabric.pod_gpus", || {
+        self.ensure(pod.is_multiple_of(gpus), "cluster.fabric.pod_gpus", || {
             format!("pod_gpus={pod} must be a multiple of node.gpus={gpus}")
         })
     }
@@ -332,7 +354,7 @@ impl Rules<'_> {
         // The vocabulary needs no check: Megatron pads it to a multiple of 128 x tp.
         let common = dims.iter().fold(0, |g, (_, d)| gcd(g, *d));
         for (name, value) in &dims {
-            self.ensure(value % tp == 0, "parallelism.tp", || {
+            self.ensure(value.is_multiple_of(tp), "parallelism.tp", || {
                 format!(
                     "parallelism.tp={tp} does not divide {name}={value}; tp must divide heads, \
                      kv_heads and ffn_hidden: allowed {}",
@@ -361,7 +383,11 @@ impl Rules<'_> {
                 .into()
         })?;
         self.ensure(stages.len() as u64 == p.pp, field, || {
-            format!("has {} entries but pp={}: give one per stage", stages.len(), p.pp)
+            format!(
+                "has {} entries but pp={}: give one per stage",
+                stages.len(),
+                p.pp
+            )
         })?;
         let sum = stages.iter().try_fold(0u64, |a, n| a.checked_add(*n));
         self.ensure(sum == Some(m.layers), field, || {
@@ -379,7 +405,7 @@ impl Rules<'_> {
         let (t, p) = (&self.s.training, &self.s.parallelism);
         let per_step = product(&[p.dp, t.micro_batch]);
         self.ensure(
-            per_step.is_some_and(|n| t.global_batch % n == 0),
+            per_step.is_some_and(|n| t.global_batch.is_multiple_of(n)),
             "training.global_batch",
             || {
                 let n = per_step.map_or("more than 2^64".into(), |n| n.to_string());
@@ -417,14 +443,14 @@ impl Rules<'_> {
             "the interleaved schedule needs virtual_stages > 1, got 1".into()
         })?;
         let chunks = p.pp * p.virtual_stages;
-        self.ensure(m.layers % chunks == 0, "parallelism.virtual_stages", || {
+        self.ensure(m.layers.is_multiple_of(chunks), "parallelism.virtual_stages", || {
             format!(
                 "interleaved: model.layers={} is not divisible by pp*virtual_stages = {}*{} = {chunks}",
                 m.layers, p.pp, p.virtual_stages
             )
         })?;
         let mbs = self.micro_batches();
-        self.ensure(mbs % p.pp == 0, "training.global_batch", || {
+        self.ensure(mbs.is_multiple_of(p.pp), "training.global_batch", || {
             format!(
                 "interleaved: micro-batches per step = global_batch/(dp*micro_batch) = {mbs} \
                  must be a multiple of pp={}",
@@ -440,7 +466,7 @@ impl Rules<'_> {
                 format!("ep={} needs a mixture-of-experts model (model.moe)", p.ep)
             });
         };
-        self.ensure(p.dp % p.ep == 0, "parallelism.ep", || {
+        self.ensure(p.dp.is_multiple_of(p.ep), "parallelism.ep", || {
             format!(
                 "ep={} does not divide dp={}; allowed: {}",
                 p.ep,
@@ -448,7 +474,7 @@ impl Rules<'_> {
                 list(&divisors(gcd(p.dp, moe.experts)))
             )
         })?;
-        self.ensure(moe.experts % p.ep == 0, "parallelism.ep", || {
+        self.ensure(moe.experts.is_multiple_of(p.ep), "parallelism.ep", || {
             format!(
                 "ep={} does not divide model.moe.experts={}; allowed: {}",
                 p.ep,
@@ -460,7 +486,7 @@ impl Rules<'_> {
 
     fn context_parallel(&self) -> Check {
         let (t, p) = (&self.s.training, &self.s.parallelism);
-        self.ensure(t.seq_len % p.cp == 0, "parallelism.cp", || {
+        self.ensure(t.seq_len.is_multiple_of(p.cp), "parallelism.cp", || {
             format!("cp={} does not divide training.seq_len={}", p.cp, t.seq_len)
         })
     }
