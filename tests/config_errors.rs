@@ -541,3 +541,13 @@ fn binary_exits_2_on_malformed_yaml_and_bad_override() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--set parallelism.tp=x"), "{stderr}");
 }
+
+#[test]
+fn semantic_errors_about_overridden_values_name_the_argument() {
+    let (e, shown) = fails(BASE, &["parallelism.schedule=dualpipe"]);
+    assert_eq!(e.field, "parallelism.schedule");
+    assert!(
+        shown.starts_with("--set parallelism.schedule=dualpipe: parallelism.schedule:"),
+        "{shown}"
+    );
+}

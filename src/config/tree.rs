@@ -110,13 +110,16 @@ impl Node {
         }
     }
 
-    /// Sets `key` to `node` in this mapping (replacing an existing value in place).
+    /// Sets `key` to `node` in this mapping (replacing an existing value in place; the key
+    /// then takes the new value's origin).
     /// Returns `false` when this node is not a mapping.
     pub fn insert(&mut self, key: &str, node: Node) -> bool {
         let Value::Map(entries) = &mut self.value else {
             return false;
         };
         if let Some(e) = entries.iter_mut().find(|e| e.key == key) {
+            // The new value decides where errors about this key point.
+            e.key_origin = node.origin.clone();
             e.node = node;
         } else {
             let key_origin = node.origin.clone();
@@ -287,7 +290,7 @@ pub fn parse(source: &str, text: &str) -> Result<Node, ConfigError> {
 
 fn saphyr_error(source: &Arc<str>, e: &serde_saphyr::Error) -> ConfigError {
     let plain = e.without_snippet();
-    let message = serde_saphyr::DefaultMessageFormatter.format_message(plain);
+    let message = serde_saphyr::UserMessageFormatter.format_message(plain);
     let message: String = message
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
