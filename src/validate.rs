@@ -108,7 +108,10 @@ impl Source {
     fn apply_rules(self, s: &mut Scenario, row: &Row) {
         let p = &mut s.parallelism;
         let t = &mut s.training;
-        let max_b: u64 = std::env::var("CS_MAXB").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+        let max_b: u64 = std::env::var("CS_MAXB")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
         let per_pipeline = row.global_batch / (row.gpus / (row.tp * row.pp));
         t.micro_batch = (1..=max_b)
             .rev()
@@ -269,6 +272,21 @@ pub fn row_scenario(row: &Row, base: &Scenario, cluster: &ClusterSpec) -> Scenar
     s.parallelism.stage_layers = None;
     row.source.apply_rules(&mut s, row);
     s
+}
+
+/// The cluster a table was measured on, from the shipped topologies and GPU catalog:
+/// DGX A100 80GB on HDR InfiniBand (Selene) or DGX H100 on NDR InfiniBand (Eos).
+pub fn calibration_base(source: Source) -> Result<Scenario, crate::config::ConfigError> {
+    let (topology, seq) = match source {
+        Source::MegatronSc21A100 => ("dgx-a100-hdr", 2048),
+        Source::MegatronCoreH100 => ("dgx-h100-ndr", 4096),
+    };
+    let yaml = format!(
+        "name: calibration\nmodel: gpt-1.7b\ncluster: {topology}\n\
+         training: {{seq_len: {seq}, global_batch: 1024}}\n\
+         parallelism: {{tp: 1, pp: 1, dp: 1024}}\n"
+    );
+    crate::config::load_scenario_str("calibration", &yaml, &[])
 }
 
 /// Predicts one row.

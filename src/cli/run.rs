@@ -29,8 +29,7 @@ pub struct RunArgs {
 
 pub fn run(args: &RunArgs) -> CliResult {
     let _ = &args.seed;
-    let mut scenario = config::load_scenario(args.scenario.as_deref(), &args.overrides)
-        .map_err(|e| CliError::bad(e.to_string()))?;
+    let mut scenario = config::load_scenario(args.scenario.as_deref(), &args.overrides)?;
     if let Some(t) = &args.timeline {
         scenario.outputs.timeline = parse_timeline(t).map_err(CliError::bad)?;
     }

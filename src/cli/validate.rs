@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use super::{CliError, CliResult};
-use crate::fixtures;
 use crate::validate::{self, Prediction, Source};
 
 #[derive(Debug, clap::Args)]
@@ -31,13 +30,11 @@ pub fn calibration_dir(arg: Option<&Path>) -> Result<PathBuf, CliError> {
 }
 
 pub fn predict_all(dir: &Path) -> Result<Vec<Prediction>, CliError> {
-    let base = fixtures::toy_scenario(1, 1, 1, 1, 1);
     let mut out = Vec::new();
     for source in [Source::MegatronSc21A100, Source::MegatronCoreH100] {
-        let cluster = match source {
-            Source::MegatronSc21A100 => fixtures::dgx_a100_hdr(1),
-            Source::MegatronCoreH100 => fixtures::dgx_h100_ndr(1),
-        };
+        let base =
+            validate::calibration_base(source).map_err(|e| CliError::internal(e.to_string()))?;
+        let cluster = base.cluster.clone();
         let rows = validate::read_rows(dir, source).map_err(|e| CliError::bad(e.to_string()))?;
         for row in rows {
             out.push(

@@ -2,9 +2,26 @@
 //! validation with file, line and field in every error.
 //!
 //! Produces a resolved [`Scenario`]: plain domain types that the rest of the simulator
-//! consumes. Simulates nothing.
+//! consumes. Simulates nothing, and never panics on bad input.
+//!
+//! Loading runs in stages, each in its own module:
+//! 1. [`tree`]: parse the YAML into a located tree (malformed YAML, duplicate keys);
+//! 2. [`overrides`]: apply `--set path=value` to the tree;
+//! 3. [`expand`]: replace preset names and topology paths by the mappings they name
+//!    ([`presets`] holds the embedded catalogs);
+//! 4. [`raw`]: deserialize the typed file schema (unknown keys, wrong types);
+//! 5. [`resolve`]: apply defaults and build domain types;
+//! 6. [`validate`]: semantic rules (divisibility, sizes, GPU counts, ...).
 
-use std::path::PathBuf;
+pub mod expand;
+pub mod overrides;
+pub mod presets;
+pub mod raw;
+pub mod resolve;
+pub mod tree;
+pub mod validate;
+
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -58,10 +75,13 @@ pub struct Scenario {
 }
 
 /// A problem with a scenario or topology file, located as precisely as possible.
+///
+/// Displays as `file:line:col: field: message` (`--set path=value: field: message` when
+/// the value came from the command line).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{}{field}: {message}", location.as_ref().map(|l| format!("{l}: ")).unwrap_or_default())]
+#[error("{}", self.render())]
 pub struct ConfigError {
-    /// `file:line:column` (or just the file) where the problem is.
+    /// `file:line:column` (or just the file, or the `--set` argument) where the problem is.
     pub location: Option<String>,
     /// Dotted path of the offending key, e.g. `parallelism.tp`.
     pub field: String,
@@ -69,18 +89,237 @@ pub struct ConfigError {
     pub message: String,
 }
 
+impl ConfigError {
+    pub fn new(location: Option<&tree::Origin>, field: &str, message: impl Into<String>) -> Self {
+        ConfigError {
+            location: location.map(ToString::to_string),
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut out = String::new();
+        if let Some(l) = &self.location {
+            out.push_str(l);
+            out.push_str(": ");
+        }
+        if !self.field.is_empty() {
+            out.push_str(&self.field);
+            out.push_str(": ");
+        }
+        out.push_str(&self.message);
+        out
+    }
+}
+
+impl From<ConfigError> for crate::cli::CliError {
+    fn from(e: ConfigError) -> Self {
+        crate::cli::CliError::BadInput(e.to_string())
+    }
+}
+
+/// An error about `field` (a dotted path), located at that key in the scenario tree, or
+/// at its nearest written ancestor.
+pub(crate) fn error_at(root: &tree::Node, field: &str, message: impl Into<String>) -> ConfigError {
+    let path: Vec<&str> = field.split('.').filter(|k| !k.is_empty()).collect();
+    ConfigError::new(Some(&root.locate(&path)), field, message)
+}
+
 /// Loads a scenario file (or the built-in default when `path` is `None`), applies
 /// `--set path=value` overrides, resolves presets and topology, and validates the result.
-pub fn load_scenario(
-    path: Option<&std::path::Path>,
+pub fn load_scenario(path: Option<&Path>, overrides: &[String]) -> Result<Scenario, ConfigError> {
+    let (source_name, text) = match path {
+        Some(p) => (p.display().to_string(), read_file(p)?),
+        None => (
+            presets::DEFAULT_SCENARIO_NAME.to_string(),
+            presets::DEFAULT_SCENARIO_YAML.to_string(),
+        ),
+    };
+    let fallback_name = path
+        .and_then(|p| p.file_stem())
+        .map_or("default".to_string(), |s| s.to_string_lossy().into_owned());
+    load_text(
+        &source_name,
+        &text,
+        overrides,
+        &fallback_name,
+        path.map(Path::to_path_buf),
+    )
+}
+
+/// Loads a scenario from YAML text; `source_name` names it in errors and anchors relative
+/// topology paths.
+pub fn load_scenario_str(
+    source_name: &str,
+    text: &str,
     overrides: &[String],
 ) -> Result<Scenario, ConfigError> {
-    match (path, overrides.is_empty()) {
-        (None, true) => Ok(crate::fixtures::toy_scenario(8, 4, 4, 32, 64)),
-        _ => Err(ConfigError {
-            location: path.map(|p| p.display().to_string()),
-            field: String::new(),
-            message: "scenario files are not supported yet".into(),
-        }),
+    load_text(source_name, text, overrides, "scenario", None)
+}
+
+fn read_file(p: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(p).map_err(|e| ConfigError {
+        location: Some(p.display().to_string()),
+        field: String::new(),
+        message: format!("cannot read scenario file: {e}"),
+    })
+}
+
+fn load_text(
+    source_name: &str,
+    text: &str,
+    overrides: &[String],
+    fallback_name: &str,
+    source: Option<PathBuf>,
+) -> Result<Scenario, ConfigError> {
+    let mut root = tree::parse(source_name, text)?;
+    if !matches!(root.value, tree::Value::Map(_)) {
+        return Err(ConfigError::new(
+            Some(&root.origin),
+            "",
+            format!(
+                "a scenario is a mapping of keys (name, model, cluster, ...), found {}",
+                root.kind()
+            ),
+        ));
+    }
+    for arg in overrides {
+        overrides::apply(&mut root, &overrides::parse(arg)?)?;
+    }
+    expand::expand_all(&mut root)?;
+    let raw: raw::RawScenario = tree::from_node(&root, "")?;
+    let scenario = resolve::scenario(raw, &root, fallback_name, source)?;
+    validate::validate(&scenario, &root)?;
+    Ok(scenario)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaml_files(dir: &str) -> Vec<PathBuf> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("shipped directory exists")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn every_shipped_scenario_loads_and_validates() {
+        let files = yaml_files("scenarios");
+        assert!(files.len() >= 4, "{files:?}");
+        for f in files {
+            let s = load_scenario(Some(&f), &[]).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(s.parallelism.world_size(), s.cluster.total_gpus(), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn every_shipped_topology_loads_and_validates() {
+        let files = yaml_files("topologies");
+        assert!(files.len() >= 2);
+        for f in files {
+            let text = format!(
+                "model: llama3-8b\ncluster: {}\ntraining: {{ seq_len: 4096, global_batch: 1048576 }}\n",
+                f.display()
+            );
+            let s = load_scenario_str("t.yaml", &text, &[]).unwrap_or_else(|e| panic!("{e}"));
+            assert!(s.cluster.total_gpus() >= 8, "{f:?}");
+            assert!(s.cluster.name.starts_with("dgx-"));
+        }
+    }
+
+    fn with_model(model: &str) -> Scenario {
+        let text = format!(
+            "model: {model}\ncluster: {{ from: dgx-h100-ndr, nodes: 1 }}\n\
+             training: {{ seq_len: 4096, global_batch: 8 }}\n"
+        );
+        load_scenario_str("t.yaml", &text, &[]).unwrap_or_else(|e| panic!("{model}: {e}"))
+    }
+
+    #[test]
+    fn every_model_preset_resolves_with_the_published_size() {
+        for name in presets::model_names().unwrap() {
+            assert_eq!(with_model(&name).model.name, name);
+        }
+        let billions = |m: &str| with_model(m).model.total_params() as f64 / 1e9;
+        let expect = [
+            ("gpt3-175b", 175.0),
+            ("llama3-8b", 8.0),
+            ("llama3-70b", 70.6),
+            ("llama3-405b", 405.0),
+            ("mixtral-8x7b", 46.7),
+            ("gpt-1.7b", 1.65), // the paper rounds to 1.7
+            ("gpt-145.6b", 145.6),
+            ("gpt-1t", 1008.0),
+            ("mcore-gpt-70b", 70.0),
+            ("mcore-gpt-462b", 462.0),
+            ("deepseek-v3-like", 671.0),
+        ];
+        for (m, b) in expect {
+            let got = billions(m);
+            assert!((got / b - 1.0).abs() < 0.03, "{m}: {got:.1}B vs {b}B");
+        }
+    }
+
+    #[test]
+    fn every_gpu_preset_resolves_with_its_calibration() {
+        for name in presets::gpu_names().unwrap() {
+            let text = format!(
+                "model: llama3-8b\ncluster: {{ from: dgx-h100-ndr, nodes: 1, gpu: {name} }}\n\
+                 training: {{ seq_len: 4096, global_batch: 8 }}\n"
+            );
+            let s = load_scenario_str("t.yaml", &text, &[]).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(s.cluster.gpu.name, name);
+        }
+        let h100 = with_model("llama3-8b").cluster.gpu;
+        assert!((h100.gemm_efficiency * 989.0 - 798.0).abs() < 1.0);
+        assert!((h100.hbm_efficiency * 3350.0 - 2900.0).abs() < 5.0);
+    }
+
+    #[test]
+    fn default_scenario_is_a_small_3d_parallel_run() {
+        let s = load_scenario(None, &[]).unwrap();
+        let p = &s.parallelism;
+        assert!(p.tp > 1 && p.pp > 1 && p.dp > 1, "{p:?}");
+        assert!((64..=256).contains(&s.cluster.total_gpus()));
+        assert_eq!(s.source, None);
+    }
+
+    #[test]
+    fn defaults_fill_omitted_keys() {
+        let text = "model: llama3-8b\ncluster: { from: dgx-h100-ndr, nodes: 2 }\n\
+                    training: { seq_len: 4096, global_batch: 64 }\nparallelism: { tp: 2 }\n";
+        let s = load_scenario_str("t.yaml", text, &[]).unwrap();
+        assert_eq!(s.parallelism.dp, 8);
+        assert!(s.parallelism.sequence_parallel);
+        assert_eq!(s.parallelism.zero, 1);
+        assert_eq!(s.training.micro_batch, 1);
+        assert_eq!(s.cluster.node.nvlink_domain, 8);
+        assert_eq!(s.cluster.node.pcie_gbs, 64.0);
+        assert_eq!(s.steps, 1);
+    }
+
+    #[test]
+    fn overrides_reach_topology_files_and_presets() {
+        let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/llama3-70b-1k.yaml");
+        let sets = [
+            "cluster.nodes=64",
+            "parallelism.dp=16",
+            "cluster.gpu.memory_gb=96",
+            "model.layers=40",
+            "training.recompute=full",
+        ]
+        .map(String::from);
+        let s = load_scenario(Some(&f), &sets).unwrap();
+        assert_eq!(s.cluster.nodes, 64);
+        assert_eq!(s.cluster.gpu.memory_gb, 96.0);
+        assert_eq!(s.model.layers, 40);
+        assert_eq!(s.training.recompute, crate::plan::Recompute::Full);
     }
 }

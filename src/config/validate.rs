@@ -1,0 +1,540 @@
+//! Semantic checks on a resolved [`Scenario`]: every rule says which field is wrong, what
+//! it is, and what would be allowed, with the numbers. The first failing rule is reported.
+//!
+//! Rules read domain values but point at the scenario tree for the line of the offending
+//! key (the nearest written ancestor when the value came from a default or a preset).
+//! Arithmetic here is checked: bad input must produce a message, never a panic.
+
+use crate::hardware::{FabricKind, Precision};
+use crate::plan::ScheduleKind;
+
+use super::tree::Node;
+use super::{ConfigError, Scenario, TimelineRanks};
+
+/// Schedules the config accepts but the simulator cannot run yet. The one place to edit
+/// when a schedule lands.
+const UNSUPPORTED_SCHEDULES: &[ScheduleKind] = &[
+    ScheduleKind::ZbH1,
+    ScheduleKind::ZbH2,
+    ScheduleKind::Dualpipe,
+];
+
+/// Largest value any integer size may take (keeps every product of sizes in `u64`).
+const MAX_SIZE: u64 = 1_000_000_000;
+/// Largest model, in parameters, the simulator accepts (keeps counts in `u64`).
+const MAX_PARAMS: f64 = 1e15;
+
+type Check = Result<(), ConfigError>;
+
+/// Runs every rule against `s`; `root` is the scenario tree, for locations.
+pub fn validate(s: &Scenario, root: &Node) -> Check {
+    let v = Rules { s, root };
+    v.integer_sizes()?;
+    v.real_sizes()?;
+    v.model_shape()?;
+    v.topology()?;
+    v.tensor_parallel()?;
+    v.pipeline_split()?;
+    v.context_parallel()?;
+    v.world_size()?;
+    v.batch()?;
+    v.schedule()?;
+    v.expert_parallel()?;
+    v.precision()?;
+    v.timeline()
+}
+
+struct Rules<'a> {
+    s: &'a Scenario,
+    root: &'a Node,
+}
+
+/// `n = a*b*c...` without overflow (`None` when it does not fit).
+fn product(factors: &[u64]) -> Option<u64> {
+    factors.iter().try_fold(1u64, |acc, f| acc.checked_mul(*f))
+}
+
+fn divisors(n: u64) -> Vec<u64> {
+    let mut small = Vec::new();
+    let mut large = Vec::new();
+    let mut d = 1;
+    while d * d <= n {
+        if n.is_multiple_of(d) {
+            small.push(d);
+            if d * d != n {
+                large.push(n / d);
+            }
+        }
+        d += 1;
+    }
+    small.extend(large.into_iter().rev());
+    small
+}
+
+fn list(values: &[u64]) -> String {
+    let shown: Vec<String> = values.iter().take(24).map(u64::to_string).collect();
+    let more = if values.len() > 24 { ", ..." } else { "" };
+    format!("{}{more}", shown.join(", "))
+}
+
+fn schedule_name(k: ScheduleKind) -> &'static str {
+    match k {
+        ScheduleKind::Gpipe => "gpipe",
+        ScheduleKind::OneFOneB => "1f1b",
+        ScheduleKind::Interleaved => "interleaved",
+        ScheduleKind::ZbH1 => "zb-h1",
+        ScheduleKind::ZbH2 => "zb-h2",
+        ScheduleKind::Dualpipe => "dualpipe",
+    }
+}
+
+impl Rules<'_> {
+    fn fail(&self, field: &str, message: String) -> Check {
+        Err(super::error_at(self.root, field, message))
+    }
+
+    fn ensure(&self, ok: bool, field: &str, message: impl FnOnce() -> String) -> Check {
+        if ok {
+            Ok(())
+        } else {
+            self.fail(field, message())
+        }
+    }
+
+    fn integer_sizes(&self) -> Check {
+        let s = self.s;
+        let (m, t, p, c) = (&s.model, &s.training, &s.parallelism, &s.cluster);
+        let mut sizes = vec![
+            ("model.layers", m.layers),
+            ("model.hidden", m.hidden),
+            ("model.heads", m.heads),
+            ("model.kv_heads", m.kv_heads),
+            ("model.ffn_hidden", m.ffn_hidden),
+            ("model.vocab", m.vocab),
+            ("training.seq_len", t.seq_len),
+            ("training.global_batch", t.global_batch),
+            ("training.micro_batch", t.micro_batch),
+            ("parallelism.tp", p.tp),
+            ("parallelism.pp", p.pp),
+            ("parallelism.dp", p.dp),
+            ("parallelism.ep", p.ep),
+            ("parallelism.cp", p.cp),
+            ("parallelism.virtual_stages", p.virtual_stages),
+            ("parallelism.bucket_params", p.bucket_params),
+            ("cluster.nodes", c.nodes),
+            ("cluster.node.gpus", c.node.gpus),
+            ("cluster.node.nvlink_domain", c.node.nvlink_domain),
+            ("cluster.fabric.tiers", c.fabric.tiers),
+            ("cluster.fabric.switch_radix", c.fabric.switch_radix),
+            ("steps", s.steps),
+        ];
+        if let Some(moe) = &m.moe {
+            sizes.push(("model.moe.experts", moe.experts));
+            sizes.push(("model.moe.top_k", moe.top_k));
+            sizes.push(("model.moe.expert_ffn_hidden", moe.expert_ffn_hidden));
+        }
+        if let Some(pod) = c.fabric.pod_gpus {
+            sizes.push(("cluster.fabric.pod_gpus", pod));
+        }
+        for (field, value) in sizes {
+            self.ensure(value >= 1, field, || {
+                format!("must be at least 1, got {value}")
+            })?;
+            self.ensure(value <= MAX_SIZE, field, || {
+                format!("{value} is larger than the supported maximum {MAX_SIZE}")
+            })?;
+        }
+        if let Some(stages) = &p.stage_layers {
+            for (i, &n) in stages.iter().enumerate() {
+                self.ensure(
+                    (1..=MAX_SIZE).contains(&n),
+                    "parallelism.stage_layers",
+                    || format!("stage {i} has {n} layers; every stage needs at least 1"),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn real_sizes(&self) -> Check {
+        let c = &self.s.cluster;
+        let g = &c.gpu;
+        let mut positive = vec![
+            ("cluster.gpu.peak_tflops.bf16", g.peak_tflops.bf16),
+            ("cluster.gpu.memory_gb", g.memory_gb),
+            ("cluster.gpu.memory_bw_gbs", g.memory_bw_gbs),
+            ("cluster.gpu.power_w", g.power_w),
+            ("cluster.node.pcie_gbs", c.node.pcie_gbs),
+            ("cluster.fabric.oversubscription", c.fabric.oversubscription),
+            (
+                "cluster.fabric.pod_oversubscription",
+                c.fabric.pod_oversubscription,
+            ),
+            ("cluster.storage.write_gbs", c.storage.write_gbs),
+            ("cluster.storage.read_gbs", c.storage.read_gbs),
+        ];
+        let optional_peaks = [
+            ("cluster.gpu.peak_tflops.fp32", g.peak_tflops.fp32),
+            ("cluster.gpu.peak_tflops.tf32", g.peak_tflops.tf32),
+            ("cluster.gpu.peak_tflops.fp16", g.peak_tflops.fp16),
+            ("cluster.gpu.peak_tflops.fp8", g.peak_tflops.fp8),
+        ];
+        positive.extend(
+            optional_peaks
+                .iter()
+                .filter_map(|(f, v)| v.map(|v| (*f, v))),
+        );
+        if c.node.nics > 0 {
+            positive.push(("cluster.node.nic_gbps", c.node.nic_gbps));
+        }
+        if let Some(moe) = &self.s.model.moe {
+            positive.push(("model.moe.capacity_factor", moe.capacity_factor));
+        }
+        for (field, value) in positive {
+            self.ensure(value.is_finite() && value > 0.0, field, || {
+                format!("must be a positive number, got {value}")
+            })?;
+        }
+        let non_negative = [
+            ("cluster.node.nvlink_gbs", c.node.nvlink_gbs),
+            ("cluster.fabric.hop_latency_us", c.fabric.hop_latency_us),
+            ("cluster.gpu.price_usd", g.price_usd),
+            ("cluster.cost.gpu_hour_usd", c.cost.gpu_hour_usd),
+            ("cluster.cost.power_kw_per_node", c.cost.power_kw_per_node),
+            ("cluster.cost.usd_per_kwh", c.cost.usd_per_kwh),
+        ];
+        for (field, value) in non_negative {
+            self.ensure(value.is_finite() && value >= 0.0, field, || {
+                format!("must be zero or positive, got {value}")
+            })?;
+        }
+        let pue = c.cost.pue;
+        self.ensure(pue.is_finite() && pue >= 1.0, "cluster.cost.pue", || {
+            format!("power usage effectiveness is at least 1.0, got {pue}")
+        })?;
+        self.efficiencies()
+    }
+
+    fn efficiencies(&self) -> Check {
+        let g = &self.s.cluster.gpu;
+        let fractions = [
+            ("cluster.gpu.gemm_efficiency", Some(g.gemm_efficiency)),
+            ("cluster.gpu.fp8_gemm_efficiency", g.fp8_gemm_efficiency),
+            ("cluster.gpu.hbm_efficiency", Some(g.hbm_efficiency)),
+        ];
+        for (field, value) in fractions {
+            let Some(value) = value else { continue };
+            self.ensure(value > 0.0 && value <= 1.0, field, || {
+                format!("is a fraction of peak: must be in (0, 1], got {value}")
+            })?;
+        }
+        Ok(())
+    }
+
+    fn model_shape(&self) -> Check {
+        let m = &self.s.model;
+        self.ensure(m.hidden.is_multiple_of(m.heads), "model.heads", || {
+            format!(
+                "model.hidden={} is not divisible by model.heads={}; heads must divide hidden",
+                m.hidden, m.heads
+            )
+        })?;
+        self.ensure(
+            m.kv_heads <= m.heads && m.heads.is_multiple_of(m.kv_heads),
+            "model.kv_heads",
+            || {
+                format!(
+                    "kv_heads={} must divide heads={}; allowed: {}",
+                    m.kv_heads,
+                    m.heads,
+                    list(&divisors(m.heads))
+                )
+            },
+        )?;
+        if let Some(moe) = &m.moe {
+            self.ensure(moe.top_k <= moe.experts, "model.moe.top_k", || {
+                format!("top_k={} is more than experts={}", moe.top_k, moe.experts)
+            })?;
+            self.ensure(
+                moe.dense_layers <= m.layers,
+                "model.moe.dense_layers",
+                || {
+                    format!(
+                        "dense_layers={} is more than layers={}",
+                        moe.dense_layers, m.layers
+                    )
+                },
+            )?;
+        }
+        let params = self.approx_params();
+        self.ensure(params <= MAX_PARAMS, "model", || {
+            format!("about {params:.2e} parameters; the simulator supports up to {MAX_PARAMS:.0e}")
+        })
+    }
+
+    /// Parameter count in floating point (cannot overflow), for the size bound.
+    fn approx_params(&self) -> f64 {
+        let m = &self.s.model;
+        let (h, l) = (m.hidden as f64, m.layers as f64);
+        let mlp = match &m.moe {
+            Some(moe) => {
+                (moe.experts + moe.shared_experts) as f64 * 3.0 * h * moe.expert_ffn_hidden as f64
+            }
+            None => 3.0 * h * m.ffn_hidden as f64,
+        };
+        l * (4.0 * h * h + mlp) + 2.0 * m.vocab as f64 * h
+    }
+
+    fn topology(&self) -> Check {
+        let c = &self.s.cluster;
+        let (gpus, domain) = (c.node.gpus, c.node.nvlink_domain);
+        self.ensure(
+            domain.is_multiple_of(gpus) || gpus.is_multiple_of(domain),
+            "cluster.node.nvlink_domain",
+            || {
+                format!(
+                    "nvlink_domain={domain} must divide node.gpus={gpus} or be a multiple of \
+                     it (e.g. 72 for GB200 NVL72 trays of 4)"
+                )
+            },
+        )?;
+        self.ensure(
+            c.nodes <= 1 || c.node.nics >= 1,
+            "cluster.node.nics",
+            || format!("{} nodes need at least one NIC per node, got 0", c.nodes),
+        )?;
+        self.ensure(
+            c.fabric.switch_radix >= 2,
+            "cluster.fabric.switch_radix",
+            || {
+                format!(
+                    "a switch needs at least 2 ports, got {}",
+                    c.fabric.switch_radix
+                )
+            },
+        )?;
+        if c.fabric.kind != FabricKind::ClosPods {
+            return Ok(());
+        }
+        let Some(pod) = c.fabric.pod_gpus else {
+            return self.fail(
+                "cluster.fabric.pod_gpus",
+                "fabric kind clos-pods needs pod_gpus (GPUs per pod)".into(),
+            );
+        };
+        self.ensure(pod.is_multiple_of(gpus), "cluster.fabric.pod_gpus", || {
+            format!("pod_gpus={pod} must be a multiple of node.gpus={gpus}")
+        })
+    }
+
+    fn world_size(&self) -> Check {
+        let (p, c) = (&self.s.parallelism, &self.s.cluster);
+        let world = product(&[p.tp, p.pp, p.dp, p.cp]);
+        let gpus = product(&[c.nodes, c.node.gpus]);
+        self.ensure(world.is_some() && world == gpus, "parallelism", || {
+            let world = world.map_or("more than 2^64".into(), |w| w.to_string());
+            let gpus = gpus.map_or("more than 2^64".into(), |g| g.to_string());
+            format!(
+                "tp*pp*dp*cp = {}*{}*{}*{} = {world} but the cluster has {} nodes x {} GPUs = {gpus}",
+                p.tp, p.pp, p.dp, p.cp, c.nodes, c.node.gpus
+            )
+        })
+    }
+
+    fn tensor_parallel(&self) -> Check {
+        let (m, tp) = (&self.s.model, self.s.parallelism.tp);
+        let mut dims = vec![
+            ("model.heads", m.heads),
+            ("model.kv_heads", m.kv_heads),
+            ("model.ffn_hidden", m.ffn_hidden),
+        ];
+        if let Some(moe) = &m.moe {
+            dims.push(("model.moe.expert_ffn_hidden", moe.expert_ffn_hidden));
+        }
+        // The vocabulary needs no check: Megatron pads it to a multiple of 128 x tp.
+        let common = dims.iter().fold(0, |g, (_, d)| gcd(g, *d));
+        for (name, value) in &dims {
+            self.ensure(value.is_multiple_of(tp), "parallelism.tp", || {
+                format!(
+                    "parallelism.tp={tp} does not divide {name}={value}; tp must divide heads, \
+                     kv_heads and ffn_hidden: allowed {}",
+                    list(&divisors(common))
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    fn pipeline_split(&self) -> Check {
+        let (m, p) = (&self.s.model, &self.s.parallelism);
+        self.ensure(p.pp <= m.layers, "parallelism.pp", || {
+            format!(
+                "pp={} is more than model.layers={}: every stage needs a layer",
+                p.pp, m.layers
+            )
+        })?;
+        let Some(stages) = &p.stage_layers else {
+            return Ok(());
+        };
+        let field = "parallelism.stage_layers";
+        self.ensure(p.schedule != ScheduleKind::Interleaved, field, || {
+            "stage_layers cannot be combined with the interleaved schedule (its chunks are \
+             split evenly); remove one"
+                .into()
+        })?;
+        self.ensure(stages.len() as u64 == p.pp, field, || {
+            format!(
+                "has {} entries but pp={}: give one per stage",
+                stages.len(),
+                p.pp
+            )
+        })?;
+        let sum = stages.iter().try_fold(0u64, |a, n| a.checked_add(*n));
+        self.ensure(sum == Some(m.layers), field, || {
+            let sum = sum.map_or("more than 2^64".into(), |s| s.to_string());
+            format!("sums to {sum} but model.layers={}", m.layers)
+        })
+    }
+
+    fn micro_batches(&self) -> u64 {
+        let (t, p) = (&self.s.training, &self.s.parallelism);
+        t.global_batch / (p.dp * t.micro_batch)
+    }
+
+    fn batch(&self) -> Check {
+        let (t, p) = (&self.s.training, &self.s.parallelism);
+        let per_step = product(&[p.dp, t.micro_batch]);
+        self.ensure(
+            per_step.is_some_and(|n| t.global_batch.is_multiple_of(n)),
+            "training.global_batch",
+            || {
+                let n = per_step.map_or("more than 2^64".into(), |n| n.to_string());
+                format!(
+                    "global_batch={} is not divisible by dp*micro_batch = {}*{} = {n}; use a \
+                     multiple of {n}",
+                    t.global_batch, p.dp, t.micro_batch
+                )
+            },
+        )
+    }
+
+    fn schedule(&self) -> Check {
+        let (m, p) = (&self.s.model, &self.s.parallelism);
+        let field = "parallelism.schedule";
+        self.ensure(!UNSUPPORTED_SCHEDULES.contains(&p.schedule), field, || {
+            format!(
+                "schedule `{}` is not supported yet; use gpipe, 1f1b or interleaved",
+                schedule_name(p.schedule)
+            )
+        })?;
+        if p.schedule != ScheduleKind::Interleaved {
+            return self.ensure(p.virtual_stages == 1, "parallelism.virtual_stages", || {
+                format!(
+                    "virtual_stages={} needs schedule: interleaved (schedule is {})",
+                    p.virtual_stages,
+                    schedule_name(p.schedule)
+                )
+            });
+        }
+        self.ensure(p.pp > 1, "parallelism.pp", || {
+            "the interleaved schedule needs pp > 1, got pp=1".into()
+        })?;
+        self.ensure(p.virtual_stages > 1, "parallelism.virtual_stages", || {
+            "the interleaved schedule needs virtual_stages > 1, got 1".into()
+        })?;
+        let chunks = p.pp * p.virtual_stages;
+        self.ensure(m.layers.is_multiple_of(chunks), "parallelism.virtual_stages", || {
+            format!(
+                "interleaved: model.layers={} is not divisible by pp*virtual_stages = {}*{} = {chunks}",
+                m.layers, p.pp, p.virtual_stages
+            )
+        })?;
+        let mbs = self.micro_batches();
+        self.ensure(mbs.is_multiple_of(p.pp), "training.global_batch", || {
+            format!(
+                "interleaved: micro-batches per step = global_batch/(dp*micro_batch) = {mbs} \
+                 must be a multiple of pp={}",
+                p.pp
+            )
+        })
+    }
+
+    fn expert_parallel(&self) -> Check {
+        let (m, p) = (&self.s.model, &self.s.parallelism);
+        let Some(moe) = &m.moe else {
+            return self.ensure(p.ep == 1, "parallelism.ep", || {
+                format!("ep={} needs a mixture-of-experts model (model.moe)", p.ep)
+            });
+        };
+        self.ensure(p.dp.is_multiple_of(p.ep), "parallelism.ep", || {
+            format!(
+                "ep={} does not divide dp={}; allowed: {}",
+                p.ep,
+                p.dp,
+                list(&divisors(gcd(p.dp, moe.experts)))
+            )
+        })?;
+        self.ensure(moe.experts.is_multiple_of(p.ep), "parallelism.ep", || {
+            format!(
+                "ep={} does not divide model.moe.experts={}; allowed: {}",
+                p.ep,
+                moe.experts,
+                list(&divisors(gcd(p.dp, moe.experts)))
+            )
+        })
+    }
+
+    fn context_parallel(&self) -> Check {
+        let (t, p) = (&self.s.training, &self.s.parallelism);
+        self.ensure(t.seq_len.is_multiple_of(p.cp), "parallelism.cp", || {
+            format!("cp={} does not divide training.seq_len={}", p.cp, t.seq_len)
+        })
+    }
+
+    fn precision(&self) -> Check {
+        let (t, g) = (&self.s.training, &self.s.cluster.gpu);
+        let ok = t.precision != Precision::Fp8 || g.peak_tflops.fp8.is_some();
+        self.ensure(ok, "training.precision", || {
+            format!(
+                "fp8 needs a GPU with FP8 tensor cores, but {} has no peak_tflops.fp8; use \
+                 bf16 or fp16",
+                g.name
+            )
+        })
+    }
+
+    fn timeline(&self) -> Check {
+        let TimelineRanks::List(ranks) = &self.s.outputs.timeline else {
+            return Ok(());
+        };
+        let world = self.s.parallelism.world_size();
+        for &r in ranks {
+            self.ensure(u64::from(r) < world, "outputs.timeline", || {
+                format!("rank {r} does not exist: ranks are 0..{}", world - 1)
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn divisors_are_sorted_and_complete() {
+        assert_eq!(divisors(64), vec![1, 2, 4, 8, 16, 32, 64]);
+        assert_eq!(divisors(12), vec![1, 2, 3, 4, 6, 12]);
+        assert_eq!(divisors(1), vec![1]);
+    }
+
+    #[test]
+    fn product_reports_overflow() {
+        assert_eq!(product(&[8, 4, 16, 1]), Some(512));
+        assert_eq!(product(&[u64::MAX, 2]), None);
+    }
+}
