@@ -226,6 +226,12 @@ pub(crate) mod tests {
     /// Replays with free communication and only layer work (no embedding, logits or
     /// optimizer), so stages are balanced as the closed forms assume.
     fn balanced_bubble(s: &Scenario) -> f64 {
+        balanced_replay(s).0
+    }
+
+    /// As [`balanced_bubble`], also returning the replay and the per-micro-batch
+    /// `(T_F, T_B, T_W)` of one stage.
+    fn balanced_replay(s: &Scenario) -> (f64, Replay, (f64, f64, f64)) {
         let mut graph = build_graph(s);
         for st in &mut graph.stages {
             for w in st.graph.node_weights_mut() {
@@ -243,7 +249,63 @@ pub(crate) mod tests {
             &TraceRanks::None,
         )
         .unwrap();
-        bubble_fraction(&grid, &r)
+        let mut t = (0.0, 0.0, 0.0);
+        for w in graph.stages[0].graph.node_weights() {
+            if w.micro_batch != 0 || w.chunk != 0 {
+                continue;
+            }
+            let d = w.duration as f64;
+            match w.category {
+                Category::Forward => t.0 += d,
+                Category::Backward => t.1 += d,
+                Category::BackwardWeight => t.2 += d,
+                _ => {}
+            }
+        }
+        (bubble_fraction(&grid, &r), r, t)
+    }
+
+    #[test]
+    fn zb_h1_bubble_equals_closed_form() {
+        for (p, m) in [(4, 8), (8, 16), (2, 8), (4, 4)] {
+            let mut s = toy_scenario(1, p, 1, 4 * p, m);
+            s.parallelism.schedule = ScheduleKind::ZbH1;
+            let (got, _, (f, b, w)) = balanced_replay(&s);
+            assert!(w > 0.0 && b > w);
+            let bubble = (p - 1) as f64 * (f + b - w);
+            let want = bubble / (m as f64 * (f + b + w) + bubble);
+            assert!(
+                (got / want - 1.0).abs() < 1e-6,
+                "p={p} m={m}: {got} vs {want}"
+            );
+            // Strictly below 1F1B's (p-1)/(m+p-1).
+            assert!(got < (p - 1) as f64 / (m + p - 1) as f64);
+        }
+    }
+
+    #[test]
+    fn zb_h2_bubble_equals_closed_form() {
+        for (p, m) in [(4, 8), (8, 16), (2, 8)] {
+            let mut s = toy_scenario(1, p, 1, 4 * p, m);
+            s.parallelism.schedule = ScheduleKind::ZbH2;
+            let (got, r, (f, b, w)) = balanced_replay(&s);
+            let closed = (p - 1) as f64 * (f + b - 2.0 * w);
+            // The first stage's idle time between its first and last pass is the closed
+            // form (the paper's parallelogram accounting) ...
+            let st = &r.ranks[0];
+            let own_idle = (st.stall_at_last_end - st.stall_at_first_start) as f64;
+            assert!(
+                (own_idle - closed.max(0.0)).abs() <= 1e-6 * closed.abs() + 2.0 * (3 * m) as f64,
+                "p={p} m={m}: stage-0 idle {own_idle} vs (p-1)(F+B-2W) = {closed}"
+            );
+            // ... and over the whole pipeline span the head offset (p-1)T_F is the floor.
+            let bubble = closed.max((p - 1) as f64 * f);
+            let want = bubble / (m as f64 * (f + b + w) + bubble);
+            assert!(
+                (got / want - 1.0).abs() < 1e-6,
+                "p={p} m={m}: {got} vs {want}"
+            );
+        }
     }
 
     #[test]

@@ -86,10 +86,25 @@ struct OpCosts {
     embedding_bwd: Nanos,
     logits_fwd: Nanos,
     logits_bwd: Nanos,
+    /// Weight-gradient parts of the backward durations above (split off by zero-bubble
+    /// schedules): `(attention, dense MLP, MoE)`.
+    attn_wgrad: Nanos,
+    mlp_wgrad: Nanos,
+    moe_wgrad: Nanos,
 }
 
 fn time(cm: &ComputeModel, ks: &[Kernel]) -> Nanos {
     secs_to_ns(cm.kernels_time_s(ks))
+}
+
+/// Time of the weight-gradient kernels of a backward list.
+fn wgrad_time(cm: &ComputeModel, bwd: &[Kernel]) -> Nanos {
+    let w: Vec<Kernel> = bwd
+        .iter()
+        .filter(|k| k.phase == model::Phase::BackwardWeight)
+        .cloned()
+        .collect();
+    time(cm, &w)
 }
 
 impl OpCosts {
@@ -102,13 +117,17 @@ impl OpCosts {
         let emb = model::kernels::embedding_forward(m, &sh);
         let logits = model::kernels::logits_forward(m, &sh);
         let bwd = model::kernels::backward;
+        let (attn_b, mlp_b, moe_b) = (bwd(&attn), bwd(&mlp), bwd(&moe));
         OpCosts {
             attn_fwd: time(cm, &attn),
-            attn_bwd: time(cm, &bwd(&attn)),
+            attn_bwd: time(cm, &attn_b),
             mlp_fwd: time(cm, &mlp),
-            mlp_bwd: time(cm, &bwd(&mlp)),
+            mlp_bwd: time(cm, &mlp_b),
             moe_fwd: time(cm, &moe),
-            moe_bwd: time(cm, &bwd(&moe)),
+            moe_bwd: time(cm, &moe_b),
+            attn_wgrad: wgrad_time(cm, &attn_b),
+            mlp_wgrad: wgrad_time(cm, &mlp_b),
+            moe_wgrad: wgrad_time(cm, &moe_b),
             selective_recompute: time(cm, &model::kernels::selective_recompute(&attn)),
             embedding_fwd: time(cm, &emb),
             embedding_bwd: time(cm, &bwd(&emb)),
@@ -175,6 +194,8 @@ struct Builder<'a> {
     pp: u32,
     chunks: u32,
     m: u32,
+    /// Backward split into input- and weight-gradient passes (zero-bubble schedules).
+    split: bool,
 }
 
 /// Builds one stage's program.
@@ -264,6 +285,7 @@ impl<'a> Builder<'a> {
             pp: inp.parallelism.pp as u32,
             chunks: inp.chunks() as u32,
             m: inp.micro_batches() as u32,
+            split: pipeline::splits_backward(inp.parallelism.schedule),
             inp,
         }
     }
@@ -474,11 +496,16 @@ impl<'a> Builder<'a> {
     ) -> NodeIndex {
         let c = &self.costs;
         let moe = self.inp.model.is_moe_layer(layer);
+        let (wm, we) = if self.split {
+            (c.mlp_wgrad, c.moe_wgrad)
+        } else {
+            (0, 0)
+        };
         let (cat, dur, label) = match (moe, forward) {
             (false, true) => (Category::Forward, c.mlp_fwd, "mlp fwd"),
-            (false, false) => (Category::Backward, c.mlp_bwd, "mlp bwd"),
+            (false, false) => (Category::Backward, c.mlp_bwd - wm, "mlp bwd"),
             (true, true) => (Category::Forward, c.moe_fwd, "moe fwd"),
-            (true, false) => (Category::Backward, c.moe_bwd, "moe bwd"),
+            (true, false) => (Category::Backward, c.moe_bwd - we, "moe bwd"),
         };
         if moe {
             self.moe_dispatch(sb, slot, "ep dispatch");
@@ -586,12 +613,13 @@ impl<'a> Builder<'a> {
                     "recompute attn core",
                 ));
             }
+            let wgrad = if self.split { self.costs.attn_wgrad } else { 0 };
             let n = self.block(
                 sb,
                 slot,
                 layer,
                 Category::Backward,
-                self.costs.attn_bwd,
+                self.costs.attn_bwd - wgrad,
                 "attn bwd",
             );
             grads_done.insert(layer, n);
@@ -609,6 +637,40 @@ impl<'a> Builder<'a> {
             let deps = sb.chain_deps();
             let send = self.comm_op(sb, c, Stream::SendPrev, slot, "pp send bwd", &deps);
             self.block_on_send(sb, send);
+        }
+    }
+
+    /// The weight-gradient pass of one micro-batch through one chunk (zero-bubble
+    /// schedules): one compute op covering every layer of the chunk, no communication.
+    fn weight_slot(
+        &mut self,
+        sb: &mut StageBuilder,
+        slot: Slot,
+        grads_done: &mut HashMap<u64, NodeIndex>,
+    ) {
+        let vs = slot.chunk * self.pp + sb.stage;
+        let (lo, hi) = self.vs_layers[vs as usize];
+        let c = &self.costs;
+        let duration: Nanos = (lo..hi)
+            .map(|l| {
+                let mlp = if self.inp.model.is_moe_layer(l) {
+                    c.moe_wgrad
+                } else {
+                    c.mlp_wgrad
+                };
+                c.attn_wgrad + mlp
+            })
+            .sum();
+        let layers = if hi > lo { (lo, hi - 1) } else { NO_LAYERS };
+        let n = sb.chain(compute_op(
+            Category::BackwardWeight,
+            duration,
+            slot,
+            layers,
+            "weight grad",
+        ));
+        for l in lo..hi {
+            grads_done.insert(l, n);
         }
     }
 
@@ -724,9 +786,15 @@ impl<'a> Builder<'a> {
         let order = pipeline::stage_order(par.schedule, stage, self.pp, self.m, self.chunks);
         let mut first_fwd = HashMap::new();
         let mut grads_done = HashMap::new();
+        // The pass that completes a chunk's weight gradients triggers its reduction.
+        let grads_pass = if self.split {
+            Pass::Weight
+        } else {
+            Pass::Backward
+        };
         let mut last_backward: HashMap<u32, usize> = HashMap::new();
         for (i, s) in order.iter().enumerate() {
-            if s.pass == Pass::Backward {
+            if s.pass == grads_pass {
                 last_backward.insert(s.chunk, i);
             }
         }
@@ -736,7 +804,11 @@ impl<'a> Builder<'a> {
                 Pass::Forward => self.forward_slot(&mut sb, slot, &mut first_fwd),
                 Pass::Backward | Pass::Weight => {
                     grads_done.clear();
-                    self.backward_slot(&mut sb, slot, &mut grads_done);
+                    if slot.pass == Pass::Weight {
+                        self.weight_slot(&mut sb, slot, &mut grads_done);
+                    } else {
+                        self.backward_slot(&mut sb, slot, &mut grads_done);
+                    }
                     if par.dp > 1
                         && par.overlap_grad_reduce
                         && last_backward.get(&slot.chunk) == Some(&i)
