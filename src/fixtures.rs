@@ -79,6 +79,7 @@ pub fn toy_scenario(tp: u64, pp: u64, dp: u64, layers: u64, global_batch: u64) -
             recompute: Recompute::None,
             optimizer: Optimizer::Adam,
             flash_attention: true,
+            ..TrainingSpec::default()
         },
         parallelism: ParallelismSpec {
             tp,
@@ -95,6 +96,7 @@ pub fn toy_scenario(tp: u64, pp: u64, dp: u64, layers: u64, global_batch: u64) -
             pp_comm_overlap: true,
             stage_layers: None,
             bucket_params: 40_000_000,
+            zero_group: None,
         },
         steps: 1,
         faults: Default::default(),

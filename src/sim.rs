@@ -10,6 +10,7 @@ use crate::config::Scenario;
 use crate::engine::{self, EngineError, RankSpeeds, Replay, TraceRanks};
 use crate::hardware::ComputeModel;
 use crate::network::{AnalyticNetwork, Network};
+use crate::plan::memory::{self as mem, MemoryInputs, MemoryReport};
 use crate::plan::{RankGrid, Recompute};
 use crate::schedule::{self, Category, StepGraph, StepInputs};
 use crate::units::ns_to_secs;
@@ -62,6 +63,8 @@ pub struct StepMetrics {
     pub gpus: u64,
     pub micro_batches: u64,
     pub events: u64,
+    /// Memory of the most loaded rank, with every stage's figures.
+    pub memory: MemoryReport,
 }
 
 /// Options that do not come from the scenario file.
@@ -124,6 +127,23 @@ pub fn simulate_step_on<N: Network>(
     })
 }
 
+/// Memory per rank of a scenario's plan (no simulation needed).
+pub fn memory_report(s: &Scenario) -> MemoryReport {
+    mem::memory_report(&MemoryInputs {
+        model: &s.model,
+        training: &s.training,
+        parallelism: &s.parallelism,
+        capacity_gb: s.cluster.gpu.memory_gb,
+    })
+}
+
+/// `--strict-memory`: an error naming the most loaded rank and its breakdown when the plan
+/// does not fit.
+pub fn check_memory(s: &Scenario) -> Result<MemoryReport, mem::OutOfMemory> {
+    let r = memory_report(s);
+    r.check().map(|()| r)
+}
+
 /// Extra forward FLOPs recompute executes per step.
 pub fn recompute_flops(s: &Scenario) -> f64 {
     let (seq, gb) = (s.training.seq_len as f64, s.training.global_batch as f64);
@@ -159,6 +179,7 @@ fn metrics(s: &Scenario, graph: &StepGraph, grid: &RankGrid, replay: &Replay) ->
         gpus,
         micro_batches: graph.micro_batches as u64,
         events: replay.events,
+        memory: memory_report(s),
     }
 }
 

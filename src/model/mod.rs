@@ -42,6 +42,11 @@ pub struct MoeSpec {
     /// Leading layers that keep a dense MLP (DeepSeek-V3 keeps 3).
     #[serde(default)]
     pub dense_layers: u64,
+    /// Token imbalance across experts: expert popularity follows a Zipf law with this
+    /// exponent (0 = perfectly balanced routing). The most loaded expert-parallel rank
+    /// sets the pace of every MoE layer.
+    #[serde(default)]
+    pub skew: f64,
 }
 
 fn default_capacity_factor() -> f64 {
