@@ -2,7 +2,7 @@
 
 use crate::config::{OutputsSpec, Scenario};
 use crate::hardware::*;
-use crate::model::{FfnKind, ModelSpec};
+use crate::model::{FfnKind, ModelSpec, MoeSpec};
 use crate::plan::*;
 
 /// A 2048-hidden GPT-like model on DGX-H100-like nodes with the given plan.
@@ -175,4 +175,87 @@ pub fn dgx_h100_ndr(nodes: u64) -> ClusterSpec {
     c.gpu.hbm_efficiency = 2900.0 / 3350.0;
     c.nodes = nodes;
     c
+}
+
+/// A small MoE (8 routed experts, top-2, dropless) on `ep`-way expert parallel with the
+/// given routing skew (Zipf exponent): TP1 PP2, DP = EP.
+pub fn toy_moe(ep: u64, skew: f64) -> Scenario {
+    let mut s = toy_scenario(1, 2, ep, 4, 8 * ep);
+    s.name = "toy-moe".into();
+    s.model.ffn = FfnKind::Swiglu;
+    s.model.moe = Some(MoeSpec {
+        experts: 8,
+        top_k: 2,
+        expert_ffn_hidden: 4096,
+        shared_experts: 0,
+        capacity_factor: 0.0,
+        dense_layers: 0,
+        skew,
+    });
+    s.parallelism.ep = ep;
+    s
+}
+
+/// DeepSeek-V3 shapes (arXiv 2412.19437, §4.2): 61 layers (3 dense), hidden 7168, 256
+/// routed experts of width 2048 + 1 shared, top-8; MLA approximated as 128-head MHA.
+pub fn deepseek_v3() -> ModelSpec {
+    ModelSpec {
+        name: "deepseek-v3".into(),
+        layers: 61,
+        hidden: 7168,
+        heads: 128,
+        kv_heads: 128,
+        ffn_hidden: 18432,
+        ffn: FfnKind::Swiglu,
+        vocab: 129280,
+        moe: Some(MoeSpec {
+            experts: 256,
+            top_k: 8,
+            expert_ffn_hidden: 2048,
+            shared_experts: 1,
+            capacity_factor: 0.0,
+            dense_layers: 3,
+            skew: 0.0,
+        }),
+        tied_embeddings: false,
+    }
+}
+
+/// DeepSeek-V3's training layout on 2048 H800-class GPUs: PP16 (DualPipe), EP64 across 8
+/// nodes, ZeRO-1 data parallel, no TP.
+pub fn deepseek_v3_2048() -> Scenario {
+    let mut s = toy_scenario(1, 16, 128, 61, 15360 / 4);
+    s.name = "deepseek-v3-2048".into();
+    s.model = deepseek_v3();
+    s.cluster = dgx_h100_ndr(256);
+    s.training.seq_len = 4096;
+    s.training.recompute = Recompute::Selective;
+    s.training.precision = Precision::Fp8;
+    s.parallelism.ep = 64;
+    s.parallelism.schedule = ScheduleKind::Dualpipe;
+    s
+}
+
+/// Mixtral 8x7B shapes (arXiv 2401.04088): 32 layers, 8 experts top-2, GQA 8 KV heads.
+pub fn mixtral_8x7b() -> ModelSpec {
+    ModelSpec {
+        name: "mixtral-8x7b".into(),
+        layers: 32,
+        hidden: 4096,
+        heads: 32,
+        kv_heads: 8,
+        ffn_hidden: 14336,
+        ffn: FfnKind::Swiglu,
+        vocab: 32000,
+        moe: Some(MoeSpec {
+            experts: 8,
+            top_k: 2,
+            expert_ffn_hidden: 14336,
+            shared_experts: 0,
+            capacity_factor: 0.0,
+            dense_layers: 0,
+            skew: 0.0,
+        }),
+        tied_embeddings: false,
+    }
 }

@@ -380,4 +380,89 @@ pub(crate) mod tests {
             r.metrics.mfu
         );
     }
+
+    #[test]
+    fn expert_skew_slows_the_step_as_the_hottest_rank_predicts() {
+        let run = |skew| {
+            let s = crate::fixtures::toy_moe(8, skew);
+            let moe_fwd = build_graph(&s).stages[0]
+                .graph
+                .node_weights()
+                .find(|o| o.label == "moe fwd")
+                .map(|o| o.duration as f64)
+                .unwrap();
+            let step = simulate_step(&s, &StepOptions::default())
+                .unwrap()
+                .metrics
+                .step_time_s;
+            (moe_fwd, step)
+        };
+        let (even, step_even) = run(0.0);
+        let (hot, step_hot) = run(1.2);
+        let load = crate::fixtures::toy_moe(8, 1.2)
+            .model
+            .moe
+            .unwrap()
+            .hottest_rank_load(8);
+        assert!(load > 2.0, "{load}");
+        // Expert GEMMs scale with the hottest rank's tokens (router and launch overheads
+        // do not), and the step grows with them.
+        let ratio = hot / even;
+        assert!(
+            ratio > 0.8 * load && ratio < 1.05 * load,
+            "{ratio} vs {load}"
+        );
+        assert!(step_hot > 1.3 * step_even, "{step_hot} vs {step_even}");
+    }
+
+    #[test]
+    fn deepseek_v3_and_mixtral_layouts_are_expressible() {
+        let s = crate::fixtures::deepseek_v3_2048();
+        let grid = RankGrid::new(&s.parallelism);
+        assert_eq!(grid.world(), 2048);
+        assert_eq!(grid.group_size(crate::plan::GroupMask::EP), 64);
+        assert_eq!(grid.group_size(crate::plan::GroupMask::EXPERT_DP), 2);
+        let g = build_graph(&s);
+        assert_eq!(g.stages.len(), 16);
+        // Model states fit comfortably; the reported total also holds TP1 MoE activations
+        // of 16 micro-batches in flight without DeepSeek's FP8/recompute tricks.
+        let mem = memory_report(&s);
+        assert!(mem.weights + mem.grads + mem.optimizer < 40.0, "{mem:?}");
+        let mut m = toy_scenario(1, 1, 8, 32, 64);
+        m.model = crate::fixtures::mixtral_8x7b();
+        m.parallelism.ep = 8;
+        m.parallelism.pp = 4;
+        m.parallelism.dp = 2;
+        m.parallelism.ep = 2;
+        m.parallelism.tp = 1;
+        m.cluster.nodes = 1;
+        let r = simulate_step(&m, &StepOptions::default()).unwrap();
+        assert!(r.metrics.breakdown_s.ep_exposed > 0.0);
+    }
+
+    #[test]
+    fn fsdp_gathers_every_layer_twice_and_overlaps_with_compute() {
+        let mut s = toy_scenario(1, 1, 8, 8, 16);
+        s.parallelism.zero = 3;
+        let g = build_graph(&s);
+        let gathers = g.stages[0]
+            .graph
+            .node_weights()
+            .filter(|o| o.label == "fsdp param all-gather")
+            .count();
+        // Forward and backward of 2 micro-batches over 8 layers.
+        assert_eq!(gathers, 2 * 2 * 8);
+        let z3 = simulate_step(&s, &StepOptions::default()).unwrap().metrics;
+        s.parallelism.zero = 1;
+        let z1 = simulate_step(&s, &StepOptions::default()).unwrap().metrics;
+        // Prefetch hides most gathers: the step grows by far less than the gather time.
+        assert!(z3.step_time_s >= z1.step_time_s * 0.99);
+        assert!(
+            z3.step_time_s < z1.step_time_s * 1.5,
+            "{} vs {}",
+            z3.step_time_s,
+            z1.step_time_s
+        );
+        assert!(z3.memory.weights < z1.memory.weights / 7.0);
+    }
 }

@@ -140,7 +140,13 @@ pub fn layer_activation_bytes(model: &ModelSpec, layer: u64, sh: &ActivationShar
     let mlp_sharded = match &model.moe {
         Some(m) if model.is_moe_layer(layer) => {
             // Routed copies of the token plus per-expert hidden activations.
-            let copies = m.top_k as f64 * m.capacity_factor;
+            // Dropless routing (capacity 0) holds the mean load.
+            let copies = m.top_k as f64
+                * if m.capacity_factor > 0.0 {
+                    m.capacity_factor
+                } else {
+                    1.0
+                };
             let fe = m.expert_ffn_hidden as f64 / h;
             copies * (2.0 + (2.0 * (k - 1.0) + 2.0) * fe)
                 + m.shared_experts as f64 * (2.0 * (k - 1.0) + 2.0) * fe

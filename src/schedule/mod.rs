@@ -145,8 +145,11 @@ fn moe_forward(inp: &StepInputs, sh: &LayerShard) -> Vec<Kernel> {
     let ep = inp.parallelism.ep.max(1);
     let tokens = sh.tokens();
     let local_experts = (moe.experts / ep).max(1);
-    let per_expert =
-        ((tokens * moe.top_k * ep) as f64 / moe.experts as f64 * moe.capacity_factor).ceil() as u64;
+    // Tokens per local expert on the most loaded EP rank (every rank waits for it in the
+    // combine all-to-all, so its time is the layer's time).
+    let per_expert = ((tokens * moe.top_k * ep) as f64 / moe.experts as f64
+        * moe.hottest_rank_load(ep))
+    .ceil() as u64;
     let mut ks = vec![Kernel {
         name: "router",
         class: model::KernelClass::Gemm {
@@ -475,8 +478,14 @@ impl<'a> Builder<'a> {
 
     fn moe_dispatch(&mut self, sb: &mut StageBuilder, slot: Slot, label: &'static str) {
         if self.inp.parallelism.ep > 1 {
-            let moe = self.inp.model.moe.as_ref().map_or(1, |m| m.top_k);
-            let bytes = self.activation_bytes() * moe;
+            // The most loaded rank receives (and sends back) the most tokens.
+            let (top_k, load) = self.inp.model.moe.as_ref().map_or((1, 1.0), |m| {
+                (
+                    m.top_k,
+                    m.hottest_rank_load(self.inp.parallelism.ep).max(1.0),
+                )
+            });
+            let bytes = (self.activation_bytes() as f64 * top_k as f64 * load) as u64;
             self.chained_collective(
                 sb,
                 (Collective::AllToAll, GroupMask::EP, Category::Ep),
@@ -541,7 +550,11 @@ impl<'a> Builder<'a> {
             ));
         }
         let (lo, hi) = self.vs_layers[vs as usize];
+        let mut issue_after = sb.frontier;
         for layer in lo..hi {
+            let here = sb.frontier;
+            self.fsdp_prefetch(sb, slot, layer, issue_after);
+            issue_after = here;
             let a = self.block(
                 sb,
                 slot,
@@ -591,7 +604,11 @@ impl<'a> Builder<'a> {
             ));
         }
         let (lo, hi) = self.vs_layers[vs as usize];
+        let mut issue_after = sb.frontier;
         for layer in (lo..hi).rev() {
+            let here = sb.frontier;
+            self.fsdp_prefetch(sb, slot, layer, issue_after);
+            issue_after = here;
             if recompute == Recompute::Full {
                 self.block(
                     sb,
@@ -637,6 +654,68 @@ impl<'a> Builder<'a> {
             let deps = sb.chain_deps();
             let send = self.comm_op(sb, c, Stream::SendPrev, slot, "pp send bwd", &deps);
             self.block_on_send(sb, send);
+        }
+    }
+
+    /// ZeRO-3 / FSDP: whether parameters are sharded and gathered per layer.
+    fn fsdp(&self) -> bool {
+        self.inp.parallelism.zero >= 3 && self.inp.parallelism.dp * self.inp.parallelism.cp > 1
+    }
+
+    /// ZeRO-3 / FSDP parameter all-gather of one layer on the DP stream (dense weights over
+    /// DP, expert weights over expert-DP), issued when `deps` are done so that it prefetches
+    /// while the previous layer computes. Returns the last gather op.
+    fn fsdp_gather(
+        &mut self,
+        sb: &mut StageBuilder,
+        slot: Slot,
+        layer: u64,
+        deps: &[NodeIndex],
+    ) -> Option<NodeIndex> {
+        let (m, p) = (self.inp.model, self.inp.parallelism);
+        let tp = p.tp.max(1);
+        let bytes_per = self.inp.training.precision.grad_bytes();
+        let routed = match &m.moe {
+            Some(moe) if m.is_moe_layer(layer) => moe.experts * m.expert_params(),
+            _ => 0,
+        };
+        let dense = (m.layer_params(layer) - routed) / tp;
+        let mut last = None;
+        for (params, mask) in [
+            (dense, GroupMask::DP),
+            (routed / tp / p.ep.max(1), GroupMask::EXPERT_DP),
+        ] {
+            if params == 0 {
+                continue;
+            }
+            let bytes = (params as f64 * bytes_per) as u64;
+            let c = self.new_comm(
+                Collective::AllGather,
+                GroupRef::Axes(mask),
+                bytes,
+                Category::Dp,
+            );
+            last = Some(self.comm_op(sb, c, Stream::Dp, slot, "fsdp param all-gather", deps));
+        }
+        last
+    }
+
+    /// Gathers `layers` in order, each prefetched one layer ahead: the gather of layer
+    /// `i + 1` is issued once layer `i`'s first op has started (its dependency is the
+    /// op that precedes it on the chain).
+    fn fsdp_prefetch(
+        &mut self,
+        sb: &mut StageBuilder,
+        slot: Slot,
+        layer: u64,
+        issue_after: Option<NodeIndex>,
+    ) {
+        if !self.fsdp() {
+            return;
+        }
+        let deps = issue_after.into_iter().collect::<Vec<_>>();
+        if let Some(g) = self.fsdp_gather(sb, slot, layer, &deps) {
+            sb.also_wait_for.push(g);
         }
     }
 
@@ -759,7 +838,7 @@ impl<'a> Builder<'a> {
         // Distributed optimizer with overlap: last step's parameter all-gather runs at the
         // start of this step, each bucket ahead of the first forward that needs it.
         let mut gather_before: Vec<(u64, NodeIndex)> = Vec::new();
-        if sharded && par.overlap_grad_reduce {
+        if sharded && par.overlap_grad_reduce && !self.fsdp() {
             for b in buckets.iter().rev() {
                 let bytes = (b.params / tp) as f64 * grad_bytes;
                 let c = self.new_comm(
@@ -844,7 +923,7 @@ impl<'a> Builder<'a> {
         deps.extend(sb.frontier);
         let opt = sb.push(opt, &deps);
         sb.frontier = Some(opt);
-        if sharded && !par.overlap_grad_reduce {
+        if sharded && !par.overlap_grad_reduce && !self.fsdp() {
             for b in &buckets {
                 let bytes = (b.params / tp) as f64 * grad_bytes;
                 let c = self.new_comm(
