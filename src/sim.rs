@@ -100,6 +100,7 @@ pub fn build_graph(s: &Scenario) -> StepGraph {
         training: &s.training,
         parallelism: &s.parallelism,
         compute: &compute,
+        pcie_gbs: s.cluster.node.pcie_gbs,
     })
 }
 
@@ -464,5 +465,54 @@ pub(crate) mod tests {
             z1.step_time_s
         );
         assert!(z3.memory.weights < z1.memory.weights / 7.0);
+    }
+
+    #[test]
+    fn worked_case_7b_on_8_rtx4090_fits_and_runs() {
+        let s = crate::fixtures::llama7b_8x4090_fsdp();
+        let r = simulate_step(&s, &StepOptions::default()).unwrap().metrics;
+        assert!(r.memory.fits, "{:?}", r.memory);
+        assert!(
+            r.memory.total < 24.0 && r.memory.optimizer < 6.0,
+            "{:?}",
+            r.memory
+        );
+        assert!(r.mfu > 0.05 && r.mfu < 0.8, "{}", r.mfu);
+        assert!(r.breakdown_s.dp_exposed > 0.0);
+    }
+
+    #[test]
+    fn worked_case_405b_qlora_fits_and_bf16_adam_does_not() {
+        let q = crate::fixtures::llama405b_qlora_8xh100();
+        let r = simulate_step(&q, &StepOptions::default()).unwrap().metrics;
+        assert!(r.memory.fits, "{:?}", r.memory);
+        assert!(
+            r.memory.weights < 30.0 && r.memory.optimizer < 5.0,
+            "{:?}",
+            r.memory
+        );
+        let full = crate::fixtures::llama405b_bf16_8xh100();
+        let err = check_memory(&full).unwrap_err();
+        // 405.9B x 16 bytes / 8 GPUs = 812 GB of model state per GPU against 80 GB.
+        let states = err.weights + err.grads + err.optimizer;
+        assert!(states > 800.0 && states < 830.0, "{err}");
+        assert!(err.to_string().contains("does not fit"));
+    }
+
+    #[test]
+    fn worked_case_frontier_moe_fits_at_25k_and_one_replica_runs() {
+        let full = crate::fixtures::frontier_moe_h100(12);
+        assert_eq!(RankGrid::new(&full.parallelism).world(), 24_576);
+        assert_eq!(
+            RankGrid::new(&full.parallelism).group_size(crate::plan::GroupMask::EXPERT_DP),
+            12
+        );
+        let mem = memory_report(&full);
+        assert!(mem.fits, "{mem:?}");
+        let one = crate::fixtures::frontier_moe_h100(1);
+        let r = simulate_step(&one, &StepOptions::default())
+            .unwrap()
+            .metrics;
+        assert!(r.mfu > 0.1 && r.mfu < 0.7, "{}", r.mfu);
     }
 }

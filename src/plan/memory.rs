@@ -314,11 +314,11 @@ fn peak_activations(
         peak = peak.max(live);
     }
     let all: f64 = chunk_bytes.iter().sum();
-    let mut factor = if all > 0.0 { peak / all } else { 0.0 };
+    let factor = if all > 0.0 { peak / all } else { 0.0 };
     if kind == ScheduleKind::Dualpipe {
         // DualPipe holds activations of `p + 1` micro-batches (DeepSeek-V3 Table 2).
-        factor = (pp as f64 + 1.0) / pp as f64 * factor;
-        return (factor * all, factor);
+        let dual = factor * (pp as f64 + 1.0) / pp as f64;
+        return (dual * all, dual);
     }
     (peak, factor)
 }
@@ -454,7 +454,13 @@ fn buffer_bytes(inp: &MemoryInputs, chunks: &[(u64, u64)]) -> f64 {
         bytes += 2.0 * (p.bucket_params as f64 / tp) * grad;
     }
     if p.zero >= 3 {
-        bytes += 2.0 * max_layer * 2.0;
+        // The gathered current and prefetched layer, in their stored precision.
+        let stored = if t.finetune.is_adapter() {
+            frozen_weight_bytes(t.finetune, t.precision)
+        } else {
+            2.0
+        };
+        bytes += 2.0 * max_layer * stored;
     }
     if t.finetune == Finetune::Qlora {
         bytes += max_layer * 2.0;

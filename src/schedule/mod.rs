@@ -34,7 +34,13 @@ pub struct StepInputs<'a> {
     pub training: &'a TrainingSpec,
     pub parallelism: &'a ParallelismSpec,
     pub compute: &'a ComputeModel,
+    /// Host link per GPU (PCIe), GB/s per direction: optimizer/parameter offload traffic.
+    pub pcie_gbs: f64,
 }
+
+/// CPU Adam throughput per GPU's share of the host, parameters per second (DeepSpeed's
+/// vectorised CPU-Adam updates on the order of 10^9 parameters/s per socket).
+pub const CPU_ADAM_PARAMS_PER_S: f64 = 1.0e9;
 
 impl StepInputs<'_> {
     pub fn micro_batches(&self) -> u64 {
@@ -116,8 +122,25 @@ impl OpCosts {
         let moe = moe_forward(inp, &sh);
         let emb = model::kernels::embedding_forward(m, &sh);
         let logits = model::kernels::logits_forward(m, &sh);
-        let bwd = model::kernels::backward;
-        let (attn_b, mlp_b, moe_b) = (bwd(&attn), bwd(&mlp), bwd(&moe));
+        let frozen = inp.training.finetune.is_adapter();
+        // Frozen base weights (LoRA/QLoRA): backward computes input gradients only.
+        let bwd = |ks: &[Kernel]| {
+            let mut b = model::kernels::backward(ks);
+            if frozen {
+                b.retain(|k| k.phase != model::Phase::BackwardWeight);
+            }
+            b
+        };
+        let (attn, mlp, moe) = (
+            with_dequant(inp, attn, m.attention_params()),
+            with_dequant(inp, mlp, m.dense_mlp_params()),
+            with_dequant(inp, moe, moe_local_params(inp)),
+        );
+        let (attn_b, mlp_b, moe_b) = (
+            with_dequant(inp, bwd(&attn), m.attention_params()),
+            with_dequant(inp, bwd(&mlp), m.dense_mlp_params()),
+            with_dequant(inp, bwd(&moe), moe_local_params(inp)),
+        );
         OpCosts {
             attn_fwd: time(cm, &attn),
             attn_bwd: time(cm, &attn_b),
@@ -135,6 +158,30 @@ impl OpCosts {
             logits_bwd: time(cm, &bwd(&logits)),
         }
     }
+}
+
+/// Parameters of one MoE block on one GPU (local routed experts + shared), before TP.
+fn moe_local_params(inp: &StepInputs) -> u64 {
+    inp.model.moe.as_ref().map_or(0, |m| {
+        let local = (m.experts / inp.parallelism.ep.max(1)).max(1);
+        (local + m.shared_experts) * inp.model.expert_params()
+    })
+}
+
+/// QLoRA dequantises a block's 4-bit weights to 16 bits before its GEMMs (each pass):
+/// reads NF4, writes bf16 (memory bound). Other modes return `ks` unchanged.
+fn with_dequant(inp: &StepInputs, mut ks: Vec<Kernel>, params: u64) -> Vec<Kernel> {
+    if inp.training.finetune == crate::plan::Finetune::Qlora && params > 0 && !ks.is_empty() {
+        let local = params as f64 / inp.parallelism.tp.max(1) as f64;
+        ks.push(Kernel {
+            name: "nf4_dequant",
+            class: model::KernelClass::Memory,
+            flops: 0.0,
+            bytes: local * (crate::plan::memory::NF4_BYTES + 2.0),
+            phase: model::Phase::Forward,
+        });
+    }
+    ks
 }
 
 /// Routed + shared experts of one MoE layer on one GPU, with tokens spread evenly.
@@ -674,7 +721,12 @@ impl<'a> Builder<'a> {
     ) -> Option<NodeIndex> {
         let (m, p) = (self.inp.model, self.inp.parallelism);
         let tp = p.tp.max(1);
-        let bytes_per = self.inp.training.precision.grad_bytes();
+        let t = self.inp.training;
+        let bytes_per = if t.finetune.is_adapter() {
+            crate::plan::memory::frozen_weight_bytes(t.finetune, t.precision)
+        } else {
+            t.precision.grad_bytes()
+        };
         let routed = match &m.moe {
             Some(moe) if m.is_moe_layer(layer) => moe.experts * m.expert_params(),
             _ => 0,
@@ -778,10 +830,11 @@ impl<'a> Builder<'a> {
             let vs = chunk * self.pp + stage;
             let (lo, hi) = self.vs_layers[vs as usize];
             let mut extra = 0;
-            if vs + 1 == self.virtual_stages() && !m.tied_embeddings {
+            let adapter = self.inp.training.finetune.is_adapter();
+            if vs + 1 == self.virtual_stages() && !m.tied_embeddings && !adapter {
                 extra += m.embedding_params();
             }
-            if vs == 0 {
+            if vs == 0 && !adapter {
                 extra += m.embedding_params();
             }
             let mut current: Option<Bucket> = None;
@@ -793,7 +846,7 @@ impl<'a> Builder<'a> {
                     first_layer: layer,
                 });
                 extra = 0;
-                b.params += m.layer_params(layer);
+                b.params += self.trainable_layer_params(layer);
                 b.last_layer = layer;
                 b.first_layer = layer;
                 if b.params >= target {
@@ -811,6 +864,29 @@ impl<'a> Builder<'a> {
             }
         }
         out
+    }
+
+    /// Parameters of a layer that receive gradients (LoRA: the adapters only).
+    fn trainable_layer_params(&self, layer: u64) -> u64 {
+        let t = self.inp.training;
+        if t.finetune.is_adapter() {
+            crate::plan::memory::lora_layer_params(self.inp.model, layer, t.lora_rank)
+        } else {
+            self.inp.model.layer_params(layer)
+        }
+    }
+
+    /// Optimizer step time on this rank: Adam on the GPU, or (offloaded) gradients down
+    /// and weights up over PCIe around a CPU Adam step.
+    fn optimizer_time(&self, local_params: u64) -> Nanos {
+        let t = self.inp.training;
+        if !t.offload_optimizer {
+            return time(self.inp.compute, &model::kernels::adam_step(local_params));
+        }
+        let p = local_params as f64;
+        let pcie = self.inp.pcie_gbs.max(1e-3) * 1e9;
+        let transfers = 2.0 * p * t.precision.grad_bytes() / pcie;
+        secs_to_ns(transfers + p / CPU_ADAM_PARAMS_PER_S)
     }
 
     fn stage_params(&self, stage: u32) -> u64 {
@@ -914,7 +990,7 @@ impl<'a> Builder<'a> {
         let local_params = self.stage_params(stage) / tp / if sharded { par.dp } else { 1 };
         let opt = compute_op(
             Category::Optimizer,
-            time(self.inp.compute, &model::kernels::adam_step(local_params)),
+            self.optimizer_time(local_params),
             none,
             NO_LAYERS,
             "optimizer",
