@@ -2,7 +2,7 @@
 
 use crate::config::{OutputsSpec, Scenario};
 use crate::hardware::*;
-use crate::model::{FfnKind, ModelSpec};
+use crate::model::{FfnKind, ModelSpec, MoeSpec};
 use crate::plan::*;
 
 /// A 2048-hidden GPT-like model on DGX-H100-like nodes with the given plan.
@@ -80,6 +80,7 @@ pub fn toy_scenario(tp: u64, pp: u64, dp: u64, layers: u64, global_batch: u64) -
             recompute: Recompute::None,
             optimizer: Optimizer::Adam,
             flash_attention: true,
+            ..TrainingSpec::default()
         },
         parallelism: ParallelismSpec {
             tp,
@@ -96,6 +97,7 @@ pub fn toy_scenario(tp: u64, pp: u64, dp: u64, layers: u64, global_batch: u64) -
             pp_comm_overlap: true,
             stage_layers: None,
             bucket_params: 40_000_000,
+            zero_group: None,
         },
         steps: 1,
         faults: Default::default(),
@@ -183,4 +185,228 @@ fn env_factor(name: &str, default: f64) -> f64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// A small MoE (8 routed experts, top-2, dropless) on `ep`-way expert parallel with the
+/// given routing skew (Zipf exponent): TP1 PP2, DP = EP.
+pub fn toy_moe(ep: u64, skew: f64) -> Scenario {
+    let mut s = toy_scenario(1, 2, ep, 4, 8 * ep);
+    s.name = "toy-moe".into();
+    s.model.ffn = FfnKind::Swiglu;
+    s.model.moe = Some(MoeSpec {
+        experts: 8,
+        top_k: 2,
+        expert_ffn_hidden: 4096,
+        shared_experts: 0,
+        capacity_factor: 0.0,
+        dense_layers: 0,
+        skew,
+    });
+    s.parallelism.ep = ep;
+    s
+}
+
+/// DeepSeek-V3 shapes (arXiv 2412.19437, §4.2): 61 layers (3 dense), hidden 7168, 256
+/// routed experts of width 2048 + 1 shared, top-8; MLA approximated as 128-head MHA.
+pub fn deepseek_v3() -> ModelSpec {
+    ModelSpec {
+        name: "deepseek-v3".into(),
+        layers: 61,
+        hidden: 7168,
+        heads: 128,
+        kv_heads: 128,
+        ffn_hidden: 18432,
+        ffn: FfnKind::Swiglu,
+        vocab: 129280,
+        moe: Some(MoeSpec {
+            experts: 256,
+            top_k: 8,
+            expert_ffn_hidden: 2048,
+            shared_experts: 1,
+            capacity_factor: 0.0,
+            dense_layers: 3,
+            skew: 0.0,
+        }),
+        tied_embeddings: false,
+    }
+}
+
+/// DeepSeek-V3's training layout on 2048 H800-class GPUs: PP16 (DualPipe), EP64 across 8
+/// nodes, ZeRO-1 data parallel, no TP.
+pub fn deepseek_v3_2048() -> Scenario {
+    let mut s = toy_scenario(1, 16, 128, 61, 15360 / 4);
+    s.name = "deepseek-v3-2048".into();
+    s.model = deepseek_v3();
+    s.cluster = dgx_h100_ndr(256);
+    s.training.seq_len = 4096;
+    s.training.recompute = Recompute::Selective;
+    s.training.precision = Precision::Fp8;
+    s.parallelism.ep = 64;
+    s.parallelism.schedule = ScheduleKind::Dualpipe;
+    s
+}
+
+/// Mixtral 8x7B shapes (arXiv 2401.04088): 32 layers, 8 experts top-2, GQA 8 KV heads.
+pub fn mixtral_8x7b() -> ModelSpec {
+    ModelSpec {
+        name: "mixtral-8x7b".into(),
+        layers: 32,
+        hidden: 4096,
+        heads: 32,
+        kv_heads: 8,
+        ffn_hidden: 14336,
+        ffn: FfnKind::Swiglu,
+        vocab: 32000,
+        moe: Some(MoeSpec {
+            experts: 8,
+            top_k: 2,
+            expert_ffn_hidden: 14336,
+            shared_experts: 0,
+            capacity_factor: 0.0,
+            dense_layers: 0,
+            skew: 0.0,
+        }),
+        tied_embeddings: false,
+    }
+}
+
+/// Llama-2 7B shapes (arXiv 2307.09288): 32 layers, hidden 4096, SwiGLU 11008, vocab 32000.
+pub fn llama2_7b() -> ModelSpec {
+    ModelSpec {
+        name: "llama2-7b".into(),
+        layers: 32,
+        hidden: 4096,
+        heads: 32,
+        kv_heads: 32,
+        ffn_hidden: 11008,
+        ffn: FfnKind::Swiglu,
+        vocab: 32000,
+        moe: None,
+        tied_embeddings: false,
+    }
+}
+
+/// GeForce RTX 4090: 165.2 dense BF16 TFLOP/s (FP32 accumulate, Ada whitepaper), 24 GB
+/// GDDR6X at 1008 GB/s, 450 W. Efficiencies are assumptions (no calibration row).
+pub fn rtx_4090() -> GpuSpec {
+    GpuSpec {
+        name: "rtx-4090".into(),
+        peak_tflops: PeakTflops {
+            fp32: Some(82.6),
+            tf32: Some(82.6),
+            bf16: 165.2,
+            fp16: Some(165.2),
+            fp8: Some(330.3),
+        },
+        memory_gb: 24.0,
+        memory_bw_gbs: 1008.0,
+        power_w: 450.0,
+        price_usd: 1600.0,
+        gemm_efficiency: 0.7,
+        fp8_gemm_efficiency: None,
+        sustained_efficiency: 1.0,
+        hbm_efficiency: 0.85,
+    }
+}
+
+/// One workstation with 8 RTX 4090 on PCIe Gen4 x16 (no NVLink), one 100 Gb/s NIC.
+pub fn rtx4090_box() -> ClusterSpec {
+    let mut c = toy_scenario(8, 1, 1, 1, 1).cluster;
+    c.name = "8x-rtx-4090".into();
+    c.gpu = rtx_4090();
+    c.nodes = 1;
+    c.node.nvlink_gbs = 0.0;
+    c.node.pcie_gbs = 25.0;
+    c.node.nics = 1;
+    c.node.nic_gbps = 100.0;
+    c.fabric.kind = FabricKind::SingleSwitch;
+    c.fabric.tiers = 1;
+    c
+}
+
+/// Worked case: a 7B model trained from scratch on 8 RTX 4090 with FSDP (ZeRO-3), full
+/// activation checkpointing, 8-bit Adam and FlashAttention (`scenarios/llama7b-8x4090-fsdp.yaml`).
+pub fn llama7b_8x4090_fsdp() -> Scenario {
+    let mut s = toy_scenario(1, 1, 8, 32, 64);
+    s.name = "llama7b-8x4090-fsdp".into();
+    s.model = llama2_7b();
+    s.cluster = rtx4090_box();
+    s.training.seq_len = 4096;
+    s.training.micro_batch = 1;
+    s.training.global_batch = 64;
+    s.training.recompute = Recompute::Full;
+    s.training.optimizer = Optimizer::Adam8bit;
+    s.training.flash_attention = true;
+    s.parallelism.zero = 3;
+    s
+}
+
+/// Worked case: Llama 3.1 405B fine-tuned with QLoRA (rank 64) on one 8x H100 node, FSDP
+/// over the 8 GPUs, full checkpointing (`scenarios/llama405b-qlora-8xh100.yaml`).
+pub fn llama405b_qlora_8xh100() -> Scenario {
+    let mut s = toy_scenario(1, 1, 8, 126, 32);
+    s.name = "llama405b-qlora-8xh100".into();
+    s.model = llama3_405b();
+    s.cluster = dgx_h100_ndr(1);
+    s.training.seq_len = 4096;
+    s.training.recompute = Recompute::Full;
+    s.training.finetune = Finetune::Qlora;
+    s.training.lora_rank = 64;
+    s.parallelism.zero = 3;
+    s
+}
+
+/// The same model and GPUs trained in BF16 with Adam: cannot fit (6.5 TB of model state
+/// against 640 GB of HBM).
+pub fn llama405b_bf16_8xh100() -> Scenario {
+    let mut s = llama405b_qlora_8xh100();
+    s.name = "llama405b-bf16-adam-8xh100".into();
+    s.training.finetune = Finetune::Full;
+    s
+}
+
+/// A frontier-scale MoE of about 1.8T parameters (GPT-4-like rumour shapes: 120 layers,
+/// hidden 12288, 16 experts of width 24576, top-2).
+pub fn frontier_moe_1_8t() -> ModelSpec {
+    ModelSpec {
+        name: "frontier-moe-1.8t".into(),
+        layers: 120,
+        hidden: 12288,
+        heads: 96,
+        kv_heads: 8,
+        ffn_hidden: 49152,
+        ffn: FfnKind::Swiglu,
+        vocab: 128256,
+        moe: Some(MoeSpec {
+            experts: 16,
+            top_k: 2,
+            expert_ffn_hidden: 24576,
+            shared_experts: 0,
+            capacity_factor: 1.0,
+            dense_layers: 0,
+            skew: 0.0,
+        }),
+        tied_embeddings: false,
+    }
+}
+
+/// Worked case: the frontier MoE on 24,576 H100 (3,072 DGX nodes, NDR rail-optimized):
+/// TP8 x PP16 x DP192 with EP16 inside DP, i.e. 12 expert-data-parallel replicas
+/// (`scenarios/frontier-moe-25k-h100.yaml`). `edp` shrinks the replica count (tests
+/// simulate one replica; DP replicas are identical).
+pub fn frontier_moe_h100(edp: u64) -> Scenario {
+    let (tp, pp, ep) = (8, 16, 16);
+    let dp = ep * edp;
+    let mut s = toy_scenario(tp, pp, dp, 120, dp * 32);
+    s.name = "frontier-moe-25k-h100".into();
+    s.model = frontier_moe_1_8t();
+    s.cluster = dgx_h100_ndr(tp * pp * dp / 8);
+    s.training.seq_len = 4096;
+    s.training.recompute = Recompute::Selective;
+    s.training.precision = Precision::Fp8;
+    s.parallelism.ep = ep;
+    s.parallelism.schedule = ScheduleKind::Interleaved;
+    s.parallelism.virtual_stages = 3;
+    s.parallelism.stage_layers = None;
+    s
 }

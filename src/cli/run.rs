@@ -25,6 +25,10 @@ pub struct RunArgs {
     /// (overrides `outputs.timeline`).
     #[arg(long)]
     pub timeline: Option<String>,
+    /// Exit with code 2 when the plan does not fit in GPU memory (default: report
+    /// `fits: false` and run anyway).
+    #[arg(long)]
+    pub strict_memory: bool,
 }
 
 pub fn run(args: &RunArgs) -> CliResult {
@@ -35,7 +39,10 @@ pub fn run(args: &RunArgs) -> CliResult {
     }
     let grid = RankGrid::new(&scenario.parallelism);
     check_timeline_ranks(&scenario.outputs.timeline, grid.world()).map_err(CliError::bad)?;
-    let opts = ReportOptions::from_outputs(&scenario.outputs, &grid);
+    if args.strict_memory {
+        sim::check_memory(&scenario).map_err(|e| CliError::bad(e.to_string()))?;
+    }
+    let mut opts = ReportOptions::from_outputs(&scenario.outputs, &grid);
     let step_opts = StepOptions {
         trace: opts.required_trace(&grid),
         ..Default::default()
@@ -44,6 +51,7 @@ pub fn run(args: &RunArgs) -> CliResult {
     if result.metrics.step_time_s <= 0.0 {
         return Err(CliError::internal("step time is zero"));
     }
+    opts.memory_gb = serde_json::to_value(&result.metrics.memory).ok();
     let out = args
         .out
         .clone()
@@ -54,8 +62,26 @@ pub fn run(args: &RunArgs) -> CliResult {
         "{}",
         report::human_table(&Summary::new(&scenario, &result.metrics))
     );
+    print_memory(&result.metrics.memory);
     print_files(&out, &files);
     Ok(())
+}
+
+fn print_memory(m: &crate::plan::MemoryReport) {
+    println!(
+        "  memory (rank {}, stage {}): {:.1} of {:.1} GB{} — weights {:.1}, grads {:.1}, optimizer {:.1}, activations {:.1}, buffers {:.1}, reserve {:.1}\n",
+        m.rank,
+        m.stage,
+        m.total,
+        m.capacity,
+        if m.fits { "" } else { "  DOES NOT FIT" },
+        m.weights,
+        m.grads,
+        m.optimizer,
+        m.activations,
+        m.buffers,
+        m.reserve
+    );
 }
 
 /// Parses `--timeline`: `all`, `representative`, `none`, or comma-separated ranks.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer};
 use crate::faults::FaultsSpec;
 use crate::hardware::{FabricKind, Precision};
 use crate::model::FfnKind;
-use crate::plan::{Optimizer, Recompute, ScheduleKind};
+use crate::plan::{Finetune, Optimizer, Recompute, ScheduleKind};
 use crate::run::{CheckpointSpec, RunSpec};
 
 /// A whole scenario file, after preset names (`model`, `cluster.gpu`) and topology paths
@@ -60,6 +60,7 @@ pub struct RawMoe {
     pub shared_experts: Option<u64>,
     pub capacity_factor: Option<f64>,
     pub dense_layers: Option<u64>,
+    pub skew: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +73,11 @@ pub struct RawTraining {
     pub recompute: Option<Recompute>,
     pub optimizer: Option<Optimizer>,
     pub flash_attention: Option<bool>,
+    pub finetune: Option<Finetune>,
+    pub lora_rank: Option<u64>,
+    pub offload_optimizer: Option<bool>,
+    pub offload_params: Option<bool>,
+    pub memory_reserve_gb: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,6 +99,7 @@ pub struct RawParallelism {
     pub pp_comm_overlap: Option<bool>,
     pub stage_layers: Option<Vec<u64>>,
     pub bucket_params: Option<u64>,
+    pub zero_group: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

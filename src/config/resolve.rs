@@ -80,6 +80,7 @@ fn model(m: RawModel) -> ModelSpec {
             shared_experts: e.shared_experts.unwrap_or(0),
             capacity_factor: e.capacity_factor.unwrap_or(1.0),
             dense_layers: e.dense_layers.unwrap_or(0),
+            skew: e.skew.unwrap_or(0.0),
         }),
         tied_embeddings: m.tied_embeddings.unwrap_or(false),
     }
@@ -94,6 +95,11 @@ fn training(t: RawTraining) -> TrainingSpec {
         recompute: t.recompute.unwrap_or(Recompute::Selective),
         optimizer: t.optimizer.unwrap_or(Optimizer::Adam),
         flash_attention: t.flash_attention.unwrap_or(true),
+        finetune: t.finetune.unwrap_or_default(),
+        lora_rank: t.lora_rank.unwrap_or(16),
+        offload_optimizer: t.offload_optimizer.unwrap_or(false),
+        offload_params: t.offload_params.unwrap_or(false),
+        memory_reserve_gb: t.memory_reserve_gb.unwrap_or(2.0),
     }
 }
 
@@ -130,6 +136,7 @@ fn parallelism(
         pp_comm_overlap: p.pp_comm_overlap.unwrap_or(true),
         stage_layers: p.stage_layers,
         bucket_params: p.bucket_params.unwrap_or(DEFAULT_BUCKET_PARAMS),
+        zero_group: p.zero_group,
     })
 }
 

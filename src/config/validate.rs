@@ -13,11 +13,7 @@ use super::{ConfigError, Scenario, TimelineRanks};
 
 /// Schedules the config accepts but the simulator cannot run yet. The one place to edit
 /// when a schedule lands.
-const UNSUPPORTED_SCHEDULES: &[ScheduleKind] = &[
-    ScheduleKind::ZbH1,
-    ScheduleKind::ZbH2,
-    ScheduleKind::Dualpipe,
-];
+const UNSUPPORTED_SCHEDULES: &[ScheduleKind] = &[ScheduleKind::Dualpipe];
 
 /// Largest value any integer size may take (keeps every product of sizes in `u64`).
 const MAX_SIZE: u64 = 1_000_000_000;
@@ -423,7 +419,7 @@ impl Rules<'_> {
         let field = "parallelism.schedule";
         self.ensure(!UNSUPPORTED_SCHEDULES.contains(&p.schedule), field, || {
             format!(
-                "schedule `{}` is not supported yet; use gpipe, 1f1b or interleaved",
+                "schedule `{}` is not supported yet; use gpipe, 1f1b, interleaved, zb-h1 or zb-h2",
                 schedule_name(p.schedule)
             )
         })?;

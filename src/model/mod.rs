@@ -42,10 +42,42 @@ pub struct MoeSpec {
     /// Leading layers that keep a dense MLP (DeepSeek-V3 keeps 3).
     #[serde(default)]
     pub dense_layers: u64,
+    /// Token imbalance across experts: expert popularity follows a Zipf law with this
+    /// exponent (0 = perfectly balanced routing). The most loaded expert-parallel rank
+    /// sets the pace of every MoE layer.
+    #[serde(default)]
+    pub skew: f64,
 }
 
 fn default_capacity_factor() -> f64 {
     1.0
+}
+
+impl MoeSpec {
+    /// Share of routed tokens each expert receives, hottest first: a Zipf law with
+    /// exponent `skew` (all equal at 0).
+    pub fn expert_shares(&self) -> Vec<f64> {
+        let w: Vec<f64> = (0..self.experts)
+            .map(|e| ((e + 1) as f64).powf(-self.skew))
+            .collect();
+        let sum: f64 = w.iter().sum();
+        w.into_iter().map(|x| x / sum).collect()
+    }
+
+    /// Load of the most loaded of `ep` expert-parallel ranks over the balanced load, with
+    /// experts placed round-robin (expert `e` on rank `e mod ep`), so the hottest expert's
+    /// rank is the critical path. With a capacity factor (> 0) experts are padded to their
+    /// capacity and excess tokens dropped, so compute is `capacity_factor` whatever the
+    /// skew; `capacity_factor: 0` is dropless routing (Megatron's default).
+    pub fn hottest_rank_load(&self, ep: u64) -> f64 {
+        if self.capacity_factor > 0.0 {
+            return self.capacity_factor;
+        }
+        let ep = ep.clamp(1, self.experts.max(1));
+        let shares = self.expert_shares();
+        let rank0: f64 = shares.iter().step_by(ep as usize).sum();
+        rank0 * ep as f64
+    }
 }
 
 /// A transformer decoder: the shapes every cost in the simulator derives from.

@@ -6,6 +6,10 @@
 //! is a contiguous block of `tp * cp * dp` ranks. Rank `r` runs on GPU `r` (node
 //! `r / gpus_per_node`). Pure arithmetic; no allocation on the hot lookups.
 
+pub mod memory;
+
+pub use memory::{MemoryReport, OutOfMemory};
+
 use serde::{Deserialize, Serialize};
 
 use crate::hardware::Precision;
@@ -42,6 +46,27 @@ pub enum Optimizer {
     Sgd,
 }
 
+/// What is trained: every weight, or low-rank adapters on frozen base weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Finetune {
+    /// Full training (pre-training or full fine-tuning).
+    #[default]
+    Full,
+    /// LoRA (Hu et al., arXiv 2106.09685): frozen 16-bit base weights, trainable rank-`r`
+    /// adapters on the attention and MLP projections.
+    Lora,
+    /// QLoRA (Dettmers et al., arXiv 2305.14314): as LoRA with 4-bit NF4 base weights
+    /// (double-quantised constants) dequantised to 16 bits before each GEMM.
+    Qlora,
+}
+
+impl Finetune {
+    pub fn is_adapter(self) -> bool {
+        self != Finetune::Full
+    }
+}
+
 /// What one optimizer step processes and at which precision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainingSpec {
@@ -54,6 +79,50 @@ pub struct TrainingSpec {
     pub recompute: Recompute,
     pub optimizer: Optimizer,
     pub flash_attention: bool,
+    /// Full training or LoRA / QLoRA fine-tuning.
+    #[serde(default)]
+    pub finetune: Finetune,
+    /// Rank `r` of the LoRA adapters.
+    #[serde(default = "default_lora_rank")]
+    pub lora_rank: u64,
+    /// Optimizer state (fp32 master weights and moments) lives in host memory; the step
+    /// runs on the CPU, gradients go down and updated weights come back over PCIe.
+    #[serde(default)]
+    pub offload_optimizer: bool,
+    /// Parameters live in host memory too (ZeRO-Infinity style, with ZeRO-3): each layer's
+    /// weights are fetched over PCIe before use.
+    #[serde(default)]
+    pub offload_params: bool,
+    /// Per-GPU memory kept free for the CUDA context, workspaces and fragmentation, GB.
+    #[serde(default = "default_memory_reserve_gb")]
+    pub memory_reserve_gb: f64,
+}
+
+fn default_lora_rank() -> u64 {
+    16
+}
+
+fn default_memory_reserve_gb() -> f64 {
+    2.0
+}
+
+impl Default for TrainingSpec {
+    fn default() -> Self {
+        TrainingSpec {
+            seq_len: 4096,
+            global_batch: 1024,
+            micro_batch: 1,
+            precision: Precision::Bf16,
+            recompute: Recompute::Selective,
+            optimizer: Optimizer::Adam,
+            flash_attention: true,
+            finetune: Finetune::Full,
+            lora_rank: default_lora_rank(),
+            offload_optimizer: false,
+            offload_params: false,
+            memory_reserve_gb: default_memory_reserve_gb(),
+        }
+    }
 }
 
 /// How the model is split across GPUs.
@@ -78,6 +147,32 @@ pub struct ParallelismSpec {
     pub stage_layers: Option<Vec<u64>>,
     /// Parameters per data-parallel gradient bucket (Megatron default 40M).
     pub bucket_params: u64,
+    /// Hybrid sharding (FSDP `HYBRID_SHARD`, ZeRO++ hpZ): ZeRO shards over groups of this
+    /// many data-parallel ranks and replicates across groups; `None` shards over all of DP.
+    #[serde(default)]
+    pub zero_group: Option<u64>,
+}
+
+impl Default for ParallelismSpec {
+    fn default() -> Self {
+        ParallelismSpec {
+            tp: 1,
+            pp: 1,
+            dp: 1,
+            ep: 1,
+            cp: 1,
+            sequence_parallel: true,
+            schedule: ScheduleKind::OneFOneB,
+            virtual_stages: 1,
+            zero: 1,
+            overlap_grad_reduce: true,
+            tp_comm_overlap: false,
+            pp_comm_overlap: true,
+            stage_layers: None,
+            bucket_params: 40_000_000,
+            zero_group: None,
+        }
+    }
 }
 
 impl ParallelismSpec {
@@ -271,6 +366,7 @@ mod tests {
             pp_comm_overlap: true,
             stage_layers: None,
             bucket_params: 40_000_000,
+            zero_group: None,
         }
     }
 

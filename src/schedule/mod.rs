@@ -34,7 +34,13 @@ pub struct StepInputs<'a> {
     pub training: &'a TrainingSpec,
     pub parallelism: &'a ParallelismSpec,
     pub compute: &'a ComputeModel,
+    /// Host link per GPU (PCIe), GB/s per direction: optimizer/parameter offload traffic.
+    pub pcie_gbs: f64,
 }
+
+/// CPU Adam throughput per GPU's share of the host, parameters per second (DeepSpeed's
+/// vectorised CPU-Adam updates on the order of 10^9 parameters/s per socket).
+pub const CPU_ADAM_PARAMS_PER_S: f64 = 1.0e9;
 
 impl StepInputs<'_> {
     pub fn micro_batches(&self) -> u64 {
@@ -86,10 +92,25 @@ struct OpCosts {
     embedding_bwd: Nanos,
     logits_fwd: Nanos,
     logits_bwd: Nanos,
+    /// Weight-gradient parts of the backward durations above (split off by zero-bubble
+    /// schedules): `(attention, dense MLP, MoE)`.
+    attn_wgrad: Nanos,
+    mlp_wgrad: Nanos,
+    moe_wgrad: Nanos,
 }
 
 fn time(cm: &ComputeModel, ks: &[Kernel]) -> Nanos {
     secs_to_ns(cm.kernels_time_s(ks))
+}
+
+/// Time of the weight-gradient kernels of a backward list.
+fn wgrad_time(cm: &ComputeModel, bwd: &[Kernel]) -> Nanos {
+    let w: Vec<Kernel> = bwd
+        .iter()
+        .filter(|k| k.phase == model::Phase::BackwardWeight)
+        .cloned()
+        .collect();
+    time(cm, &w)
 }
 
 impl OpCosts {
@@ -101,14 +122,35 @@ impl OpCosts {
         let moe = moe_forward(inp, &sh);
         let emb = model::kernels::embedding_forward(m, &sh);
         let logits = model::kernels::logits_forward(m, &sh);
-        let bwd = model::kernels::backward;
+        let frozen = inp.training.finetune.is_adapter();
+        // Frozen base weights (LoRA/QLoRA): backward computes input gradients only.
+        let bwd = |ks: &[Kernel]| {
+            let mut b = model::kernels::backward(ks);
+            if frozen {
+                b.retain(|k| k.phase != model::Phase::BackwardWeight);
+            }
+            b
+        };
+        let (attn, mlp, moe) = (
+            with_dequant(inp, attn, m.attention_params()),
+            with_dequant(inp, mlp, m.dense_mlp_params()),
+            with_dequant(inp, moe, moe_local_params(inp)),
+        );
+        let (attn_b, mlp_b, moe_b) = (
+            with_dequant(inp, bwd(&attn), m.attention_params()),
+            with_dequant(inp, bwd(&mlp), m.dense_mlp_params()),
+            with_dequant(inp, bwd(&moe), moe_local_params(inp)),
+        );
         OpCosts {
             attn_fwd: time(cm, &attn),
-            attn_bwd: time(cm, &bwd(&attn)),
+            attn_bwd: time(cm, &attn_b),
             mlp_fwd: time(cm, &mlp),
-            mlp_bwd: time(cm, &bwd(&mlp)),
+            mlp_bwd: time(cm, &mlp_b),
             moe_fwd: time(cm, &moe),
-            moe_bwd: time(cm, &bwd(&moe)),
+            moe_bwd: time(cm, &moe_b),
+            attn_wgrad: wgrad_time(cm, &attn_b),
+            mlp_wgrad: wgrad_time(cm, &mlp_b),
+            moe_wgrad: wgrad_time(cm, &moe_b),
             selective_recompute: time(cm, &model::kernels::selective_recompute(&attn)),
             embedding_fwd: time(cm, &emb),
             embedding_bwd: time(cm, &bwd(&emb)),
@@ -116,6 +158,30 @@ impl OpCosts {
             logits_bwd: time(cm, &bwd(&logits)),
         }
     }
+}
+
+/// Parameters of one MoE block on one GPU (local routed experts + shared), before TP.
+fn moe_local_params(inp: &StepInputs) -> u64 {
+    inp.model.moe.as_ref().map_or(0, |m| {
+        let local = (m.experts / inp.parallelism.ep.max(1)).max(1);
+        (local + m.shared_experts) * inp.model.expert_params()
+    })
+}
+
+/// QLoRA dequantises a block's 4-bit weights to 16 bits before its GEMMs (each pass):
+/// reads NF4, writes bf16 (memory bound). Other modes return `ks` unchanged.
+fn with_dequant(inp: &StepInputs, mut ks: Vec<Kernel>, params: u64) -> Vec<Kernel> {
+    if inp.training.finetune == crate::plan::Finetune::Qlora && params > 0 && !ks.is_empty() {
+        let local = params as f64 / inp.parallelism.tp.max(1) as f64;
+        ks.push(Kernel {
+            name: "nf4_dequant",
+            class: model::KernelClass::Memory,
+            flops: 0.0,
+            bytes: local * (crate::plan::memory::NF4_BYTES + 2.0),
+            phase: model::Phase::Forward,
+        });
+    }
+    ks
 }
 
 /// Routed + shared experts of one MoE layer on one GPU, with tokens spread evenly.
@@ -126,8 +192,11 @@ fn moe_forward(inp: &StepInputs, sh: &LayerShard) -> Vec<Kernel> {
     let ep = inp.parallelism.ep.max(1);
     let tokens = sh.tokens();
     let local_experts = (moe.experts / ep).max(1);
-    let per_expert =
-        ((tokens * moe.top_k * ep) as f64 / moe.experts as f64 * moe.capacity_factor).ceil() as u64;
+    // Tokens per local expert on the most loaded EP rank (every rank waits for it in the
+    // combine all-to-all, so its time is the layer's time).
+    let per_expert = ((tokens * moe.top_k * ep) as f64 / moe.experts as f64
+        * moe.hottest_rank_load(ep))
+    .ceil() as u64;
     let mut ks = vec![Kernel {
         name: "router",
         class: model::KernelClass::Gemm {
@@ -175,6 +244,8 @@ struct Builder<'a> {
     pp: u32,
     chunks: u32,
     m: u32,
+    /// Backward split into input- and weight-gradient passes (zero-bubble schedules).
+    split: bool,
 }
 
 /// Builds one stage's program.
@@ -264,6 +335,7 @@ impl<'a> Builder<'a> {
             pp: inp.parallelism.pp as u32,
             chunks: inp.chunks() as u32,
             m: inp.micro_batches() as u32,
+            split: pipeline::splits_backward(inp.parallelism.schedule),
             inp,
         }
     }
@@ -453,8 +525,14 @@ impl<'a> Builder<'a> {
 
     fn moe_dispatch(&mut self, sb: &mut StageBuilder, slot: Slot, label: &'static str) {
         if self.inp.parallelism.ep > 1 {
-            let moe = self.inp.model.moe.as_ref().map_or(1, |m| m.top_k);
-            let bytes = self.activation_bytes() * moe;
+            // The most loaded rank receives (and sends back) the most tokens.
+            let (top_k, load) = self.inp.model.moe.as_ref().map_or((1, 1.0), |m| {
+                (
+                    m.top_k,
+                    m.hottest_rank_load(self.inp.parallelism.ep).max(1.0),
+                )
+            });
+            let bytes = (self.activation_bytes() as f64 * top_k as f64 * load) as u64;
             self.chained_collective(
                 sb,
                 (Collective::AllToAll, GroupMask::EP, Category::Ep),
@@ -474,11 +552,16 @@ impl<'a> Builder<'a> {
     ) -> NodeIndex {
         let c = &self.costs;
         let moe = self.inp.model.is_moe_layer(layer);
+        let (wm, we) = if self.split {
+            (c.mlp_wgrad, c.moe_wgrad)
+        } else {
+            (0, 0)
+        };
         let (cat, dur, label) = match (moe, forward) {
             (false, true) => (Category::Forward, c.mlp_fwd, "mlp fwd"),
-            (false, false) => (Category::Backward, c.mlp_bwd, "mlp bwd"),
+            (false, false) => (Category::Backward, c.mlp_bwd - wm, "mlp bwd"),
             (true, true) => (Category::Forward, c.moe_fwd, "moe fwd"),
-            (true, false) => (Category::Backward, c.moe_bwd, "moe bwd"),
+            (true, false) => (Category::Backward, c.moe_bwd - we, "moe bwd"),
         };
         if moe {
             self.moe_dispatch(sb, slot, "ep dispatch");
@@ -514,7 +597,11 @@ impl<'a> Builder<'a> {
             ));
         }
         let (lo, hi) = self.vs_layers[vs as usize];
+        let mut issue_after = sb.frontier;
         for layer in lo..hi {
+            let here = sb.frontier;
+            self.fsdp_prefetch(sb, slot, layer, issue_after);
+            issue_after = here;
             let a = self.block(
                 sb,
                 slot,
@@ -564,7 +651,11 @@ impl<'a> Builder<'a> {
             ));
         }
         let (lo, hi) = self.vs_layers[vs as usize];
+        let mut issue_after = sb.frontier;
         for layer in (lo..hi).rev() {
+            let here = sb.frontier;
+            self.fsdp_prefetch(sb, slot, layer, issue_after);
+            issue_after = here;
             if recompute == Recompute::Full {
                 self.block(
                     sb,
@@ -586,12 +677,13 @@ impl<'a> Builder<'a> {
                     "recompute attn core",
                 ));
             }
+            let wgrad = if self.split { self.costs.attn_wgrad } else { 0 };
             let n = self.block(
                 sb,
                 slot,
                 layer,
                 Category::Backward,
-                self.costs.attn_bwd,
+                self.costs.attn_bwd - wgrad,
                 "attn bwd",
             );
             grads_done.insert(layer, n);
@@ -609,6 +701,107 @@ impl<'a> Builder<'a> {
             let deps = sb.chain_deps();
             let send = self.comm_op(sb, c, Stream::SendPrev, slot, "pp send bwd", &deps);
             self.block_on_send(sb, send);
+        }
+    }
+
+    /// ZeRO-3 / FSDP: whether parameters are sharded and gathered per layer.
+    fn fsdp(&self) -> bool {
+        self.inp.parallelism.zero >= 3 && self.inp.parallelism.dp * self.inp.parallelism.cp > 1
+    }
+
+    /// ZeRO-3 / FSDP parameter all-gather of one layer on the DP stream (dense weights over
+    /// DP, expert weights over expert-DP), issued when `deps` are done so that it prefetches
+    /// while the previous layer computes. Returns the last gather op.
+    fn fsdp_gather(
+        &mut self,
+        sb: &mut StageBuilder,
+        slot: Slot,
+        layer: u64,
+        deps: &[NodeIndex],
+    ) -> Option<NodeIndex> {
+        let (m, p) = (self.inp.model, self.inp.parallelism);
+        let tp = p.tp.max(1);
+        let t = self.inp.training;
+        let bytes_per = if t.finetune.is_adapter() {
+            crate::plan::memory::frozen_weight_bytes(t.finetune, t.precision)
+        } else {
+            t.precision.grad_bytes()
+        };
+        let routed = match &m.moe {
+            Some(moe) if m.is_moe_layer(layer) => moe.experts * m.expert_params(),
+            _ => 0,
+        };
+        let dense = (m.layer_params(layer) - routed) / tp;
+        let mut last = None;
+        for (params, mask) in [
+            (dense, GroupMask::DP),
+            (routed / tp / p.ep.max(1), GroupMask::EXPERT_DP),
+        ] {
+            if params == 0 {
+                continue;
+            }
+            let bytes = (params as f64 * bytes_per) as u64;
+            let c = self.new_comm(
+                Collective::AllGather,
+                GroupRef::Axes(mask),
+                bytes,
+                Category::Dp,
+            );
+            last = Some(self.comm_op(sb, c, Stream::Dp, slot, "fsdp param all-gather", deps));
+        }
+        last
+    }
+
+    /// Gathers `layers` in order, each prefetched one layer ahead: the gather of layer
+    /// `i + 1` is issued once layer `i`'s first op has started (its dependency is the
+    /// op that precedes it on the chain).
+    fn fsdp_prefetch(
+        &mut self,
+        sb: &mut StageBuilder,
+        slot: Slot,
+        layer: u64,
+        issue_after: Option<NodeIndex>,
+    ) {
+        if !self.fsdp() {
+            return;
+        }
+        let deps = issue_after.into_iter().collect::<Vec<_>>();
+        if let Some(g) = self.fsdp_gather(sb, slot, layer, &deps) {
+            sb.also_wait_for.push(g);
+        }
+    }
+
+    /// The weight-gradient pass of one micro-batch through one chunk (zero-bubble
+    /// schedules): one compute op covering every layer of the chunk, no communication.
+    fn weight_slot(
+        &mut self,
+        sb: &mut StageBuilder,
+        slot: Slot,
+        grads_done: &mut HashMap<u64, NodeIndex>,
+    ) {
+        let vs = slot.chunk * self.pp + sb.stage;
+        let (lo, hi) = self.vs_layers[vs as usize];
+        let c = &self.costs;
+        let duration: Nanos = (lo..hi)
+            .map(|l| {
+                let mlp = if self.inp.model.is_moe_layer(l) {
+                    c.moe_wgrad
+                } else {
+                    c.mlp_wgrad
+                };
+                c.attn_wgrad + mlp
+            })
+            .sum();
+        let layers = if hi > lo { (lo, hi - 1) } else { NO_LAYERS };
+        let n = sb.chain(compute_op(
+            Category::BackwardWeight,
+            duration,
+            slot,
+            layers,
+            "weight grad",
+        ));
+        for l in lo..hi {
+            grads_done.insert(l, n);
         }
     }
 
@@ -637,10 +830,11 @@ impl<'a> Builder<'a> {
             let vs = chunk * self.pp + stage;
             let (lo, hi) = self.vs_layers[vs as usize];
             let mut extra = 0;
-            if vs + 1 == self.virtual_stages() && !m.tied_embeddings {
+            let adapter = self.inp.training.finetune.is_adapter();
+            if vs + 1 == self.virtual_stages() && !m.tied_embeddings && !adapter {
                 extra += m.embedding_params();
             }
-            if vs == 0 {
+            if vs == 0 && !adapter {
                 extra += m.embedding_params();
             }
             let mut current: Option<Bucket> = None;
@@ -652,7 +846,7 @@ impl<'a> Builder<'a> {
                     first_layer: layer,
                 });
                 extra = 0;
-                b.params += m.layer_params(layer);
+                b.params += self.trainable_layer_params(layer);
                 b.last_layer = layer;
                 b.first_layer = layer;
                 if b.params >= target {
@@ -670,6 +864,29 @@ impl<'a> Builder<'a> {
             }
         }
         out
+    }
+
+    /// Parameters of a layer that receive gradients (LoRA: the adapters only).
+    fn trainable_layer_params(&self, layer: u64) -> u64 {
+        let t = self.inp.training;
+        if t.finetune.is_adapter() {
+            crate::plan::memory::lora_layer_params(self.inp.model, layer, t.lora_rank)
+        } else {
+            self.inp.model.layer_params(layer)
+        }
+    }
+
+    /// Optimizer step time on this rank: Adam on the GPU, or (offloaded) gradients down
+    /// and weights up over PCIe around a CPU Adam step.
+    fn optimizer_time(&self, local_params: u64) -> Nanos {
+        let t = self.inp.training;
+        if !t.offload_optimizer {
+            return time(self.inp.compute, &model::kernels::adam_step(local_params));
+        }
+        let p = local_params as f64;
+        let pcie = self.inp.pcie_gbs.max(1e-3) * 1e9;
+        let transfers = 2.0 * p * t.precision.grad_bytes() / pcie;
+        secs_to_ns(transfers + p / CPU_ADAM_PARAMS_PER_S)
     }
 
     fn stage_params(&self, stage: u32) -> u64 {
@@ -697,7 +914,7 @@ impl<'a> Builder<'a> {
         // Distributed optimizer with overlap: last step's parameter all-gather runs at the
         // start of this step, each bucket ahead of the first forward that needs it.
         let mut gather_before: Vec<(u64, NodeIndex)> = Vec::new();
-        if sharded && par.overlap_grad_reduce {
+        if sharded && par.overlap_grad_reduce && !self.fsdp() {
             for b in buckets.iter().rev() {
                 let bytes = (b.params / tp) as f64 * grad_bytes;
                 let c = self.new_comm(
@@ -724,9 +941,15 @@ impl<'a> Builder<'a> {
         let order = pipeline::stage_order(par.schedule, stage, self.pp, self.m, self.chunks);
         let mut first_fwd = HashMap::new();
         let mut grads_done = HashMap::new();
+        // The pass that completes a chunk's weight gradients triggers its reduction.
+        let grads_pass = if self.split {
+            Pass::Weight
+        } else {
+            Pass::Backward
+        };
         let mut last_backward: HashMap<u32, usize> = HashMap::new();
         for (i, s) in order.iter().enumerate() {
-            if s.pass == Pass::Backward {
+            if s.pass == grads_pass {
                 last_backward.insert(s.chunk, i);
             }
         }
@@ -736,7 +959,11 @@ impl<'a> Builder<'a> {
                 Pass::Forward => self.forward_slot(&mut sb, slot, &mut first_fwd),
                 Pass::Backward | Pass::Weight => {
                     grads_done.clear();
-                    self.backward_slot(&mut sb, slot, &mut grads_done);
+                    if slot.pass == Pass::Weight {
+                        self.weight_slot(&mut sb, slot, &mut grads_done);
+                    } else {
+                        self.backward_slot(&mut sb, slot, &mut grads_done);
+                    }
                     if par.dp > 1
                         && par.overlap_grad_reduce
                         && last_backward.get(&slot.chunk) == Some(&i)
@@ -763,7 +990,7 @@ impl<'a> Builder<'a> {
         let local_params = self.stage_params(stage) / tp / if sharded { par.dp } else { 1 };
         let opt = compute_op(
             Category::Optimizer,
-            time(self.inp.compute, &model::kernels::adam_step(local_params)),
+            self.optimizer_time(local_params),
             none,
             NO_LAYERS,
             "optimizer",
@@ -772,7 +999,7 @@ impl<'a> Builder<'a> {
         deps.extend(sb.frontier);
         let opt = sb.push(opt, &deps);
         sb.frontier = Some(opt);
-        if sharded && !par.overlap_grad_reduce {
+        if sharded && !par.overlap_grad_reduce && !self.fsdp() {
             for b in &buckets {
                 let bytes = (b.params / tp) as f64 * grad_bytes;
                 let c = self.new_comm(

@@ -35,10 +35,117 @@ pub fn stage_order(kind: ScheduleKind, stage: u32, stages: u32, m: u32, v: u32) 
     match kind {
         ScheduleKind::Gpipe => gpipe(m),
         ScheduleKind::Interleaved => interleaved(stage, stages, m, v),
-        // Zero-bubble and DualPipe orders arrive with the memory/parallelism work; until
-        // then they run as 1F1B (validation refuses them).
+        ScheduleKind::ZbH1 => zb_h1(stage, stages, m),
+        ScheduleKind::ZbH2 => zb_h2(stage, stages, m),
+        // DualPipe's bidirectional order is not generated yet: it runs as 1F1B (config
+        // validation refuses it); memory accounting already models its 2x parameters.
         _ => one_f_one_b(stage, stages, m),
     }
+}
+
+/// Whether a schedule splits backward into input-gradient (`B`) and weight-gradient (`W`)
+/// passes.
+pub fn splits_backward(kind: ScheduleKind) -> bool {
+    matches!(kind, ScheduleKind::ZbH1 | ScheduleKind::ZbH2)
+}
+
+/// Counters of the passes a zero-bubble order has emitted so far.
+struct ZbOrder {
+    out: Vec<Slot>,
+    f: u32,
+    b: u32,
+    w: u32,
+    m: u32,
+}
+
+impl ZbOrder {
+    fn new(m: u32) -> Self {
+        ZbOrder {
+            out: Vec::with_capacity(3 * m as usize),
+            f: 0,
+            b: 0,
+            w: 0,
+            m,
+        }
+    }
+
+    fn forward(&mut self) {
+        if self.f < self.m {
+            self.out.push(slot(Pass::Forward, self.f, 0));
+            self.f += 1;
+        }
+    }
+
+    fn input_grad(&mut self) {
+        if self.b < self.f {
+            self.out.push(slot(Pass::Backward, self.b, 0));
+            self.b += 1;
+        }
+    }
+
+    fn weight_grad(&mut self) {
+        if self.w < self.b {
+            self.out.push(slot(Pass::Weight, self.w, 0));
+            self.w += 1;
+        }
+    }
+
+    /// Warm-up forwards, then `deferred` F-B pairs that postpone their W, then F-B-W
+    /// cycles, then B-W, then the postponed Ws fill the cool-down.
+    fn build(mut self, warmup: u32, deferred: u32) -> Vec<Slot> {
+        for _ in 0..warmup {
+            self.forward();
+        }
+        for _ in 0..deferred {
+            self.forward();
+            self.input_grad();
+        }
+        while self.f < self.m {
+            self.forward();
+            self.input_grad();
+            self.weight_grad();
+        }
+        while self.b < self.m {
+            self.input_grad();
+            self.weight_grad();
+        }
+        while self.w < self.m {
+            self.weight_grad();
+        }
+        self.out
+    }
+}
+
+/// ZB-H1 (Qi et al., arXiv 2401.10241, §3.1): 1F1B's warm-up and peak of `p` micro-batches
+/// in flight, with stage `i` postponing `i` weight-gradient passes into the cool-down.
+/// Bubble `(p-1)(T_F + T_B - T_W)`.
+pub fn zb_h1(stage: u32, stages: u32, m: u32) -> Vec<Slot> {
+    ZbOrder::new(m).build(stages - stage - 1, stage)
+}
+
+/// ZB-H2: twice 1F1B's warm-up forwards (about 2x the activation memory) and `2i`
+/// postponed weight passes on stage `i`; the pipeline becomes a parallelogram whose
+/// per-stage bubble is `(p-1)(T_F + T_B - 2T_W)` (the first stage's idle time between its
+/// first and last pass; the head/tail offset of `(p-1)T_F` is hidden only when the
+/// optimizer step skips its global synchronisation, as the paper's post-validation does).
+pub fn zb_h2(stage: u32, stages: u32, m: u32) -> Vec<Slot> {
+    ZbOrder::new(m).build(2 * (stages - stage - 1), 2 * stage)
+}
+
+/// Peak micro-batches whose activations a stage holds at once under `order` (forwards
+/// whose backward — weight pass under zero-bubble schedules — has not run yet).
+pub fn peak_in_flight(order: &[Slot], split: bool) -> u32 {
+    let release = if split { Pass::Weight } else { Pass::Backward };
+    let (mut live, mut peak) = (0i64, 0i64);
+    for s in order {
+        if s.pass == Pass::Forward {
+            live += 1;
+        } else if s.pass == release {
+            live -= 1;
+        }
+        peak = peak.max(live);
+    }
+    peak as u32
 }
 
 /// GPipe: all forwards, then all backwards.
@@ -131,6 +238,44 @@ mod tests {
                     assert!(f.is_some_and(|f| f < i));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn zero_bubble_orders_are_complete_and_causal() {
+        for (p, m) in [(4, 8), (4, 3), (8, 16), (2, 5)] {
+            for stage in 0..p {
+                for order in [zb_h1(stage, p, m), zb_h2(stage, p, m)] {
+                    check_complete(&order, m, 1);
+                    let mut ws: Vec<u32> = order
+                        .iter()
+                        .filter(|s| s.pass == Pass::Weight)
+                        .map(|s| s.micro_batch)
+                        .collect();
+                    ws.sort();
+                    assert_eq!(ws, (0..m).collect::<Vec<_>>());
+                    let pos = |pass, mb| {
+                        order
+                            .iter()
+                            .position(|s| s.pass == pass && s.micro_batch == mb)
+                    };
+                    for mb in 0..m {
+                        assert!(pos(Pass::Forward, mb) < pos(Pass::Backward, mb));
+                        assert!(pos(Pass::Backward, mb) < pos(Pass::Weight, mb));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn zero_bubble_memory_matches_1f1b_and_twice() {
+        let (p, m) = (8, 32);
+        assert_eq!(peak_in_flight(&one_f_one_b(0, p, m), false), p);
+        assert_eq!(peak_in_flight(&zb_h1(0, p, m), true), p);
+        assert_eq!(peak_in_flight(&zb_h2(0, p, m), true), 2 * p - 1);
+        for stage in 0..p {
+            assert!(peak_in_flight(&zb_h1(stage, p, m), true) <= p);
         }
     }
 
