@@ -155,8 +155,8 @@ impl Default for StragglerSpec {
 }
 
 /// Degraded links of some GPUs: their NIC and/or NVLink bandwidth is multiplied by a factor
-/// (0 < factor ≤ 1). A flapping link is down `flap_down` out of every `flap_period`; a step
-/// sees its expected bandwidth, `factor × (1 − down/period)`.
+/// (0 < factor ≤ 1). A flapping NIC link is down `flap_down` out of every `flap_period`; a
+/// step sees its expected bandwidth, `nic_factor × (1 − down/period)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LinkFaultSpec {

@@ -175,13 +175,17 @@ pub fn transients(specs: &[StragglerSpec]) -> Result<Vec<TransientModel>, Faults
     Ok(out)
 }
 
-/// Effective bandwidth factor of one link spec: degradation times the fraction of time up.
-fn link_factor(field: &str, base: f64, s: &LinkFaultSpec) -> Result<f64, FaultsError> {
+/// Effective bandwidth factor of one link spec: degradation times the fraction of time up
+/// (flapping applies to the NIC link only).
+fn link_factor(field: &str, base: f64, s: &LinkFaultSpec, flaps: bool) -> Result<f64, FaultsError> {
     if !(base > 0.0 && base <= 1.0) {
         return Err(FaultsError::new(
             field,
             "bandwidth factors must be in (0, 1]",
         ));
+    }
+    if !flaps {
+        return Ok(base);
     }
     let up = match (&s.flap_period, &s.flap_down) {
         (Some(p), Some(d)) => {
@@ -216,8 +220,8 @@ pub fn link_faults(
     for (i, s) in specs.iter().enumerate() {
         let field = format!("faults.links[{i}]");
         check_ranks(&field, &s.ranks, world)?;
-        let nic = link_factor(&format!("{field}.nic_factor"), s.nic_factor, s)?;
-        let nvl = link_factor(&format!("{field}.nvlink_factor"), s.nvlink_factor, s)?;
+        let nic = link_factor(&format!("{field}.nic_factor"), s.nic_factor, s, true)?;
+        let nvl = link_factor(&format!("{field}.nvlink_factor"), s.nvlink_factor, s, false)?;
         let mut apply = |gpu: u32| {
             if nic < 1.0 {
                 lf.set_nic(world, gpu, nic);
@@ -314,6 +318,24 @@ impl StepState {
         }
     }
 
+    /// This state with extra slow GPUs (gpu, factor) on top.
+    pub fn with_slow(&self, slow: impl IntoIterator<Item = (u32, f64)>, grid: &RankGrid) -> Self {
+        let stages = (grid.world() / grid.stage_size().max(1)) as usize;
+        let mut s = self.clone();
+        for (gpu, f) in slow {
+            if s.slow_pct.is_empty() {
+                s.slow_pct = vec![100; stages];
+            }
+            if let Some(x) = s.slow_pct.get_mut(grid.stage_of(gpu) as usize) {
+                *x = (*x).max(pct(f));
+            }
+        }
+        if s.slow_pct.iter().all(|&x| x == 100) {
+            s.slow_pct.clear();
+        }
+        s
+    }
+
     /// Per-rank speeds for the engine: stage `s`'s first rank carries the stage's factor.
     pub fn rank_speeds(&self, grid: &RankGrid) -> RankSpeeds {
         let mut sp = RankSpeeds::uniform();
@@ -388,9 +410,10 @@ mod tests {
         lf.set_nic(64, 20, 0.5);
         let st = StepState::new([(3, 1.2), (5, 1.5), (40, 1.1)], &lf, &grid);
         assert_eq!(st.slow_pct, vec![150, 100, 110, 100]);
-        assert_eq!(st.nic_pct, vec![50, 100, 100, 100]);
+        // 16 ranks per stage: GPU 20 is in stage 1, carried by its first rank, 16.
+        assert_eq!(st.nic_pct, vec![100, 50, 100, 100]);
         assert!(st.nvlink_pct.is_empty());
-        assert_eq!(st.link_faults(&grid).nic_factor(0), 0.5);
+        assert_eq!(st.link_faults(&grid).nic_factor(16), 0.5);
         assert!(StepState::new([], &LinkFaults::none(), &grid).is_healthy());
     }
 
