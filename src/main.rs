@@ -18,12 +18,15 @@ struct Cli {
 enum Command {
     /// Simulate one training step (and a long run, when the scenario has `run:`).
     Run(cli::run::RunArgs),
+    /// Goodput against checkpoint interval: simulated optimum vs Young and Daly.
+    Checkpoint(cli::checkpoint::CheckpointArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Run(a) => cli::run::run(a),
+        Command::Checkpoint(a) => cli::checkpoint::run(a),
     };
     if let Err(e) = result {
         eprintln!("{e}");

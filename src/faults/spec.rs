@@ -180,3 +180,41 @@ impl Default for LinkFaultSpec {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_keys_deserialize_and_unknown_keys_are_rejected() {
+        let yaml = "
+seed: 7
+failures:
+  gpu: { mtbf: 50000h, distribution: weibull, shape: 0.8 }
+  switch: { per_1000_node_days: 0.5 }
+  lemons: { fraction: 0.01, rate_multiplier: 20 }
+  detection: 2m
+  spares: 16
+stragglers:
+  - { ranks: [3, 17], slowdown: 1.5 }
+  - { fraction: 0.005, slowdown: 1.1, slowdown_max: 1.3 }
+  - { rate_per_gpu_day: 0.1, duration: 15m, slowdown: 2.0 }
+links:
+  - { ranks: [5], nic_factor: 0.5, flap_period: 10m, flap_down: 20s }
+";
+        let f: FaultsSpec = serde_saphyr::from_str(yaml).unwrap();
+        assert_eq!(f.seed, 7);
+        assert_eq!(f.failures.gpu.distribution, Distribution::Weibull);
+        assert_eq!(f.failures.spares, Some(16));
+        assert_eq!(f.failures.restart, "10m");
+        assert_eq!(f.failures.lemons.removed_after, 3);
+        assert_eq!(f.stragglers.len(), 3);
+        assert_eq!(f.links[0].nvlink_factor, 1.0);
+        assert!(serde_saphyr::from_str::<FaultsSpec>("failures: { gpu: { mtbf_h: 5 } }").is_err());
+        let c: crate::run::CheckpointSpec =
+            serde_saphyr::from_str("{ every: 1h, mode: async }").unwrap();
+        assert_eq!(c.mode, crate::run::CheckpointMode::Async);
+        let r: crate::run::RunSpec = serde_saphyr::from_str("{ duration: 54d }").unwrap();
+        assert_eq!(r.duration.as_deref(), Some("54d"));
+    }
+}

@@ -256,3 +256,17 @@ mod tests {
         assert!((e.ci95_high - (2.0 + 4.303 * (1.0f64 / 3.0).sqrt())).abs() < 1e-9);
     }
 }
+
+/// Writes `run.csv` and the progress chart (`run_progress.png`/`.svg`) into `dir`.
+pub fn write_files(
+    dir: &std::path::Path,
+    events: &[RunEvent],
+    samples: &[ProgressSample],
+    font: Option<&str>,
+) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let csv = dir.join("run.csv");
+    std::fs::write(&csv, events_csv(events)).map_err(|e| format!("{}: {e}", csv.display()))?;
+    super::chart::progress_chart(&dir.join("run_progress"), samples, font)
+        .map_err(|e| e.to_string())
+}
