@@ -380,10 +380,15 @@ impl<'a> RunSim<'a> {
     }
 
     fn update_state(&mut self) -> Result<(), RunError> {
-        let state = self.base_state.with_slow(
-            self.active.iter().map(|e| (e.gpu, e.factor)),
-            &self.setup.grid,
-        );
+        // Only the slowest transient straggler enters the state: the slowest member sets
+        // the pace of a synchronous job, and this keeps distinct states (step simulations)
+        // to stages x factors instead of their combinations.
+        let worst = self
+            .active
+            .iter()
+            .max_by(|a, b| a.factor.total_cmp(&b.factor).then(b.gpu.cmp(&a.gpu)))
+            .map(|e| (e.gpu, e.factor));
+        let state = self.base_state.with_slow(worst, &self.setup.grid);
         self.step_s = lookup(&mut self.cache, self.src, &state)?;
         Ok(())
     }
