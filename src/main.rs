@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Simulate one training step (and a long run, when the scenario has `run:`).
     Run(cli::run::RunArgs),
+    /// Predictions vs the published measurements in ../shared/calibration, as a table.
+    Validate(cli::validate::ValidateArgs),
     /// Goodput against checkpoint interval: simulated optimum vs Young and Daly.
     Checkpoint(cli::checkpoint::CheckpointArgs),
 }
@@ -26,6 +28,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Run(a) => cli::run::run(a),
+        Command::Validate(a) => cli::validate::run(a),
         Command::Checkpoint(a) => cli::checkpoint::run(a),
     };
     if let Err(e) = result {

@@ -162,8 +162,8 @@ fn metrics(s: &Scenario, graph: &StepGraph, grid: &RankGrid, replay: &Replay) ->
     }
 }
 
-/// Mean over ranks of the time a rank waits on its pipeline (nothing but data-parallel
-/// traffic active) within its pipeline's span, over that span. The span runs from the first
+/// Mean over ranks of the time a rank waits on its pipeline (nothing active on any stream)
+/// within its pipeline's span, over that span. The span runs from the first
 /// forward of the pipeline to its last backward. With balanced stages and free
 /// communication this is the textbook bubble `(p-1)/(m+p-1)`.
 pub fn bubble_fraction(grid: &RankGrid, replay: &Replay) -> f64 {

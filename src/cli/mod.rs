@@ -6,6 +6,7 @@
 
 pub mod checkpoint;
 pub mod run;
+pub mod validate;
 
 use std::fmt;
 

@@ -1,8 +1,11 @@
 //! `clustersim run [SCENARIO]`: simulate one step and write the outputs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{CliError, CliResult};
+use crate::config::{self, TimelineRanks};
+use crate::plan::RankGrid;
+use crate::report::{self, ReportOptions, Summary};
 use crate::sim::{self, StepOptions};
 
 #[derive(Debug, clap::Args)]
@@ -18,32 +21,133 @@ pub struct RunArgs {
     /// Override any scenario key: `--set parallelism.tp=4` (repeatable).
     #[arg(long = "set", value_name = "PATH=VALUE")]
     pub overrides: Vec<String>,
-    /// Timeline ranks: `all`, `representative`, `none`, or a list `0,8,16`.
+    /// Timeline ranks: `all`, `representative`, `none`, or a list `0,8,16`
+    /// (overrides `outputs.timeline`).
     #[arg(long)]
     pub timeline: Option<String>,
 }
 
 pub fn run(args: &RunArgs) -> CliResult {
-    let _ = (
-        &args.scenario,
-        &args.out,
-        &args.seed,
-        &args.overrides,
-        &args.timeline,
-    );
-    let scenario = crate::fixtures::toy_scenario(8, 4, 4, 32, 64);
-    let result = sim::simulate_step(&scenario, &StepOptions::default())?;
-    let m = &result.metrics;
-    println!(
-        "{}: step {:.3} s, {:.1} TFLOP/s per GPU, MFU {:.1} %, bubble {:.1} %",
-        scenario.name,
-        m.step_time_s,
-        m.tflops_per_gpu,
-        m.mfu * 100.0,
-        m.bubble_fraction * 100.0
-    );
-    if m.step_time_s <= 0.0 {
+    let _ = &args.seed;
+    let mut scenario = config::load_scenario(args.scenario.as_deref(), &args.overrides)
+        .map_err(|e| CliError::bad(e.to_string()))?;
+    if let Some(t) = &args.timeline {
+        scenario.outputs.timeline = parse_timeline(t).map_err(CliError::bad)?;
+    }
+    let grid = RankGrid::new(&scenario.parallelism);
+    check_timeline_ranks(&scenario.outputs.timeline, grid.world()).map_err(CliError::bad)?;
+    let opts = ReportOptions::from_outputs(&scenario.outputs, &grid);
+    let step_opts = StepOptions {
+        trace: opts.required_trace(&grid),
+        ..Default::default()
+    };
+    let result = sim::simulate_step(&scenario, &step_opts)?;
+    if result.metrics.step_time_s <= 0.0 {
         return Err(CliError::internal("step time is zero"));
     }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out_dir(&scenario.name));
+    let files = report::write_step_outputs(&out, &scenario, &result, &opts)
+        .map_err(|e| CliError::internal(e.to_string()))?;
+    print!(
+        "{}",
+        report::human_table(&Summary::new(&scenario, &result.metrics))
+    );
+    print_files(&out, &files);
     Ok(())
+}
+
+/// Parses `--timeline`: `all`, `representative`, `none`, or comma-separated ranks.
+pub fn parse_timeline(text: &str) -> Result<TimelineRanks, String> {
+    match text.trim() {
+        "all" => Ok(TimelineRanks::All),
+        "representative" => Ok(TimelineRanks::Representative),
+        "none" => Ok(TimelineRanks::None),
+        list => list
+            .split(',')
+            .map(|r| r.trim().parse::<u32>())
+            .collect::<Result<Vec<u32>, _>>()
+            .map(TimelineRanks::List)
+            .map_err(|_| {
+                format!(
+                    "--timeline `{text}`: expected all, representative, none, or ranks like 0,8,16"
+                )
+            }),
+    }
+}
+
+/// Rejects timeline ranks outside the plan's world.
+fn check_timeline_ranks(spec: &TimelineRanks, world: u32) -> Result<(), String> {
+    if let TimelineRanks::List(ranks) = spec
+        && let Some(bad) = ranks.iter().find(|&&r| r >= world)
+    {
+        return Err(format!(
+            "outputs.timeline: rank {bad} does not exist; the plan has ranks 0..{}",
+            world.saturating_sub(1)
+        ));
+    }
+    Ok(())
+}
+
+/// `output/<name>/`, with characters that could leave `output/` replaced.
+pub fn default_out_dir(name: &str) -> PathBuf {
+    let clean: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let clean = match clean.trim_matches('.') {
+        "" => "scenario".to_string(),
+        _ => clean,
+    };
+    Path::new("output").join(clean)
+}
+
+fn print_files(out: &Path, files: &[PathBuf]) {
+    println!("\nwrote {} files to {}:", files.len(), out.display());
+    for f in files {
+        println!("  {}", f.display());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeline_parses_keywords_and_lists() {
+        assert_eq!(parse_timeline("all"), Ok(TimelineRanks::All));
+        assert_eq!(parse_timeline("none"), Ok(TimelineRanks::None));
+        assert_eq!(
+            parse_timeline("representative"),
+            Ok(TimelineRanks::Representative)
+        );
+        assert_eq!(
+            parse_timeline("0, 8,16"),
+            Ok(TimelineRanks::List(vec![0, 8, 16]))
+        );
+        assert!(parse_timeline("0,x").unwrap_err().contains("0,8,16"));
+    }
+
+    #[test]
+    fn timeline_ranks_must_exist() {
+        assert!(check_timeline_ranks(&TimelineRanks::List(vec![0, 3]), 4).is_ok());
+        let e = check_timeline_ranks(&TimelineRanks::List(vec![4]), 4).unwrap_err();
+        assert!(e.contains("rank 4"), "{e}");
+    }
+
+    #[test]
+    fn default_out_dir_stays_inside_output() {
+        assert_eq!(default_out_dir("llama-70b"), Path::new("output/llama-70b"));
+        assert_eq!(default_out_dir("../etc"), Path::new("output/.._etc"));
+        assert_eq!(default_out_dir(".."), Path::new("output/scenario"));
+        assert_eq!(default_out_dir("a/b c"), Path::new("output/a_b_c"));
+    }
 }

@@ -15,7 +15,7 @@ use petgraph::visit::EdgeRef;
 use thiserror::Error;
 
 use crate::network::{Completion, Network, Transfer};
-use crate::plan::RankGrid;
+use crate::plan::{GroupMask, RankGrid};
 use crate::schedule::{CATEGORIES, Category, GroupRef, STREAMS, StepGraph};
 use crate::units::Nanos;
 use queue::RadixHeap;
@@ -144,7 +144,7 @@ pub struct RankStats {
     pub busy: [Nanos; CATEGORIES],
     pub pipeline_first_start: Nanos,
     pub pipeline_last_end: Nanos,
-    /// Time with nothing but data-parallel traffic active: the rank waits on its pipeline.
+    /// Time with nothing active on any stream: the rank waits on its pipeline peers.
     pub stall: Nanos,
     pub stall_at_first_start: Nanos,
     pub stall_at_last_end: Nanos,
@@ -168,22 +168,12 @@ pub enum TraceRanks {
     All,
 }
 
-/// Attribution priority of categories when several are active on one rank.
-const PRIORITY: [Category; CATEGORIES] = [
-    Category::Forward,
-    Category::Backward,
-    Category::BackwardWeight,
-    Category::Recompute,
-    Category::Optimizer,
-    Category::Tp,
-    Category::Cp,
-    Category::Ep,
-    Category::Pp,
-    Category::Dp,
-];
-
+/// Per-rank activity accounting. Categories are attributed in enum order (compute first,
+/// then TP > CP > EP > PP > DP), so the highest-priority active category is the lowest set
+/// bit of a mask.
 struct Accountant {
     active: Vec<[u16; CATEGORIES]>,
+    mask: Vec<u16>,
     last: Vec<Nanos>,
 }
 
@@ -195,37 +185,106 @@ impl Accountant {
             return;
         }
         self.last[rank] = now;
-        let active = &self.active[rank];
-        match PRIORITY.iter().find(|c| active[**c as usize] > 0) {
-            Some(c) => stats.attributed[*c as usize] += dt,
-            None => stats.idle += dt,
+        let mask = self.mask[rank];
+        if mask == 0 {
+            stats.idle += dt;
+        } else {
+            stats.attributed[mask.trailing_zeros() as usize] += dt;
         }
-        let dp = active[Category::Dp as usize];
-        if active.iter().map(|&a| a as u32).sum::<u32>() == dp as u32 {
+        if mask == 0 {
             stats.stall += dt;
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, rank: usize, category: u8) {
+        self.active[rank][category as usize] += 1;
+        self.mask[rank] |= 1 << category;
+    }
+
+    #[inline]
+    fn remove(&mut self, rank: usize, category: u8) {
+        let a = &mut self.active[rank][category as usize];
+        *a -= 1;
+        if *a == 0 {
+            self.mask[rank] &= !(1 << category);
         }
     }
 }
 
 const COMM_EVENT: u64 = 1 << 63;
 
+/// Membership of every group of one kind, precomputed so the hot loop does no
+/// coordinate arithmetic.
+struct GroupTable {
+    size: u32,
+    /// Global group index of each rank.
+    group_of: Vec<u32>,
+    /// Members of group `g` at `members[g * size..(g + 1) * size]`.
+    members: Vec<u32>,
+}
+
+impl GroupTable {
+    fn new(grid: &RankGrid, mask: GroupMask) -> Self {
+        let size = grid.group_size(mask);
+        let groups = grid.group_count(mask);
+        let group_of = (0..grid.world())
+            .map(|r| grid.group_index(r, mask))
+            .collect();
+        let mut members = Vec::with_capacity(grid.world() as usize);
+        for g in 0..groups {
+            members.extend((0..size).map(|i| grid.member(mask, g, i)));
+        }
+        GroupTable {
+            size,
+            group_of,
+            members,
+        }
+    }
+}
+
+/// How the engine finds a comm's groups and member ops.
+#[derive(Clone, Copy)]
+struct CommInfo {
+    /// Index into `tables`, or `P2P_TABLE` for pipeline hops.
+    table: u32,
+    size: u32,
+    /// Offset of this comm's rendezvous slots.
+    base: u32,
+    /// Groups of this comm per stage (the first group index of stage `s` is `s * groups`),
+    /// or all groups when the comm spans stages.
+    groups: u32,
+    spans_stages: bool,
+    from: u32,
+    to: u32,
+    /// The joining op in the first two participating stages.
+    stage_a: u32,
+    op_a: u32,
+    op_b: u32,
+}
+
+const P2P_TABLE: u32 = u32::MAX;
+
 struct Sim<'a, N: Network> {
     step: &'a StepGraph,
     progs: Vec<Compiled>,
-    grid: &'a RankGrid,
     net: &'a mut N,
     speeds: &'a RankSpeeds,
     heap: RadixHeap,
     now: Nanos,
+    world: u32,
     stage_size: u32,
+    rank_stage: Vec<u32>,
     /// Per rank: offset of its dependency counters in `deps_left`.
+    rank_base: Vec<u64>,
     deps_left: Vec<u8>,
     cursor: Vec<u32>,
     busy: Vec<u8>,
     op_start: Vec<Nanos>,
     arrived: Vec<u16>,
-    comm_base: Vec<u32>,
-    comm_groups: Vec<u32>,
+    comm_start: Vec<Nanos>,
+    comms: Vec<CommInfo>,
+    tables: Vec<GroupTable>,
     stats: Vec<RankStats>,
     acct: Accountant,
     traced: Vec<bool>,
@@ -233,52 +292,39 @@ struct Sim<'a, N: Network> {
     members: Vec<u32>,
     completed: Vec<u64>,
     events: u64,
-    stage_ops: Vec<u32>,
-    stage_base: Vec<u64>,
-    comm_start: Vec<Nanos>,
 }
 
 impl<'a, N: Network> Sim<'a, N> {
-    #[inline]
-    fn dep_index(&self, rank: u32, op: u32) -> usize {
-        let stage = rank / self.stage_size;
-        let pos = rank % self.stage_size;
-        (self.stage_base[stage as usize]
-            + pos as u64 * self.stage_ops[stage as usize] as u64
-            + op as u64) as usize
-    }
-
     /// Local group index of `rank` in the groups of comm `c`.
     #[inline]
-    fn local_group(&self, c: u32, rank: u32) -> u32 {
-        match self.step.comms[c as usize].group {
-            GroupRef::Axes(mask) => {
-                self.grid.group_index(rank, mask) % self.comm_groups[c as usize]
+    fn local_group(&self, info: &CommInfo, rank: u32) -> u32 {
+        if info.table == P2P_TABLE {
+            rank % self.stage_size
+        } else {
+            let g = self.tables[info.table as usize].group_of[rank as usize];
+            if info.spans_stages {
+                g
+            } else {
+                g % info.groups
             }
-            GroupRef::P2p { .. } => rank % self.stage_size,
         }
     }
 
-    fn fill_members(&mut self, c: u32, local: u32) {
+    fn fill_members(&mut self, info: &CommInfo, local: u32) {
         self.members.clear();
-        match self.step.comms[c as usize].group {
-            GroupRef::Axes(mask) => {
-                let stage = self.step.comms[c as usize].ops[0].0;
-                let groups_per_stage = self.comm_groups[c as usize];
-                let global = if self.grid.group_count(mask) == groups_per_stage {
-                    local
-                } else {
-                    stage * groups_per_stage + local
-                };
-                let n = self.grid.group_size(mask);
-                for i in 0..n {
-                    self.members.push(self.grid.member(mask, global, i));
-                }
-            }
-            GroupRef::P2p { from, to } => {
-                self.members.push(local + from * self.stage_size);
-                self.members.push(local + to * self.stage_size);
-            }
+        if info.table == P2P_TABLE {
+            self.members.push(local + info.from * self.stage_size);
+            self.members.push(local + info.to * self.stage_size);
+        } else {
+            let t = &self.tables[info.table as usize];
+            let global = if info.spans_stages {
+                local
+            } else {
+                info.stage_a * info.groups + local
+            };
+            let start = (global * t.size) as usize;
+            self.members
+                .extend_from_slice(&t.members[start..start + t.size as usize]);
         }
     }
 
@@ -287,12 +333,12 @@ impl<'a, N: Network> Sim<'a, N> {
         if self.busy[slot] != 0 {
             return;
         }
-        let stage = (rank / self.stage_size) as usize;
+        let stage = self.rank_stage[rank as usize] as usize;
         let cur = self.cursor[slot] as usize;
         let Some(&op) = self.progs[stage].stream_ops[stream].get(cur) else {
             return;
         };
-        if self.deps_left[self.dep_index(rank, op)] != 0 {
+        if self.deps_left[(self.rank_base[rank as usize] + op as u64) as usize] != 0 {
             return;
         }
         self.busy[slot] = 1;
@@ -303,23 +349,18 @@ impl<'a, N: Network> Sim<'a, N> {
             let end = self.now + self.speeds.scale(rank, eop.duration);
             self.heap.push(end, ((rank as u64) << 32) | op as u64);
         } else {
-            let c = eop.comm;
-            let local = self.local_group(c, rank);
-            let idx = (self.comm_base[c as usize] + local) as usize;
+            let info = self.comms[eop.comm as usize];
+            let local = self.local_group(&info, rank);
+            let idx = (info.base + local) as usize;
             self.arrived[idx] += 1;
-            let size = if let GroupRef::Axes(mask) = self.step.comms[c as usize].group {
-                self.grid.group_size(mask)
-            } else {
-                2
-            };
-            if self.arrived[idx] as u32 == size {
-                self.start_collective(c, local);
+            if self.arrived[idx] as u32 == info.size {
+                self.start_collective(eop.comm, &info, local);
             }
         }
     }
 
-    fn start_collective(&mut self, c: u32, local: u32) {
-        self.fill_members(c, local);
+    fn start_collective(&mut self, c: u32, info: &CommInfo, local: u32) {
+        self.fill_members(info, local);
         let comm = &self.step.comms[c as usize];
         let id = COMM_EVENT | ((c as u64) << 32) | local as u64;
         let t = Transfer {
@@ -330,8 +371,7 @@ impl<'a, N: Network> Sim<'a, N> {
             category: comm.category,
         };
         let completion = self.net.begin(self.now, &t);
-        let idx = (self.comm_base[c as usize] + local) as usize;
-        self.comm_start[idx] = self.now;
+        self.comm_start[(info.base + local) as usize] = self.now;
         let category = comm.category as u8;
         for i in 0..self.members.len() {
             let m = self.members[i];
@@ -346,10 +386,11 @@ impl<'a, N: Network> Sim<'a, N> {
     fn begin_activity(&mut self, rank: u32, category: u8) {
         let r = rank as usize;
         self.acct.settle(&mut self.stats[r], r, self.now);
-        self.acct.active[r][category as usize] += 1;
-        let cat = Category::ALL[category as usize];
+        self.acct.add(r, category);
         let st = &mut self.stats[r];
-        if cat.is_pipeline_compute() && st.pipeline_first_start == Nanos::MAX {
+        if Category::ALL[category as usize].is_pipeline_compute()
+            && st.pipeline_first_start == Nanos::MAX
+        {
             st.pipeline_first_start = self.now;
             st.stall_at_first_start = st.stall;
         }
@@ -359,7 +400,7 @@ impl<'a, N: Network> Sim<'a, N> {
     fn end_activity(&mut self, rank: u32, category: u8, start: Nanos) {
         let r = rank as usize;
         self.acct.settle(&mut self.stats[r], r, self.now);
-        self.acct.active[r][category as usize] -= 1;
+        self.acct.remove(r, category);
         let st = &mut self.stats[r];
         st.busy[category as usize] += self.now - start;
         if Category::ALL[category as usize].is_pipeline_compute() {
@@ -371,7 +412,7 @@ impl<'a, N: Network> Sim<'a, N> {
 
     /// Marks `op` of `rank` done: frees its stream and releases dependents.
     fn finish(&mut self, rank: u32, op: u32, start: Nanos) {
-        let stage = (rank / self.stage_size) as usize;
+        let stage = self.rank_stage[rank as usize] as usize;
         let eop = self.progs[stage].ops[op as usize];
         let stream = eop.stream as usize;
         let slot = rank as usize * STREAMS + stream;
@@ -386,13 +427,14 @@ impl<'a, N: Network> Sim<'a, N> {
         }
         self.busy[slot] = 0;
         self.cursor[slot] += 1;
-        let (a, b) = (
-            self.progs[stage].succ_start[op as usize],
-            self.progs[stage].succ_start[op as usize + 1],
-        );
+        let base = self.rank_base[rank as usize];
+        let (a, b) = {
+            let p = &self.progs[stage];
+            (p.succ_start[op as usize], p.succ_start[op as usize + 1])
+        };
         for i in a..b {
             let s = self.progs[stage].succ[i as usize];
-            let di = self.dep_index(rank, s);
+            let di = (base + s as u64) as usize;
             self.deps_left[di] -= 1;
             if self.deps_left[di] == 0 {
                 let st = self.progs[stage].ops[s as usize].stream as usize;
@@ -407,32 +449,42 @@ impl<'a, N: Network> Sim<'a, N> {
         if payload & COMM_EVENT == 0 {
             let rank = (payload >> 32) as u32;
             let op = payload as u32;
-            let slot = rank as usize * STREAMS
-                + self.progs[(rank / self.stage_size) as usize].ops[op as usize].stream as usize;
+            let stage = self.rank_stage[rank as usize] as usize;
+            let slot = rank as usize * STREAMS + self.progs[stage].ops[op as usize].stream as usize;
             let start = self.op_start[slot];
             self.finish(rank, op, start);
         } else {
             let c = ((payload & !COMM_EVENT) >> 32) as u32;
             let local = payload as u32;
-            let start = self.comm_start[(self.comm_base[c as usize] + local) as usize];
-            self.fill_members(c, local);
+            let info = self.comms[c as usize];
+            let start = self.comm_start[(info.base + local) as usize];
+            self.fill_members(&info, local);
             let members = std::mem::take(&mut self.members);
             for &m in &members {
-                let stage = m / self.stage_size;
-                let op = self.step.comms[c as usize]
-                    .ops
-                    .iter()
-                    .find(|(s, _)| *s == stage)
-                    .map(|&(_, o)| o)
-                    .unwrap_or(0);
+                let stage = self.rank_stage[m as usize];
+                let op = if stage == info.stage_a {
+                    info.op_a
+                } else {
+                    self.op_in_stage(c, stage, info.op_b)
+                };
                 self.finish(m, op, start);
             }
             self.members = members;
         }
     }
 
+    fn op_in_stage(&self, c: u32, stage: u32, fallback: u32) -> u32 {
+        let ops = &self.step.comms[c as usize].ops;
+        if ops.len() <= 2 {
+            return fallback;
+        }
+        ops.iter()
+            .find(|(s, _)| *s == stage)
+            .map_or(fallback, |&(_, o)| o)
+    }
+
     fn run(&mut self) -> Result<(), EngineError> {
-        for r in 0..self.grid.world() {
+        for r in 0..self.world {
             for s in 0..STREAMS {
                 self.try_start(r, s);
             }
@@ -467,8 +519,8 @@ impl<'a, N: Network> Sim<'a, N> {
     }
 
     fn check_complete(&self) -> Result<(), EngineError> {
-        for r in 0..self.grid.world() {
-            let stage = (r / self.stage_size) as usize;
+        for r in 0..self.world {
+            let stage = self.rank_stage[r as usize] as usize;
             for s in 0..STREAMS {
                 let cur = self.cursor[r as usize * STREAMS + s] as usize;
                 if let Some(&op) = self.progs[stage].stream_ops[s].get(cur) {
@@ -486,6 +538,56 @@ impl<'a, N: Network> Sim<'a, N> {
     }
 }
 
+/// Precomputes group tables and rendezvous slot offsets for every comm.
+fn comm_infos(step: &StepGraph, grid: &RankGrid) -> (Vec<CommInfo>, Vec<GroupTable>, u32) {
+    let pp = step.stages.len() as u32;
+    let mut masks: Vec<GroupMask> = Vec::new();
+    let mut tables = Vec::new();
+    let mut infos = Vec::with_capacity(step.comms.len());
+    let mut slots = 0u32;
+    for c in &step.comms {
+        let (stage_a, op_a) = c.ops.first().copied().unwrap_or((0, 0));
+        let op_b = c.ops.get(1).map_or(op_a, |&(_, o)| o);
+        let mut info = CommInfo {
+            table: P2P_TABLE,
+            size: 2,
+            base: slots,
+            groups: grid.stage_size(),
+            spans_stages: false,
+            from: 0,
+            to: 0,
+            stage_a,
+            op_a,
+            op_b,
+        };
+        match c.group {
+            GroupRef::Axes(mask) => {
+                let t = match masks.iter().position(|&m| m == mask) {
+                    Some(t) => t,
+                    None => {
+                        masks.push(mask);
+                        tables.push(GroupTable::new(grid, mask));
+                        masks.len() - 1
+                    }
+                };
+                let spans = mask.0 & GroupMask::PP.0 != 0;
+                let count = grid.group_count(mask);
+                info.table = t as u32;
+                info.size = tables[t].size;
+                info.spans_stages = spans;
+                info.groups = if spans { count } else { count / pp };
+            }
+            GroupRef::P2p { from, to } => {
+                info.from = from;
+                info.to = to;
+            }
+        }
+        slots += info.groups;
+        infos.push(info);
+    }
+    (infos, tables, slots)
+}
+
 /// Replays one step of `step` on every rank of `grid` over `net`.
 pub fn replay<N: Network>(
     step: &StepGraph,
@@ -495,7 +597,7 @@ pub fn replay<N: Network>(
     trace_ranks: &TraceRanks,
 ) -> Result<Replay, EngineError> {
     let pp = step.stages.len() as u32;
-    if pp == 0 || grid.world() % pp != 0 || grid.world() / grid.stage_size() != pp {
+    if pp == 0 || grid.world() / grid.stage_size() != pp {
         return Err(EngineError::Shape {
             grid: grid.world(),
             stages: step.stages.len(),
@@ -505,39 +607,17 @@ pub fn replay<N: Network>(
     let progs = compile(step);
     let world = grid.world() as usize;
     let stage_size = grid.stage_size();
-    let stage_ops: Vec<u32> = progs.iter().map(|p| p.ops.len() as u32).collect();
-    let mut stage_base = Vec::with_capacity(progs.len());
-    let mut total = 0u64;
-    for p in &progs {
-        stage_base.push(total);
-        total += p.ops.len() as u64 * stage_size as u64;
-    }
-    let mut deps_left = Vec::with_capacity(total as usize);
+    let rank_stage: Vec<u32> = (0..grid.world()).map(|r| grid.stage_of(r)).collect();
+    let mut rank_base = Vec::with_capacity(world);
+    let mut deps_left = Vec::new();
     for p in &progs {
         let template: Vec<u8> = p.ops.iter().map(|o| o.deps).collect();
         for _ in 0..stage_size {
+            rank_base.push(deps_left.len() as u64);
             deps_left.extend_from_slice(&template);
         }
     }
-    let mut comm_base = Vec::with_capacity(step.comms.len());
-    let mut comm_groups = Vec::with_capacity(step.comms.len());
-    let mut slots = 0u32;
-    for c in &step.comms {
-        let groups = match c.group {
-            GroupRef::Axes(mask) => {
-                let g = grid.group_count(mask);
-                if mask.0 & crate::plan::GroupMask::PP.0 != 0 {
-                    g
-                } else {
-                    g / pp
-                }
-            }
-            GroupRef::P2p { .. } => stage_size,
-        };
-        comm_base.push(slots);
-        comm_groups.push(groups);
-        slots += groups;
-    }
+    let (comms, tables, slots) = comm_infos(step, grid);
     let mut traced = vec![false; world];
     match trace_ranks {
         TraceRanks::None => {}
@@ -554,22 +634,26 @@ pub fn replay<N: Network>(
     let mut sim = Sim {
         step,
         progs,
-        grid,
         net,
         speeds,
         heap: RadixHeap::new(),
         now: 0,
+        world: grid.world(),
         stage_size,
+        rank_stage,
+        rank_base,
         deps_left,
         cursor: vec![0; world * STREAMS],
         busy: vec![0; world * STREAMS],
         op_start: vec![0; world * STREAMS],
         arrived: vec![0; slots as usize],
-        comm_base,
-        comm_groups,
+        comm_start: vec![0; slots as usize],
+        comms,
+        tables,
         stats: vec![stats; world],
         acct: Accountant {
             active: vec![[0; CATEGORIES]; world],
+            mask: vec![0; world],
             last: vec![0; world],
         },
         traced,
@@ -577,15 +661,11 @@ pub fn replay<N: Network>(
         members: Vec::new(),
         completed: Vec::new(),
         events: 0,
-        stage_ops,
-        stage_base,
-        comm_start: vec![0; slots as usize],
     };
     sim.run()?;
     let step_time = sim.stats.iter().map(|s| s.end).max().unwrap_or(0);
-    let now = step_time;
     for r in 0..world {
-        sim.acct.settle(&mut sim.stats[r], r, now);
+        sim.acct.settle(&mut sim.stats[r], r, step_time);
     }
     Ok(Replay {
         step_time,

@@ -40,10 +40,11 @@ impl ComputeModel {
             Precision::Fp8 => gpu.fp8_gemm_efficiency.unwrap_or(gpu.gemm_efficiency),
             _ => gpu.gemm_efficiency,
         };
+        let sustained = if gpu.sustained_efficiency > 0.0 { gpu.sustained_efficiency } else { 1.0 };
         ComputeModel {
-            peak_flops: gpu.peak_flops(precision),
+            peak_flops: gpu.peak_flops(precision) * sustained,
             gemm_efficiency,
-            hbm_bytes_per_s: gpu.memory_bw_gbs * 1e9 * gpu.hbm_efficiency,
+            hbm_bytes_per_s: gpu.memory_bw_gbs * 1e9 * gpu.hbm_efficiency * sustained,
         }
     }
 
@@ -101,6 +102,7 @@ mod tests {
             gemm_efficiency: 798.0 / 989.0,
             fp8_gemm_efficiency: Some(1290.0 / 1979.0),
             hbm_efficiency: 2900.0 / 3350.0,
+            sustained_efficiency: 1.0,
         }
     }
 

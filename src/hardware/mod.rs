@@ -79,6 +79,11 @@ pub struct GpuSpec {
     pub fp8_gemm_efficiency: Option<f64>,
     /// Fraction of HBM bandwidth a large copy reaches; from kernels.csv.
     pub hbm_efficiency: f64,
+    /// Fraction of kernel-benchmark throughput a training framework sustains end to end
+    /// (clocks under sustained load, kernels too small to model one by one). Fitted once per
+    /// GPU generation to the end-to-end tables in calibration/ (`cargo run --release
+    /// --example calibrate`); 1.0 means "runs at microbenchmark speed".
+    pub sustained_efficiency: f64,
 }
 
 impl GpuSpec {

@@ -69,6 +69,11 @@ pub struct ParallelismSpec {
     pub virtual_stages: u64,
     pub zero: u8,
     pub overlap_grad_reduce: bool,
+    /// Overlap TP collectives with the GEMMs they feed (Transformer Engine userbuffers).
+    pub tp_comm_overlap: bool,
+    /// Overlap pipeline sends with compute (Megatron-Core `--overlap-p2p-comm`); without it
+    /// the sending stage waits for each send to complete.
+    pub pp_comm_overlap: bool,
     /// Layers per pipeline stage when uneven; `None` splits as evenly as possible.
     pub stage_layers: Option<Vec<u64>>,
     /// Parameters per data-parallel gradient bucket (Megatron default 40M).
@@ -262,6 +267,8 @@ mod tests {
             virtual_stages: 1,
             zero: 1,
             overlap_grad_reduce: true,
+            tp_comm_overlap: false,
+            pp_comm_overlap: true,
             stage_layers: None,
             bucket_params: 40_000_000,
         }

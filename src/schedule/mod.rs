@@ -183,16 +183,16 @@ struct StageBuilder {
     graph: OpGraph,
     /// The last op of the current dependency chain (compute or blocking collective).
     frontier: Option<NodeIndex>,
-    /// A pipeline receive the next chain op must also wait for.
-    also_wait_for: Option<NodeIndex>,
+    /// Ops besides the frontier that the next chain op must wait for (a pipeline receive,
+    /// a blocking send, overlapped collectives).
+    also_wait_for: Vec<NodeIndex>,
 }
 
 impl StageBuilder {
     fn chain_deps(&mut self) -> Vec<NodeIndex> {
-        self.frontier
-            .into_iter()
-            .chain(self.also_wait_for.take())
-            .collect()
+        let mut deps: Vec<NodeIndex> = self.frontier.into_iter().collect();
+        deps.append(&mut self.also_wait_for);
+        deps
     }
 
     fn push(&mut self, op: Op, deps: &[NodeIndex]) -> NodeIndex {
@@ -212,6 +212,14 @@ impl StageBuilder {
         let n = self.push(op, &deps);
         self.frontier = Some(n);
         n
+    }
+}
+
+fn tp_label(c: Collective) -> &'static str {
+    match c {
+        Collective::AllGather => "tp all-gather",
+        Collective::ReduceScatter => "tp reduce-scatter",
+        _ => "tp all-reduce",
     }
 }
 
@@ -312,10 +320,8 @@ impl<'a> Builder<'a> {
     fn chained_collective(
         &mut self,
         sb: &mut StageBuilder,
-        collective: Collective,
-        mask: GroupMask,
+        (collective, mask, category): (Collective, GroupMask, Category),
         bytes: u64,
-        category: Category,
         slot: Slot,
         label: &'static str,
     ) {
@@ -327,17 +333,23 @@ impl<'a> Builder<'a> {
 
     fn activation_bytes(&self) -> u64 {
         let t = &self.inp.training;
-        (t.micro_batch * t.seq_len / self.inp.parallelism.cp.max(1) * self.inp.model.hidden) as u64
+        (t.micro_batch * t.seq_len / self.inp.parallelism.cp.max(1) * self.inp.model.hidden)
             * t.precision.activation_bytes() as u64
     }
 
     /// Pipeline p2p message: the activation, scattered over TP with sequence parallel.
     fn p2p_bytes(&self) -> u64 {
-        let bytes = self.activation_bytes();
-        if self.inp.layer_shard().sequence_parallel {
-            bytes / self.inp.parallelism.tp
-        } else {
-            bytes
+        // Megatron's scatter/gather optimisation (on by default) sends 1/t of the activation
+        // from each TP rank; with sequence parallel the activation is already split.
+        self.activation_bytes() / self.inp.parallelism.tp.max(1)
+    }
+
+    /// Without p2p overlap (Megatron's default `batch_isend_irecv` + wait), compute resumes
+    /// only once the send has completed; receives are still posted early, as Megatron
+    /// batches them with the sends, so this cannot deadlock.
+    fn block_on_send(&self, sb: &mut StageBuilder, send: NodeIndex) {
+        if !self.inp.parallelism.pp_comm_overlap {
+            sb.also_wait_for.push(send);
         }
     }
 
@@ -378,28 +390,64 @@ impl<'a> Builder<'a> {
         duration: Nanos,
         label: &'static str,
     ) -> NodeIndex {
+        let Some((before, after)) = self.tp_collectives() else {
+            return sb.chain(compute_op(category, duration, slot, (layer, layer), label));
+        };
+        if self.inp.parallelism.tp_comm_overlap {
+            return self.overlapped_block(
+                sb,
+                slot,
+                layer,
+                (category, duration, label),
+                before,
+                after,
+            );
+        }
         let bytes = self.activation_bytes();
-        let tp = self.tp_collectives();
-        if let Some((Some(before), _)) = tp {
+        if let Some(before) = before {
             self.chained_collective(
                 sb,
-                before,
-                GroupMask::TP,
+                (before, GroupMask::TP, Category::Tp),
                 bytes,
-                Category::Tp,
                 slot,
-                "tp all-gather",
+                tp_label(before),
             );
         }
         let n = sb.chain(compute_op(category, duration, slot, (layer, layer), label));
-        if let Some((_, after)) = tp {
-            let name = if after == Collective::AllReduce {
-                "tp all-reduce"
-            } else {
-                "tp reduce-scatter"
-            };
-            self.chained_collective(sb, after, GroupMask::TP, bytes, Category::Tp, slot, name);
+        self.chained_collective(
+            sb,
+            (after, GroupMask::TP, Category::Tp),
+            bytes,
+            slot,
+            tp_label(after),
+        );
+        n
+    }
+
+    /// A block whose TP collectives overlap its GEMMs (Transformer Engine's userbuffers):
+    /// compute and the collectives start together; the next op waits for all of them.
+    fn overlapped_block(
+        &mut self,
+        sb: &mut StageBuilder,
+        slot: Slot,
+        layer: u64,
+        (category, duration, label): (Category, Nanos, &'static str),
+        before: Option<Collective>,
+        after: Collective,
+    ) -> NodeIndex {
+        let bytes = self.activation_bytes();
+        let deps = sb.chain_deps();
+        let mut last = None;
+        for coll in before.into_iter().chain([after]) {
+            let c = self.new_comm(coll, GroupRef::Axes(GroupMask::TP), bytes, Category::Tp);
+            last = Some(self.comm_op(sb, c, Stream::Tp, slot, tp_label(coll), &deps));
         }
+        let n = sb.push(
+            compute_op(category, duration, slot, (layer, layer), label),
+            &deps,
+        );
+        sb.frontier = Some(n);
+        sb.also_wait_for.extend(last);
         n
     }
 
@@ -409,10 +457,8 @@ impl<'a> Builder<'a> {
             let bytes = self.activation_bytes() * moe;
             self.chained_collective(
                 sb,
-                Collective::AllToAll,
-                GroupMask::EP,
+                (Collective::AllToAll, GroupMask::EP, Category::Ep),
                 bytes,
-                Category::Ep,
                 slot,
                 label,
             );
@@ -456,7 +502,7 @@ impl<'a> Builder<'a> {
             let r = self.comm_op(sb, c, Stream::RecvPrev, slot, "pp recv fwd", &[]);
             // The next op waits for both the receive and the chain so far: TP collectives
             // block the compute stream as NCCL kernels on Megatron's main stream do.
-            sb.also_wait_for = Some(r);
+            sb.also_wait_for.push(r);
         }
         if vs == 0 {
             sb.chain(compute_op(
@@ -491,7 +537,8 @@ impl<'a> Builder<'a> {
         } else {
             let c = self.p2p_comm(true, slot.micro_batch, vs);
             let deps = sb.chain_deps();
-            self.comm_op(sb, c, Stream::SendNext, slot, "pp send fwd", &deps);
+            let send = self.comm_op(sb, c, Stream::SendNext, slot, "pp send fwd", &deps);
+            self.block_on_send(sb, send);
         }
     }
 
@@ -506,7 +553,7 @@ impl<'a> Builder<'a> {
         if vs + 1 < self.virtual_stages() {
             let c = self.p2p_comm(false, slot.micro_batch, vs + 1);
             let r = self.comm_op(sb, c, Stream::RecvNext, slot, "pp recv bwd", &[]);
-            sb.also_wait_for = Some(r);
+            sb.also_wait_for.push(r);
         } else {
             sb.chain(compute_op(
                 Category::Backward,
@@ -560,7 +607,8 @@ impl<'a> Builder<'a> {
         } else {
             let c = self.p2p_comm(false, slot.micro_batch, vs);
             let deps = sb.chain_deps();
-            self.comm_op(sb, c, Stream::SendPrev, slot, "pp send bwd", &deps);
+            let send = self.comm_op(sb, c, Stream::SendPrev, slot, "pp send bwd", &deps);
+            self.block_on_send(sb, send);
         }
     }
 
@@ -633,7 +681,7 @@ impl<'a> Builder<'a> {
             stage,
             graph: OpGraph::default(),
             frontier: None,
-            also_wait_for: None,
+            also_wait_for: Vec::new(),
         };
         let par = self.inp.parallelism;
         let tp = par.tp.max(1);

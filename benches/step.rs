@@ -1,0 +1,65 @@
+//! Step-simulation scale benchmark: the 16,384-GPU Llama-3 405B step, every rank replayed.
+//!
+//! `cargo bench --bench step` prints wall time per phase, events per second and peak RSS.
+
+use std::time::Instant;
+
+use clustersim::engine::{self, RankSpeeds, TraceRanks};
+use clustersim::fixtures;
+use clustersim::network::AnalyticNetwork;
+use clustersim::plan::RankGrid;
+use clustersim::sim;
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn main() {
+    let scenario = fixtures::llama3_405b_16k();
+    let t0 = Instant::now();
+    let graph = sim::build_graph(&scenario);
+    let build_s = t0.elapsed().as_secs_f64();
+    let grid = RankGrid::new(&scenario.parallelism);
+    let mut net = AnalyticNetwork::new(&scenario.cluster);
+    let t1 = Instant::now();
+    let replay = engine::replay(
+        &graph,
+        &grid,
+        &mut net,
+        &RankSpeeds::uniform(),
+        &TraceRanks::None,
+    )
+    .expect("replay");
+    let replay_s = t1.elapsed().as_secs_f64();
+    let total = t0.elapsed().as_secs_f64();
+    let ops_per_rank: usize = graph.stages.iter().map(|s| s.len()).max().unwrap_or(0);
+    println!(
+        "llama3-405b step on {} GPUs (TP8 PP16 DP128), analytic network",
+        grid.world()
+    );
+    println!(
+        "  ops per stage program (max): {ops_per_rank}; op instances: {}",
+        graph.op_count() as u64 * grid.stage_size() as u64
+    );
+    println!(
+        "  simulated step time:  {:.3} s",
+        replay.step_time as f64 / 1e9
+    );
+    println!("  graph build:          {build_s:.3} s");
+    println!(
+        "  replay:               {replay_s:.3} s ({} events, {:.1} M events/s)",
+        replay.events,
+        replay.events as f64 / replay_s / 1e6
+    );
+    println!("  total wall:           {total:.3} s (target <= 5 s)");
+    println!(
+        "  peak RSS:             {:.0} MB (target <= 4096 MB)",
+        peak_rss_mb()
+    );
+}

@@ -1,0 +1,286 @@
+//! The files a run writes: `summary.json`, `timeline.json` (Chrome trace) and charts
+//! (PNG and SVG), plus the human table `clustersim run` prints.
+//!
+//! The report reads a finished [`StepResult`]; it must not change results or compute
+//! metrics of its own (those live in [`crate::sim`]). Same inputs give byte-identical
+//! files: JSON floats print in shortest round-trip form, trace times from integer
+//! nanoseconds, and charts draw with an embedded font.
+//!
+//! # Writing whole or not at all
+//! [`write_step_outputs`] renders every file into a staging directory *inside* the output
+//! directory (`<out>/.clustersim-tmp-<pid>/`, so on the same file system), and only when
+//! all of them succeeded renames each into place (a rename replaces its target
+//! atomically). A failure while rendering leaves the previous outputs untouched and removes
+//! the staging directory. We deliberately do not swap the whole directory: `--out` may name
+//! a directory holding other files (`--out .`), which a swap would delete. Files this
+//! writer owns but did not produce this time (say `timeline.json` after `--timeline none`)
+//! are removed, so the directory never mixes two runs of ours.
+
+pub mod charts;
+pub mod fonts;
+pub mod summary;
+pub mod trace;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::config::{OutputsSpec, Scenario};
+use crate::engine::TraceRanks;
+use crate::plan::RankGrid;
+use crate::sim::StepResult;
+
+pub use summary::{Summary, human_table};
+pub use trace::{representative_ranks, trace_ranks};
+
+/// A file could not be written; the message names it.
+#[derive(Debug, Error)]
+pub enum ReportError {
+    #[error("cannot write {}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    #[error("cannot serialize {}: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("cannot draw chart {}: {message}", path.display())]
+    Chart { path: PathBuf, message: String },
+}
+
+impl ReportError {
+    pub(crate) fn io(path: &Path, source: io::Error) -> Self {
+        ReportError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+pub const SUMMARY_FILE: &str = "summary.json";
+pub const TIMELINE_FILE: &str = "timeline.json";
+
+/// What to write besides `summary.json`.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    /// Ranks shown in `timeline.json`; `None` writes no timeline.
+    pub timeline: TraceRanks,
+    /// Draw the charts (PNG and SVG).
+    pub charts: bool,
+    /// Optional `summary.json` sections other modules computed.
+    pub memory_gb: Option<serde_json::Value>,
+    pub run: Option<serde_json::Value>,
+    pub cost: Option<serde_json::Value>,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions {
+            timeline: TraceRanks::None,
+            charts: true,
+            memory_gb: None,
+            run: None,
+            cost: None,
+        }
+    }
+}
+
+impl ReportOptions {
+    /// Options from a scenario's `outputs:` section.
+    pub fn from_outputs(outputs: &OutputsSpec, grid: &RankGrid) -> Self {
+        ReportOptions {
+            timeline: trace_ranks(&outputs.timeline, grid),
+            charts: outputs.charts,
+            ..Default::default()
+        }
+    }
+
+    /// The ranks the engine must record for these outputs: the timeline's, plus the
+    /// representative rank of each stage when charts are drawn (the pipeline chart).
+    pub fn required_trace(&self, grid: &RankGrid) -> TraceRanks {
+        if self.charts {
+            trace::union(
+                &self.timeline,
+                &TraceRanks::Some(representative_ranks(grid)),
+            )
+        } else {
+            self.timeline.clone()
+        }
+    }
+
+    fn summary(&self, scenario: &Scenario, result: &StepResult) -> Summary {
+        let mut s = Summary::new(scenario, &result.metrics);
+        s.memory_gb = self.memory_gb.clone();
+        s.run = self.run.clone();
+        s.cost = self.cost.clone();
+        s
+    }
+}
+
+/// Every file name this writer may produce (used to clear stale ones).
+pub fn owned_files() -> Vec<String> {
+    let mut names = vec![SUMMARY_FILE.to_string(), TIMELINE_FILE.to_string()];
+    names.extend(charts::file_names());
+    names
+}
+
+/// Writes `summary.json`, `timeline.json` (unless `opts.timeline` is `None`) and the charts
+/// into `out_dir`, whole or not at all (see the module docs). Returns the files written.
+pub fn write_step_outputs(
+    out_dir: &Path,
+    scenario: &Scenario,
+    result: &StepResult,
+    opts: &ReportOptions,
+) -> Result<Vec<PathBuf>, ReportError> {
+    fs::create_dir_all(out_dir).map_err(|e| ReportError::io(out_dir, e))?;
+    let staging = out_dir.join(format!(".clustersim-tmp-{}", std::process::id()));
+    if staging.exists() {
+        fs::remove_dir_all(&staging).map_err(|e| ReportError::io(&staging, e))?;
+    }
+    fs::create_dir(&staging).map_err(|e| ReportError::io(&staging, e))?;
+    let rendered = render_all(&staging, scenario, result, opts);
+    let committed = rendered.and_then(|names| commit(&staging, out_dir, &names));
+    // Best effort: the staging directory is empty after a commit, partial after a failure.
+    let _ = fs::remove_dir_all(&staging);
+    committed
+}
+
+/// Renders every output into `dir`; returns the file names.
+fn render_all(
+    dir: &Path,
+    scenario: &Scenario,
+    result: &StepResult,
+    opts: &ReportOptions,
+) -> Result<Vec<String>, ReportError> {
+    let summary = opts.summary(scenario, result);
+    let mut names = vec![write_summary(dir, &summary)?];
+    if !matches!(opts.timeline, TraceRanks::None) {
+        names.push(write_timeline_file(dir, scenario, result, &opts.timeline)?);
+    }
+    if opts.charts {
+        names.extend(charts::write_charts(dir, &summary, result)?);
+    }
+    Ok(names)
+}
+
+fn write_summary(dir: &Path, summary: &Summary) -> Result<String, ReportError> {
+    let path = dir.join(SUMMARY_FILE);
+    let json = summary.to_json().map_err(|source| ReportError::Json {
+        path: path.clone(),
+        source,
+    })?;
+    fs::write(&path, json).map_err(|e| ReportError::io(&path, e))?;
+    Ok(SUMMARY_FILE.to_string())
+}
+
+fn write_timeline_file(
+    dir: &Path,
+    scenario: &Scenario,
+    result: &StepResult,
+    ranks: &TraceRanks,
+) -> Result<String, ReportError> {
+    let path = dir.join(TIMELINE_FILE);
+    let file = fs::File::create(&path).map_err(|e| ReportError::io(&path, e))?;
+    let gpn = scenario.cluster.node.gpus.clamp(1, u32::MAX as u64) as u32;
+    trace::write_timeline(file, result, &scenario.name, gpn, ranks)
+        .map_err(|e| ReportError::io(&path, e))?;
+    Ok(TIMELINE_FILE.to_string())
+}
+
+/// Moves the staged files into `out_dir` and removes stale files of ours.
+fn commit(staging: &Path, out_dir: &Path, names: &[String]) -> Result<Vec<PathBuf>, ReportError> {
+    let mut written = Vec::with_capacity(names.len());
+    for name in names {
+        let target = out_dir.join(name);
+        fs::rename(staging.join(name), &target).map_err(|e| ReportError::io(&target, e))?;
+        written.push(target);
+    }
+    for stale in owned_files().iter().filter(|n| !names.contains(n)) {
+        let path = out_dir.join(stale);
+        if path.is_file() {
+            fs::remove_file(&path).map_err(|e| ReportError::io(&path, e))?;
+        }
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::toy_scenario;
+    use crate::sim::{StepOptions, simulate_step};
+
+    fn tmp(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("clustersim-report-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    fn run(opts: &ReportOptions) -> (Scenario, StepResult) {
+        let s = toy_scenario(2, 2, 1, 4, 4);
+        let grid = RankGrid::new(&s.parallelism);
+        let step = StepOptions {
+            trace: opts.required_trace(&grid),
+            ..Default::default()
+        };
+        let r = simulate_step(&s, &step).unwrap();
+        (s, r)
+    }
+
+    #[test]
+    fn required_trace_adds_representatives_for_charts() {
+        let s = toy_scenario(2, 2, 1, 4, 4);
+        let grid = RankGrid::new(&s.parallelism);
+        let mut o = ReportOptions::default();
+        assert!(matches!(o.required_trace(&grid), TraceRanks::Some(v) if v == vec![0, 2]));
+        o.charts = false;
+        assert!(matches!(o.required_trace(&grid), TraceRanks::None));
+    }
+
+    #[test]
+    fn stale_files_are_removed_and_foreign_files_kept() {
+        let dir = tmp("stale");
+        let mut opts = ReportOptions {
+            timeline: TraceRanks::All,
+            charts: false,
+            ..Default::default()
+        };
+        let (s, r) = run(&opts);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("notes.txt"), "mine").unwrap();
+        let files = write_step_outputs(&dir, &s, &r, &opts).unwrap();
+        assert_eq!(files.len(), 2);
+        assert!(dir.join(TIMELINE_FILE).is_file());
+        opts.timeline = TraceRanks::None;
+        let files = write_step_outputs(&dir, &s, &r, &opts).unwrap();
+        assert_eq!(files, vec![dir.join(SUMMARY_FILE)]);
+        assert!(!dir.join(TIMELINE_FILE).exists());
+        assert!(dir.join("notes.txt").is_file());
+        let leftovers: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".clustersim-tmp")
+            })
+            .collect();
+        assert!(leftovers.is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn error_names_the_path() {
+        let dir = tmp("err");
+        fs::write(&dir, "a file, not a directory").unwrap();
+        let (s, r) = run(&ReportOptions::default());
+        let err = write_step_outputs(&dir, &s, &r, &ReportOptions::default()).unwrap_err();
+        assert!(
+            err.to_string().contains(&dir.display().to_string()),
+            "{err}"
+        );
+        fs::remove_file(&dir).unwrap();
+    }
+}

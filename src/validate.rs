@@ -1,0 +1,304 @@
+//! Predictions against the published end-to-end measurements in `../shared/calibration/`.
+//!
+//! Each CSV row gives a model's shapes, the plan and the cluster size; the simulator builds
+//! that scenario from the shapes (nothing here looks a row's result up) and predicts
+//! TFLOP/s per GPU, counted as the source counts it:
+//! - Megatron SC'21 (A100): eq. 3 of arXiv 2104.04473, which counts the full-recompute
+//!   forward pass: `96 B s L h^2 (1 + s/(6h) + V/(16 L h))`;
+//! - Megatron-Core (H100): model FLOPs, Megatron's `num_floating_point_operations`
+//!   (= Korthikanti eq. 7 for these GPT shapes).
+//!
+//! Settings the tables leave open are fixed by one rule for all rows (see
+//! [`Source::apply_rules`] and `scenarios/calibration/README.md`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::config::Scenario;
+use crate::engine::EngineError;
+use crate::hardware::{ClusterSpec, Precision};
+use crate::model::{FfnKind, ModelSpec};
+use crate::plan::{Recompute, ScheduleKind};
+use crate::sim::{self, StepOptions};
+
+#[derive(Debug, Error)]
+pub enum ValidateError {
+    #[error("cannot read calibration file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("simulating {row}: {source}")]
+    Engine { row: String, source: EngineError },
+}
+
+/// Which published table a row comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Source {
+    MegatronSc21A100,
+    MegatronCoreH100,
+}
+
+/// One published measurement with the shapes and plan needed to predict it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub source: Source,
+    pub params_b: f64,
+    pub heads: u64,
+    pub hidden: u64,
+    pub layers: u64,
+    pub tp: u64,
+    pub pp: u64,
+    pub gpus: u64,
+    pub global_batch: u64,
+    pub published_tflops: f64,
+}
+
+/// A prediction for one row.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    pub row: Row,
+    pub predicted_tflops: f64,
+    pub error: f64,
+    pub step_time_s: f64,
+    pub virtual_stages: u64,
+    pub micro_batch: u64,
+}
+
+impl Source {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Source::MegatronSc21A100 => "megatron-sc21-a100.csv",
+            Source::MegatronCoreH100 => "megatron-core-h100.csv",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::MegatronSc21A100 => "Megatron SC'21, A100",
+            Source::MegatronCoreH100 => "Megatron-Core, H100",
+        }
+    }
+
+    fn seq_len(self) -> u64 {
+        match self {
+            Source::MegatronSc21A100 => 2048,
+            Source::MegatronCoreH100 => 4096,
+        }
+    }
+
+    fn vocab(self) -> u64 {
+        match self {
+            Source::MegatronSc21A100 => 51200,
+            Source::MegatronCoreH100 => 131072,
+        }
+    }
+
+    /// The stated settings of each table plus one rule for what it leaves open:
+    /// micro-batch 1; interleaving degree = the largest divisor of layers-per-stage that is
+    /// at most 4 (1 without pipelining).
+    fn apply_rules(self, s: &mut Scenario, row: &Row) {
+        let p = &mut s.parallelism;
+        let t = &mut s.training;
+        let max_b: u64 = std::env::var("CS_MAXB").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+        let per_pipeline = row.global_batch / (row.gpus / (row.tp * row.pp));
+        t.micro_batch = (1..=max_b)
+            .rev()
+            .find(|b| per_pipeline.is_multiple_of(*b) && (per_pipeline / b).is_multiple_of(row.pp))
+            .unwrap_or(1);
+        let per_stage = row.layers / row.pp;
+        let v = if row.pp > 1 {
+            (1..=4)
+                .rev()
+                .find(|v| per_stage.is_multiple_of(*v))
+                .unwrap_or(1)
+        } else {
+            1
+        };
+        p.schedule = if v > 1 {
+            ScheduleKind::Interleaved
+        } else {
+            ScheduleKind::OneFOneB
+        };
+        p.virtual_stages = v;
+        match self {
+            // Table 1's footnotes: full recompute, 16-bit, scatter/gather, no sequence
+            // parallel (it came later), plain data-parallel all-reduce after backward.
+            Source::MegatronSc21A100 => {
+                t.precision = Precision::Fp16;
+                t.recompute = Recompute::Full;
+                t.flash_attention = false;
+                p.sequence_parallel = false;
+                p.zero = 0;
+                p.overlap_grad_reduce = false;
+                p.tp_comm_overlap = false;
+                p.pp_comm_overlap = false;
+            }
+            // README: DP overlap (grad reduce and param gather), TP comm overlap, PP
+            // overlap; Megatron-Core defaults: sequence parallel, selective recompute,
+            // distributed optimizer, FlashAttention via Transformer Engine, BF16.
+            Source::MegatronCoreH100 => {
+                t.precision = Precision::Bf16;
+                t.recompute = Recompute::Selective;
+                t.flash_attention = true;
+                p.sequence_parallel = row.tp > 1;
+                p.zero = 1;
+                p.overlap_grad_reduce = true;
+                p.tp_comm_overlap = row.tp > 1;
+                p.pp_comm_overlap = true;
+            }
+        }
+    }
+
+    /// TFLOP/s per GPU as the source counts it, for a step of `seconds`.
+    fn counted_tflops(self, s: &Scenario, seconds: f64, gpus: u64) -> f64 {
+        let m = &s.model;
+        let flops = match self {
+            Source::MegatronSc21A100 => {
+                let (b, sq) = (s.training.global_batch as f64, s.training.seq_len as f64);
+                let (l, h, v) = (m.layers as f64, m.hidden as f64, m.vocab as f64);
+                96.0 * b * sq * l * h * h * (1.0 + sq / (6.0 * h) + v / (16.0 * l * h))
+            }
+            Source::MegatronCoreH100 => {
+                m.model_flops_per_step(s.training.seq_len, s.training.global_batch)
+            }
+        };
+        flops / seconds / gpus as f64 / 1e12
+    }
+}
+
+fn parse_rows(source: Source, path: &Path, text: &str) -> Result<Vec<Row>, ValidateError> {
+    let mut rows = Vec::new();
+    let mut header: Option<Vec<String>> = None;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        let Some(h) = &header else {
+            header = Some(cells.iter().map(|c| c.to_string()).collect());
+            continue;
+        };
+        let get = |name: &str| -> Result<f64, ValidateError> {
+            let idx = h
+                .iter()
+                .position(|c| c == name)
+                .ok_or_else(|| ValidateError::Parse {
+                    path: path.into(),
+                    line: i + 1,
+                    message: format!("missing column `{name}`"),
+                })?;
+            cells
+                .get(idx)
+                .and_then(|c| c.parse().ok())
+                .ok_or_else(|| ValidateError::Parse {
+                    path: path.into(),
+                    line: i + 1,
+                    message: format!("column `{name}` is not a number"),
+                })
+        };
+        let published = match source {
+            Source::MegatronSc21A100 => get("tflops_per_gpu")?,
+            Source::MegatronCoreH100 => get("tflops_per_gpu")?,
+        };
+        rows.push(Row {
+            source,
+            params_b: get("params_b")?,
+            heads: get("heads")? as u64,
+            hidden: get("hidden")? as u64,
+            layers: get("layers")? as u64,
+            tp: get("tp")? as u64,
+            pp: get("pp")? as u64,
+            gpus: get("gpus")? as u64,
+            global_batch: get("global_batch")? as u64,
+            published_tflops: published,
+        });
+    }
+    Ok(rows)
+}
+
+/// Reads one calibration table from `dir`.
+pub fn read_rows(dir: &Path, source: Source) -> Result<Vec<Row>, ValidateError> {
+    let path = dir.join(source.file_name());
+    let text = std::fs::read_to_string(&path).map_err(|e| ValidateError::Io {
+        path: path.clone(),
+        source: e,
+    })?;
+    parse_rows(source, &path, &text)
+}
+
+/// The GPT model of a row (GELU MLP of 4h; SC'21 ties embeddings, Megatron-Core does not).
+pub fn row_model(row: &Row) -> ModelSpec {
+    ModelSpec {
+        name: format!("gpt-{}b", row.params_b),
+        layers: row.layers,
+        hidden: row.hidden,
+        heads: row.heads,
+        kv_heads: row.heads,
+        ffn_hidden: 4 * row.hidden,
+        ffn: FfnKind::Gelu,
+        vocab: row.source.vocab(),
+        moe: None,
+        tied_embeddings: row.source == Source::MegatronSc21A100,
+    }
+}
+
+/// The scenario a row describes, on `cluster` (nodes set from the row's GPU count).
+pub fn row_scenario(row: &Row, base: &Scenario, cluster: &ClusterSpec) -> Scenario {
+    let mut s = base.clone();
+    s.name = format!("{:?}-{}b", row.source, row.params_b);
+    s.model = row_model(row);
+    s.cluster = cluster.clone();
+    s.cluster.nodes = row.gpus.div_ceil(cluster.node.gpus.max(1));
+    s.training.seq_len = row.source.seq_len();
+    s.training.global_batch = row.global_batch;
+    s.parallelism.tp = row.tp;
+    s.parallelism.pp = row.pp;
+    s.parallelism.cp = 1;
+    s.parallelism.ep = 1;
+    s.parallelism.dp = row.gpus / (row.tp * row.pp);
+    s.parallelism.stage_layers = None;
+    row.source.apply_rules(&mut s, row);
+    s
+}
+
+/// Predicts one row.
+pub fn predict(
+    row: &Row,
+    base: &Scenario,
+    cluster: &ClusterSpec,
+) -> Result<Prediction, ValidateError> {
+    let s = row_scenario(row, base, cluster);
+    let r = sim::simulate_step(&s, &StepOptions::default()).map_err(|e| ValidateError::Engine {
+        row: s.name.clone(),
+        source: e,
+    })?;
+    let predicted = row
+        .source
+        .counted_tflops(&s, r.metrics.step_time_s, row.gpus);
+    Ok(Prediction {
+        row: row.clone(),
+        predicted_tflops: predicted,
+        error: predicted / row.published_tflops - 1.0,
+        step_time_s: r.metrics.step_time_s,
+        virtual_stages: s.parallelism.virtual_stages,
+        micro_batch: s.training.micro_batch,
+    })
+}
+
+/// Mean absolute percentage error and worst absolute error, as fractions.
+pub fn error_stats(preds: &[Prediction]) -> (f64, f64) {
+    let n = preds.len().max(1) as f64;
+    let mape = preds.iter().map(|p| p.error.abs()).sum::<f64>() / n;
+    let max = preds.iter().map(|p| p.error.abs()).fold(0.0, f64::max);
+    (mape, max)
+}
