@@ -179,5 +179,8 @@ pub fn dgx_h100_ndr(nodes: u64) -> ClusterSpec {
 }
 
 fn env_factor(name: &str, default: f64) -> f64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }

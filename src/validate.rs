@@ -108,7 +108,10 @@ impl Source {
     fn apply_rules(self, s: &mut Scenario, row: &Row) {
         let p = &mut s.parallelism;
         let t = &mut s.training;
-        let max_b: u64 = std::env::var("CS_MAXB").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+        let max_b: u64 = std::env::var("CS_MAXB")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
         let per_pipeline = row.global_batch / (row.gpus / (row.tp * row.pp));
         t.micro_batch = (1..=max_b)
             .rev()

@@ -40,7 +40,11 @@ impl ComputeModel {
             Precision::Fp8 => gpu.fp8_gemm_efficiency.unwrap_or(gpu.gemm_efficiency),
             _ => gpu.gemm_efficiency,
         };
-        let sustained = if gpu.sustained_efficiency > 0.0 { gpu.sustained_efficiency } else { 1.0 };
+        let sustained = if gpu.sustained_efficiency > 0.0 {
+            gpu.sustained_efficiency
+        } else {
+            1.0
+        };
         ComputeModel {
             peak_flops: gpu.peak_flops(precision) * sustained,
             gemm_efficiency,

@@ -14,6 +14,14 @@ use thiserror::Error;
 use super::report::ProgressSample;
 use super::sweep::CheckpointCurve;
 
+/// The embedded font's family once registered (`None` if registration failed: charts are
+/// then drawn without text).
+pub fn embedded_font() -> Option<&'static str> {
+    crate::report::fonts::ensure_registered()
+        .ok()
+        .map(|_| crate::report::fonts::FAMILY)
+}
+
 #[derive(Debug, Error)]
 #[error("chart {path}: {message}")]
 pub struct ChartError {

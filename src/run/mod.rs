@@ -184,7 +184,7 @@ impl RunSetup {
             Some(i) => i,
             None => interval(&ck, &cost, &model)?,
         };
-        if !(interval_s > 0.0) {
+        if interval_s.is_nan() || interval_s <= 0.0 {
             return Err(RunError::spec(
                 "checkpoint.every",
                 "must be a positive duration",

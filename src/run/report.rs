@@ -245,18 +245,6 @@ pub fn table(s: &RunSummary, stats: Option<&ReplicaStats>) -> String {
     t
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn estimate_uses_student_t() {
-        let e = Estimate::of(&[1.0, 2.0, 3.0]);
-        assert_eq!(e.mean, 2.0);
-        assert!((e.ci95_high - (2.0 + 4.303 * (1.0f64 / 3.0).sqrt())).abs() < 1e-9);
-    }
-}
-
 /// Writes `run.csv` and the progress chart (`run_progress.png`/`.svg`) into `dir`.
 pub fn write_files(
     dir: &std::path::Path,
@@ -269,4 +257,16 @@ pub fn write_files(
     std::fs::write(&csv, events_csv(events)).map_err(|e| format!("{}: {e}", csv.display()))?;
     super::chart::progress_chart(&dir.join("run_progress"), samples, font)
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimate_uses_student_t() {
+        let e = Estimate::of(&[1.0, 2.0, 3.0]);
+        assert_eq!(e.mean, 2.0);
+        assert!((e.ci95_high - (2.0 + 4.303 * (1.0f64 / 3.0).sqrt())).abs() < 1e-9);
+    }
 }

@@ -163,7 +163,7 @@ pub fn goodput_curve(
         let start = i * replicas as usize;
         let gs = goodputs[start..start + replicas as usize]
             .iter()
-            .map(|g| g.clone())
+            .cloned()
             .collect::<Result<Vec<f64>, _>>()?;
         curve.push(CurvePoint {
             interval_s,
