@@ -47,6 +47,23 @@ pub fn duration(field: &str, text: &str) -> Result<f64, FaultsError> {
     parse_duration_s(text).map_err(|m| FaultsError::new(field, m))
 }
 
+/// Persistent stragglers and degraded links of `spec` for a single-step simulation of a
+/// `world`-GPU job: pass the speeds as `StepOptions::speeds` and the links to
+/// `AnalyticNetwork::with_link_faults` (transient slowdowns are run-level states).
+pub fn step_faults(
+    spec: &FaultsSpec,
+    world: u32,
+) -> Result<(crate::engine::RankSpeeds, LinkFaults), FaultsError> {
+    let mut speeds = crate::engine::RankSpeeds::uniform();
+    for s in stragglers::persistent(&spec.stragglers, spec.seed, world)? {
+        speeds.set(world, s.gpu, s.factor as f32);
+    }
+    Ok((
+        speeds,
+        stragglers::link_faults(&spec.links, spec.seed, world)?,
+    ))
+}
+
 /// Component classes that fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -331,6 +348,26 @@ impl FaultModel {
 mod tests {
     use super::*;
     use crate::fixtures::toy_scenario;
+
+    #[test]
+    fn step_faults_cover_persistent_stragglers_and_links() {
+        let spec = FaultsSpec {
+            stragglers: vec![StragglerSpec {
+                ranks: vec![5],
+                slowdown: 1.5,
+                ..Default::default()
+            }],
+            links: vec![LinkFaultSpec {
+                ranks: vec![2],
+                nic_factor: 0.25,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let (_speeds, links) = step_faults(&spec, 16).unwrap();
+        assert_eq!(links.nic_factor(2), 0.25);
+        assert!(step_faults(&spec, 4).is_err(), "rank 5 is outside 4 GPUs");
+    }
 
     #[test]
     fn defaults_give_meta_rate() {

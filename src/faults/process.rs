@@ -253,6 +253,44 @@ impl EpisodeProcess {
 mod tests {
     use super::*;
 
+    fn count_failures(lemons: super::super::LemonSpec, horizon_s: f64) -> usize {
+        let s = crate::fixtures::toy_scenario(8, 1, 8, 8, 8);
+        let mut f = super::super::FaultsSpec::default();
+        let off = super::super::ClassSpec {
+            per_1000_node_days: Some(0.0),
+            ..Default::default()
+        };
+        f.failures.gpu = off.clone();
+        f.failures.gpu_memory = off.clone();
+        f.failures.nic = off.clone();
+        f.failures.link = off.clone();
+        f.failures.switch = off;
+        f.failures.node.mtbf = Some("1000h".into());
+        f.failures.lemons = lemons;
+        let m = FaultModel::resolve(&f, &s.cluster, 64).unwrap();
+        let mut p = FailureProcess::new(&m);
+        std::iter::from_fn(|| p.next_failure())
+            .take_while(|x| x.time_s < horizon_s)
+            .count()
+    }
+
+    #[test]
+    fn lemons_fail_more_until_removed() {
+        use super::super::LemonSpec;
+        let horizon = 1000.0 * 3600.0 * 200.0; // 200 MTBFs per node, 8 nodes
+        let base = count_failures(LemonSpec::default(), horizon) as f64;
+        let all_lemons = |removed_after| LemonSpec {
+            fraction: 1.0,
+            rate_multiplier: 5.0,
+            removed_after,
+        };
+        let never = count_failures(all_lemons(0), horizon) as f64;
+        assert!((never / base / 5.0 - 1.0).abs() < 0.1, "{never} vs {base}");
+        // Swapped after 3 failures: at most 3 extra-fast failures per node.
+        let removed = count_failures(all_lemons(3), horizon) as f64;
+        assert!((removed - base).abs() < 0.15 * base, "{removed} vs {base}");
+    }
+
     #[test]
     fn gamma_matches_known_values() {
         assert!((gamma(1.0) - 1.0).abs() < 1e-12);

@@ -41,6 +41,9 @@ use crate::network::AnalyticNetwork;
 use crate::plan::RankGrid;
 use crate::sim::{StepOptions, simulate_step_on};
 
+/// Shortest checkpoint interval accepted, seconds.
+pub const MIN_INTERVAL_S: f64 = 1.0;
+
 /// Default run length when the scenario has no `run:` section.
 pub const DEFAULT_DURATION: &str = "30d";
 
@@ -184,11 +187,8 @@ impl RunSetup {
             Some(i) => i,
             None => interval(&ck, &cost, &model)?,
         };
-        if interval_s.is_nan() || interval_s <= 0.0 {
-            return Err(RunError::spec(
-                "checkpoint.every",
-                "must be a positive duration",
-            ));
+        if interval_s.is_nan() || interval_s < MIN_INTERVAL_S {
+            return Err(RunError::spec("checkpoint.every", "must be at least 1s"));
         }
         let tokens_per_step = (s.training.global_batch * s.training.seq_len) as f64;
         let run = s.run.clone().unwrap_or_default();
@@ -239,9 +239,11 @@ impl RunSetup {
 
 fn interval(ck: &CheckpointSpec, cost: &CheckpointCost, m: &FaultModel) -> Result<f64, RunError> {
     let (d, mtbi) = (cost.stall_s(), m.job_mtbf_s());
+    // An async checkpoint cannot usefully start before the previous one has flushed.
+    let floor = cost.flush_s().max(MIN_INTERVAL_S);
     Ok(match ck.every.as_deref().unwrap_or("daly") {
-        "daly" => daly_interval(d, mtbi),
-        "young" => young_interval(d, mtbi),
+        "daly" => daly_interval(d, mtbi).max(floor),
+        "young" => young_interval(d, mtbi).max(floor),
         "never" => f64::INFINITY,
         other => duration("checkpoint.every", other)?,
     })
