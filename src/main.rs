@@ -20,6 +20,8 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Predictions vs the published measurements in ../shared/calibration, as a table.
     Validate(cli::validate::ValidateArgs),
+    /// Goodput against checkpoint interval: simulated optimum vs Young and Daly.
+    Checkpoint(cli::checkpoint::CheckpointArgs),
 }
 
 fn main() {
@@ -27,6 +29,7 @@ fn main() {
     let result = match &cli.command {
         Command::Run(a) => cli::run::run(a),
         Command::Validate(a) => cli::validate::run(a),
+        Command::Checkpoint(a) => cli::checkpoint::run(a),
     };
     if let Err(e) = result {
         eprintln!("{e}");

@@ -4,8 +4,11 @@ use std::path::{Path, PathBuf};
 
 use super::{CliError, CliResult};
 use crate::config::{self, TimelineRanks};
+use crate::faults;
+use crate::network::AnalyticNetwork;
 use crate::plan::RankGrid;
-use crate::report::{self, ReportOptions, Summary};
+use crate::report::{self, ExtraFiles, ReportOptions, Summary};
+use crate::run;
 use crate::sim::{self, StepOptions};
 
 #[derive(Debug, clap::Args)]
@@ -32,8 +35,10 @@ pub struct RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> CliResult {
-    let _ = &args.seed;
     let mut scenario = config::load_scenario(args.scenario.as_deref(), &args.overrides)?;
+    if let Some(seed) = args.seed {
+        scenario.faults.seed = seed;
+    }
     if let Some(t) = &args.timeline {
         scenario.outputs.timeline = parse_timeline(t).map_err(CliError::bad)?;
     }
@@ -43,15 +48,22 @@ pub fn run(args: &RunArgs) -> CliResult {
         sim::check_memory(&scenario).map_err(|e| CliError::bad(e.to_string()))?;
     }
     let mut opts = ReportOptions::from_outputs(&scenario.outputs, &grid);
+    let (speeds, link_faults) = faults::step_faults(&scenario.faults, grid.world())
+        .map_err(|e| CliError::bad(e.to_string()))?;
     let step_opts = StepOptions {
         trace: opts.required_trace(&grid),
-        ..Default::default()
+        speeds,
     };
-    let result = sim::simulate_step(&scenario, &step_opts)?;
+    let mut net = AnalyticNetwork::new(&scenario.cluster).with_link_faults(link_faults);
+    let result = sim::simulate_step_on(&scenario, &step_opts, &mut net)?;
     if result.metrics.step_time_s <= 0.0 {
         return Err(CliError::internal("step time is zero"));
     }
     opts.memory_gb = serde_json::to_value(&result.metrics.memory).ok();
+    let run_report = match scenario.run {
+        Some(_) => Some(simulate_run(&scenario, &mut opts)?),
+        None => None,
+    };
     let out = args
         .out
         .clone()
@@ -63,8 +75,36 @@ pub fn run(args: &RunArgs) -> CliResult {
         report::human_table(&Summary::new(&scenario, &result.metrics))
     );
     print_memory(&result.metrics.memory);
+    if let Some(rep) = &run_report {
+        println!(
+            "long run ({} replica(s)):",
+            rep.stats.as_ref().map_or(1, |s| s.replicas)
+        );
+        print!("{}", run::report::table(&rep.summary, rep.stats.as_ref()));
+        println!();
+    }
     print_files(&out, &files);
     Ok(())
+}
+
+/// Simulates the scenario's `run:` section and stages `run.csv` and its chart for the
+/// report writer.
+fn simulate_run(
+    scenario: &config::Scenario,
+    opts: &mut ReportOptions,
+) -> Result<run::RunReport, CliError> {
+    let steps = run::analytic_step_times(scenario);
+    let run_opts = run::RunOptions {
+        progress: true,
+        ..Default::default()
+    };
+    let rep = run::simulate_run(scenario, &steps, &run_opts)?;
+    opts.run = serde_json::to_value(&rep).ok();
+    let (events, samples) = (rep.events.clone(), rep.samples.clone());
+    opts.extra = Some(ExtraFiles(std::sync::Arc::new(move |dir: &Path| {
+        run::report::write_files(dir, &events, &samples, run::chart::embedded_font())
+    })));
+    Ok(rep)
 }
 
 fn print_memory(m: &crate::plan::MemoryReport) {

@@ -6,6 +6,7 @@
 //! doc/PERFORMANCE.md; reference.md "Collectives"). Latency is paid per ring step.
 
 use super::{Completion, Network, Transfer};
+use crate::faults::LinkFaults;
 use crate::hardware::ClusterSpec;
 use crate::schedule::Collective;
 use crate::units::{Nanos, secs_to_ns};
@@ -30,6 +31,8 @@ pub struct AnalyticNetwork {
     /// Cross-leaf bandwidth divisor for groups spanning more nodes than one leaf serves.
     oversubscription: f64,
     nodes_per_leaf: u32,
+    /// Degraded links: a collective runs at its slowest member's link rate.
+    link_faults: LinkFaults,
 }
 
 impl AnalyticNetwork {
@@ -47,7 +50,14 @@ impl AnalyticNetwork {
             inter_alpha: INTER_STEP_SOFTWARE_S + 2.0 * cluster.fabric.hop_latency_us * 1e-6,
             oversubscription: cluster.fabric.oversubscription.max(1.0),
             nodes_per_leaf: (down_ports / nics_per_rail).max(1) as u32,
+            link_faults: LinkFaults::none(),
         }
+    }
+
+    /// The same network with some GPUs' NIC/NVLink bandwidth scaled down.
+    pub fn with_link_faults(mut self, link_faults: LinkFaults) -> Self {
+        self.link_faults = link_faults;
+        self
     }
 
     /// Nodes (NVLink domains) spanned and the largest number of members in one of them.
@@ -91,21 +101,24 @@ impl AnalyticNetwork {
         let s = bytes as f64;
         let (domains, per) = self.shape(members);
         let (nodes, g) = (domains as f64, per as f64);
-        let nic = if domains > self.nodes_per_leaf {
-            self.nic_bps / self.oversubscription
-        } else {
-            self.nic_bps
-        };
+        let (nvl_factor, nic_factor) = self.link_faults.slowest(members);
+        let intra_bps = self.intra_bps * nvl_factor;
+        let nic = nic_factor
+            * if domains > self.nodes_per_leaf {
+                self.nic_bps / self.oversubscription
+            } else {
+                self.nic_bps
+            };
         match collective {
             Collective::SendRecv => {
                 if nodes <= 1.0 {
-                    s / self.intra_bps + self.intra_alpha
+                    s / intra_bps + self.intra_alpha
                 } else {
                     s / nic + self.inter_alpha
                 }
             }
             Collective::AllToAll => {
-                let intra = (g - 1.0) / n * s / self.intra_bps;
+                let intra = (g - 1.0) / n * s / intra_bps;
                 let inter = (n - g) / n * s / nic;
                 intra + inter + self.intra_alpha + if nodes > 1.0 { self.inter_alpha } else { 0.0 }
             }
@@ -115,7 +128,7 @@ impl AnalyticNetwork {
                 } else {
                     1.0
                 };
-                let intra = (g - 1.0) / g * s / self.intra_bps + (g - 1.0) * self.intra_alpha;
+                let intra = (g - 1.0) / g * s / intra_bps + (g - 1.0) * self.intra_alpha;
                 let inter = if nodes > 1.0 {
                     (nodes - 1.0) / nodes * s / (g * nic) + (nodes - 1.0) * self.inter_alpha
                 } else {

@@ -61,6 +61,20 @@ impl ReportError {
 pub const SUMMARY_FILE: &str = "summary.json";
 pub const TIMELINE_FILE: &str = "timeline.json";
 
+/// Writes extra files (a run's `run.csv` and charts, say) into the staging directory and
+/// returns their names, so they are committed with the rest, whole or not at all.
+#[derive(Clone)]
+pub struct ExtraFiles(pub std::sync::Arc<ExtraWriter>);
+
+/// Renders files into a directory and returns their names.
+pub type ExtraWriter = dyn Fn(&Path) -> Result<Vec<String>, String> + Send + Sync;
+
+impl std::fmt::Debug for ExtraFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExtraFiles(..)")
+    }
+}
+
 /// What to write besides `summary.json`.
 #[derive(Debug, Clone)]
 pub struct ReportOptions {
@@ -72,6 +86,8 @@ pub struct ReportOptions {
     pub memory_gb: Option<serde_json::Value>,
     pub run: Option<serde_json::Value>,
     pub cost: Option<serde_json::Value>,
+    /// Files other modules render (see [`ExtraFiles`]).
+    pub extra: Option<ExtraFiles>,
 }
 
 impl Default for ReportOptions {
@@ -82,6 +98,7 @@ impl Default for ReportOptions {
             memory_gb: None,
             run: None,
             cost: None,
+            extra: None,
         }
     }
 }
@@ -122,6 +139,7 @@ impl ReportOptions {
 pub fn owned_files() -> Vec<String> {
     let mut names = vec![SUMMARY_FILE.to_string(), TIMELINE_FILE.to_string()];
     names.extend(charts::file_names());
+    names.extend(["run.csv", "run_progress.png", "run_progress.svg"].map(String::from));
     names
 }
 
@@ -160,6 +178,12 @@ fn render_all(
     }
     if opts.charts {
         names.extend(charts::write_charts(dir, &summary, result)?);
+    }
+    if let Some(extra) = &opts.extra {
+        names.extend((extra.0)(dir).map_err(|message| ReportError::Chart {
+            path: dir.to_path_buf(),
+            message,
+        })?);
     }
     Ok(names)
 }

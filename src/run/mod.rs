@@ -1,21 +1,339 @@
 //! Long-horizon run simulation: steps, failures, checkpoints, restarts → goodput.
+//!
+//! Owns the `checkpoint:` and `run:` YAML types ([`spec`]), checkpoint costs and the
+//! Young/Daly intervals ([`checkpoint`]), the run event loop ([`sim`]), its outputs
+//! ([`report`], [`chart`]) and the checkpoint-interval sweep ([`sweep`]). Step times come
+//! from a [`StepTimeSource`] (the step simulator behind a cache keyed by cluster state), so a
+//! run with thousands of failures simulates each distinct state once. Randomness comes only
+//! from the fault model's seeded streams; the same inputs give the same bytes.
+//!
+//! The lead's `clustersim run` calls, when `scenario.run` is set:
+//! ```no_run
+//! # use clustersim::{run, fixtures};
+//! let s = fixtures::toy_scenario(8, 4, 4, 32, 64);
+//! let steps = run::analytic_step_times(&s);
+//! let report = run::simulate_run(&s, &steps, &run::RunOptions::default()).unwrap();
+//! println!("{}", run::report::table(&report.summary, report.stats.as_ref()));
+//! ```
 
-use serde::{Deserialize, Serialize};
+pub mod chart;
+pub mod checkpoint;
+pub mod report;
+mod sim;
+pub mod spec;
+pub mod sweep;
 
-/// The `checkpoint:` section of a scenario.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckpointSpec {
-    #[serde(default)]
-    pub every: Option<String>,
-    #[serde(default)]
-    pub mode: Option<String>,
+pub use checkpoint::{CheckpointCost, daly_interval, young_interval};
+pub use report::{Estimate, ProgressSample, ReplicaStats, RunEvent, RunSummary};
+pub use spec::{CheckpointMode, CheckpointSpec, RunSpec};
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::config::Scenario;
+use crate::faults::{FaultModel, FaultsError, FaultsSpec, StepState, duration, rng};
+use crate::network::AnalyticNetwork;
+use crate::plan::RankGrid;
+use crate::sim::{StepOptions, simulate_step_on};
+
+/// Shortest checkpoint interval accepted, seconds.
+pub const MIN_INTERVAL_S: f64 = 1.0;
+
+/// Default run length when the scenario has no `run:` section.
+pub const DEFAULT_DURATION: &str = "30d";
+
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Faults(#[from] FaultsError),
+    #[error("step simulation failed: {0}")]
+    Step(String),
+    #[error(
+        "the run made no progress: after {wall_h:.0} h only {steps:.0} steps were kept \
+         (failures arrive faster than the job can restart and checkpoint)"
+    )]
+    NoProgress { wall_h: f64, steps: f64 },
 }
 
-/// The `run:` section of a scenario.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunSpec {
-    #[serde(default)]
-    pub duration: Option<String>,
+impl RunError {
+    pub fn spec(field: &str, message: &str) -> Self {
+        RunError::Faults(FaultsError::new(field, message))
+    }
+}
+
+/// Step time of each cluster state.
+pub trait StepTimeSource: Sync {
+    fn step_time_s(&self, state: &StepState) -> Result<f64, RunError>;
+}
+
+/// Any step-time function behind a cache shared by every run and replica.
+pub struct CachedStepTimes<F> {
+    f: F,
+    cache: Mutex<HashMap<StepState, f64>>,
+}
+
+impl<F: Fn(&StepState) -> Result<f64, RunError> + Sync> CachedStepTimes<F> {
+    pub fn new(f: F) -> Self {
+        CachedStepTimes {
+            f,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Distinct states simulated so far.
+    pub fn len(&self) -> usize {
+        self.cache.lock().map_or(0, |c| c.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<F: Fn(&StepState) -> Result<f64, RunError> + Sync> StepTimeSource for CachedStepTimes<F> {
+    fn step_time_s(&self, state: &StepState) -> Result<f64, RunError> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&t) = cache.get(state) {
+            return Ok(t);
+        }
+        let t = (self.f)(state)?;
+        cache.insert(state.clone(), t);
+        Ok(t)
+    }
+}
+
+/// Simulates one step of `s` in `state` (stragglers through [`crate::engine::RankSpeeds`],
+/// degraded links through the analytic network's [`crate::faults::LinkFaults`]).
+pub fn simulate_state(s: &Scenario, grid: &RankGrid, state: &StepState) -> Result<f64, RunError> {
+    let opts = StepOptions {
+        speeds: state.rank_speeds(grid),
+        ..StepOptions::default()
+    };
+    let mut net = AnalyticNetwork::new(&s.cluster).with_link_faults(state.link_faults(grid));
+    let r = simulate_step_on(s, &opts, &mut net).map_err(|e| RunError::Step(e.to_string()))?;
+    Ok(r.metrics.step_time_s)
+}
+
+/// The step simulator (analytic network) behind a cache: the usual [`StepTimeSource`].
+pub fn analytic_step_times(
+    s: &Scenario,
+) -> CachedStepTimes<impl Fn(&StepState) -> Result<f64, RunError> + Sync + '_> {
+    let grid = RankGrid::new(&s.parallelism);
+    CachedStepTimes::new(move |st: &StepState| simulate_state(s, &grid, st))
+}
+
+/// A fixed healthy step time scaled by the slowest GPU: a stand-in for tests and estimates.
+#[derive(Debug, Clone, Copy)]
+pub struct ScaledStepTime(pub f64);
+
+impl StepTimeSource for ScaledStepTime {
+    fn step_time_s(&self, state: &StepState) -> Result<f64, RunError> {
+        Ok(self.0 * state.max_slowdown())
+    }
+}
+
+/// What ends a run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// Wall-clock seconds.
+    Wall(f64),
+    /// Optimizer steps.
+    Steps(f64),
+}
+
+/// Options that do not come from the scenario file.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Overrides `faults.seed`.
+    pub seed: Option<u64>,
+    /// Overrides `run.replicas`.
+    pub replicas: Option<u64>,
+    /// Overrides `checkpoint.every`, seconds.
+    pub interval_s: Option<f64>,
+    /// Draw a progress bar (only ever on a terminal).
+    pub progress: bool,
+}
+
+/// A scenario resolved for run simulation; reusable across replicas and intervals.
+#[derive(Debug, Clone)]
+pub struct RunSetup {
+    pub model: FaultModel,
+    pub faults: FaultsSpec,
+    pub cost: CheckpointCost,
+    pub interval_s: f64,
+    pub target: Target,
+    pub tokens_target: Option<f64>,
+    pub tokens_per_step: f64,
+    pub replicas: u64,
+    pub grid: RankGrid,
+}
+
+impl RunSetup {
+    pub fn new(s: &Scenario, opts: &RunOptions) -> Result<Self, RunError> {
+        let mut faults = s.faults.clone();
+        if let Some(seed) = opts.seed {
+            faults.seed = seed;
+        }
+        let gpus = s.parallelism.world_size();
+        let model = FaultModel::resolve(&faults, &s.cluster, gpus)?;
+        let ck = s.checkpoint.clone().unwrap_or_default();
+        let cost = CheckpointCost::resolve(s, &ck)?;
+        let interval_s = match opts.interval_s {
+            Some(i) => i,
+            None => interval(&ck, &cost, &model)?,
+        };
+        if interval_s.is_nan() || interval_s < MIN_INTERVAL_S {
+            return Err(RunError::spec("checkpoint.every", "must be at least 1s"));
+        }
+        let tokens_per_step = (s.training.global_batch * s.training.seq_len) as f64;
+        let run = s.run.clone().unwrap_or_default();
+        let (target, tokens_target) = target(&run, tokens_per_step)?;
+        Ok(RunSetup {
+            model,
+            faults,
+            cost,
+            interval_s,
+            target,
+            tokens_target,
+            tokens_per_step,
+            replicas: opts.replicas.or(run.replicas).unwrap_or(1).max(1),
+            grid: RankGrid::new(&s.parallelism),
+        })
+    }
+
+    /// Mean time between interruptions of the job (analytic, from the failure rates).
+    pub fn mtbi_s(&self) -> f64 {
+        self.model.job_mtbf_s()
+    }
+
+    /// The fault model of replica `r` (replica 0 uses the scenario's seed).
+    pub fn replica_model(&self, r: u64) -> Result<FaultModel, RunError> {
+        let seed = rng::replica_seed(self.model.seed, r);
+        Ok(self.model.with_seed(&self.faults, seed)?)
+    }
+
+    /// One run: replica `r`, checkpoint interval `interval_s` (seconds of training time).
+    pub fn simulate_one(
+        &self,
+        src: &dyn StepTimeSource,
+        r: u64,
+        interval_s: f64,
+        record: bool,
+    ) -> Result<RunReport, RunError> {
+        let model = self.replica_model(r)?;
+        let (summary, events, samples) =
+            sim::RunSim::new(self, model, src, interval_s, record)?.run()?;
+        Ok(RunReport {
+            summary,
+            events,
+            samples,
+            stats: None,
+        })
+    }
+}
+
+fn interval(ck: &CheckpointSpec, cost: &CheckpointCost, m: &FaultModel) -> Result<f64, RunError> {
+    let (d, mtbi) = (cost.stall_s(), m.job_mtbf_s());
+    // An async checkpoint cannot usefully start before the previous one has flushed.
+    let floor = cost.flush_s().max(MIN_INTERVAL_S);
+    Ok(match ck.every.as_deref().unwrap_or("daly") {
+        "daly" => daly_interval(d, mtbi).max(floor),
+        "young" => young_interval(d, mtbi).max(floor),
+        "never" => f64::INFINITY,
+        other => duration("checkpoint.every", other)?,
+    })
+}
+
+fn target(run: &RunSpec, tokens_per_step: f64) -> Result<(Target, Option<f64>), RunError> {
+    let given = [
+        run.duration.is_some(),
+        run.steps.is_some(),
+        run.tokens.is_some(),
+    ];
+    if given.iter().filter(|&&g| g).count() > 1 {
+        return Err(RunError::spec(
+            "run",
+            "give one of `duration`, `steps`, `tokens`",
+        ));
+    }
+    if let Some(steps) = run.steps {
+        return Ok((Target::Steps(steps as f64), None));
+    }
+    if let Some(tokens) = run.tokens {
+        if !(tokens.is_finite() && tokens > 0.0) {
+            return Err(RunError::spec("run.tokens", "must be a positive number"));
+        }
+        return Ok((
+            Target::Steps((tokens / tokens_per_step).ceil()),
+            Some(tokens),
+        ));
+    }
+    let d = run.duration.as_deref().unwrap_or(DEFAULT_DURATION);
+    Ok((Target::Wall(duration("run.duration", d)?), None))
+}
+
+/// Everything a run produced (events and samples of the first replica).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub summary: RunSummary,
+    #[serde(skip)]
+    pub events: Vec<RunEvent>,
+    #[serde(skip)]
+    pub samples: Vec<ProgressSample>,
+    /// Mean and 95 % CI over replicas, when more than one ran.
+    pub stats: Option<ReplicaStats>,
+}
+
+/// A progress bar on stderr, hidden unless stderr is a terminal.
+pub fn progress_bar(len: u64, show: bool) -> indicatif::ProgressBar {
+    let target = if show && std::io::stderr().is_terminal() {
+        indicatif::ProgressDrawTarget::stderr()
+    } else {
+        indicatif::ProgressDrawTarget::hidden()
+    };
+    indicatif::ProgressBar::with_draw_target(Some(len), target)
+}
+
+/// Simulates the scenario's run (`run:`, `checkpoint:`, `faults:`), with its replicas in
+/// parallel; results do not depend on the thread count.
+pub fn simulate_run(
+    s: &Scenario,
+    src: &dyn StepTimeSource,
+    opts: &RunOptions,
+) -> Result<RunReport, RunError> {
+    let setup = RunSetup::new(s, opts)?;
+    simulate_setup(&setup, src, opts.progress)
+}
+
+/// [`simulate_run`] on an already resolved setup.
+pub fn simulate_setup(
+    setup: &RunSetup,
+    src: &dyn StepTimeSource,
+    progress: bool,
+) -> Result<RunReport, RunError> {
+    let bar = progress_bar(setup.replicas, progress);
+    let mut first = setup.simulate_one(src, 0, setup.interval_s, true)?;
+    bar.inc(1);
+    if setup.replicas > 1 {
+        let rest: Vec<Result<RunSummary, RunError>> = (1..setup.replicas)
+            .into_par_iter()
+            .map(|r| {
+                let out = setup.simulate_one(src, r, setup.interval_s, false);
+                bar.inc(1);
+                out.map(|r| r.summary)
+            })
+            .collect();
+        let mut all = vec![first.summary.clone()];
+        for r in rest {
+            all.push(r?);
+        }
+        first.stats = Some(ReplicaStats::of(&all));
+    }
+    bar.finish_and_clear();
+    Ok(first)
 }

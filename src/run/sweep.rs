@@ -1,0 +1,222 @@
+//! Goodput against checkpoint interval: the curve, its optimum, and Young's and Daly's
+//! intervals for comparison.
+//!
+//! Every interval sees the same failure times (common random numbers: failures come from
+//! the fault streams, not from the job), so the curve is smooth and its optimum well placed.
+//! The optimum is the vertex of a parabola fitted in `ln τ` through the best grid point and
+//! its neighbours.
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::report::Estimate;
+use super::{RunError, RunSetup, StepTimeSource, daly_interval, progress_bar, young_interval};
+use crate::faults::duration;
+
+/// One interval of the sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CurvePoint {
+    pub interval_s: f64,
+    pub goodput: Estimate,
+}
+
+/// `checkpoint.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckpointCurve {
+    pub optimum_interval_s: f64,
+    pub young_interval_s: f64,
+    pub daly_interval_s: f64,
+    /// Goodput at the best grid point.
+    pub optimum_goodput: f64,
+    pub mtbi_s: f64,
+    /// Blocking checkpoint cost δ.
+    pub checkpoint_stall_s: f64,
+    pub replicas: u64,
+    pub curve: Vec<CurvePoint>,
+}
+
+/// `n` log-spaced points from `lo` to `hi` inclusive.
+pub fn log_grid(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    if n <= 1 || hi <= lo {
+        return vec![lo];
+    }
+    let (a, b) = (lo.ln(), hi.ln());
+    (0..n)
+        .map(|i| (a + (b - a) * i as f64 / (n - 1) as f64).exp())
+        .collect()
+}
+
+/// Parses `5m:4h` or `5m:4h:32` (32 points; default `default_points`).
+pub fn parse_intervals(text: &str, default_points: usize) -> Result<Vec<f64>, RunError> {
+    let parts: Vec<&str> = text.split(':').collect();
+    let bad = || {
+        RunError::spec(
+            "--intervals",
+            "write `LO:HI` or `LO:HI:POINTS`, e.g. `5m:4h`",
+        )
+    };
+    let (lo, hi) = match parts.as_slice() {
+        [lo, hi] | [lo, hi, _] => (duration("--intervals", lo)?, duration("--intervals", hi)?),
+        _ => return Err(bad()),
+    };
+    let n = match parts.get(2) {
+        Some(p) => p.trim().parse::<usize>().map_err(|_| bad())?,
+        None => default_points,
+    };
+    if !(lo > 0.0 && hi > lo && n >= 3) {
+        return Err(RunError::spec(
+            "--intervals",
+            "need 0 < LO < HI and at least 3 points",
+        ));
+    }
+    Ok(log_grid(lo, hi, n))
+}
+
+/// Vertex of the parabola through (ln x, y) of the best point and up to two neighbours on
+/// each side; the best grid point when the fit is not concave.
+pub fn fit_optimum(xs: &[f64], ys: &[f64]) -> f64 {
+    let Some(best) = (0..ys.len()).max_by(|&a, &b| ys[a].total_cmp(&ys[b])) else {
+        return f64::NAN;
+    };
+    let lo = best.saturating_sub(2);
+    let hi = (best + 3).min(xs.len());
+    if hi - lo < 3 {
+        return xs[best];
+    }
+    let u: Vec<f64> = xs[lo..hi].iter().map(|x| x.ln()).collect();
+    let (a, b, _) = quadratic_fit(&u, &ys[lo..hi]);
+    if a >= 0.0 {
+        return xs[best];
+    }
+    let vertex = (-b / (2.0 * a)).clamp(u[0], u[u.len() - 1]);
+    vertex.exp()
+}
+
+/// Least-squares `y = a·x² + b·x + c`.
+pub fn quadratic_fit(x: &[f64], y: &[f64]) -> (f64, f64, f64) {
+    let n = x.len() as f64;
+    let m = x.iter().sum::<f64>() / n; // centre for conditioning
+    let mut s = [0.0f64; 5];
+    let mut t = [0.0f64; 3];
+    for (&xi, &yi) in x.iter().zip(y) {
+        let d = xi - m;
+        let mut p = 1.0;
+        for (k, sk) in s.iter_mut().enumerate() {
+            *sk += p;
+            if k < 3 {
+                t[k] += p * yi;
+            }
+            p *= d;
+        }
+    }
+    // Normal equations [s4 s3 s2; s3 s2 s1; s2 s1 s0] (a b c) = (t2 t1 t0).
+    let mat = [[s[4], s[3], s[2]], [s[3], s[2], s[1]], [s[2], s[1], s[0]]];
+    let (a, b, c) = solve3(mat, [t[2], t[1], t[0]]);
+    // Undo the centring: a(x-m)² + b(x-m) + c.
+    (a, b - 2.0 * a * m, a * m * m - b * m + c)
+}
+
+fn det3(m: [[f64; 3]; 3]) -> f64 {
+    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+}
+
+fn solve3(m: [[f64; 3]; 3], r: [f64; 3]) -> (f64, f64, f64) {
+    let d = det3(m);
+    let col = |j: usize| {
+        let mut c = m;
+        for i in 0..3 {
+            c[i][j] = r[i];
+        }
+        det3(c) / d
+    };
+    (col(0), col(1), col(2))
+}
+
+/// Mean goodput of `replicas` runs at each interval (replica `r` keeps its failure times
+/// across intervals), in parallel; deterministic regardless of thread count.
+pub fn goodput_curve(
+    setup: &RunSetup,
+    src: &dyn StepTimeSource,
+    intervals: &[f64],
+    replicas: u64,
+    progress: bool,
+) -> Result<Vec<CurvePoint>, RunError> {
+    let bar = progress_bar(intervals.len() as u64 * replicas, progress);
+    let jobs: Vec<(usize, u64)> = (0..intervals.len())
+        .flat_map(|i| (0..replicas).map(move |r| (i, r)))
+        .collect();
+    let goodputs: Vec<Result<f64, RunError>> = jobs
+        .par_iter()
+        .map(|&(i, r)| {
+            let g = setup
+                .simulate_one(src, r, intervals[i], false)
+                .map(|x| x.summary.goodput);
+            bar.inc(1);
+            g
+        })
+        .collect();
+    bar.finish_and_clear();
+    let mut curve = Vec::with_capacity(intervals.len());
+    for (i, &interval_s) in intervals.iter().enumerate() {
+        let start = i * replicas as usize;
+        let gs = goodputs[start..start + replicas as usize]
+            .iter()
+            .cloned()
+            .collect::<Result<Vec<f64>, _>>()?;
+        curve.push(CurvePoint {
+            interval_s,
+            goodput: Estimate::of(&gs),
+        });
+    }
+    Ok(curve)
+}
+
+/// The whole sweep: curve, fitted optimum, Young and Daly.
+pub fn checkpoint_sweep(
+    setup: &RunSetup,
+    src: &dyn StepTimeSource,
+    intervals: &[f64],
+    replicas: u64,
+    progress: bool,
+) -> Result<CheckpointCurve, RunError> {
+    let curve = goodput_curve(setup, src, intervals, replicas.max(1), progress)?;
+    let ys: Vec<f64> = curve.iter().map(|p| p.goodput.mean).collect();
+    let (d, m) = (setup.cost.stall_s(), setup.mtbi_s());
+    Ok(CheckpointCurve {
+        optimum_interval_s: fit_optimum(intervals, &ys),
+        young_interval_s: young_interval(d, m),
+        daly_interval_s: daly_interval(d, m),
+        optimum_goodput: ys.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        mtbi_s: m,
+        checkpoint_stall_s: d,
+        replicas: replicas.max(1),
+        curve,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_and_interval_parsing() {
+        let g = parse_intervals("5m:4h", 9).unwrap();
+        assert_eq!(g.len(), 9);
+        assert!((g[0] - 300.0).abs() < 1e-9 && (g[8] - 14_400.0).abs() < 1e-6);
+        assert_eq!(parse_intervals("1m:1h:5", 9).unwrap().len(), 5);
+        assert!(parse_intervals("4h:5m", 9).is_err());
+        assert!(parse_intervals("5m", 9).is_err());
+    }
+
+    #[test]
+    fn quadratic_vertex_is_recovered() {
+        let xs = log_grid(10.0, 1000.0, 11);
+        let ys: Vec<f64> = xs
+            .iter()
+            .map(|x| 1.0 - (x.ln() - 150f64.ln()).powi(2))
+            .collect();
+        assert!((fit_optimum(&xs, &ys) / 150.0 - 1.0).abs() < 1e-9);
+    }
+}
