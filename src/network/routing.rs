@@ -7,8 +7,9 @@
 //!
 //! Inside an NVLink domain: GPU -> NVSwitch -> GPU. Across domains: GPU -> (PCIe to a shared
 //! NIC) -> NIC -> leaf -> [spine -> (core -> spine)] -> leaf -> NIC -> (PCIe) -> GPU, going as
-//! high as the lowest common ancestor of the two leaves. The spine is the destination NIC
-//! modulo the leaf's uplinks, the core the quotient modulo the spine's uplinks.
+//! high as the lowest common ancestor of the two leaves. The spine is the destination's port
+//! on its leaf modulo the leaf's uplinks, the core its position in the pod divided by the
+//! leaf's uplinks, modulo the spine's.
 
 use super::topology::Topology;
 
@@ -60,11 +61,18 @@ impl Topology {
 
     fn route_switches(&self, la: u32, lb: u32, dst_nic: u32, out: &mut Vec<u32>) {
         let f = &self.fabric;
-        let j = dst_nic % f.leaf_up;
+        // Destination's port on its leaf, then the leaf's position in its pod.
+        let port = if f.rail {
+            (dst_nic / self.nics_per_node) % f.nics_per_leaf
+        } else {
+            dst_nic % f.nics_per_leaf
+        };
+        let j = port % f.leaf_up;
         let (pa, pb) = (self.pod_of_leaf(la), self.pod_of_leaf(lb));
         out.push(Self::up(self.base_leaf_spine + la * f.leaf_up + j));
         if pa != pb {
-            let m = (dst_nic / f.leaf_up) % f.spine_up;
+            let in_pod = (lb % f.leaves_per_pod) * f.nics_per_leaf + port;
+            let m = (in_pod / f.leaf_up) % f.spine_up;
             let (sa, sb) = (pa * f.leaf_up + j, pb * f.leaf_up + j);
             out.push(Self::up(self.base_spine_core + sa * f.spine_up + m));
             out.push(Self::down(self.base_spine_core + sb * f.spine_up + m));
