@@ -18,12 +18,15 @@ struct Cli {
 enum Command {
     /// Simulate one training step (and a long run, when the scenario has `run:`).
     Run(cli::run::RunArgs),
+    /// Time one collective over a size sweep, nccl-tests style.
+    Collective(cli::collective::CollectiveArgs),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Run(a) => cli::run::run(a),
+        Command::Collective(a) => cli::collective::run(a),
     };
     if let Err(e) = result {
         eprintln!("{e}");

@@ -4,6 +4,7 @@
 //! Errors carry the exit code contract: 2 for bad input (the message names file, line,
 //! field), 1 for internal errors.
 
+pub mod collective;
 pub mod run;
 
 use std::fmt;
