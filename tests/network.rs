@@ -6,8 +6,8 @@ use clustersim::hardware::{ClusterSpec, FabricKind};
 use clustersim::network::flows::FlowSolver;
 use clustersim::network::nccl::{self, NIC_EFFICIENCY, NVLINK_EFFICIENCY, Protocol};
 use clustersim::network::{
-    AlgorithmChoice, AnalyticNetwork, Completion, FlowNetwork, Network, NetworkSettings,
-    Topology, Transfer,
+    AlgorithmChoice, AnalyticNetwork, Completion, FlowNetwork, Network, NetworkSettings, Topology,
+    Transfer,
 };
 use clustersim::schedule::{Category, Collective};
 use proptest::prelude::*;
@@ -15,7 +15,15 @@ use proptest::prelude::*;
 const GIB: u64 = 1 << 30;
 
 fn h100(nodes: u64) -> ClusterSpec {
-    cluster("h100-sxm", nodes, 8, 450.0, 400.0, FabricKind::RailOptimized, 1.0)
+    cluster(
+        "h100-sxm",
+        nodes,
+        8,
+        450.0,
+        400.0,
+        FabricKind::RailOptimized,
+        1.0,
+    )
 }
 
 fn forced(spec: &ClusterSpec, a: AlgorithmChoice) -> FlowNetwork {
@@ -60,7 +68,12 @@ fn small_messages_are_latency_bound() {
     let c = net.choice(Collective::AllReduce, 1024, &members);
     let t = net.time_alone_s(Collective::AllReduce, 1024, &members);
     assert_ne!(c.protocol, Protocol::Simple, "small messages use LL/LL128");
-    assert!(c.latency_s / t > 0.9, "latency {:.1} us of {:.1} us", c.latency_s * 1e6, t * 1e6);
+    assert!(
+        c.latency_s / t > 0.9,
+        "latency {:.1} us of {:.1} us",
+        c.latency_s * 1e6,
+        t * 1e6
+    );
     let big = net.choice(Collective::AllReduce, 4 * GIB, &members);
     assert_eq!(big.protocol, Protocol::Simple);
 }
@@ -106,7 +119,12 @@ fn two_to_one_oversubscription_halves_cross_leaf_all_reduce() {
     let s = 4 * GIB;
     let bw = |os| {
         let mut net = forced(&fabric(os), AlgorithmChoice::Ring);
-        busbw(Collective::AllReduce, s, 16, net.time_alone_s(Collective::AllReduce, s, &members))
+        busbw(
+            Collective::AllReduce,
+            s,
+            16,
+            net.time_alone_s(Collective::AllReduce, s, &members),
+        )
     };
     let (full, half) = (bw(1.0), bw(2.0));
     println!("full bisection {full:.1} GB/s, 2:1 {half:.1} GB/s");
@@ -120,7 +138,15 @@ fn two_to_one_oversubscription_halves_cross_leaf_all_reduce() {
 }
 
 fn nvl72(racks: u64) -> ClusterSpec {
-    let mut c = cluster("gb200", racks * 18, 4, 900.0, 400.0, FabricKind::RailOptimized, 1.0);
+    let mut c = cluster(
+        "gb200",
+        racks * 18,
+        4,
+        900.0,
+        400.0,
+        FabricKind::RailOptimized,
+        1.0,
+    );
     c.node.nvlink_domain = 72;
     c
 }
@@ -140,8 +166,15 @@ fn nvl72_beats_8_gpu_nodes_on_all_to_all_by_the_bandwidth_ratio() {
     let nic = 50e9 * NIC_EFFICIENCY;
     let expected = (56.0 / nic) / (63.0 / nvl);
     let ratio = t8 / t72;
-    println!("NVL72 {:.2} ms, 8-GPU nodes {:.2} ms, ratio {ratio:.2} (bandwidth ratio {expected:.2})", t72 * 1e3, t8 * 1e3);
-    assert!((ratio / expected - 1.0).abs() < 0.05, "{ratio} vs {expected}");
+    println!(
+        "NVL72 {:.2} ms, 8-GPU nodes {:.2} ms, ratio {ratio:.2} (bandwidth ratio {expected:.2})",
+        t72 * 1e3,
+        t8 * 1e3
+    );
+    assert!(
+        (ratio / expected - 1.0).abs() < 0.05,
+        "{ratio} vs {expected}"
+    );
 }
 
 #[test]
@@ -150,7 +183,11 @@ fn fast_mode_agrees_with_detailed_mode_without_contention() {
     let cases: Vec<(ClusterSpec, Collective, Vec<u32>)> = vec![
         (h100(1), Collective::AllReduce, (0..8).collect()),
         (h100(16), Collective::AllReduce, (0..128).collect()),
-        (h100(16), Collective::AllReduce, (0..16).map(|i| i * 8).collect()),
+        (
+            h100(16),
+            Collective::AllReduce,
+            (0..16).map(|i| i * 8).collect(),
+        ),
         (h100(4), Collective::AllGather, (0..32).collect()),
         (h100(4), Collective::ReduceScatter, (0..32).collect()),
         (h100(8), Collective::AllToAll, (0..64).collect()),
@@ -176,7 +213,15 @@ fn fast_mode_agrees_with_detailed_mode_without_contention() {
 
 #[test]
 fn topology_builds_for_131072_gpus_compactly() {
-    let mut spec = cluster("h100-sxm", 16384, 8, 450.0, 400.0, FabricKind::ClosPods, 1.0);
+    let mut spec = cluster(
+        "h100-sxm",
+        16384,
+        8,
+        450.0,
+        400.0,
+        FabricKind::ClosPods,
+        1.0,
+    );
     spec.fabric.pod_gpus = Some(3072);
     spec.fabric.pod_oversubscription = 7.0;
     spec.fabric.tiers = 3;
@@ -194,7 +239,11 @@ fn topology_builds_for_131072_gpus_compactly() {
     assert!(topo.links() < 2_000_000);
     let mut path = Vec::new();
     topo.route(0, 131071, &mut path);
-    assert_eq!(path.len(), 6, "NIC, leaf, spine, core, spine, leaf: {path:?}");
+    assert_eq!(
+        path.len(),
+        6,
+        "NIC, leaf, spine, core, spine, leaf: {path:?}"
+    );
     // Crossing pods costs a 1:7 tier: cross-pod all-reduce bandwidth drops accordingly.
     let g = topo.graph();
     assert_eq!(g.edge_count(), topo.links());
@@ -235,8 +284,8 @@ proptest! {
                 load[l as usize] += r;
             }
         }
-        for l in 0..n {
-            prop_assert!(load[l] <= s.capacity(l as u32) * (1.0 + 1e-9), "link {l} over capacity");
+        for (l, &used) in load.iter().enumerate() {
+            prop_assert!(used <= s.capacity(l as u32) * (1.0 + 1e-9), "link {l} over capacity");
         }
         // Max-min: every flow is bottlenecked on a saturated link where it has the top rate.
         for (id, path) in &ids {
@@ -274,4 +323,48 @@ proptest! {
         let t1 = FlowNetwork::new(&faster, NetworkSettings::default()).time_alone_s(coll, bytes, &members);
         prop_assert!(t1 <= t0 * (1.0 + 1e-6), "{coll:?} {bytes} B: {t1} > {t0}");
     }
+}
+
+#[test]
+fn step_traffic_is_recorded_per_link() {
+    use clustersim::fixtures::toy_scenario;
+    use clustersim::sim::{StepOptions, simulate_step_on};
+    let s = toy_scenario(8, 2, 4, 8, 16);
+    let mut net = FlowNetwork::new(&s.cluster, NetworkSettings::default());
+    let r = simulate_step_on(&s, &StepOptions::default(), &mut net).unwrap();
+    let fast = clustersim::sim::simulate_step(&s, &StepOptions::default()).unwrap();
+    let (td, tf) = (r.metrics.step_time_s, fast.metrics.step_time_s);
+    println!("toy step: detailed {td:.4} s, fast {tf:.4} s");
+    assert!((td / tf - 1.0).abs() < 0.10, "detailed {td} vs fast {tf}");
+    let step = r.replay.step_time;
+    net.finish_accounting(step);
+    let mut csv = Vec::new();
+    net.write_links_csv(step, &mut csv).unwrap();
+    let text = String::from_utf8(csv).unwrap();
+    assert!(
+        text.starts_with("id,kind,src,dst,capacity_gbs,bytes,busy_fraction,utilization,peak_flows")
+    );
+    assert!(
+        text.lines().count() > 64,
+        "NVLink and NIC links carried traffic"
+    );
+    assert!(text.contains(",nvlink,gpu:0,domain:0,"));
+    assert!(
+        text.contains(",nic-leaf,"),
+        "PP/DP traffic crossed the fabric"
+    );
+    for line in text.lines().skip(1) {
+        let busy: f64 = line.split(',').nth(6).unwrap().parse().unwrap();
+        assert!((0.0..=1.0).contains(&busy));
+    }
+    let m = net.utilization_matrix(step, 16);
+    assert!(m.iter().any(|(_, row)| row.iter().any(|&u| u > 0.0)));
+    let mut buf = vec![0u8; 200 * 100 * 3];
+    {
+        use plotters::prelude::*;
+        let area = BitMapBackend::with_buffer(&mut buf, (200, 100)).into_drawing_area();
+        clustersim::network::heatmap::draw_heatmap(&area, &m).unwrap();
+        area.present().unwrap();
+    }
+    assert!(buf.iter().any(|&b| b != 255), "heat map drew something");
 }

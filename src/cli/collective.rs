@@ -113,7 +113,13 @@ pub fn run(args: &CollectiveArgs) -> CliResult {
             args.topology.display()
         )));
     }
-    let rows = sweep(&cluster, op, args.gpus, parse_sizes(&args.sizes)?, algorithm);
+    let rows = sweep(
+        &cluster,
+        op,
+        args.gpus,
+        parse_sizes(&args.sizes)?,
+        algorithm,
+    );
     print_table(&cluster.name, &args.op, args.gpus, &rows);
     if let Some(dir) = &args.out {
         write_csv(dir, &rows).map_err(|e| CliError::internal(format!("{}: {e}", dir.display())))?;
@@ -246,10 +252,27 @@ mod tests {
 
     #[test]
     fn sweep_doubles_sizes_and_reports_busbw() {
-        let c = cluster("h100-sxm", 2, 8, 450.0, 400.0, FabricKind::RailOptimized, 1.0);
-        let rows = sweep(&c, Collective::AllReduce, 16, (1024, 1 << 30), AlgorithmChoice::Auto);
+        let c = cluster(
+            "h100-sxm",
+            2,
+            8,
+            450.0,
+            400.0,
+            FabricKind::RailOptimized,
+            1.0,
+        );
+        let rows = sweep(
+            &c,
+            Collective::AllReduce,
+            16,
+            (1024, 1 << 30),
+            AlgorithmChoice::Auto,
+        );
         assert_eq!(rows.len(), 21);
-        assert!(rows.windows(2).all(|w| w[1].size_bytes == 2 * w[0].size_bytes));
+        assert!(
+            rows.windows(2)
+                .all(|w| w[1].size_bytes == 2 * w[0].size_bytes)
+        );
         let last = rows.last().unwrap();
         assert!((last.busbw_gbs / last.algbw_gbs - 2.0 * 15.0 / 16.0).abs() < 1e-9);
         assert!(rows[0].time_us < rows.last().unwrap().time_us);

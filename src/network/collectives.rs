@@ -174,7 +174,8 @@ impl Planner {
                 (c.algorithm, c.protocol)
             }
         };
-        let latency_s = nccl::latency_s(alg, proto, coll, &shape, topo.hop_latency_s).unwrap_or(0.0);
+        let latency_s =
+            nccl::latency_s(alg, proto, coll, &shape, topo.hop_latency_s).unwrap_or(0.0);
         let bw_factor = nccl::bw_factor(alg, proto, coll, &shape);
         self.build(topo, alg, coll, bytes as f64, members, out);
         for f in &mut out.flows {

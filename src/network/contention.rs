@@ -16,7 +16,7 @@ use std::collections::BinaryHeap;
 use super::collectives::{FlowPlan, Planner};
 use super::flows::{FlowSolver, LinkCounters};
 use super::nccl::{Algorithm, AlgorithmChoice, Choice};
-use super::topology::Topology;
+use super::topology::{LinkKind, Topology};
 use super::{Completion, Network, Transfer};
 use crate::hardware::ClusterSpec;
 use crate::schedule::Collective;
@@ -98,6 +98,17 @@ impl FlowNetwork {
     /// Closes busy intervals at `now` (call once when the step ends, before reporting).
     pub fn finish_accounting(&mut self, now: Nanos) {
         self.solver.finish_accounting(now);
+    }
+
+    /// Writes `links.csv` for a step of length `step` (see [`super::links`]).
+    pub fn write_links_csv(&self, step: Nanos, w: impl std::io::Write) -> std::io::Result<()> {
+        super::links::write_links_csv(&self.topo, &self.solver.counters, step, w)
+    }
+
+    /// Mean utilization per link kind and position, for the heat map
+    /// ([`super::heatmap::draw_heatmap`]).
+    pub fn utilization_matrix(&self, step: Nanos, cols: usize) -> Vec<(LinkKind, Vec<f64>)> {
+        super::links::utilization_matrix(&self.topo, &self.solver.counters, step, cols)
     }
 
     /// The (algorithm, protocol, latency) the planner picks for a collective, without

@@ -298,7 +298,8 @@ impl FlowSolver {
             self.link_ver[li] = self.link_ver[li].wrapping_add(1);
             if self.unfrozen[li] > 0 {
                 let share = self.rem[li] / self.unfrozen[li] as f64;
-                self.fill.push(Reverse((share.to_bits(), l, self.link_ver[li])));
+                self.fill
+                    .push(Reverse((share.to_bits(), l, self.link_ver[li])));
             }
         }
         let e = self.epoch;

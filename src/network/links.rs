@@ -89,7 +89,9 @@ pub fn utilization_matrix(
     let cols = cols.max(1);
     let mut rows = Vec::new();
     for kind in LinkKind::ALL {
-        let ids: Vec<usize> = (0..topo.links()).filter(|&l| topo.kind[l] == kind).collect();
+        let ids: Vec<usize> = (0..topo.links())
+            .filter(|&l| topo.kind[l] == kind)
+            .collect();
         if ids.is_empty() {
             continue;
         }

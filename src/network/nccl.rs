@@ -179,18 +179,26 @@ pub fn latency_s(
             (true, true) => HW_LAT_PCI_RING[pi],
             (true, false) => HW_LAT_PCI_TREE[pi],
         };
-        if multi && p == Protocol::Ll { t * 1.8 } else { t }
+        if multi && p == Protocol::Ll {
+            t * 1.8
+        } else {
+            t
+        }
     };
     let us = match alg {
         Algorithm::Ring | Algorithm::Hierarchical => {
-            let passes = if coll == Collective::AllReduce { 2.0 } else { 1.0 };
+            let passes = if coll == Collective::AllReduce {
+                2.0
+            } else {
+                1.0
+            };
             let steps = passes * (n - 1.0);
             let inter_steps = passes * (nodes - 1.0);
             let inter = HW_LAT_NET_RING[pi] + net_hops_us;
             BASE_LAT_RING[pi] + (steps - inter_steps) * intra(true) + inter_steps * inter
         }
         Algorithm::Tree => {
-            if coll != Collective::AllReduce || p == Protocol::Simple && !multi {
+            if coll != Collective::AllReduce {
                 return None;
             }
             let g = s.per_domain as f64;
@@ -218,7 +226,11 @@ pub fn latency_s(
             } else {
                 intra(true)
             };
-            let peers = if alg == Algorithm::Direct { n - 1.0 } else { 1.0 };
+            let peers = if alg == Algorithm::Direct {
+                n - 1.0
+            } else {
+                1.0
+            };
             BASE_LAT_RING[2] + hw + peers * P2P_PER_PEER_US
         }
     };

@@ -142,9 +142,11 @@ pub struct Topology {
 /// GPUs able to reduce inside the NVSwitch (NVLink SHARP): Hopper and Blackwell.
 pub fn gpu_supports_nvls(gpu_name: &str) -> bool {
     let n = gpu_name.to_ascii_lowercase();
-    ["h100", "h200", "h800", "gh200", "b200", "b300", "gb200", "gb300"]
-        .iter()
-        .any(|p| n.starts_with(p))
+    [
+        "h100", "h200", "h800", "gh200", "b200", "b300", "gb200", "gb300",
+    ]
+    .iter()
+    .any(|p| n.starts_with(p))
 }
 
 struct Builder {
@@ -213,7 +215,10 @@ impl Topology {
             ends: Vec::with_capacity(2 * pairs),
         };
         let (scale_up, kind) = if c.node.nvlink_gbs > 0.0 {
-            (c.node.nvlink_gbs * 1e9 * NVLINK_EFFICIENCY, LinkKind::NvLink)
+            (
+                c.node.nvlink_gbs * 1e9 * NVLINK_EFFICIENCY,
+                LinkKind::NvLink,
+            )
         } else {
             (c.node.pcie_gbs * 1e9 * PCIE_EFFICIENCY, LinkKind::Pcie)
         };
@@ -230,7 +235,12 @@ impl Topology {
         self.base_nic_leaf = b.pairs();
         let port = c.node.nic_gbps * 1e9 / 8.0 * NIC_EFFICIENCY;
         for n in 0..f.nics {
-            b.cable(self.v_nic(n), self.v_leaf(self.leaf_of_nic(n)), port, LinkKind::NicLeaf);
+            b.cable(
+                self.v_nic(n),
+                self.v_leaf(self.leaf_of_nic(n)),
+                port,
+                LinkKind::NicLeaf,
+            );
         }
         self.base_leaf_spine = b.pairs();
         let os = c.fabric.oversubscription.max(1.0);
@@ -238,7 +248,12 @@ impl Topology {
         for leaf in 0..f.leaves {
             for j in 0..f.leaf_up {
                 let spine = (leaf / f.leaves_per_pod) * f.leaf_up + j;
-                b.cable(self.v_leaf(leaf), self.v_spine(spine), leaf_up_cap, LinkKind::LeafSpine);
+                b.cable(
+                    self.v_leaf(leaf),
+                    self.v_spine(spine),
+                    leaf_up_cap,
+                    LinkKind::LeafSpine,
+                );
             }
         }
         self.base_spine_core = b.pairs();
@@ -248,12 +263,16 @@ impl Topology {
             c.fabric.spine_oversubscription
         }
         .max(1.0);
-        let spine_up_cap =
-            f.leaves_per_pod as f64 * leaf_up_cap / os2 / f.spine_up.max(1) as f64;
+        let spine_up_cap = f.leaves_per_pod as f64 * leaf_up_cap / os2 / f.spine_up.max(1) as f64;
         for spine in 0..f.spines() {
             for m in 0..f.spine_up {
                 let core = (spine % f.leaf_up) * f.spine_up + m;
-                b.cable(self.v_spine(spine), self.v_core(core), spine_up_cap, LinkKind::SpineCore);
+                b.cable(
+                    self.v_spine(spine),
+                    self.v_core(core),
+                    spine_up_cap,
+                    LinkKind::SpineCore,
+                );
             }
         }
         self.cap = b.cap;
@@ -370,7 +389,11 @@ impl Topology {
             g.add_node(self.vertex_kind(v));
         }
         for (i, &(a, b)) in self.ends.iter().enumerate() {
-            g.add_edge(NodeIndex::new(a as usize), NodeIndex::new(b as usize), i as u32);
+            g.add_edge(
+                NodeIndex::new(a as usize),
+                NodeIndex::new(b as usize),
+                i as u32,
+            );
         }
         g
     }
