@@ -22,6 +22,8 @@ enum Command {
     Validate(cli::validate::ValidateArgs),
     /// Goodput against checkpoint interval: simulated optimum vs Young and Daly.
     Checkpoint(cli::checkpoint::CheckpointArgs),
+    /// Time one collective over a size sweep, nccl-tests style.
+    Collective(cli::collective::CollectiveArgs),
 }
 
 fn main() {
@@ -30,6 +32,7 @@ fn main() {
         Command::Run(a) => cli::run::run(a),
         Command::Validate(a) => cli::validate::run(a),
         Command::Checkpoint(a) => cli::checkpoint::run(a),
+        Command::Collective(a) => cli::collective::run(a),
     };
     if let Err(e) = result {
         eprintln!("{e}");

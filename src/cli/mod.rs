@@ -5,6 +5,7 @@
 //! field), 1 for internal errors.
 
 pub mod checkpoint;
+pub mod collective;
 pub mod run;
 pub mod validate;
 

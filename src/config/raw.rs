@@ -210,6 +210,7 @@ pub struct RawFabric {
     pub pod_gpus: Option<u64>,
     pub pod_oversubscription: Option<f64>,
     pub switch_radix: Option<u64>,
+    pub spine_oversubscription: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

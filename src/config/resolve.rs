@@ -182,7 +182,7 @@ fn outputs(o: RawOutputs, root: &Node) -> Result<OutputsSpec, ConfigError> {
     })
 }
 
-fn cluster(t: RawTopology) -> ClusterSpec {
+pub(crate) fn cluster(t: RawTopology) -> ClusterSpec {
     let gpu_pcie = t.gpu.pcie_gbs;
     let gpu = gpu(t.gpu);
     let node = NodeSpec {
@@ -244,6 +244,7 @@ fn fabric(f: RawFabric) -> FabricSpec {
         pod_gpus: f.pod_gpus,
         pod_oversubscription: f.pod_oversubscription.unwrap_or(1.0),
         switch_radix: f.switch_radix.unwrap_or(64),
+        spine_oversubscription: f.spine_oversubscription.unwrap_or(1.0),
     }
 }
 

@@ -5,6 +5,9 @@
 //! cache-friendly bucket vectors and no per-event allocation once buckets have grown.
 //! Ties pop in an unspecified but deterministic order (same pushes, same pops).
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use crate::units::Nanos;
 
 const BUCKETS: usize = 65;
@@ -14,6 +17,11 @@ pub struct RadixHeap {
     last: Nanos,
     len: usize,
     buckets: Vec<Vec<(Nanos, u64)>>,
+    /// Last key actually popped (`last` may run ahead of it after a peek re-buckets).
+    popped: Nanos,
+    /// Keys pushed below `last` after a peek moved it (a network event earlier than the
+    /// peeked minimum scheduled work): still >= `popped`, kept in order here.
+    early: BinaryHeap<Reverse<(Nanos, u64)>>,
 }
 
 impl Default for RadixHeap {
@@ -32,6 +40,8 @@ impl RadixHeap {
         RadixHeap {
             last: 0,
             len: 0,
+            popped: 0,
+            early: BinaryHeap::new(),
             buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
         }
     }
@@ -47,10 +57,13 @@ impl RadixHeap {
     /// Pushes an event. `key` must not be earlier than the last popped key.
     #[inline]
     pub fn push(&mut self, key: Nanos, value: u64) {
-        debug_assert!(key >= self.last, "event scheduled in the past");
-        let key = key.max(self.last);
-        self.buckets[bucket_of(key, self.last)].push((key, value));
+        debug_assert!(key >= self.popped, "event scheduled in the past");
         self.len += 1;
+        if key < self.last {
+            self.early.push(Reverse((key.max(self.popped), value)));
+            return;
+        }
+        self.buckets[bucket_of(key, self.last)].push((key, value));
     }
 
     /// Smallest key without removing it.
@@ -58,8 +71,15 @@ impl RadixHeap {
         if self.len == 0 {
             return None;
         }
-        self.refill();
-        self.buckets[0].last().map(|&(k, _)| k)
+        let early = self.early.peek().map(|Reverse((k, _))| *k);
+        if self.len > self.early.len() {
+            self.refill();
+        }
+        let bucket = self.buckets[0].last().map(|&(k, _)| k);
+        match (early, bucket) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     #[inline]
@@ -67,10 +87,18 @@ impl RadixHeap {
         if self.len == 0 {
             return None;
         }
-        self.refill();
-        let item = self.buckets[0].pop();
-        if item.is_some() {
+        if self.len > self.early.len() {
+            self.refill();
+        }
+        let early = self.early.peek().map(|Reverse((k, _))| *k);
+        let bucket = self.buckets[0].last().map(|&(k, _)| k);
+        let item = match (early, bucket) {
+            (Some(a), b) if b.is_none_or(|b| a <= b) => self.early.pop().map(|Reverse(e)| e),
+            _ => self.buckets[0].pop(),
+        };
+        if let Some((k, _)) = item {
             self.len -= 1;
+            self.popped = k;
         }
         item
     }
@@ -108,6 +136,10 @@ mod tests {
             let mut reference = std::collections::BinaryHeap::new();
             let mut now = 0;
             for (delta, pop) in ops {
+                if delta % 7 == 0 {
+                    // Peeking must not forbid pushes between the last pop and the minimum.
+                    let _ = h.peek_key();
+                }
                 if pop {
                     let a = h.pop();
                     let b = reference.pop().map(|std::cmp::Reverse(k)| k);

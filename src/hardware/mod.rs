@@ -136,6 +136,14 @@ pub struct FabricSpec {
     pub pod_oversubscription: f64,
     /// Ports per switch (radix); decides how many nodes share a leaf.
     pub switch_radix: u64,
+    /// Downlink : uplink bandwidth ratio at the spine, for 3-tier fabrics other than
+    /// `clos-pods` (which use `pod_oversubscription`). 1.0 = full bisection.
+    #[serde(default = "one")]
+    pub spine_oversubscription: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,56 +1,63 @@
 //! Closed-form collective times without contention (the "fast mode").
 //!
-//! Hierarchical alpha-beta model: a group of `n` ranks on `N` nodes with `g` ranks per node
-//! moves `(g-1)/g` of the buffer over NVLink and `(N-1)/N` of `S/g` per GPU over its NIC,
-//! once for reduce-scatter / all-gather and twice for all-reduce (NVIDIA/nccl-tests
-//! doc/PERFORMANCE.md; reference.md "Collectives"). Latency is paid per ring step.
+//! Same algorithms, protocols, latencies and calibrated efficiencies as the detailed
+//! [`super::FlowNetwork`] ([`super::nccl`]), but the bandwidth term is a formula of the
+//! group's shape instead of flows on a topology: a group of `n` ranks on `N` NVLink domains
+//! with `g` per domain moves its in-domain share over NVLink (or PCIe) and `1/g` of the
+//! ring traffic per GPU over its NIC, phases pipelined as NCCL's channels are (the slower
+//! side sets the pace). Crossing leaves divides NIC bandwidth by the leaf oversubscription,
+//! crossing pods by the pod's. Agrees with the detailed mode within a few percent when there
+//! is no contention (see the tests).
 
+use super::nccl::{self, Algorithm, AlgorithmChoice, NIC_EFFICIENCY, Shape};
+use super::topology::Topology;
 use super::{Completion, Network, Transfer};
 use crate::faults::LinkFaults;
-use crate::hardware::ClusterSpec;
+use crate::hardware::{ClusterSpec, FabricKind};
 use crate::schedule::Collective;
 use crate::units::{Nanos, secs_to_ns};
 
-/// Fraction of NVLink line rate a ring reaches: 370 GB/s busbw of 450 GB/s on an H100 node
-/// (calibration/nccl-busbw.csv, ring row).
-pub const NVLINK_EFFICIENCY: f64 = 370.0 / 450.0;
-/// Fraction of NIC line rate reached: 47 GB/s per 400 Gb/s NDR NIC (calibration).
-pub const NIC_EFFICIENCY: f64 = 47.0 / 50.0;
-/// Per-step latency of a collective inside an NVSwitch domain, seconds.
-pub const INTRA_STEP_LATENCY_S: f64 = 3.0e-6;
-/// Software part of a per-step latency across nodes, seconds (hops add the fabric's).
-pub const INTER_STEP_SOFTWARE_S: f64 = 5.0e-6;
+pub use super::nccl::NVLINK_EFFICIENCY;
 
 #[derive(Debug, Clone)]
 pub struct AnalyticNetwork {
-    gpus_per_domain: u32,
+    topo: Topology,
     intra_bps: f64,
     nic_bps: f64,
-    intra_alpha: f64,
-    inter_alpha: f64,
-    /// Cross-leaf bandwidth divisor for groups spanning more nodes than one leaf serves.
-    oversubscription: f64,
-    nodes_per_leaf: u32,
-    /// Degraded links: a collective runs at its slowest member's link rate.
+    leaf_os: f64,
+    pod_os: f64,
+    algorithm: AlgorithmChoice,
+    sorted: Vec<u32>,
+    /// Degraded links: a collective runs at its slowest member's link rates.
     link_faults: LinkFaults,
+    /// `(nvlink, nic)` bandwidth factors of the collective being timed.
+    factors: (f64, f64),
 }
 
 impl AnalyticNetwork {
     pub fn new(cluster: &ClusterSpec) -> Self {
-        let domain = cluster.node.nvlink_domain.max(1) as u32;
-        let gpus_per_node = cluster.node.gpus.max(1);
-        let down_ports = (cluster.fabric.switch_radix / 2).max(1);
-        let nics_per_rail =
-            (cluster.node.nics / gpus_per_node.min(cluster.node.nics).max(1)).max(1);
+        Self::with_algorithm(cluster, AlgorithmChoice::Auto)
+    }
+
+    pub fn with_algorithm(cluster: &ClusterSpec, algorithm: AlgorithmChoice) -> Self {
+        let topo = Topology::new(cluster);
+        let intra_bps = topo.cap.first().copied().unwrap_or(1.0);
+        let nic_bps = cluster.nic_bytes_per_gpu() * NIC_EFFICIENCY;
+        let pod_os = if cluster.fabric.kind == FabricKind::ClosPods {
+            cluster.fabric.pod_oversubscription
+        } else {
+            cluster.fabric.spine_oversubscription
+        };
         AnalyticNetwork {
-            gpus_per_domain: domain,
-            intra_bps: cluster.intra_node_bytes_per_gpu() * NVLINK_EFFICIENCY,
-            nic_bps: cluster.nic_bytes_per_gpu() * NIC_EFFICIENCY,
-            intra_alpha: INTRA_STEP_LATENCY_S,
-            inter_alpha: INTER_STEP_SOFTWARE_S + 2.0 * cluster.fabric.hop_latency_us * 1e-6,
-            oversubscription: cluster.fabric.oversubscription.max(1.0),
-            nodes_per_leaf: (down_ports / nics_per_rail).max(1) as u32,
+            topo,
+            intra_bps,
+            nic_bps: nic_bps.max(1.0),
+            leaf_os: cluster.fabric.oversubscription.max(1.0),
+            pod_os: pod_os.max(1.0),
+            algorithm,
+            sorted: Vec::new(),
             link_faults: LinkFaults::none(),
+            factors: (1.0, 1.0),
         }
     }
 
@@ -60,83 +67,103 @@ impl AnalyticNetwork {
         self
     }
 
-    /// Nodes (NVLink domains) spanned and the largest number of members in one of them.
-    fn shape(&self, members: &[u32]) -> (u32, u32) {
-        let mut domains = 0u32;
-        let mut max_per = 0u32;
-        let mut last = u32::MAX;
-        let mut run = 0u32;
-        // Members come in rank order or strided order; count runs of equal domains and
-        // distinct domains assuming sorted-by-domain layouts, falling back to a sort.
-        let sorted = members
-            .windows(2)
-            .all(|w| w[0] / self.gpus_per_domain <= w[1] / self.gpus_per_domain);
-        let mut buf;
-        let ms: &[u32] = if sorted {
-            members
-        } else {
-            buf = members.to_vec();
-            buf.sort_unstable();
-            &buf
-        };
-        for &m in ms {
-            let d = m / self.gpus_per_domain;
-            if d != last {
+    /// Shape of a group: domains spanned, most members in one, switch hops between domains.
+    fn shape(&mut self, members: &[u32]) -> Shape {
+        let ds = self.topo.domain_size;
+        self.sorted.clear();
+        self.sorted.extend_from_slice(members);
+        if !self.sorted.windows(2).all(|w| w[0] / ds <= w[1] / ds) {
+            self.sorted.sort_unstable_by_key(|&m| (m / ds, m));
+        }
+        let (mut domains, mut per, mut run, mut last) = (0u32, 0u32, 0u32, u32::MAX);
+        for &m in &self.sorted {
+            if m / ds != last {
                 domains += 1;
-                last = d;
+                last = m / ds;
                 run = 0;
             }
             run += 1;
-            max_per = max_per.max(run);
+            per = per.max(run);
         }
-        (domains, max_per)
+        let first = self.sorted.first().copied().unwrap_or(0);
+        let hops = if domains > 1 {
+            self.sorted
+                .iter()
+                .map(|&m| self.topo.switch_hops(first, m))
+                .max()
+                .unwrap_or(1)
+        } else {
+            1
+        };
+        Shape {
+            n: members.len() as u32,
+            domains,
+            per_domain: per,
+            pcie: !self.topo.nvlink,
+            nvls: self.topo.nvls,
+            hops,
+        }
     }
 
-    /// Seconds for a collective over `members` moving `bytes` (nccl-tests' size convention).
-    pub fn collective_time_s(&self, collective: Collective, bytes: u64, members: &[u32]) -> f64 {
-        let n = members.len() as f64;
-        if n <= 1.0 {
-            return 0.0;
-        }
-        let s = bytes as f64;
-        let (domains, per) = self.shape(members);
-        let (nodes, g) = (domains as f64, per as f64);
-        let (nvl_factor, nic_factor) = self.link_faults.slowest(members);
-        let intra_bps = self.intra_bps * nvl_factor;
+    /// Contention-free time of an algorithm's traffic at full link capacity, seconds.
+    fn unit_time(&self, alg: Algorithm, coll: Collective, s: f64, sh: &Shape) -> f64 {
+        let (n, nd, g) = (sh.n as f64, sh.domains as f64, sh.per_domain as f64);
+        let (nvl_factor, nic_factor) = self.factors;
         let nic = nic_factor
-            * if domains > self.nodes_per_leaf {
-                self.nic_bps / self.oversubscription
-            } else {
-                self.nic_bps
+            * match sh.hops {
+                0..=1 => self.nic_bps,
+                2..=3 => self.nic_bps / self.leaf_os,
+                _ => self.nic_bps / (self.leaf_os * self.pod_os),
             };
-        match collective {
-            Collective::SendRecv => {
-                if nodes <= 1.0 {
-                    s / intra_bps + self.intra_alpha
-                } else {
-                    s / nic + self.inter_alpha
-                }
+        let intra = self.intra_bps * nvl_factor;
+        let e = nccl::busbw_factor(coll, sh.n) * s;
+        let multi = sh.domains > 1;
+        match alg {
+            Algorithm::Ring if !multi => e / intra,
+            Algorithm::Ring => (e * (g - 1.0) / g / intra).max(e / g / nic),
+            Algorithm::Hierarchical => {
+                (2.0 * (g - 1.0) / g * s / intra).max(2.0 * (nd - 1.0) / nd * s / g / nic)
             }
-            Collective::AllToAll => {
-                let intra = (g - 1.0) / n * s / intra_bps;
-                let inter = (n - g) / n * s / nic;
-                intra + inter + self.intra_alpha + if nodes > 1.0 { self.inter_alpha } else { 0.0 }
+            Algorithm::Tree => {
+                let chain = if g >= 3.0 { 2.0 * s } else { (g - 1.0) * s };
+                let rails = if nd >= 3.0 { 2.0 * s / g } else { s / g };
+                (chain / intra).max(rails / nic)
             }
-            Collective::AllReduce | Collective::AllGather | Collective::ReduceScatter => {
-                let passes = if collective == Collective::AllReduce {
-                    2.0
-                } else {
-                    1.0
-                };
-                let intra = (g - 1.0) / g * s / intra_bps + (g - 1.0) * self.intra_alpha;
-                let inter = if nodes > 1.0 {
-                    (nodes - 1.0) / nodes * s / (g * nic) + (nodes - 1.0) * self.inter_alpha
+            Algorithm::Nvls | Algorithm::NvlsTree => {
+                let rails = if multi {
+                    2.0 * (nd - 1.0) / nd * s / g / nic
                 } else {
                     0.0
                 };
-                passes * (intra + inter)
+                (s / intra).max(rails)
             }
+            Algorithm::Direct => ((g - 1.0) * s / n / intra).max((n - g) * s / n / nic),
+            Algorithm::P2p => s / if multi { nic } else { intra },
         }
+    }
+
+    /// Seconds for a collective over `members` moving `bytes` (nccl-tests' size convention).
+    pub fn collective_time_s(
+        &mut self,
+        collective: Collective,
+        bytes: u64,
+        members: &[u32],
+    ) -> f64 {
+        if members.len() < 2 || bytes == 0 {
+            return 0.0;
+        }
+        let sh = self.shape(members);
+        self.factors = if self.link_faults.is_empty() {
+            (1.0, 1.0)
+        } else {
+            self.link_faults.slowest(members)
+        };
+        let s = bytes as f64;
+        let hop = self.topo.hop_latency_s;
+        let c = nccl::choose(collective, &sh, self.algorithm, hop, |alg| {
+            self.unit_time(alg, collective, s, &sh)
+        });
+        c.latency_s + self.unit_time(c.algorithm, collective, s, &sh) / c.bw_factor
     }
 }
 

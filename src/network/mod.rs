@@ -4,11 +4,26 @@
 //! The engine hands a ready collective (all members arrived) to a [`Network`] as a
 //! [`Transfer`]; the network answers with its completion time, or later through
 //! [`Network::advance`] when concurrent traffic shares links. [`analytic`] is the
-//! closed-form, contention-free model (alpha-beta per algorithm, as nccl-tests reports it).
+//! closed-form, contention-free model (alpha-beta per algorithm, as nccl-tests reports it);
+//! [`contention::FlowNetwork`] is the detailed model: collectives decomposed into flows
+//! ([`collectives`]) over routed paths ([`topology`], [`routing`]) sharing links max-min
+//! fairly ([`flows`]), with NCCL's algorithm and protocol choice ([`nccl`]) and per-link
+//! statistics ([`links`], [`heatmap`]).
 
 pub mod analytic;
+pub mod collectives;
+pub mod contention;
+pub mod flows;
+pub mod heatmap;
+pub mod links;
+pub mod nccl;
+pub mod routing;
+pub mod topology;
 
 pub use analytic::AnalyticNetwork;
+pub use contention::{FlowNetwork, NetworkSettings};
+pub use nccl::{Algorithm, AlgorithmChoice, Protocol};
+pub use topology::Topology;
 
 use crate::schedule::{Category, Collective};
 use crate::units::Nanos;

@@ -1,0 +1,76 @@
+//! One training step of Llama-3-405B on 16,384 H100s (TP8 PP16 DP128, seq 8192, global
+//! batch 2048) replayed over the contention network, and over the analytic fast mode for
+//! comparison. Prints wall times and step times. Run: `cargo bench --bench llama405b_step`.
+
+use std::time::Instant;
+
+use clustersim::fixtures::toy_scenario;
+use clustersim::model::{FfnKind, ModelSpec};
+use clustersim::network::{AnalyticNetwork, FlowNetwork, NetworkSettings};
+use clustersim::plan::Recompute;
+use clustersim::sim::{StepOptions, simulate_step_on};
+
+/// CPU seconds this process has used (Linux `/proc/self/stat` utime + stime, 100 Hz
+/// ticks): wall time is unreliable on a shared machine.
+fn cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
+fn main() {
+    let mut s = toy_scenario(8, 16, 128, 126, 2048);
+    s.name = "llama3-405b-16k".into();
+    s.model = ModelSpec {
+        name: "llama3-405b".into(),
+        layers: 126,
+        hidden: 16384,
+        heads: 128,
+        kv_heads: 8,
+        ffn_hidden: 53248,
+        ffn: FfnKind::Swiglu,
+        vocab: 128256,
+        moe: None,
+        tied_embeddings: false,
+    };
+    s.training.seq_len = 8192;
+    s.training.recompute = Recompute::Selective;
+    s.cluster.nodes = 2048;
+    s.cluster.name = "dgx-h100-16k".into();
+    let opts = StepOptions::default();
+
+    let (t, c0) = (Instant::now(), cpu_s());
+    let mut fast = AnalyticNetwork::new(&s.cluster);
+    let r = simulate_step_on(&s, &opts, &mut fast).expect("fast mode");
+    println!(
+        "analytic network: step {:.3} s, MFU {:.1} %, {} events; wall {:.2} s, cpu {:.2} s",
+        r.metrics.step_time_s,
+        r.metrics.mfu * 100.0,
+        r.metrics.events,
+        t.elapsed().as_secs_f64(),
+        cpu_s() - c0
+    );
+
+    let (t, c0) = (Instant::now(), cpu_s());
+    let mut net = FlowNetwork::new(&s.cluster, NetworkSettings::default());
+    let built = t.elapsed();
+    let r = simulate_step_on(&s, &opts, &mut net).expect("detailed mode");
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = cpu_s() - c0;
+    let counts: Vec<String> = clustersim::network::contention::ALGORITHMS
+        .iter()
+        .zip(net.algorithm_counts)
+        .filter(|(_, n)| *n > 0)
+        .map(|(a, n)| format!("{}={n}", a.label()))
+        .collect();
+    println!(
+        "contention network: step {:.3} s, MFU {:.1} %, {} events, collectives [{}]; wall {wall:.2} s, cpu {cpu:.2} s (topology {:.0} ms)",
+        r.metrics.step_time_s,
+        r.metrics.mfu * 100.0,
+        r.metrics.events,
+        counts.join(" "),
+        built.as_secs_f64() * 1e3
+    );
+}

@@ -1,0 +1,363 @@
+//! Collective algorithms decomposed into flows over routed paths.
+//!
+//! Owns: turning (collective, bytes, members, algorithm) into a [`FlowPlan`]: a handful of
+//! flows, each a list of links with the bytes every link of it carries. Flows are at
+//! channel granularity, not per chunk or ring step: a ring channel is one flow over all
+//! its edges (a ring moves at the pace of its slowest edge), carrying `2(n-1)/n x S` per
+//! edge for all-reduce; the latency term is added analytically (see [`super::nccl`]).
+//! Must not: know about time or other traffic.
+//!
+//! Decompositions (members grouped by NVLink domain, `g` per domain, `N` domains):
+//! - **ring**: one domain: one flow around the ring. Several: as NCCL's rail-aligned
+//!   channels, each member leaves its domain once: one flow over all in-domain edges
+//!   (`E x (g-1)/g`) and one flow per rail `c` through the member `c` of every domain (`E/g`).
+//! - **hierarchical**: the same shape with reduce-scatter + all-gather in the domain
+//!   (`2(g-1)/g x S`) and a per-rail all-reduce ring across domains (`2(N-1)/N x S/g`).
+//! - **tree**: chain up and down inside domains (`S` each way) and, per rail, two
+//!   complementary binary trees across domains carrying `S/2g` each way on each edge.
+//! - **nvls**: every member sends `S` to the NVSwitch and receives `S` (in-switch reduce and
+//!   multicast); across domains (nvls-tree) plus a per-rail ring.
+//! - **direct** all-to-all: one flow per source over its routes to every other member,
+//!   `S/n` each; **p2p**: one flow of `S`.
+
+use std::collections::HashMap;
+
+use super::nccl::{self, Algorithm, AlgorithmChoice, Choice, Shape};
+use super::topology::Topology;
+use crate::schedule::Collective;
+
+/// One flow of a plan: `links[start..end]` of the plan, each carrying `bytes`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlannedFlow {
+    pub start: u32,
+    pub end: u32,
+    pub bytes: f64,
+}
+
+/// A collective as flows.
+#[derive(Debug, Clone)]
+pub struct FlowPlan {
+    pub links: Vec<u32>,
+    pub flows: Vec<PlannedFlow>,
+    pub choice: Choice,
+}
+
+impl Default for FlowPlan {
+    fn default() -> Self {
+        FlowPlan {
+            links: Vec::new(),
+            flows: Vec::new(),
+            choice: Choice {
+                algorithm: Algorithm::Ring,
+                protocol: nccl::Protocol::Simple,
+                latency_s: 0.0,
+                bw_factor: 1.0,
+            },
+        }
+    }
+}
+
+impl FlowPlan {
+    fn clear(&mut self) {
+        self.links.clear();
+        self.flows.clear();
+    }
+
+    fn open(&mut self) -> usize {
+        self.flows.push(PlannedFlow {
+            start: self.links.len() as u32,
+            end: self.links.len() as u32,
+            bytes: 0.0,
+        });
+        self.flows.len() - 1
+    }
+
+    /// Closes flow `i` with `bytes`, dropping it when empty.
+    fn close(&mut self, i: usize, bytes: f64) {
+        let end = self.links.len() as u32;
+        let f = &mut self.flows[i];
+        f.end = end;
+        f.bytes = bytes;
+        if f.end == f.start || bytes <= 0.0 {
+            self.links.truncate(f.start as usize);
+            self.flows.pop();
+        }
+    }
+
+    pub fn flow_links(&self, f: &PlannedFlow) -> &[u32] {
+        &self.links[f.start as usize..f.end as usize]
+    }
+}
+
+type CacheKey = (Collective, Shape, u64, AlgorithmChoice);
+
+/// Builds flow plans; holds reusable buffers and the tuner's decisions.
+#[derive(Debug, Clone, Default)]
+pub struct Planner {
+    sorted: Vec<u32>,
+    runs: Vec<(u32, u32)>,
+    load: Vec<f64>,
+    touched: Vec<u32>,
+    cache: HashMap<CacheKey, (Algorithm, nccl::Protocol)>,
+}
+
+impl Planner {
+    /// Groups `members` by domain (into `self.sorted` / `self.runs`) and returns the shape.
+    pub fn shape(&mut self, topo: &Topology, members: &[u32]) -> Shape {
+        self.sorted.clear();
+        self.sorted.extend_from_slice(members);
+        let ds = topo.domain_size;
+        if !self.sorted.windows(2).all(|w| w[0] / ds <= w[1] / ds) {
+            self.sorted.sort_by_key(|&m| (m / ds, m));
+        }
+        self.runs.clear();
+        let mut start = 0u32;
+        for i in 1..=self.sorted.len() {
+            if i == self.sorted.len() || self.sorted[i] / ds != self.sorted[i - 1] / ds {
+                self.runs.push((start, i as u32));
+                start = i as u32;
+            }
+        }
+        let per_domain = self.runs.iter().map(|&(a, b)| b - a).max().unwrap_or(0);
+        let hops = if self.runs.len() > 1 {
+            let first = self.sorted[0];
+            self.sorted
+                .iter()
+                .map(|&m| topo.switch_hops(first, m))
+                .max()
+                .unwrap_or(1)
+        } else {
+            1
+        };
+        Shape {
+            n: members.len() as u32,
+            domains: self.runs.len() as u32,
+            per_domain,
+            pcie: !topo.nvlink,
+            nvls: topo.nvls,
+            hops,
+        }
+    }
+
+    /// Plans `coll` of `bytes` over `members`: picks the algorithm and protocol (NCCL's
+    /// tuner, or the forced choice) and writes the flows, bytes already divided by the
+    /// protocol's efficiency, into `out`.
+    pub fn plan(
+        &mut self,
+        topo: &Topology,
+        coll: Collective,
+        bytes: u64,
+        members: &[u32],
+        choice: AlgorithmChoice,
+        out: &mut FlowPlan,
+    ) {
+        out.clear();
+        if members.len() < 2 || bytes == 0 {
+            out.choice = FlowPlan::default().choice;
+            return;
+        }
+        let shape = self.shape(topo, members);
+        let key = (coll, shape, bytes, choice);
+        let (alg, proto) = match self.cache.get(&key) {
+            Some(&v) => v,
+            None => {
+                let c = nccl::choose(coll, &shape, choice, topo.hop_latency_s, |alg| {
+                    self.build(topo, alg, coll, bytes as f64, members, out);
+                    let t = self.unit_time(topo, out);
+                    out.clear();
+                    t
+                });
+                if self.cache.len() > 1 << 16 {
+                    self.cache.clear();
+                }
+                self.cache.insert(key, (c.algorithm, c.protocol));
+                (c.algorithm, c.protocol)
+            }
+        };
+        let latency_s =
+            nccl::latency_s(alg, proto, coll, &shape, topo.hop_latency_s).unwrap_or(0.0);
+        let bw_factor = nccl::bw_factor(alg, proto, coll, &shape);
+        self.build(topo, alg, coll, bytes as f64, members, out);
+        for f in &mut out.flows {
+            f.bytes /= bw_factor;
+        }
+        out.choice = Choice {
+            algorithm: alg,
+            protocol: proto,
+            latency_s,
+            bw_factor,
+        };
+    }
+
+    /// Contention-free time of a plan: the most loaded link's bytes over its capacity.
+    pub fn unit_time(&mut self, topo: &Topology, plan: &FlowPlan) -> f64 {
+        if self.load.len() != topo.links() {
+            self.load = vec![0.0; topo.links()];
+        }
+        let mut worst = 0.0f64;
+        for f in &plan.flows {
+            for &l in plan.flow_links(f) {
+                let li = l as usize;
+                if self.load[li] == 0.0 {
+                    self.touched.push(l);
+                }
+                self.load[li] += f.bytes / topo.cap[li];
+                worst = worst.max(self.load[li]);
+            }
+        }
+        for &l in &self.touched {
+            self.load[l as usize] = 0.0;
+        }
+        self.touched.clear();
+        worst
+    }
+
+    /// Writes the flows of `alg` (payload bytes, before protocol efficiency) into `out`.
+    /// Expects [`Planner::shape`] to have run on `members`.
+    fn build(
+        &self,
+        topo: &Topology,
+        alg: Algorithm,
+        coll: Collective,
+        s: f64,
+        members: &[u32],
+        out: &mut FlowPlan,
+    ) {
+        let n = self.sorted.len() as f64;
+        let big_n = self.runs.len() as f64;
+        let g = self.runs.iter().map(|&(a, b)| b - a).max().unwrap_or(1) as f64;
+        let e = nccl::busbw_factor(coll, self.sorted.len() as u32) * s;
+        match alg {
+            Algorithm::Ring => {
+                if self.runs.len() == 1 {
+                    self.single_ring(topo, e, out);
+                } else {
+                    self.intra_rings(topo, e * (g - 1.0) / g, out);
+                    self.rail_rings(topo, e / g, out);
+                }
+            }
+            Algorithm::Hierarchical => {
+                self.intra_rings(topo, 2.0 * (g - 1.0) / g * s, out);
+                self.rail_rings(topo, 2.0 * (big_n - 1.0) / big_n * s / g, out);
+            }
+            Algorithm::Tree => {
+                self.chains(topo, s, out);
+                self.rail_trees(topo, s / (2.0 * g), out);
+            }
+            Algorithm::Nvls | Algorithm::NvlsTree => {
+                self.nvls(topo, s, out);
+                if self.runs.len() > 1 {
+                    self.rail_rings(topo, 2.0 * (big_n - 1.0) / big_n * s / g, out);
+                }
+            }
+            Algorithm::Direct => self.direct(topo, s / n, out),
+            Algorithm::P2p => {
+                let i = out.open();
+                topo.route(members[0], members[1], &mut out.links);
+                out.close(i, s);
+            }
+        }
+    }
+
+    fn run(&self, i: usize) -> &[u32] {
+        let (a, b) = self.runs[i];
+        &self.sorted[a as usize..b as usize]
+    }
+
+    fn single_ring(&self, topo: &Topology, bytes: f64, out: &mut FlowPlan) {
+        let m = &self.sorted;
+        let i = out.open();
+        for k in 0..m.len() {
+            topo.route(m[k], m[(k + 1) % m.len()], &mut out.links);
+        }
+        out.close(i, bytes);
+    }
+
+    /// One flow over the ring edges inside every domain.
+    fn intra_rings(&self, topo: &Topology, bytes: f64, out: &mut FlowPlan) {
+        let i = out.open();
+        for r in 0..self.runs.len() {
+            let run = self.run(r);
+            if run.len() > 1 {
+                for k in 0..run.len() {
+                    topo.route(run[k], run[(k + 1) % run.len()], &mut out.links);
+                }
+            }
+        }
+        out.close(i, bytes);
+    }
+
+    /// Member `c` of a run (wrapping when the run is short): the rail-`c` representative.
+    fn rail_member(&self, r: usize, c: usize) -> u32 {
+        let run = self.run(r);
+        run[c % run.len()]
+    }
+
+    /// Per rail, a ring through that rail's member of every domain.
+    fn rail_rings(&self, topo: &Topology, bytes: f64, out: &mut FlowPlan) {
+        let g = self.runs.iter().map(|&(a, b)| b - a).max().unwrap_or(1) as usize;
+        let nd = self.runs.len();
+        for c in 0..g {
+            let i = out.open();
+            for r in 0..nd {
+                let (a, b) = (self.rail_member(r, c), self.rail_member((r + 1) % nd, c));
+                topo.route(a, b, &mut out.links);
+            }
+            out.close(i, bytes);
+        }
+    }
+
+    /// Chains up and down inside every domain.
+    fn chains(&self, topo: &Topology, bytes: f64, out: &mut FlowPlan) {
+        let i = out.open();
+        for r in 0..self.runs.len() {
+            let run = self.run(r);
+            for k in 1..run.len() {
+                topo.route(run[k - 1], run[k], &mut out.links);
+                topo.route(run[k], run[k - 1], &mut out.links);
+            }
+        }
+        out.close(i, bytes);
+    }
+
+    /// Per rail, two complementary binary trees over the domains (the second mirrored so
+    /// the first one's leaves are its inner nodes), each edge carrying `bytes` both ways.
+    fn rail_trees(&self, topo: &Topology, bytes: f64, out: &mut FlowPlan) {
+        let g = self.runs.iter().map(|&(a, b)| b - a).max().unwrap_or(1) as usize;
+        let nd = self.runs.len();
+        for c in 0..g {
+            let i = out.open();
+            for mirror in [false, true] {
+                let at = |k: usize| if mirror { nd - 1 - k } else { k };
+                for k in 1..nd {
+                    let (child, parent) = (at(k), at((k - 1) / 2));
+                    let (a, b) = (self.rail_member(child, c), self.rail_member(parent, c));
+                    topo.route(a, b, &mut out.links);
+                    topo.route(b, a, &mut out.links);
+                }
+            }
+            out.close(i, bytes);
+        }
+    }
+
+    /// Every member to its NVSwitch and back.
+    fn nvls(&self, topo: &Topology, bytes: f64, out: &mut FlowPlan) {
+        let i = out.open();
+        for &m in &self.sorted {
+            let (up, down) = topo.scale_up_links(m);
+            out.links.push(up);
+            out.links.push(down);
+        }
+        out.close(i, bytes);
+    }
+
+    fn direct(&self, topo: &Topology, bytes: f64, out: &mut FlowPlan) {
+        for &src in &self.sorted {
+            let i = out.open();
+            for &dst in &self.sorted {
+                topo.route(src, dst, &mut out.links);
+            }
+            out.close(i, bytes);
+        }
+    }
+}

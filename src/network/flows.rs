@@ -1,0 +1,429 @@
+//! Flow-level bandwidth sharing: max-min fair rates by progressive filling, recomputed
+//! incrementally.
+//!
+//! Owns: the set of active flows, their rates and remaining bytes, their completion events,
+//! and per-link accounting (bytes, busy time, peak concurrent flows).
+//! Must not: know about collectives or topologies beyond link capacities.
+//!
+//! A flow is a set of link traversals sharing one rate (a link may appear more than once:
+//! it then carries the rate once per appearance). This lets a ring channel, whose every edge
+//! moves at the pace of the slowest, be one flow. Rates change only when flows start or
+//! end. Changes are batched: [`FlowSolver::add_flow`] and completions only mark links dirty;
+//! [`FlowSolver::recompute`] then re-runs progressive filling on the connected component
+//! (flows sharing links, transitively) of the dirty links, leaving every other rate alone.
+//! All buffers are reused: steady-state operation does not allocate.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::units::Nanos;
+
+/// Per-link accounting over a simulation.
+#[derive(Debug, Clone, Default)]
+pub struct LinkCounters {
+    pub bytes: Vec<f64>,
+    pub busy_ns: Vec<Nanos>,
+    pub peak_flows: Vec<u32>,
+    busy_since: Vec<Nanos>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Flow {
+    /// Links traversed (with repetition).
+    path: Vec<u32>,
+    /// For each traversal, its index in the link's flow list.
+    pos: Vec<u32>,
+    remaining: f64,
+    rate: f64,
+    since: Nanos,
+    owner: u32,
+    version: u32,
+    active: bool,
+}
+
+/// Max-min fair sharing of link capacities among flows.
+#[derive(Debug, Clone)]
+pub struct FlowSolver {
+    cap: Vec<f64>,
+    /// Per link: (flow, traversal index) of each traversal crossing it.
+    on_link: Vec<Vec<(u32, u32)>>,
+    flows: Vec<Flow>,
+    free: Vec<u32>,
+    events: BinaryHeap<Reverse<(Nanos, u32, u32)>>,
+    dirty: Vec<u32>,
+    dirty_at: Option<Nanos>,
+    // Scratch for component search and progressive filling.
+    link_mark: Vec<u32>,
+    flow_mark: Vec<u32>,
+    frozen: Vec<u32>,
+    epoch: u32,
+    comp_links: Vec<u32>,
+    comp_flows: Vec<u32>,
+    stack: Vec<u32>,
+    rem: Vec<f64>,
+    unfrozen: Vec<u32>,
+    link_ver: Vec<u32>,
+    fill: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    pub counters: LinkCounters,
+    active: usize,
+}
+
+impl FlowSolver {
+    pub fn new(cap: Vec<f64>) -> Self {
+        let n = cap.len();
+        FlowSolver {
+            cap,
+            on_link: vec![Vec::new(); n],
+            flows: Vec::new(),
+            free: Vec::new(),
+            events: BinaryHeap::new(),
+            dirty: Vec::new(),
+            dirty_at: None,
+            link_mark: vec![0; n],
+            flow_mark: Vec::new(),
+            frozen: Vec::new(),
+            epoch: 0,
+            comp_links: Vec::new(),
+            comp_flows: Vec::new(),
+            stack: Vec::new(),
+            rem: vec![0.0; n],
+            unfrozen: vec![0; n],
+            link_ver: vec![0; n],
+            fill: BinaryHeap::new(),
+            counters: LinkCounters {
+                bytes: vec![0.0; n],
+                busy_ns: vec![0; n],
+                peak_flows: vec![0; n],
+                busy_since: vec![0; n],
+            },
+            active: 0,
+        }
+    }
+
+    pub fn capacity(&self, link: u32) -> f64 {
+        self.cap[link as usize]
+    }
+
+    /// Number of flows in progress.
+    pub fn active_flows(&self) -> usize {
+        self.active
+    }
+
+    /// Current rate of a flow, bytes/s (after the last [`FlowSolver::recompute`]).
+    pub fn rate(&self, flow: u32) -> f64 {
+        self.flows[flow as usize].rate
+    }
+
+    /// Starts a flow of `bytes` over `path` at `now`; its rate is set by the next
+    /// [`FlowSolver::recompute`]. Returns its id. `path` must not be empty.
+    pub fn add_flow(&mut self, now: Nanos, path: &[u32], bytes: f64, owner: u32) -> u32 {
+        debug_assert!(!path.is_empty());
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.flows.push(Flow::default());
+                self.flow_mark.push(0);
+                self.frozen.push(0);
+                (self.flows.len() - 1) as u32
+            }
+        };
+        let mut f = std::mem::take(&mut self.flows[id as usize]);
+        f.path.clear();
+        f.path.extend_from_slice(path);
+        f.pos.clear();
+        for (hop, &l) in path.iter().enumerate() {
+            let list = &mut self.on_link[l as usize];
+            f.pos.push(list.len() as u32);
+            list.push((id, hop as u32));
+            self.touch_link_add(l, now, bytes);
+        }
+        f.remaining = bytes;
+        f.rate = 0.0;
+        f.since = now;
+        f.owner = owner;
+        f.version = f.version.wrapping_add(1);
+        f.active = true;
+        self.flows[id as usize] = f;
+        self.active += 1;
+        self.mark_dirty_path(id, now);
+        id
+    }
+
+    fn touch_link_add(&mut self, l: u32, now: Nanos, bytes: f64) {
+        let c = &mut self.counters;
+        let li = l as usize;
+        let n = self.on_link[li].len() as u32;
+        if n == 1 {
+            c.busy_since[li] = now;
+        }
+        c.bytes[li] += bytes;
+        c.peak_flows[li] = c.peak_flows[li].max(n);
+    }
+
+    fn mark_dirty_path(&mut self, id: u32, now: Nanos) {
+        let f = &self.flows[id as usize];
+        self.dirty.extend_from_slice(&f.path);
+        self.dirty_at = Some(self.dirty_at.map_or(now, |t| t.min(now)));
+    }
+
+    fn remove_flow(&mut self, id: u32, now: Nanos) {
+        let n = self.flows[id as usize].path.len();
+        for hop in 0..n {
+            let l = self.flows[id as usize].path[hop];
+            let li = l as usize;
+            let p = self.flows[id as usize].pos[hop] as usize;
+            self.on_link[li].swap_remove(p);
+            if let Some(&(moved, mhop)) = self.on_link[li].get(p) {
+                self.flows[moved as usize].pos[mhop as usize] = p as u32;
+            }
+            if self.on_link[li].is_empty() {
+                let c = &mut self.counters;
+                c.busy_ns[li] += now - c.busy_since[li];
+            }
+            self.dirty.push(l);
+        }
+        let f = &mut self.flows[id as usize];
+        f.active = false;
+        f.rate = 0.0;
+        f.version = f.version.wrapping_add(1);
+        self.free.push(id);
+        self.active -= 1;
+        self.dirty_at = Some(self.dirty_at.map_or(now, |t| t.min(now)));
+    }
+
+    /// Earliest pending change: a batch awaiting [`FlowSolver::recompute`] or a flow's end.
+    pub fn next_event(&self) -> Option<Nanos> {
+        let ev = self.events.peek().map(|Reverse((t, _, _))| *t);
+        match (self.dirty_at, ev) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Ends every flow finishing at or before `now`, appending `(flow, owner)` to `out`.
+    pub fn pop_finished(&mut self, now: Nanos, out: &mut Vec<(u32, u32)>) {
+        while let Some(&Reverse((t, id, ver))) = self.events.peek() {
+            if t > now {
+                break;
+            }
+            self.events.pop();
+            let f = &self.flows[id as usize];
+            if !f.active || f.version != ver {
+                continue;
+            }
+            let owner = f.owner;
+            self.remove_flow(id, now);
+            out.push((id, owner));
+        }
+        self.drop_stale_events();
+    }
+
+    fn drop_stale_events(&mut self) {
+        while let Some(&Reverse((_, id, ver))) = self.events.peek() {
+            let f = &self.flows[id as usize];
+            if f.active && f.version == ver {
+                break;
+            }
+            self.events.pop();
+        }
+    }
+
+    /// Recomputes max-min rates of the flows connected to dirty links, at time `now`.
+    pub fn recompute(&mut self, now: Nanos) {
+        if self.dirty_at.is_none() {
+            return;
+        }
+        self.dirty_at = None;
+        self.collect_component();
+        for i in 0..self.comp_flows.len() {
+            let id = self.comp_flows[i] as usize;
+            let f = &mut self.flows[id];
+            let dt = (now - f.since) as f64 * 1e-9;
+            f.remaining = (f.remaining - f.rate * dt).max(0.0);
+            f.since = now;
+            f.rate = 0.0;
+        }
+        self.progressive_fill();
+        self.schedule_component(now);
+        self.drop_stale_events();
+    }
+
+    fn collect_component(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.link_mark.fill(0);
+            self.flow_mark.fill(0);
+            self.frozen.fill(0);
+            self.epoch = 1;
+        }
+        let e = self.epoch;
+        self.comp_links.clear();
+        self.comp_flows.clear();
+        self.stack.clear();
+        for i in 0..self.dirty.len() {
+            let l = self.dirty[i];
+            if self.link_mark[l as usize] != e {
+                self.link_mark[l as usize] = e;
+                self.stack.push(l);
+            }
+        }
+        self.dirty.clear();
+        while let Some(l) = self.stack.pop() {
+            self.comp_links.push(l);
+            for k in 0..self.on_link[l as usize].len() {
+                let fid = self.on_link[l as usize][k].0;
+                if self.flow_mark[fid as usize] == e {
+                    continue;
+                }
+                self.flow_mark[fid as usize] = e;
+                self.comp_flows.push(fid);
+                for &l2 in &self.flows[fid as usize].path {
+                    if self.link_mark[l2 as usize] != e {
+                        self.link_mark[l2 as usize] = e;
+                        self.stack.push(l2);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Progressive filling over the component: repeatedly saturate the link with the smallest
+    /// fair share, freezing its flows at that share.
+    fn progressive_fill(&mut self) {
+        self.fill.clear();
+        for &l in &self.comp_links {
+            let li = l as usize;
+            self.rem[li] = self.cap[li];
+            self.unfrozen[li] = self.on_link[li].len() as u32;
+            self.link_ver[li] = self.link_ver[li].wrapping_add(1);
+            if self.unfrozen[li] > 0 {
+                let share = self.rem[li] / self.unfrozen[li] as f64;
+                self.fill
+                    .push(Reverse((share.to_bits(), l, self.link_ver[li])));
+            }
+        }
+        let e = self.epoch;
+        while let Some(Reverse((bits, l, ver))) = self.fill.pop() {
+            if self.link_ver[l as usize] != ver {
+                continue;
+            }
+            let share = f64::from_bits(bits);
+            for k in 0..self.on_link[l as usize].len() {
+                let fid = self.on_link[l as usize][k].0 as usize;
+                if self.frozen[fid] == e {
+                    continue;
+                }
+                self.frozen[fid] = e;
+                self.flows[fid].rate = share;
+                for h in 0..self.flows[fid].path.len() {
+                    let l2 = self.flows[fid].path[h] as usize;
+                    self.rem[l2] -= share;
+                    self.unfrozen[l2] -= 1;
+                    self.link_ver[l2] = self.link_ver[l2].wrapping_add(1);
+                    if self.unfrozen[l2] > 0 {
+                        let floor = self.cap[l2] * 1e-12;
+                        let s = self.rem[l2].max(floor) / self.unfrozen[l2] as f64;
+                        self.fill
+                            .push(Reverse((s.to_bits(), l2 as u32, self.link_ver[l2])));
+                    }
+                }
+            }
+        }
+    }
+
+    fn schedule_component(&mut self, now: Nanos) {
+        for i in 0..self.comp_flows.len() {
+            let id = self.comp_flows[i];
+            let f = &mut self.flows[id as usize];
+            f.version = f.version.wrapping_add(1);
+            let secs = if f.rate > 0.0 {
+                f.remaining / f.rate
+            } else {
+                f64::INFINITY
+            };
+            let end = if secs.is_finite() {
+                now + (secs * 1e9).ceil() as Nanos
+            } else {
+                Nanos::MAX
+            };
+            self.events.push(Reverse((end, id, f.version)));
+        }
+    }
+
+    /// Closes busy intervals of links still carrying flows at `now` (end of simulation).
+    pub fn finish_accounting(&mut self, now: Nanos) {
+        for (li, list) in self.on_link.iter().enumerate() {
+            if !list.is_empty() {
+                let c = &mut self.counters;
+                c.busy_ns[li] += now.saturating_sub(c.busy_since[li]);
+                c.busy_since[li] = now;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_to_end(s: &mut FlowSolver) -> Vec<(Nanos, u32)> {
+        let mut done = Vec::new();
+        let mut out = Vec::new();
+        while let Some(t) = s.next_event() {
+            s.recompute(t);
+            out.clear();
+            s.pop_finished(t, &mut out);
+            done.extend(out.iter().map(|&(f, _)| (t, f)));
+            s.recompute(t);
+        }
+        done
+    }
+
+    #[test]
+    fn two_equal_flows_on_one_link_get_half_each() {
+        let mut s = FlowSolver::new(vec![100e9]);
+        let a = s.add_flow(0, &[0], 1e9, 0);
+        let b = s.add_flow(0, &[0], 1e9, 1);
+        s.recompute(0);
+        assert!((s.rate(a) - 50e9).abs() < 1.0);
+        assert!((s.rate(b) - 50e9).abs() < 1.0);
+        let done = run_to_end(&mut s);
+        assert_eq!(done.len(), 2);
+        assert!(done.iter().all(|&(t, _)| t == 20_000_000));
+    }
+
+    #[test]
+    fn max_min_gives_leftover_to_unconstrained_flow() {
+        // Link 0: 10, link 1: 100. Flow a on both, flows b on link 1 only.
+        let mut s = FlowSolver::new(vec![10.0, 100.0]);
+        let a = s.add_flow(0, &[0, 1], 1.0, 0);
+        let b = s.add_flow(0, &[1], 1.0, 0);
+        s.recompute(0);
+        assert!((s.rate(a) - 10.0).abs() < 1e-9);
+        assert!((s.rate(b) - 90.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn flow_ending_speeds_up_the_other() {
+        let mut s = FlowSolver::new(vec![1e9]);
+        s.add_flow(0, &[0], 1e9, 0);
+        s.add_flow(0, &[0], 0.5e9, 1);
+        let done = run_to_end(&mut s);
+        // Short flow: 0.5e9 at 0.5e9/s = 1 s; long: 0.5e9 left at 1e9/s = 1.5 s.
+        assert_eq!(done[0].0, 1_000_000_000);
+        assert_eq!(done[1].0, 1_500_000_000);
+        assert!((s.counters.busy_ns[0] as f64 - 1.5e9).abs() < 10.0);
+        assert_eq!(s.counters.peak_flows[0], 2);
+    }
+
+    #[test]
+    fn repeated_link_counts_twice() {
+        let mut s = FlowSolver::new(vec![100.0, 100.0]);
+        let a = s.add_flow(0, &[0, 1, 0], 1.0, 0);
+        s.recompute(0);
+        assert!((s.rate(a) - 50.0).abs() < 1e-9);
+        let done = run_to_end(&mut s);
+        assert_eq!(done.len(), 1);
+        assert!(s.on_link.iter().all(|l| l.is_empty()));
+    }
+}

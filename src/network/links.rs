@@ -1,0 +1,113 @@
+//! Per-link statistics of a simulated step: the `links.csv` writer and the utilization
+//! matrix behind the link heat map.
+//!
+//! Owns: turning [`LinkCounters`] into rows (bytes, busy fraction, utilization, peak
+//! concurrent flows) and a kind x position matrix of utilization.
+//! Must not: change results or draw (see [`super::heatmap`]).
+
+use std::io::{self, Write};
+
+use super::flows::LinkCounters;
+use super::topology::{LinkKind, Topology};
+use crate::units::Nanos;
+
+/// One link's use over a step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkUsage {
+    pub id: u32,
+    pub kind: LinkKind,
+    pub src: String,
+    pub dst: String,
+    pub bytes: f64,
+    /// Fraction of the step with at least one flow on the link.
+    pub busy_fraction: f64,
+    /// Bytes over capacity x step time.
+    pub utilization: f64,
+    pub peak_flows: u32,
+}
+
+/// Usage of every link that carried traffic, in link id order.
+pub fn link_usage(topo: &Topology, c: &LinkCounters, step: Nanos) -> Vec<LinkUsage> {
+    let t = (step.max(1)) as f64 * 1e-9;
+    (0..topo.links())
+        .filter(|&l| c.bytes[l] > 0.0)
+        .map(|l| {
+            let (a, b) = topo.ends[l];
+            LinkUsage {
+                id: l as u32,
+                kind: topo.kind[l],
+                src: topo.vertex_name(a),
+                dst: topo.vertex_name(b),
+                bytes: c.bytes[l],
+                busy_fraction: (c.busy_ns[l] as f64 * 1e-9 / t).min(1.0),
+                utilization: c.bytes[l] / (topo.cap[l] * t),
+                peak_flows: c.peak_flows[l],
+            }
+        })
+        .collect()
+}
+
+/// Writes `links.csv`: one row per link that carried traffic (links never used are
+/// omitted; a 131,072-GPU fabric has over a million).
+pub fn write_links_csv(
+    topo: &Topology,
+    c: &LinkCounters,
+    step: Nanos,
+    mut w: impl Write,
+) -> io::Result<()> {
+    writeln!(
+        w,
+        "id,kind,src,dst,capacity_gbs,bytes,busy_fraction,utilization,peak_flows"
+    )?;
+    for u in link_usage(topo, c, step) {
+        writeln!(
+            w,
+            "{},{},{},{},{:.3},{:.0},{:.6},{:.6},{}",
+            u.id,
+            u.kind.label(),
+            u.src,
+            u.dst,
+            topo.cap[u.id as usize] * 1e-9,
+            u.bytes,
+            u.busy_fraction,
+            u.utilization,
+            u.peak_flows
+        )?;
+    }
+    Ok(())
+}
+
+/// Mean utilization per link kind (rows, in [`LinkKind::ALL`] order, kinds without links
+/// omitted) and position (`cols` buckets of consecutive links of that kind).
+pub fn utilization_matrix(
+    topo: &Topology,
+    c: &LinkCounters,
+    step: Nanos,
+    cols: usize,
+) -> Vec<(LinkKind, Vec<f64>)> {
+    let t = (step.max(1)) as f64 * 1e-9;
+    let cols = cols.max(1);
+    let mut rows = Vec::new();
+    for kind in LinkKind::ALL {
+        let ids: Vec<usize> = (0..topo.links())
+            .filter(|&l| topo.kind[l] == kind)
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let mut sum = vec![0.0; cols];
+        let mut cnt = vec![0usize; cols];
+        for (i, &l) in ids.iter().enumerate() {
+            let b = i * cols / ids.len();
+            sum[b] += c.bytes[l] / (topo.cap[l] * t);
+            cnt[b] += 1;
+        }
+        let row = sum
+            .iter()
+            .zip(&cnt)
+            .map(|(s, &n)| if n > 0 { s / n as f64 } else { 0.0 })
+            .collect();
+        rows.push((kind, row));
+    }
+    rows
+}
