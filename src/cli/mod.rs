@@ -4,6 +4,9 @@
 //! Errors carry the exit code contract: 2 for bad input (the message names file, line,
 //! field), 1 for internal errors.
 
+pub mod compare;
+pub mod merge;
+pub mod plan;
 pub mod run;
 pub mod validate;
 

@@ -8,8 +8,11 @@
 //! writes. It reuses `sim` for full replays and `cost` for money and energy; it must not
 //! re-define step metrics or parse scenario YAML itself (that is `config`'s job).
 
+pub mod charts;
+pub mod compare;
 pub mod fast;
 #[doc(hidden)]
 pub mod fixtures;
 pub mod memory;
 pub mod plan;
+pub mod spec;

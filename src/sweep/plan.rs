@@ -195,10 +195,10 @@ impl SearchSpace {
             .min(s.cluster.node.gpus.max(1));
         let tp = powers_of_two(domain)
             .into_iter()
-            .filter(|t| m.heads % t == 0 && m.kv_heads % t == 0)
+            .filter(|t| m.heads.is_multiple_of(*t) && m.kv_heads.is_multiple_of(*t))
             .collect();
         let pp = (1..=m.layers.min(64))
-            .filter(|p| m.layers % p == 0)
+            .filter(|p| m.layers.is_multiple_of(*p))
             .collect();
         let mut cp = vec![1];
         if s.parallelism.cp > 1 {
@@ -232,18 +232,23 @@ pub fn candidates(s: &Scenario, space: &SearchSpace, gpus: u64) -> Vec<PlanPoint
         for &cp in &space.cp {
             for &pp in &space.pp {
                 let cell = tp * cp * pp;
-                if cell == 0 || gpus % cell != 0 || s.training.seq_len % cp != 0 {
+                if cell == 0 || !gpus.is_multiple_of(cell) || !s.training.seq_len.is_multiple_of(cp)
+                {
                     continue;
                 }
                 let dp = gpus / cell;
                 if gb % dp != 0 {
                     continue;
                 }
-                for &ep in space.ep.iter().filter(|&&e| dp % e == 0) {
-                    for &mb in space.micro_batch.iter().filter(|&&b| (gb / dp) % b == 0) {
+                for &ep in space.ep.iter().filter(|&&e| dp.is_multiple_of(e)) {
+                    for &mb in space
+                        .micro_batch
+                        .iter()
+                        .filter(|&&b| (gb / dp).is_multiple_of(b))
+                    {
                         let m = gb / dp / mb;
                         let mut schedules = vec![(ScheduleKind::OneFOneB, 1)];
-                        if pp > 1 && m % pp == 0 {
+                        if pp > 1 && m.is_multiple_of(pp) {
                             schedules.extend(
                                 space
                                     .virtual_stages
