@@ -127,6 +127,14 @@ fn designs_rank_as_expected_and_cost_follows_time() {
             x.cost_usd
         );
     }
+    let csv = compare::to_csv(&t);
+    let header = compare::COMPARE_CSV_HEADER.split(',').count();
+    assert!(csv.lines().all(|l| l.split(',').count() == header), "{csv}");
+    let mut failed = t.clone();
+    failed.rows[0].figures = None;
+    failed.rows[0].error = Some("no plan fits".into());
+    let csv = compare::to_csv(&failed);
+    assert!(csv.lines().all(|l| l.split(',').count() == header), "{csv}");
     let text = compare::table_text(&t);
     assert!(text.contains("ndr cluster.nodes=2"), "{text}");
 }

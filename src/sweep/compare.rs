@@ -12,12 +12,11 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::memory;
-use super::plan::{self, PlanOptions, PlanPoint};
+use super::plan::{self, PlanOptions, PlanPoint, ReplayFigures};
 use super::spec::{PlanChoice, Shard, SweepError, SweepPoint};
 use crate::config::Scenario;
 use crate::cost::{self, Prices};
 use crate::hardware::FabricKind;
-use crate::sim::{self, StepOptions};
 
 /// How points are evaluated.
 #[derive(Debug, Clone)]
@@ -53,6 +52,12 @@ pub struct Figures {
     pub mfu: f64,
     pub tflops_per_gpu: f64,
     pub memory_gb: f64,
+    pub bubble_fraction: f64,
+    /// Exposed (not overlapped) communication per step, seconds.
+    pub tp_exposed_s: f64,
+    pub pp_exposed_s: f64,
+    pub dp_exposed_s: f64,
+    pub ep_exposed_s: f64,
     pub time_to_train_days: f64,
     pub gpu_hours: f64,
     pub energy_mwh: f64,
@@ -121,43 +126,37 @@ pub fn goodput_of(_s: &Scenario) -> Option<f64> {
     None
 }
 
-/// Step figures (plan label, step time, tokens/s, MFU, TFLOP/s per GPU, memory) of a
-/// scenario, searching for the best plan when asked.
-fn step_figures(
-    s: &Scenario,
-    opts: &CompareOptions,
-) -> Result<(String, f64, f64, f64, f64, f64), String> {
+/// Step-level results of one point before pricing.
+struct Step {
+    plan: String,
+    replay: ReplayFigures,
+    tflops_per_gpu: f64,
+    memory_gb: f64,
+}
+
+/// Simulates a scenario's step, searching for the best plan when asked.
+fn step_figures(s: &Scenario, opts: &CompareOptions) -> Result<Step, String> {
     let peak = s.cluster.gpu.peak_flops(s.training.precision) / 1e12;
-    match opts.plan {
+    let (plan, replay, memory_gb) = match opts.plan {
         PlanChoice::AsIs => {
-            let mem = memory::estimate(s);
-            let r = sim::simulate_step(s, &StepOptions::default()).map_err(|e| e.to_string())?;
-            let m = r.metrics;
-            let label = PlanPoint::of(s).label();
-            Ok((
-                label,
-                m.step_time_s,
-                m.tokens_per_s,
-                m.mfu,
-                m.tflops_per_gpu,
-                mem.total,
-            ))
+            let point = PlanPoint::of(s);
+            let r = plan::replay(s, &point).map_err(|e| e.to_string())?;
+            (point.label(), r, memory::estimate(s).total)
         }
         PlanChoice::Best => {
             let po = PlanOptions::for_scenario(s, opts.top.max(1));
             let report = plan::search(s, &po).map_err(|e| e.to_string())?;
             let best = report.best_replayed().ok_or("no plan replayed")?;
-            let r = best.replay.as_ref().ok_or("no replay")?;
-            Ok((
-                best.point.label(),
-                r.step_time_s,
-                r.tokens_per_s,
-                r.mfu,
-                r.mfu * peak,
-                best.memory.total,
-            ))
+            let r = best.replay.clone().ok_or("no replay")?;
+            (best.point.label(), r, best.memory.total)
         }
-    }
+    };
+    Ok(Step {
+        plan,
+        tflops_per_gpu: replay.mfu * peak,
+        replay,
+        memory_gb,
+    })
 }
 
 /// Simulates and prices one loaded point.
@@ -173,18 +172,25 @@ pub fn evaluate(point: &SweepPoint, s: &Scenario, opts: &CompareOptions) -> Comp
     };
     match step_figures(s, opts) {
         Err(e) => row.error = Some(e),
-        Ok((plan, step, tps, mfu, tflops, mem)) => {
+        Ok(st) => {
+            let r = &st.replay;
+            let b = &r.breakdown_s;
             let cc = cost::cluster_cost(&s.cluster, &opts.prices);
             let goodput = goodput_of(s);
-            let tc = cost::training_cost(&cc, opts.tokens, tps, goodput);
+            let tc = cost::training_cost(&cc, opts.tokens, r.tokens_per_s, goodput);
             let days = |t: f64| sig(t / 86400.0);
             row.figures = Some(Figures {
-                plan,
-                step_time_s: sig(step),
-                tokens_per_s: sig(tps),
-                mfu: sig(mfu),
-                tflops_per_gpu: sig(tflops),
-                memory_gb: sig(mem),
+                plan: st.plan,
+                step_time_s: sig(r.step_time_s),
+                tokens_per_s: sig(r.tokens_per_s),
+                mfu: sig(r.mfu),
+                tflops_per_gpu: sig(st.tflops_per_gpu),
+                memory_gb: sig(st.memory_gb),
+                bubble_fraction: sig(r.bubble_fraction),
+                tp_exposed_s: sig(b.tp_exposed),
+                pp_exposed_s: sig(b.pp_exposed),
+                dp_exposed_s: sig(b.dp_exposed),
+                ep_exposed_s: sig(b.ep_exposed),
                 time_to_train_days: days(tc.ideal.time_s),
                 gpu_hours: sig(tc.ideal.gpu_hours),
                 energy_mwh: sig(tc.ideal.energy_mwh),
@@ -239,7 +245,8 @@ where
 
 /// Columns of `compare.csv`.
 pub const COMPARE_CSV_HEADER: &str = "index,name,gpu,gpus,fabric,plan,step_time_s,tokens_per_s,\
-mfu,tflops_per_gpu,memory_gb,time_to_train_days,gpu_hours,energy_mwh,cost_usd,\
+mfu,tflops_per_gpu,memory_gb,bubble_fraction,tp_exposed_s,pp_exposed_s,dp_exposed_s,\
+ep_exposed_s,time_to_train_days,gpu_hours,energy_mwh,cost_usd,\
 usd_per_million_tokens,capital_usd,facility_kw,goodput,effective_time_to_train_days,\
 effective_cost_usd,error";
 
@@ -270,13 +277,18 @@ pub fn to_csv(t: &CompareTable) -> String {
         );
         let body = match &r.figures {
             Some(f) => format!(
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 csv_field(&f.plan),
                 f.step_time_s,
                 f.tokens_per_s,
                 f.mfu,
                 f.tflops_per_gpu,
                 f.memory_gb,
+                f.bubble_fraction,
+                f.tp_exposed_s,
+                f.pp_exposed_s,
+                f.dp_exposed_s,
+                f.ep_exposed_s,
                 f.time_to_train_days,
                 f.gpu_hours,
                 f.energy_mwh,
@@ -288,7 +300,7 @@ pub fn to_csv(t: &CompareTable) -> String {
                 opt(f.effective_time_to_train_days),
                 opt(f.effective_cost_usd)
             ),
-            None => ",".repeat(15),
+            None => ",".repeat(20),
         };
         let err = csv_field(r.error.as_deref().unwrap_or(""));
         out += &format!("{head},{body},{err}\n");

@@ -293,6 +293,8 @@ pub struct ReplayFigures {
     pub tokens_per_s: f64,
     pub mfu: f64,
     pub bubble_fraction: f64,
+    /// Where the step went (exposed communication per kind, idle), seconds.
+    pub breakdown_s: crate::sim::Breakdown,
 }
 
 /// One evaluated plan.
@@ -368,6 +370,7 @@ pub fn replay(base: &Scenario, point: &PlanPoint) -> Result<ReplayFigures, Engin
         tokens_per_s: m.tokens_per_s,
         mfu: m.mfu,
         bubble_fraction: m.bubble_fraction,
+        breakdown_s: m.breakdown_s,
     })
 }
 
