@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod cost;
 pub mod engine;
 pub mod faults;
 #[doc(hidden)]
@@ -17,5 +18,6 @@ pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod sim;
+pub mod sweep;
 pub mod units;
 pub mod validate;

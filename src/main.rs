@@ -18,6 +18,12 @@ struct Cli {
 enum Command {
     /// Simulate one training step (and a long run, when the scenario has `run:`).
     Run(cli::run::RunArgs),
+    /// Best parallelism plans for the scenario's model on its cluster (plans.csv).
+    Plan(cli::plan::PlanArgs),
+    /// Compare scenarios or a sweep's points side by side (compare.csv, compare.json).
+    Compare(cli::compare::CompareArgs),
+    /// Merge `compare --shard` outputs into the unsharded sweep's files.
+    Merge(cli::merge::MergeArgs),
     /// Predictions vs the published measurements in ../shared/calibration, as a table.
     Validate(cli::validate::ValidateArgs),
     /// Goodput against checkpoint interval: simulated optimum vs Young and Daly.
@@ -33,6 +39,9 @@ fn main() {
         Command::Validate(a) => cli::validate::run(a),
         Command::Checkpoint(a) => cli::checkpoint::run(a),
         Command::Collective(a) => cli::collective::run(a),
+        Command::Plan(a) => cli::plan::run(a),
+        Command::Compare(a) => cli::compare::run(a),
+        Command::Merge(a) => cli::merge::run(a),
     };
     if let Err(e) = result {
         eprintln!("{e}");

@@ -6,6 +6,9 @@
 
 pub mod checkpoint;
 pub mod collective;
+pub mod compare;
+pub mod merge;
+pub mod plan;
 pub mod run;
 pub mod validate;
 

@@ -1,0 +1,29 @@
+//! `clustersim merge DIR... [--out DIR]`: combine `compare --shard` outputs into the files
+//! the unsharded sweep would have written, byte for byte.
+
+use std::path::PathBuf;
+
+use super::{CliError, CliResult};
+use crate::sweep::compare;
+
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// Shard output directories (each with compare.json).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where to write the merged compare.csv / compare.json (default: current directory).
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+}
+
+pub fn run(args: &MergeArgs) -> CliResult {
+    let tables = args
+        .dirs
+        .iter()
+        .map(|d| compare::read_table(d))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CliError::bad(e.to_string()))?;
+    let merged = compare::merge(tables).map_err(|e| CliError::bad(e.to_string()))?;
+    print!("{}", compare::table_text(&merged));
+    super::compare::write_outputs(&args.out, &merged)
+}

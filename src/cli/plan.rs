@@ -1,0 +1,167 @@
+//! `clustersim plan [SCENARIO]`: best parallelism plans for the scenario's model and
+//! cluster: the fast-mode ranking, the top K replayed in full, `plans.csv`.
+
+use std::path::PathBuf;
+
+use super::{CliError, CliResult};
+use crate::config;
+use crate::plan::Recompute;
+use crate::sweep::plan::{self, PlanError, PlanOptions, PlanReport};
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Scenario YAML; without it, the built-in default scenario.
+    pub scenario: Option<PathBuf>,
+    /// Plans to replay in full (the fast mode ranks all of them).
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Directory for plans.csv and plans.json.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Override any scenario key: `--set cluster.nodes=64` (repeatable).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub overrides: Vec<String>,
+    /// GPUs to plan for (default: the whole cluster).
+    #[arg(long)]
+    pub gpus: Option<u64>,
+    /// Restrict TP degrees, e.g. `--tp 4,8`.
+    #[arg(long, value_delimiter = ',')]
+    pub tp: Vec<u64>,
+    /// Restrict PP degrees.
+    #[arg(long, value_delimiter = ',')]
+    pub pp: Vec<u64>,
+    /// CP degrees to try (default: 1 and the scenario's).
+    #[arg(long, value_delimiter = ',')]
+    pub cp: Vec<u64>,
+    /// EP degrees to try (MoE models).
+    #[arg(long, value_delimiter = ',')]
+    pub ep: Vec<u64>,
+    /// Micro-batch sizes to try.
+    #[arg(long, value_delimiter = ',')]
+    pub micro_batch: Vec<u64>,
+    /// ZeRO stages to try (default 0,1).
+    #[arg(long, value_delimiter = ',')]
+    pub zero: Vec<u8>,
+    /// Recompute policies to try: none, selective, full.
+    #[arg(long, value_delimiter = ',')]
+    pub recompute: Vec<String>,
+    /// Rows of the ranking to print.
+    #[arg(long, default_value_t = 20)]
+    pub show: usize,
+}
+
+fn parse_recompute(v: &str) -> Result<Recompute, CliError> {
+    match v {
+        "none" => Ok(Recompute::None),
+        "selective" => Ok(Recompute::Selective),
+        "full" => Ok(Recompute::Full),
+        _ => Err(CliError::bad(format!(
+            "--recompute: `{v}` is not none, selective or full"
+        ))),
+    }
+}
+
+fn options(args: &PlanArgs, s: &config::Scenario) -> Result<PlanOptions, CliError> {
+    let mut o = PlanOptions::for_scenario(s, args.top);
+    o.gpus = args.gpus;
+    let sp = &mut o.space;
+    let pick = |dst: &mut Vec<u64>, src: &Vec<u64>| {
+        if !src.is_empty() {
+            *dst = src.clone();
+        }
+    };
+    pick(&mut sp.tp, &args.tp);
+    pick(&mut sp.pp, &args.pp);
+    pick(&mut sp.cp, &args.cp);
+    pick(&mut sp.ep, &args.ep);
+    pick(&mut sp.micro_batch, &args.micro_batch);
+    if !args.zero.is_empty() {
+        if let Some(z) = args.zero.iter().find(|&&z| z > 3) {
+            return Err(CliError::bad(format!("--zero: {z} is not 0, 1, 2 or 3")));
+        }
+        sp.zero = args.zero.clone();
+    }
+    if !args.recompute.is_empty() {
+        sp.recompute = args
+            .recompute
+            .iter()
+            .map(|r| parse_recompute(r))
+            .collect::<Result<_, _>>()?;
+    }
+    Ok(o)
+}
+
+/// The ranking as a terminal table.
+pub fn table(report: &PlanReport, show: usize) -> String {
+    let mut out = format!(
+        "{} plans for {} GPUs: {} fit in memory, {} do not; top {} replayed in full\n",
+        report.evaluated,
+        report.gpus,
+        report.rows.len(),
+        report.rejected_memory,
+        report.replayed
+    );
+    out += &format!(
+        "{:>4} {:<46} {:>7} {:>10} {:>7} {:>10} {:>7} {:>7}\n",
+        "rank", "plan", "mem GB", "fast s", "fast%", "replay s", "MFU", "error"
+    );
+    for (i, r) in report
+        .rows
+        .iter()
+        .take(show.max(report.replayed))
+        .enumerate()
+    {
+        let (rs, mfu, err) = match &r.replay {
+            Some(x) => (
+                format!("{:.4}", x.step_time_s),
+                format!("{:.1}%", x.mfu * 100.0),
+                format!(
+                    "{:+.2}%",
+                    (r.fast.step_time_s / x.step_time_s - 1.0) * 100.0
+                ),
+            ),
+            None => Default::default(),
+        };
+        out += &format!(
+            "{:>4} {:<46} {:>7.1} {:>10.4} {:>6.1}% {:>10} {:>7} {:>7}\n",
+            i + 1,
+            r.point.label(),
+            r.memory.total,
+            r.fast.step_time_s,
+            r.fast.mfu * 100.0,
+            rs,
+            mfu,
+            err
+        );
+    }
+    if let Some(b) = report.best_replayed() {
+        out += &format!(
+            "best by replay: {} ({:.4} s per step)\n  --set {}\n",
+            b.point.label(),
+            b.replay.as_ref().map_or(0.0, |r| r.step_time_s),
+            b.point.overrides().join(" --set ")
+        );
+    }
+    out
+}
+
+pub fn run(args: &PlanArgs) -> CliResult {
+    let s = config::load_scenario(args.scenario.as_deref(), &args.overrides)
+        .map_err(|e| CliError::bad(e.to_string()))?;
+    let opts = options(args, &s)?;
+    let report = plan::search(&s, &opts).map_err(|e| match e {
+        PlanError::Engine(e) => CliError::internal(e.to_string()),
+        other => CliError::bad(other.to_string()),
+    })?;
+    print!("{}", table(&report, args.show));
+    if let Some(dir) = &args.out {
+        let io = |e: std::io::Error| CliError::internal(format!("{}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        std::fs::write(dir.join("plans.csv"), plan::plans_csv(&report)).map_err(io)?;
+        let json =
+            serde_json::to_string_pretty(&report).map_err(|e| CliError::internal(e.to_string()))?;
+        std::fs::write(dir.join("plans.json"), json + "\n").map_err(io)?;
+        println!("wrote {}", dir.join("plans.csv").display());
+    }
+    Ok(())
+}

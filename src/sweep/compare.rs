@@ -1,0 +1,434 @@
+//! Running sweep points and comparing them side by side.
+//!
+//! Each point is loaded (through a caller-supplied loader, normally
+//! `config::load_scenario`), simulated (its own plan, or the best plan the search finds),
+//! and priced with `cost`. Results become a [`CompareTable`] written as `compare.csv` and
+//! `compare.json` and printed as a terminal table. Shard outputs merge back into the bytes
+//! of the unsharded sweep: rows carry their point index and every float is rounded to 9
+//! significant digits, so JSON round trips are exact.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::memory;
+use super::plan::{self, PlanOptions, PlanPoint, ReplayFigures};
+use super::spec::{PlanChoice, Shard, SweepError, SweepPoint};
+use crate::config::Scenario;
+use crate::cost::{self, Prices};
+use crate::hardware::FabricKind;
+
+/// How points are evaluated.
+#[derive(Debug, Clone)]
+pub struct CompareOptions {
+    /// Token budget the time and cost columns train.
+    pub tokens: f64,
+    pub plan: PlanChoice,
+    /// Full replays per point when searching for the best plan.
+    pub top: usize,
+    pub prices: Prices,
+    /// Show a progress bar on stderr (callers pass whether stderr is a terminal).
+    pub progress: bool,
+}
+
+impl Default for CompareOptions {
+    fn default() -> Self {
+        CompareOptions {
+            tokens: 1e12,
+            plan: PlanChoice::AsIs,
+            top: 3,
+            prices: Prices::default(),
+            progress: false,
+        }
+    }
+}
+
+/// The figures of one simulated point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    pub plan: String,
+    pub step_time_s: f64,
+    pub tokens_per_s: f64,
+    pub mfu: f64,
+    pub tflops_per_gpu: f64,
+    pub memory_gb: f64,
+    pub bubble_fraction: f64,
+    /// Exposed (not overlapped) communication per step, seconds.
+    pub tp_exposed_s: f64,
+    pub pp_exposed_s: f64,
+    pub dp_exposed_s: f64,
+    pub ep_exposed_s: f64,
+    pub time_to_train_days: f64,
+    pub gpu_hours: f64,
+    pub energy_mwh: f64,
+    pub cost_usd: f64,
+    pub usd_per_million_tokens: f64,
+    pub capital_usd: f64,
+    pub facility_kw: f64,
+    /// Run-level goodput (ETTR) when the point simulates a run; then the effective
+    /// figures divide time by it.
+    pub goodput: Option<f64>,
+    pub effective_time_to_train_days: Option<f64>,
+    pub effective_cost_usd: Option<f64>,
+}
+
+/// One row of the comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareRow {
+    pub index: usize,
+    pub name: String,
+    pub gpu: String,
+    pub gpus: u64,
+    pub fabric: String,
+    pub figures: Option<Figures>,
+    /// Why a point has no figures (e.g. no plan fits in memory).
+    pub error: Option<String>,
+}
+
+/// A whole comparison: what `compare.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompareTable {
+    pub name: String,
+    /// Points in the unsharded sweep.
+    pub points: usize,
+    pub tokens: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    pub rows: Vec<CompareRow>,
+}
+
+/// Rounds to 9 significant digits, so values survive JSON text exactly.
+pub fn sig(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return if x.is_finite() { 0.0 } else { x };
+    }
+    format!("{x:.8e}").parse().unwrap_or(x)
+}
+
+fn fabric_label(s: &Scenario) -> String {
+    let f = &s.cluster.fabric;
+    let kind = match f.kind {
+        FabricKind::FatTree => "fat-tree",
+        FabricKind::RailOptimized => "rail-optimized",
+        FabricKind::ClosPods => "clos-pods",
+        FabricKind::SingleSwitch => "single-switch",
+    };
+    format!(
+        "{kind} {}x{}G {}:1",
+        s.cluster.node.nics, s.cluster.node.nic_gbps, f.oversubscription
+    )
+}
+
+/// Run-level goodput of a scenario, when it simulates a run.
+///
+/// Wiring point for `run` (faults/goodput work): returns `None` until that lands.
+pub fn goodput_of(_s: &Scenario) -> Option<f64> {
+    None
+}
+
+/// Step-level results of one point before pricing.
+struct Step {
+    plan: String,
+    replay: ReplayFigures,
+    tflops_per_gpu: f64,
+    memory_gb: f64,
+}
+
+/// Simulates a scenario's step, searching for the best plan when asked.
+fn step_figures(s: &Scenario, opts: &CompareOptions) -> Result<Step, String> {
+    let peak = s.cluster.gpu.peak_flops(s.training.precision) / 1e12;
+    let (plan, replay, memory_gb) = match opts.plan {
+        PlanChoice::AsIs => {
+            let point = PlanPoint::of(s);
+            let r = plan::replay(s, &point).map_err(|e| e.to_string())?;
+            (point.label(), r, memory::estimate(s).total)
+        }
+        PlanChoice::Best => {
+            let po = PlanOptions::for_scenario(s, opts.top.max(1));
+            let report = plan::search(s, &po).map_err(|e| e.to_string())?;
+            let best = report.best_replayed().ok_or("no plan replayed")?;
+            let r = best.replay.clone().ok_or("no replay")?;
+            (best.point.label(), r, best.memory.total)
+        }
+    };
+    Ok(Step {
+        plan,
+        tflops_per_gpu: replay.mfu * peak,
+        replay,
+        memory_gb,
+    })
+}
+
+/// Simulates and prices one loaded point.
+pub fn evaluate(point: &SweepPoint, s: &Scenario, opts: &CompareOptions) -> CompareRow {
+    let mut row = CompareRow {
+        index: point.index,
+        name: point.name.clone(),
+        gpu: s.cluster.gpu.name.clone(),
+        gpus: s.cluster.total_gpus(),
+        fabric: fabric_label(s),
+        figures: None,
+        error: None,
+    };
+    match step_figures(s, opts) {
+        Err(e) => row.error = Some(e),
+        Ok(st) => {
+            let r = &st.replay;
+            let b = &r.breakdown_s;
+            let cc = cost::cluster_cost(&s.cluster, &opts.prices);
+            let goodput = goodput_of(s);
+            let tc = cost::training_cost(&cc, opts.tokens, r.tokens_per_s, goodput);
+            let days = |t: f64| sig(t / 86400.0);
+            row.figures = Some(Figures {
+                plan: st.plan,
+                step_time_s: sig(r.step_time_s),
+                tokens_per_s: sig(r.tokens_per_s),
+                mfu: sig(r.mfu),
+                tflops_per_gpu: sig(st.tflops_per_gpu),
+                memory_gb: sig(st.memory_gb),
+                bubble_fraction: sig(r.bubble_fraction),
+                tp_exposed_s: sig(b.tp_exposed),
+                pp_exposed_s: sig(b.pp_exposed),
+                dp_exposed_s: sig(b.dp_exposed),
+                ep_exposed_s: sig(b.ep_exposed),
+                time_to_train_days: days(tc.ideal.time_s),
+                gpu_hours: sig(tc.ideal.gpu_hours),
+                energy_mwh: sig(tc.ideal.energy_mwh),
+                cost_usd: sig(tc.ideal.cost_usd),
+                usd_per_million_tokens: sig(tc.usd_per_million_tokens),
+                capital_usd: sig(cc.capital.total_usd),
+                facility_kw: sig(cc.power.facility_kw),
+                goodput: tc.goodput.map(sig),
+                effective_time_to_train_days: tc.effective.as_ref().map(|e| days(e.time_s)),
+                effective_cost_usd: tc.effective.as_ref().map(|e| sig(e.cost_usd)),
+            });
+        }
+    }
+    row
+}
+
+fn progress_bar(n: usize, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(n as u64);
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} points {elapsed}") {
+        pb.set_style(style);
+    }
+    pb
+}
+
+/// Loads every point (stopping at the first bad one), then simulates them in parallel.
+/// Rows come back in point order.
+pub fn run_points<L, E>(
+    points: &[SweepPoint],
+    load: L,
+    opts: &CompareOptions,
+) -> Result<Vec<CompareRow>, E>
+where
+    L: Fn(&SweepPoint) -> Result<Scenario, E>,
+{
+    let scenarios = points.iter().map(&load).collect::<Result<Vec<_>, E>>()?;
+    let pb = progress_bar(points.len(), opts.progress);
+    let rows = points
+        .par_iter()
+        .zip(scenarios.par_iter())
+        .map(|(p, s)| {
+            let r = evaluate(p, s, opts);
+            pb.inc(1);
+            r
+        })
+        .collect();
+    pb.finish_and_clear();
+    Ok(rows)
+}
+
+/// Columns of `compare.csv`.
+pub const COMPARE_CSV_HEADER: &str = "index,name,gpu,gpus,fabric,plan,step_time_s,tokens_per_s,\
+mfu,tflops_per_gpu,memory_gb,bubble_fraction,tp_exposed_s,pp_exposed_s,dp_exposed_s,\
+ep_exposed_s,time_to_train_days,gpu_hours,energy_mwh,cost_usd,\
+usd_per_million_tokens,capital_usd,facility_kw,goodput,effective_time_to_train_days,\
+effective_cost_usd,error";
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// `compare.csv` text.
+pub fn to_csv(t: &CompareTable) -> String {
+    let mut out = String::from(COMPARE_CSV_HEADER);
+    out.push('\n');
+    for r in &t.rows {
+        let head = format!(
+            "{},{},{},{},{}",
+            r.index,
+            csv_field(&r.name),
+            csv_field(&r.gpu),
+            r.gpus,
+            csv_field(&r.fabric)
+        );
+        let body = match &r.figures {
+            Some(f) => format!(
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                csv_field(&f.plan),
+                f.step_time_s,
+                f.tokens_per_s,
+                f.mfu,
+                f.tflops_per_gpu,
+                f.memory_gb,
+                f.bubble_fraction,
+                f.tp_exposed_s,
+                f.pp_exposed_s,
+                f.dp_exposed_s,
+                f.ep_exposed_s,
+                f.time_to_train_days,
+                f.gpu_hours,
+                f.energy_mwh,
+                f.cost_usd,
+                f.usd_per_million_tokens,
+                f.capital_usd,
+                f.facility_kw,
+                opt(f.goodput),
+                opt(f.effective_time_to_train_days),
+                opt(f.effective_cost_usd)
+            ),
+            None => ",".repeat(20),
+        };
+        let err = csv_field(r.error.as_deref().unwrap_or(""));
+        out += &format!("{head},{body},{err}\n");
+    }
+    out
+}
+
+/// `compare.json` text (pretty, newline-terminated).
+pub fn to_json(t: &CompareTable) -> String {
+    let mut s = serde_json::to_string_pretty(t).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// Combines shard tables into the unsharded table: same sweep, every point exactly once.
+pub fn merge(tables: Vec<CompareTable>) -> Result<CompareTable, SweepError> {
+    let first = tables
+        .first()
+        .ok_or_else(|| SweepError::Merge("nothing to merge".into()))?;
+    let (name, points, tokens) = (first.name.clone(), first.points, first.tokens);
+    let mut rows = Vec::with_capacity(points);
+    for t in tables {
+        if t.name != name || t.points != points || t.tokens != tokens {
+            return Err(SweepError::Merge(format!(
+                "shards come from different sweeps: `{}` ({} points) vs `{name}` ({points} points)",
+                t.name, t.points
+            )));
+        }
+        rows.extend(t.rows);
+    }
+    rows.sort_by_key(|r| r.index);
+    let idx: Vec<usize> = rows.iter().map(|r| r.index).collect();
+    if idx != (0..points).collect::<Vec<_>>() {
+        let missing: Vec<usize> = (0..points).filter(|i| !idx.contains(i)).collect();
+        return Err(SweepError::Merge(format!(
+            "shards do not cover the sweep exactly once: {} rows for {points} points; missing {missing:?}",
+            idx.len()
+        )));
+    }
+    Ok(CompareTable {
+        name,
+        points,
+        tokens,
+        shard: None,
+        rows,
+    })
+}
+
+fn human_usd(x: f64) -> String {
+    if x >= 1e9 {
+        format!("${:.2}B", x / 1e9)
+    } else if x >= 1e6 {
+        format!("${:.2}M", x / 1e6)
+    } else {
+        format!("${:.0}", x)
+    }
+}
+
+/// The terminal table.
+pub fn table_text(t: &CompareTable) -> String {
+    let mut out = format!(
+        "{}: {} points, cost to train {:.3e} tokens\n",
+        t.name, t.points, t.tokens
+    );
+    out += &format!(
+        "{:<28} {:>6} {:<44} {:>8} {:>10} {:>6} {:>8} {:>8} {:>10} {:>9}\n",
+        "design", "gpus", "plan", "step s", "tokens/s", "MFU", "days", "MWh", "cost", "$/Mtok"
+    );
+    for r in &t.rows {
+        let name: String = r.name.chars().take(28).collect();
+        match &r.figures {
+            Some(f) => {
+                out += &format!(
+                    "{:<28} {:>6} {:<44} {:>8.3} {:>10.0} {:>5.1}% {:>8.1} {:>8.0} {:>10} {:>9.3}\n",
+                    name,
+                    r.gpus,
+                    f.plan,
+                    f.step_time_s,
+                    f.tokens_per_s,
+                    f.mfu * 100.0,
+                    f.time_to_train_days,
+                    f.energy_mwh,
+                    human_usd(f.cost_usd),
+                    f.usd_per_million_tokens
+                );
+            }
+            None => {
+                out += &format!(
+                    "{:<28} {:>6} error: {}\n",
+                    name,
+                    r.gpus,
+                    r.error.as_deref().unwrap_or("?")
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Writes `compare.csv` and `compare.json` into `dir` (created if missing).
+pub fn write_table(dir: &std::path::Path, t: &CompareTable) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("compare.csv"), to_csv(t))?;
+    std::fs::write(dir.join("compare.json"), to_json(t))
+}
+
+/// Reads `dir/compare.json`.
+pub fn read_table(dir: &std::path::Path) -> Result<CompareTable, SweepError> {
+    let path = dir.join("compare.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| SweepError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| SweepError::Parse {
+        path,
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sig_keeps_nine_digits_and_round_trips() {
+        let x = sig(std::f64::consts::PI * 1e7);
+        assert_eq!(x, 31415926.5);
+        let back: f64 = serde_json::from_str(&serde_json::to_string(&x).unwrap()).unwrap();
+        assert_eq!(back, x);
+    }
+}

@@ -1,0 +1,538 @@
+//! Fast mode: a closed-form step time for one plan, for ranking thousands of plans.
+//!
+//! Mirrors the schedule generator (`schedule::build_step`) without building a graph:
+//! - compute per micro-batch and layer from the same `model::kernels` lists and
+//!   `hardware::ComputeModel` the generator uses;
+//! - tensor-parallel collectives around every attention and MLP block (all-gather +
+//!   reduce-scatter with sequence parallel, else all-reduce), chained or overlapped with the
+//!   block's GEMMs as the plan says, timed by `network::analytic`; MoE all-to-alls chained;
+//! - the pipeline as `m · max_s X_s + (Σ_s X_s − max_s X_s) / v` with `X_s` a stage's
+//!   forward + backward per micro-batch (the `(p−1)/v` bubble for balanced stages), plus
+//!   blocking sends without p2p overlap and the fill/drain hops with it;
+//! - data-parallel buckets as the generator forms them: parameter all-gathers at the start
+//!   (delaying the first forwards that need them), gradient reduction overlapped with the
+//!   last backward of each chunk, then the optimizer.
+//!
+//! Deterministic and allocation-light; it never runs the engine. Context parallelism has
+//! no communication here because the generator has none yet.
+
+use serde::Serialize;
+
+use crate::config::Scenario;
+use crate::hardware::ComputeModel;
+use crate::model::{self, Kernel, KernelClass, LayerShard, Phase};
+use crate::network::AnalyticNetwork;
+use crate::plan::{GroupMask, RankGrid, Recompute};
+use crate::schedule::{Collective, StepInputs};
+
+/// A fast-mode step estimate, seconds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FastEstimate {
+    pub step_time_s: f64,
+    pub tokens_per_s: f64,
+    pub mfu: f64,
+    /// Pipeline fill and drain on the critical stage.
+    pub bubble_s: f64,
+    /// Tensor-parallel and expert-parallel communication on the critical path.
+    pub tp_exposed_s: f64,
+    pub ep_exposed_s: f64,
+    pub pp_exposed_s: f64,
+    pub dp_exposed_s: f64,
+    pub optimizer_s: f64,
+}
+
+/// Per-micro-batch compute of one GPU, seconds.
+struct Costs {
+    attn_f: f64,
+    attn_b: f64,
+    mlp_f: f64,
+    mlp_b: f64,
+    moe_f: f64,
+    moe_b: f64,
+    sel: f64,
+    emb_f: f64,
+    emb_b: f64,
+    logits_f: f64,
+    logits_b: f64,
+}
+
+fn t(cm: &ComputeModel, ks: &[Kernel]) -> f64 {
+    // The generator rounds each op to whole nanoseconds; so do we.
+    (cm.kernels_time_s(ks) * 1e9).round() * 1e-9
+}
+
+fn moe_kernels(inp: &StepInputs, sh: &LayerShard) -> Vec<Kernel> {
+    let Some(moe) = &inp.model.moe else {
+        return Vec::new();
+    };
+    let ep = inp.parallelism.ep.max(1);
+    let tokens = sh.tokens();
+    let local = (moe.experts / ep).max(1);
+    let per_expert =
+        ((tokens * moe.top_k * ep) as f64 / moe.experts as f64 * moe.capacity_factor).ceil() as u64;
+    let h = inp.model.hidden;
+    let mut ks = vec![Kernel {
+        name: "router",
+        class: KernelClass::Gemm {
+            m: tokens,
+            n: moe.experts,
+            k: h,
+        },
+        flops: 2.0 * (tokens * moe.experts * h) as f64,
+        bytes: (tokens * h) as f64 * 2.0,
+        phase: Phase::Forward,
+    }];
+    ks.extend(model::kernels::experts_forward(
+        inp.model, sh, local, per_expert,
+    ));
+    if moe.shared_experts > 0 {
+        ks.extend(model::kernels::experts_forward(
+            inp.model,
+            sh,
+            moe.shared_experts,
+            tokens,
+        ));
+    }
+    ks
+}
+
+impl Costs {
+    fn new(inp: &StepInputs) -> Self {
+        let (m, cm) = (inp.model, inp.compute);
+        let sh = inp.layer_shard();
+        let k = &model::kernels::backward;
+        let attn = model::kernels::attention_forward(m, &sh);
+        let mlp = model::kernels::mlp_forward(m, &sh);
+        let moe = moe_kernels(inp, &sh);
+        let emb = model::kernels::embedding_forward(m, &sh);
+        let logits = model::kernels::logits_forward(m, &sh);
+        Costs {
+            attn_f: t(cm, &attn),
+            attn_b: t(cm, &k(&attn)),
+            mlp_f: t(cm, &mlp),
+            mlp_b: t(cm, &k(&mlp)),
+            moe_f: t(cm, &moe),
+            moe_b: t(cm, &k(&moe)),
+            sel: t(cm, &model::kernels::selective_recompute(&attn)),
+            emb_f: t(cm, &emb),
+            emb_b: t(cm, &k(&emb)),
+            logits_f: t(cm, &logits),
+            logits_b: t(cm, &k(&logits)),
+        }
+    }
+}
+
+/// Communication times of one micro-batch, seconds.
+struct Comms {
+    /// TP collectives around one block (sum of the before and after collectives).
+    tp_block: f64,
+    tp_overlap: bool,
+    /// One MoE all-to-all.
+    a2a: f64,
+    p2p: f64,
+}
+
+/// Time of one block with its TP collectives, and the part of it that is exposed TP.
+fn block(c: &Comms, compute: f64) -> (f64, f64) {
+    if c.tp_overlap {
+        let total = compute.max(c.tp_block);
+        (total, total - compute)
+    } else {
+        (compute + c.tp_block, c.tp_block)
+    }
+}
+
+/// Forward and backward of one layer per micro-batch: (fwd, bwd, tp exposed, ep exposed).
+fn layer_times(s: &Scenario, c: &Costs, comms: &Comms, layer: u64) -> [f64; 4] {
+    let moe = s.model.is_moe_layer(layer);
+    let (mlp_f, mlp_b) = if moe {
+        (c.moe_f, c.moe_b)
+    } else {
+        (c.mlp_f, c.mlp_b)
+    };
+    let ep = if moe { 2.0 * comms.a2a } else { 0.0 };
+    let (af, af_tp) = block(comms, c.attn_f);
+    let (mf, mf_tp) = block(comms, mlp_f);
+    let (ab, ab_tp) = block(comms, c.attn_b);
+    let (mb, mb_tp) = block(comms, mlp_b);
+    let fwd = af + mf + ep;
+    let mut bwd = ab + mb + ep;
+    let mut tp = af_tp + mf_tp + ab_tp + mb_tp;
+    let mut ep_total = 2.0 * ep;
+    match s.training.recompute {
+        Recompute::Full => {
+            bwd += fwd;
+            tp += af_tp + mf_tp;
+            ep_total += ep;
+        }
+        Recompute::Selective => bwd += c.sel,
+        Recompute::None => {}
+    }
+    [fwd, bwd, tp, ep_total]
+}
+
+/// Per-stage quantities the pipeline and DP formulas need.
+#[derive(Default, Clone)]
+struct Stage {
+    /// Forward and backward per micro-batch over all chunks, blocking sends included.
+    fwd: f64,
+    bwd: f64,
+    tp: f64,
+    ep: f64,
+    pp: f64,
+    /// Per chunk: (forward, backward) per micro-batch, and per-layer backward prefix.
+    chunks: Vec<Chunk>,
+    params: u64,
+}
+
+#[derive(Default, Clone)]
+struct Chunk {
+    fwd: f64,
+    bwd: f64,
+    /// Layers of the chunk (lo..hi) and each layer's forward/backward time.
+    lo: u64,
+    layer_fwd: Vec<f64>,
+    layer_bwd: Vec<f64>,
+    /// Backward time spent before the layers (logits on the last virtual stage).
+    bwd_head: f64,
+    fwd_head: f64,
+}
+
+struct Ctx<'a> {
+    s: &'a Scenario,
+    inp: StepInputs<'a>,
+    grid: RankGrid,
+    net: &'a mut AnalyticNetwork,
+    /// Members of group 0 per mask, built once.
+    members: Vec<(GroupMask, Vec<u32>)>,
+    /// Collective times already computed: buckets mostly share one size.
+    memo: Vec<(Collective, u64, GroupMask, f64)>,
+}
+
+impl Ctx<'_> {
+    fn coll(&mut self, c: Collective, bytes: u64, mask: GroupMask) -> f64 {
+        if self.grid.group_size(mask) <= 1 {
+            return 0.0;
+        }
+        if let Some(&(.., t)) = self
+            .memo
+            .iter()
+            .find(|m| m.0 == c && m.1 == bytes && m.2 == mask)
+        {
+            return t;
+        }
+        let i = match self.members.iter().position(|(m, _)| *m == mask) {
+            Some(i) => i,
+            None => {
+                let mut v = Vec::new();
+                self.grid.members_into(mask, 0, &mut v);
+                self.members.push((mask, v));
+                self.members.len() - 1
+            }
+        };
+        let t = self.net.collective_time_s(c, bytes, &self.members[i].1);
+        self.memo.push((c, bytes, mask, t));
+        t
+    }
+
+    fn comms(&mut self) -> Comms {
+        let p = self.s.parallelism.clone();
+        let t = &self.s.training;
+        let act = (t.micro_batch * t.seq_len / p.cp.max(1) * self.s.model.hidden)
+            * t.precision.activation_bytes() as u64;
+        let tp_block = if p.tp <= 1 {
+            0.0
+        } else if self.inp.layer_shard().sequence_parallel {
+            self.coll(Collective::AllGather, act, GroupMask::TP)
+                + self.coll(Collective::ReduceScatter, act, GroupMask::TP)
+        } else {
+            self.coll(Collective::AllReduce, act, GroupMask::TP)
+        };
+        let top_k = self.s.model.moe.as_ref().map_or(1, |m| m.top_k);
+        let a2a = if p.ep > 1 {
+            self.coll(Collective::AllToAll, act * top_k, GroupMask::EP)
+        } else {
+            0.0
+        };
+        let p2p = if p.pp > 1 {
+            let stage = self.grid.stage_size();
+            self.net
+                .collective_time_s(Collective::SendRecv, act / p.tp.max(1), &[0, stage])
+        } else {
+            0.0
+        };
+        Comms {
+            tp_block,
+            tp_overlap: p.tp_comm_overlap,
+            a2a,
+            p2p,
+        }
+    }
+}
+
+fn stages(ctx: &Ctx, c: &Costs, comms: &Comms) -> Vec<Stage> {
+    let s = ctx.s;
+    let pp = s.parallelism.pp.max(1) as usize;
+    let vs_layers = ctx.inp.virtual_stage_layers();
+    let total_vs = vs_layers.len();
+    let blocking = !s.parallelism.pp_comm_overlap && pp > 1;
+    let mut out = vec![Stage::default(); pp];
+    let mut lo = 0;
+    for (vs, &n) in vs_layers.iter().enumerate() {
+        let st = &mut out[vs % pp];
+        let mut ch = Chunk {
+            lo,
+            ..Chunk::default()
+        };
+        for layer in lo..lo + n {
+            let [f, b, tp, ep] = layer_times(s, c, comms, layer);
+            ch.layer_fwd.push(f);
+            ch.layer_bwd.push(b);
+            st.tp += tp;
+            st.ep += ep;
+            st.params += s.model.layer_params(layer);
+        }
+        if vs == 0 {
+            ch.fwd_head += c.emb_f;
+            st.params += s.model.embedding_params();
+        }
+        if vs + 1 == total_vs {
+            ch.fwd_head += c.logits_f;
+            ch.bwd_head += c.logits_b;
+            if !s.model.tied_embeddings {
+                st.params += s.model.embedding_params();
+            }
+        }
+        ch.fwd = ch.fwd_head + ch.layer_fwd.iter().sum::<f64>();
+        ch.bwd =
+            ch.bwd_head + ch.layer_bwd.iter().sum::<f64>() + if vs == 0 { c.emb_b } else { 0.0 };
+        if blocking && vs + 1 < total_vs {
+            ch.fwd += comms.p2p;
+            st.pp += comms.p2p;
+        }
+        if blocking && vs > 0 {
+            ch.bwd += comms.p2p;
+            st.pp += comms.p2p;
+        }
+        st.fwd += ch.fwd;
+        st.bwd += ch.bwd;
+        st.chunks.push(ch);
+        lo += n;
+    }
+    out
+}
+
+/// A DP bucket: the chunk, the first layer (lowest, completes it in backward) and its time.
+struct Bucket {
+    chunk: usize,
+    lowest: u64,
+    highest: u64,
+    time_rs: f64,
+    time_ag: f64,
+}
+
+/// Buckets of one stage as the generator forms them (backward order per chunk).
+fn buckets(ctx: &mut Ctx, stage: &Stage, first_vs: bool, last_vs_stage: bool) -> Vec<Bucket> {
+    let s = ctx.s;
+    let p = &s.parallelism;
+    let tp = p.tp.max(1);
+    let target = p.bucket_params.max(1);
+    let grad = s.training.precision.grad_bytes();
+    let sharded = p.zero >= 1 && p.dp > 1;
+    let reduce = if sharded {
+        Collective::ReduceScatter
+    } else {
+        Collective::AllReduce
+    };
+    let chunks = stage.chunks.len();
+    let mut out = Vec::new();
+    let mut sizes = Vec::new();
+    for (ci, ch) in stage.chunks.iter().enumerate() {
+        let mut extra = 0;
+        if last_vs_stage && ci + 1 == chunks && !s.model.tied_embeddings {
+            extra += s.model.embedding_params();
+        }
+        if first_vs && ci == 0 {
+            extra += s.model.embedding_params();
+        }
+        let hi = ch.lo + ch.layer_fwd.len() as u64;
+        let mut cur: Option<(u64, u64, u64)> = None;
+        for layer in (ch.lo..hi).rev() {
+            let b = cur.get_or_insert((extra, layer, layer));
+            extra = 0;
+            b.0 += s.model.layer_params(layer);
+            b.1 = layer;
+            if b.0 >= target {
+                sizes.push((ci, cur.take().unwrap()));
+            }
+        }
+        if let Some(b) = cur.take() {
+            sizes.push((ci, b));
+        }
+    }
+    for (ci, (params, lowest, highest)) in sizes {
+        let bytes = ((params / tp) as f64 * grad) as u64;
+        let time_rs = ctx.coll(reduce, bytes, GroupMask::DP);
+        let time_ag = if sharded {
+            ctx.coll(Collective::AllGather, bytes, GroupMask::DP)
+        } else {
+            0.0
+        };
+        out.push(Bucket {
+            chunk: ci,
+            lowest,
+            highest,
+            time_rs,
+            time_ag,
+        });
+    }
+    out
+}
+
+/// Start of the forward of `layer` (chunk `ci`) for micro-batch 0 on stage `si`, relative to
+/// the step start, with free communication.
+fn first_forward_at(stages: &[Stage], si: usize, ci: usize, layer: u64) -> f64 {
+    let pp = stages.len();
+    // Micro-batch 0 visits virtual stages in order: all earlier virtual stages first.
+    let mut t = 0.0;
+    for vs in 0..ci * pp + si {
+        t += stages[vs % pp].chunks[vs / pp].fwd;
+    }
+    let ch = &stages[si].chunks[ci];
+    t += ch.fwd_head * if ci * pp + si == 0 { 1.0 } else { 0.0 };
+    t + ch.layer_fwd[..(layer - ch.lo) as usize].iter().sum::<f64>()
+}
+
+/// Estimates the step time of the scenario's plan in closed form.
+pub fn estimate(s: &Scenario, net: &mut AnalyticNetwork) -> FastEstimate {
+    let compute = ComputeModel::new(&s.cluster.gpu, s.training.precision);
+    let inp = StepInputs {
+        model: &s.model,
+        training: &s.training,
+        parallelism: &s.parallelism,
+        compute: &compute,
+        pcie_gbs: s.cluster.node.pcie_gbs,
+    };
+    let mut ctx = Ctx {
+        s,
+        inp,
+        grid: RankGrid::new(&s.parallelism),
+        net,
+        members: Vec::new(),
+        memo: Vec::new(),
+    };
+    let costs = Costs::new(&inp);
+    let comms = ctx.comms();
+    let st = stages(&ctx, &costs, &comms);
+    let p = &s.parallelism;
+    let pp = st.len();
+    let v = inp.chunks() as f64;
+    let m = inp.micro_batches() as f64;
+    let x: Vec<f64> = st.iter().map(|s| s.fwd + s.bwd).collect();
+    let (xmax, crit) =
+        x.iter().enumerate().fold(
+            (0.0f64, 0),
+            |acc, (i, &xi)| if xi > acc.0 { (xi, i) } else { acc },
+        );
+    let xsum: f64 = x.iter().sum();
+    let overlapped_hops = if p.pp_comm_overlap && pp > 1 {
+        2.0 * (pp as f64 * v - 1.0) * comms.p2p
+    } else {
+        0.0
+    };
+    let pipe = m * xmax + (xsum - xmax) / v + overlapped_hops;
+
+    let dp_group = ctx.grid.group_size(GroupMask::DP);
+    let sharded = p.zero >= 1 && p.dp > 1;
+    let mut gather_delay = 0.0f64;
+    let mut end = 0.0f64;
+    let mut crit_dp = 0.0;
+    let mut crit_opt = 0.0;
+    for si in 0..pp {
+        let bs = if dp_group > 1 {
+            buckets(&mut ctx, &st[si], si == 0, si == (pp * v as usize - 1) % pp)
+        } else {
+            Vec::new()
+        };
+        let local = st[si].params / p.tp.max(1) / if sharded { p.dp } else { 1 };
+        let opt = t(&compute, &model::kernels::adam_step(local));
+        let chunk_b = st[si].bwd / v;
+        let hop = if p.pp_comm_overlap { comms.p2p } else { 0.0 };
+        let stage_end = pipe - si as f64 * (chunk_b + hop);
+        if sharded && p.overlap_grad_reduce {
+            gather_delay = gather_delay.max(gather_wait(&st, si, &bs));
+        }
+        let dp_end = if p.overlap_grad_reduce {
+            reduce_overlapped(&st[si], &bs, stage_end, pp)
+        } else {
+            stage_end + bs.iter().map(|b| b.time_rs).sum::<f64>()
+        };
+        let mut e = dp_end.max(stage_end) + opt;
+        if sharded && !p.overlap_grad_reduce {
+            e += bs.iter().map(|b| b.time_ag).sum::<f64>();
+        }
+        if e > end {
+            end = e;
+            crit_dp = e - opt - stage_end;
+            crit_opt = opt;
+        }
+    }
+    let step = end + gather_delay;
+    let tokens = (s.training.global_batch * s.training.seq_len) as f64;
+    let gpus = ctx.grid.world() as f64;
+    let flops = s
+        .model
+        .model_flops_per_step(s.training.seq_len, s.training.global_batch);
+    let c = &st[crit];
+    FastEstimate {
+        step_time_s: step,
+        tokens_per_s: tokens / step,
+        mfu: flops / step / (gpus * s.cluster.gpu.peak_flops(s.training.precision)),
+        bubble_s: (xsum - xmax) / v + overlapped_hops,
+        tp_exposed_s: m * c.tp,
+        ep_exposed_s: m * c.ep,
+        pp_exposed_s: m * c.pp + overlapped_hops,
+        dp_exposed_s: crit_dp + gather_delay,
+        optimizer_s: crit_opt,
+    }
+}
+
+/// How long the first forwards of stage `si` wait for their parameter all-gathers, which
+/// the generator issues in reverse bucket order on the DP stream at the step start.
+fn gather_wait(st: &[Stage], si: usize, bs: &[Bucket]) -> f64 {
+    let mut done = 0.0;
+    let mut wait = 0.0f64;
+    for b in bs.iter().rev() {
+        done += b.time_ag;
+        let need = first_forward_at(st, si, b.chunk, b.highest.min(b.lowest));
+        wait = wait.max(done - need);
+    }
+    wait
+}
+
+/// When the overlapped gradient reduction of a stage ends: each bucket is issued when the
+/// last backward of its chunk passes its lowest layer; the DP stream runs them in order.
+fn reduce_overlapped(stage: &Stage, bs: &[Bucket], stage_end: f64, pp: usize) -> f64 {
+    let chunks = stage.chunks.len();
+    let mut done = 0.0f64;
+    // Bucket lists are chunk-major; the generator issues chunk c's buckets when chunk c's
+    // last backward runs, so order by that time.
+    let mut order: Vec<(f64, f64)> = Vec::with_capacity(bs.len());
+    for b in bs {
+        let ch = &stage.chunks[b.chunk];
+        // Interleaved cooldown runs chunk v-1's last backwards first, chunk 0's last.
+        let chunk_end =
+            stage_end - (b.chunk as f64) * pp as f64 * ch.bwd * (chunks > 1) as u8 as f64;
+        let start = chunk_end - ch.bwd;
+        let hi = ch.lo + ch.layer_bwd.len() as u64;
+        let before: f64 = ch.layer_bwd[(b.lowest - ch.lo) as usize..(hi - ch.lo) as usize]
+            .iter()
+            .sum();
+        order.push((start + ch.bwd_head + before, b.time_rs));
+    }
+    order.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (ready, time) in order {
+        done = done.max(ready) + time;
+    }
+    done
+}
