@@ -118,13 +118,21 @@ impl Source {
             .find(|b| per_pipeline.is_multiple_of(*b) && (per_pipeline / b).is_multiple_of(row.pp))
             .unwrap_or(1);
         let per_stage = row.layers / row.pp;
-        let v = if row.pp > 1 {
-            (1..=4)
+        let vrule = std::env::var("CS_VRULE").unwrap_or_default();
+        let v = if row.pp <= 1 {
+            1
+        } else if vrule == "two" {
+            2
+        } else if vrule == "max8" {
+            (1..=8)
                 .rev()
                 .find(|v| per_stage.is_multiple_of(*v))
                 .unwrap_or(1)
         } else {
-            1
+            (1..=4)
+                .rev()
+                .find(|v| per_stage.is_multiple_of(*v))
+                .unwrap_or(1)
         };
         p.schedule = if v > 1 {
             ScheduleKind::Interleaved

@@ -115,6 +115,16 @@ impl RankSpeeds {
         self.slowdown[rank as usize] = factor;
     }
 
+    /// The slowdown of `rank` (1.0 when healthy).
+    pub fn factor(&self, rank: u32) -> f32 {
+        self.slowdown.get(rank as usize).copied().unwrap_or(1.0)
+    }
+
+    /// Ranks slower than healthy.
+    pub fn slow_ranks(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.slowdown.len() as u32).filter(|&r| self.factor(r) != 1.0)
+    }
+
     #[inline]
     fn scale(&self, rank: u32, d: Nanos) -> Nanos {
         match self.slowdown.get(rank as usize) {
@@ -134,7 +144,7 @@ pub struct TraceEvent {
 }
 
 /// What one rank did during the step.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RankStats {
     /// Time attributed to each category (compute first, then exposed communication by
     /// priority TP > CP > EP > PP > DP), indexed by `Category as usize`.
@@ -292,6 +302,30 @@ struct Sim<'a, N: Network> {
     members: Vec<u32>,
     completed: Vec<u64>,
     events: u64,
+    /// Set when identical data-parallel replicas are folded into one simulated replica.
+    fold: Option<Fold>,
+    /// The members of the collective being started as the network sees them (GPU ids).
+    net_members: Vec<u32>,
+}
+
+/// Replica folding: the engine simulates `reduced` (a few replicas) and presents full GPU
+/// ids and full groups to the network.
+#[derive(Debug, Clone)]
+struct Fold {
+    full: RankGrid,
+    reduced: RankGrid,
+    /// Full replica index of each simulated replica.
+    replica_of: Vec<u32>,
+    /// Position in `replica_of` of the healthy replica standing for all unsimulated ones.
+    healthy: usize,
+}
+
+impl Fold {
+    fn gpu(&self, rank: u32) -> u32 {
+        let replica = self.reduced.coord(rank, crate::plan::Axis::Edp);
+        self.reduced
+            .rank_in(rank, &self.full, self.replica_of[replica as usize])
+    }
 }
 
 impl<'a, N: Network> Sim<'a, N> {
@@ -363,11 +397,29 @@ impl<'a, N: Network> Sim<'a, N> {
         self.fill_members(info, local);
         let comm = &self.step.comms[c as usize];
         let id = COMM_EVENT | ((c as u64) << 32) | local as u64;
+        let members: &[u32] = match &self.fold {
+            None => &self.members,
+            Some(fold) => {
+                self.net_members.clear();
+                let spans = matches!(comm.group, GroupRef::Axes(m) if RankGrid::spans_replicas(m));
+                match comm.group {
+                    GroupRef::Axes(mask) if spans => {
+                        let first = fold.gpu(self.members[0]);
+                        let g = fold.full.group_index(first, mask);
+                        fold.full.members_into(mask, g, &mut self.net_members);
+                    }
+                    _ => self
+                        .net_members
+                        .extend(self.members.iter().map(|&m| fold.gpu(m))),
+                }
+                &self.net_members
+            }
+        };
         let t = Transfer {
             id,
             collective: comm.collective,
             bytes: comm.bytes,
-            members: &self.members,
+            members,
             category: comm.category,
         };
         let completion = self.net.begin(self.now, &t);
@@ -419,7 +471,7 @@ impl<'a, N: Network> Sim<'a, N> {
         self.end_activity(rank, eop.category, start);
         if self.traced[rank as usize] {
             self.trace.push(TraceEvent {
-                rank,
+                rank: self.fold.as_ref().map_or(rank, |f| f.gpu(rank)),
                 op,
                 start,
                 end: self.now,
@@ -589,12 +641,137 @@ fn comm_infos(step: &StepGraph, grid: &RankGrid) -> (Vec<CommInfo>, Vec<GroupTab
 }
 
 /// Replays one step of `step` on every rank of `grid` over `net`.
+///
+/// Data-parallel replicas that are provably identical — same speeds, same links, and a
+/// network whose collective times depend only on their members (no contention) — are
+/// simulated once and their results copied: the replay then covers the replicas holding
+/// slow GPUs, degraded links or traced ranks, plus one healthy replica standing for all the
+/// others. Results equal the full replay (tested); [`replay_all`] forces the full one.
 pub fn replay<N: Network>(
     step: &StepGraph,
     grid: &RankGrid,
     net: &mut N,
     speeds: &RankSpeeds,
     trace_ranks: &TraceRanks,
+) -> Result<Replay, EngineError> {
+    match plan_fold(grid, net, speeds, trace_ranks) {
+        Some(fold) => replay_folded(step, fold, net, speeds, trace_ranks),
+        None => replay_grid(step, grid, net, speeds, trace_ranks, None),
+    }
+}
+
+/// Replays every rank, never folding replicas.
+pub fn replay_all<N: Network>(
+    step: &StepGraph,
+    grid: &RankGrid,
+    net: &mut N,
+    speeds: &RankSpeeds,
+    trace_ranks: &TraceRanks,
+) -> Result<Replay, EngineError> {
+    replay_grid(step, grid, net, speeds, trace_ranks, None)
+}
+
+/// The replicas a folded replay must simulate, or `None` when folding saves nothing or is
+/// not exact.
+fn plan_fold<N: Network>(
+    grid: &RankGrid,
+    net: &N,
+    speeds: &RankSpeeds,
+    trace_ranks: &TraceRanks,
+) -> Option<Fold> {
+    let replicas = grid.replicas();
+    if replicas <= 2 {
+        return None;
+    }
+    let degraded = net.folding()?;
+    let replica = |r: u32| grid.coord(r, crate::plan::Axis::Edp);
+    let mut special: Vec<u32> = degraded
+        .into_iter()
+        .chain(speeds.slow_ranks())
+        .map(replica)
+        .collect();
+    match trace_ranks {
+        TraceRanks::All => return None,
+        TraceRanks::Some(rs) => special.extend(
+            rs.iter()
+                .filter(|&&r| r < grid.world())
+                .map(|&r| replica(r)),
+        ),
+        TraceRanks::None => {}
+    }
+    special.sort_unstable();
+    special.dedup();
+    let healthy = (0..replicas).find(|r| special.binary_search(r).is_err())?;
+    let mut replica_of = special;
+    replica_of.push(healthy);
+    replica_of.sort_unstable();
+    if replica_of.len() as u32 * 2 > replicas {
+        return None;
+    }
+    let reduced = grid.with_replicas(replica_of.len() as u32);
+    let healthy = replica_of.binary_search(&healthy).ok()?;
+    Some(Fold {
+        full: grid.clone(),
+        reduced,
+        replica_of,
+        healthy,
+    })
+}
+
+fn replay_folded<N: Network>(
+    step: &StepGraph,
+    fold: Fold,
+    net: &mut N,
+    speeds: &RankSpeeds,
+    trace_ranks: &TraceRanks,
+) -> Result<Replay, EngineError> {
+    let reduced = fold.reduced.clone();
+    let mut small_speeds = RankSpeeds::uniform();
+    for r in 0..reduced.world() {
+        let f = speeds.factor(fold.gpu(r));
+        if f != 1.0 {
+            small_speeds.set(reduced.world(), r, f);
+        }
+    }
+    let small_trace = match trace_ranks {
+        TraceRanks::Some(rs) => TraceRanks::Some(
+            (0..reduced.world())
+                .filter(|&r| rs.contains(&fold.gpu(r)))
+                .collect(),
+        ),
+        other => other.clone(),
+    };
+    let full = fold.full.clone();
+    let small = replay_grid(
+        step,
+        &reduced,
+        net,
+        &small_speeds,
+        &small_trace,
+        Some(fold.clone()),
+    )?;
+    // Every full rank takes the stats of the simulated rank standing for its replica.
+    let stand_in = |r: u32| {
+        let replica = full.coord(r, crate::plan::Axis::Edp);
+        let k = fold
+            .replica_of
+            .binary_search(&replica)
+            .unwrap_or(fold.healthy);
+        full.rank_in(r, &reduced, k as u32)
+    };
+    let ranks = (0..full.world())
+        .map(|r| small.ranks[stand_in(r) as usize].clone())
+        .collect();
+    Ok(Replay { ranks, ..small })
+}
+
+fn replay_grid<N: Network>(
+    step: &StepGraph,
+    grid: &RankGrid,
+    net: &mut N,
+    speeds: &RankSpeeds,
+    trace_ranks: &TraceRanks,
+    fold: Option<Fold>,
 ) -> Result<Replay, EngineError> {
     let pp = step.stages.len() as u32;
     if pp == 0 || grid.world() / grid.stage_size() != pp {
@@ -661,6 +838,8 @@ pub fn replay<N: Network>(
         members: Vec::new(),
         completed: Vec::new(),
         events: 0,
+        fold,
+        net_members: Vec::new(),
     };
     sim.run()?;
     let step_time = sim.stats.iter().map(|s| s.end).max().unwrap_or(0);

@@ -41,6 +41,14 @@ impl LinkFaults {
         LinkFaults::default()
     }
 
+    /// GPUs with any degraded link, ascending.
+    pub fn degraded_gpus(&self) -> Vec<u32> {
+        let n = self.nic.len().max(self.nvlink.len());
+        (0..n as u32)
+            .filter(|&g| self.nic_factor(g) != 1.0 || self.nvlink_factor(g) != 1.0)
+            .collect()
+    }
+
     /// True when every link runs at full rate.
     pub fn is_empty(&self) -> bool {
         self.nic.is_empty() && self.nvlink.is_empty()

@@ -171,6 +171,10 @@ impl Network for AnalyticNetwork {
     fn begin(&mut self, now: Nanos, t: &Transfer<'_>) -> Completion {
         Completion::At(now + secs_to_ns(self.collective_time_s(t.collective, t.bytes, t.members)))
     }
+
+    fn folding(&self) -> Option<Vec<u32>> {
+        Some(self.link_faults.degraded_gpus())
+    }
 }
 
 /// A network where communication is free: for validating schedules against closed forms.
@@ -180,5 +184,9 @@ pub struct FreeNetwork;
 impl Network for FreeNetwork {
     fn begin(&mut self, now: Nanos, _: &Transfer<'_>) -> Completion {
         Completion::At(now)
+    }
+
+    fn folding(&self) -> Option<Vec<u32>> {
+        Some(Vec::new())
     }
 }

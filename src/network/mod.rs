@@ -61,4 +61,11 @@ pub trait Network {
 
     /// Advances to `now`, appending the ids of transfers that completed.
     fn advance(&mut self, _now: Nanos, _completed: &mut Vec<u64>) {}
+
+    /// Whether a collective's time depends only on its own members (no contention with other
+    /// traffic), so identical data-parallel replicas may be simulated once. Returns the GPUs
+    /// whose links differ from the rest (degraded links), or `None` when it cannot fold.
+    fn folding(&self) -> Option<Vec<u32>> {
+        None
+    }
 }

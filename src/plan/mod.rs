@@ -241,6 +241,46 @@ impl RankGrid {
         self.world
     }
 
+    /// Data-parallel replicas of the expert layout (`dp / ep`): the axis replica folding
+    /// collapses.
+    pub fn replicas(&self) -> u32 {
+        self.sizes[Axis::Edp as usize]
+    }
+
+    /// The same grid with only `k` data-parallel replicas.
+    pub fn with_replicas(&self, k: u32) -> RankGrid {
+        let mut sizes = self.sizes;
+        sizes[Axis::Edp as usize] = k.max(1);
+        let mut strides = [1u32; AXES];
+        for i in 1..AXES {
+            strides[i] = strides[i - 1] * sizes[i - 1];
+        }
+        RankGrid {
+            sizes,
+            strides,
+            world: strides[AXES - 1] * sizes[AXES - 1],
+        }
+    }
+
+    /// `rank` of this grid moved to replica `replica` of `other` (same other coordinates).
+    pub fn rank_in(&self, rank: u32, other: &RankGrid, replica: u32) -> u32 {
+        (0..AXES)
+            .map(|a| {
+                let c = if a == Axis::Edp as usize {
+                    replica
+                } else {
+                    (rank / self.strides[a]) % self.sizes[a]
+                };
+                c * other.strides[a]
+            })
+            .sum()
+    }
+
+    /// Whether groups of this kind span data-parallel replicas.
+    pub fn spans_replicas(mask: GroupMask) -> bool {
+        mask.has(Axis::Edp as usize)
+    }
+
     pub fn coord(&self, rank: u32, axis: Axis) -> u32 {
         let a = axis as usize;
         (rank / self.strides[a]) % self.sizes[a]
