@@ -330,6 +330,49 @@ pub(crate) mod tests {
         }
     }
 
+    /// DualPipe against DeepSeek-V3 Table 2, `(p/2 - 1)(F&B + B - 3W)`, with F&B = F + B + W
+    /// (an overlapped forward-and-backward pair runs a full backward; compute is one
+    /// stream). The table counts each F&B chunk as an indivisible unit placed on the
+    /// reference figure's grid; the replay starts every pass as soon as its inputs are in
+    /// (an F&B pair waits for both), so the edge ranks idle exactly
+    /// `(p/2 - 1)(F + B - W) + (p/2 - 2)(F - W)`, below the table's number by
+    /// `(p/2 - 1)(B - W) - (p/2 - 2)(F - W)`; the middle ranks idle `(p/2 - 2)(F - W)`.
+    #[test]
+    fn dualpipe_bubble_matches_its_schedule_and_stays_under_the_table() {
+        for (p, m) in [(4, 8), (4, 16), (8, 16), (8, 20), (2, 4), (6, 24)] {
+            let mut s = toy_scenario(1, p, 1, 4 * p, m);
+            s.parallelism.schedule = ScheduleKind::Dualpipe;
+            let (got, r, (f, b, w)) = balanced_replay(&s);
+            let half = (p / 2) as f64;
+            let table = (half - 1.0) * ((f + b + w) + b - 3.0 * w);
+            let extra = (half - 2.0).max(0.0) * (f - w);
+            let edge = (half - 1.0) * (f + b - w) + extra;
+            let idle = |rank: usize| {
+                let st = &r.ranks[rank];
+                (st.stall_at_last_end - st.stall_at_first_start) as f64
+            };
+            let tol = 1e-9 * edge + 4.0 * (3 * m) as f64;
+            for rank in [0, p as usize - 1] {
+                assert!(
+                    (idle(rank) - edge).abs() <= tol,
+                    "p={p} m={m}: {} vs {edge}",
+                    idle(rank)
+                );
+            }
+            let middle = idle(p as usize / 2);
+            assert!(
+                (middle - extra).abs() <= tol,
+                "p={p} m={m}: {middle} vs {extra}"
+            );
+            assert!(edge <= table + tol, "p={p} m={m}: {edge} vs {table}");
+            let want = table / (m as f64 * (f + b + w) + table);
+            assert!(got <= want + 1e-9, "p={p} m={m}: {got} vs {want}");
+            // Far below 1F1B's (p-1)/(m+p-1) and ZB-H1's (p-1)(F+B-W) at the edge.
+            assert!(got < (p - 1) as f64 / (m + p - 1) as f64);
+            assert!(edge <= (p - 1) as f64 * (f + b - w) + tol);
+        }
+    }
+
     #[test]
     fn gpipe_and_1f1b_bubble_equals_closed_form() {
         for (kind, p, m) in [
