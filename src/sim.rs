@@ -407,6 +407,59 @@ pub(crate) mod tests {
         }
     }
 
+    /// Ring attention: `cp - 1` K/V hops per attention pass of `2 b (s/cp) h_kv elem`
+    /// bytes (twice that in backward, with the gradients); with free communication they
+    /// hide completely, and on a slow network they show up as exposed CP time.
+    #[test]
+    fn context_parallel_ring_attention_traffic_and_overlap() {
+        let mut s = toy_scenario(1, 1, 4, 4, 8);
+        s.parallelism.cp = 4;
+        s.parallelism.dp = 1;
+        s.training.recompute = Recompute::None;
+        let g = build_graph(&s);
+        let (t, m) = (&s.training, &s.model);
+        let h_kv = m.kv_heads * (m.hidden / m.heads);
+        assert_eq!(h_kv, 2048);
+        // K and V of the local quarter of the sequence, bf16.
+        let kv = 2 * t.micro_batch * (t.seq_len / 4) * h_kv * 2;
+        let hops: Vec<&schedule::Comm> = g
+            .comms
+            .iter()
+            .filter(|c| c.category == Category::Cp)
+            .collect();
+        // 4 layers x 8 micro-batches x (forward + backward) x (cp - 1) hops.
+        assert_eq!(hops.len(), 4 * 8 * 2 * 3);
+        assert!(hops.iter().all(|c| c.bytes == kv || c.bytes == 2 * kv));
+        assert_eq!(hops.iter().filter(|c| c.bytes == kv).count(), 4 * 8 * 3);
+        // The attention steps add up to the block's time: a quarter each.
+        let attn: Vec<u64> = g.stages[0]
+            .graph
+            .node_weights()
+            .filter(|o| o.label == "attn fwd" && o.micro_batch == 0 && o.layers.0 == 0)
+            .map(|o| o.duration)
+            .collect();
+        assert_eq!(attn.len(), 4);
+        assert!(attn.iter().max().unwrap() - attn.iter().min().unwrap() <= 3);
+        // Free network: no CP time shows, and the step equals the compute on one rank.
+        let grid = RankGrid::new(&s.parallelism);
+        let free = engine::replay(
+            &g,
+            &grid,
+            &mut FreeNetwork,
+            &RankSpeeds::uniform(),
+            &TraceRanks::None,
+        )
+        .unwrap();
+        let compute: u64 = g.stages[0].graph.node_weights().map(|o| o.duration).sum();
+        assert_eq!(free.step_time, compute);
+        let bd = breakdown(&free);
+        assert_eq!(bd.cp_exposed, 0.0);
+        // A slow scale-up fabric exposes the hops.
+        s.cluster.node.nvlink_gbs = 1.0;
+        let slow = simulate_step(&s, &StepOptions::default()).unwrap().metrics;
+        assert!(slow.breakdown_s.cp_exposed > 0.0, "{:?}", slow.breakdown_s);
+    }
+
     #[test]
     fn breakdown_adds_up_to_step_time() {
         let s = toy_scenario(8, 4, 4, 32, 64);

@@ -556,7 +556,11 @@ impl<'a> Builder<'a> {
         label: &'static str,
     ) -> NodeIndex {
         let Some((before, after)) = self.tp_collectives() else {
-            return sb.chain(compute_op(category, duration, slot, (layer, layer), label));
+            let deps = sb.chain_deps();
+            let op = compute_op(category, duration, slot, (layer, layer), label);
+            let n = self.block_compute(sb, op, &deps);
+            sb.frontier = Some(n);
+            return n;
         };
         if self.inp.parallelism.tp_comm_overlap {
             return self.overlapped_block(
@@ -578,7 +582,10 @@ impl<'a> Builder<'a> {
                 tp_label(before),
             );
         }
-        let n = sb.chain(compute_op(category, duration, slot, (layer, layer), label));
+        let deps = sb.chain_deps();
+        let op = compute_op(category, duration, slot, (layer, layer), label);
+        let n = self.block_compute(sb, op, &deps);
+        sb.frontier = Some(n);
         self.chained_collective(
             sb,
             (after, GroupMask::TP, Category::Tp),
@@ -607,13 +614,86 @@ impl<'a> Builder<'a> {
             let c = self.new_comm(coll, GroupRef::Axes(GroupMask::TP), bytes, Category::Tp);
             last = Some(self.comm_op(sb, c, Stream::Tp, slot, tp_label(coll), &deps));
         }
-        let n = sb.push(
-            compute_op(category, duration, slot, (layer, layer), label),
-            &deps,
-        );
+        let op = compute_op(category, duration, slot, (layer, layer), label);
+        let n = self.block_compute(sb, op, &deps);
         sb.frontier = Some(n);
         sb.also_wait_for.extend(last);
         n
+    }
+
+    /// A block's compute op after `deps`; attention under context parallelism runs as ring
+    /// attention. Returns the op (or the last ring step) that completes the block.
+    fn block_compute(&mut self, sb: &mut StageBuilder, op: Op, deps: &[NodeIndex]) -> NodeIndex {
+        let cp = self.inp.parallelism.cp.max(1) as u32;
+        if cp == 1 || !matches!(op.label, "attn fwd" | "attn bwd" | "recompute attn") {
+            return sb.push(op, deps);
+        }
+        self.ring_attention(sb, op, deps, cp)
+    }
+
+    /// K/V bytes one ring-attention step moves per rank: `2 b (s/cp) h_kv elem`, the local
+    /// chunk's keys and values (`h_kv = kv_heads * head_dim / tp`); backward also moves
+    /// their gradients (twice that).
+    fn ring_step_bytes(&self, category: Category) -> u64 {
+        let (m, t, p) = (self.inp.model, self.inp.training, self.inp.parallelism);
+        let h_kv = m.kv_heads * (m.hidden / m.heads.max(1)) / p.tp.max(1);
+        let tokens = t.micro_batch * t.seq_len / p.cp.max(1);
+        let kv = 2 * tokens * h_kv * t.precision.activation_bytes() as u64;
+        if category == Category::Backward {
+            2 * kv
+        } else {
+            kv
+        }
+    }
+
+    /// Megatron-Core's context-parallel ring attention (load-balanced causal split, so
+    /// every step does the same work): the compute in `cp` equal steps; while step `k`
+    /// works on the K/V chunk in hand, the next chunk moves one hop around the CP ring
+    /// (`cp - 1` hops on the TP/CP stream). Step `k + 1` needs step `k` and hop `k`.
+    fn ring_attention(
+        &mut self,
+        sb: &mut StageBuilder,
+        op: Op,
+        deps: &[NodeIndex],
+        cp: u32,
+    ) -> NodeIndex {
+        let piece = op.duration / cp as Nanos;
+        let bytes = self.ring_step_bytes(op.category);
+        let slot = Slot {
+            pass: Pass::Forward,
+            micro_batch: op.micro_batch,
+            chunk: op.chunk as u32,
+            paired: false,
+        };
+        let mut step_deps = deps.to_vec();
+        let mut last = None;
+        for k in 0..cp {
+            let duration = if k + 1 == cp {
+                op.duration - piece * (cp as Nanos - 1)
+            } else {
+                piece
+            };
+            let n = sb.push(
+                Op {
+                    duration,
+                    ..op.clone()
+                },
+                &step_deps,
+            );
+            let mut next = vec![n];
+            if k + 1 < cp {
+                let c = self.new_comm(
+                    Collective::SendRecv,
+                    GroupRef::Axes(GroupMask::CP),
+                    bytes,
+                    Category::Cp,
+                );
+                next.push(self.comm_op(sb, c, Stream::Tp, slot, "cp ring k/v", &step_deps));
+            }
+            step_deps = next;
+            last = Some(n);
+        }
+        last.unwrap_or_else(|| sb.push(op, deps))
     }
 
     fn moe_dispatch(&mut self, sb: &mut StageBuilder, slot: Slot, label: &'static str) {

@@ -220,13 +220,15 @@ pub fn dualpipe(stage: u32, p: u32, m: u32) -> Vec<Slot> {
         o.backward(1, false);
         o.pair(1, 0);
     }
-    let mut zero_bubble = false;
+    // The reference switches to zero-bubble backwards at `i == (h + 1) / 2` (step_6 // 2): before B1 on
+    // odd `h`, between B1 and B0 on even `h`.
+    let (switch, mut zero_bubble) = (h.div_ceil(2), false);
     for i in 0..=h {
-        if i == (h + 1) / 2 && h % 2 == 1 {
+        if i == switch && h % 2 == 1 {
             zero_bubble = true;
         }
         o.backward(1, zero_bubble);
-        if i == (h + 1) / 2 && h % 2 == 0 {
+        if i == switch && h % 2 == 0 {
             zero_bubble = true;
         }
         o.backward(0, zero_bubble);
