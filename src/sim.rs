@@ -330,6 +330,49 @@ pub(crate) mod tests {
         }
     }
 
+    /// DualPipe against DeepSeek-V3 Table 2, `(p/2 - 1)(F&B + B - 3W)`, with F&B = F + B + W
+    /// (an overlapped forward-and-backward pair runs a full backward; compute is one
+    /// stream). The table counts each F&B chunk as an indivisible unit placed on the
+    /// reference figure's grid; the replay starts every pass as soon as its inputs are in
+    /// (an F&B pair waits for both), so the edge ranks idle exactly
+    /// `(p/2 - 1)(F + B - W) + (p/2 - 2)(F - W)`, below the table's number by
+    /// `(p/2 - 1)(B - W) - (p/2 - 2)(F - W)`; the middle ranks idle `(p/2 - 2)(F - W)`.
+    #[test]
+    fn dualpipe_bubble_matches_its_schedule_and_stays_under_the_table() {
+        for (p, m) in [(4, 8), (4, 16), (8, 16), (8, 20), (2, 4), (6, 24)] {
+            let mut s = toy_scenario(1, p, 1, 4 * p, m);
+            s.parallelism.schedule = ScheduleKind::Dualpipe;
+            let (got, r, (f, b, w)) = balanced_replay(&s);
+            let half = (p / 2) as f64;
+            let table = (half - 1.0) * ((f + b + w) + b - 3.0 * w);
+            let extra = (half - 2.0).max(0.0) * (f - w);
+            let edge = (half - 1.0) * (f + b - w) + extra;
+            let idle = |rank: usize| {
+                let st = &r.ranks[rank];
+                (st.stall_at_last_end - st.stall_at_first_start) as f64
+            };
+            let tol = 1e-9 * edge + 4.0 * (3 * m) as f64;
+            for rank in [0, p as usize - 1] {
+                assert!(
+                    (idle(rank) - edge).abs() <= tol,
+                    "p={p} m={m}: {} vs {edge}",
+                    idle(rank)
+                );
+            }
+            let middle = idle(p as usize / 2);
+            assert!(
+                (middle - extra).abs() <= tol,
+                "p={p} m={m}: {middle} vs {extra}"
+            );
+            assert!(edge <= table + tol, "p={p} m={m}: {edge} vs {table}");
+            let want = table / (m as f64 * (f + b + w) + table);
+            assert!(got <= want + 1e-9, "p={p} m={m}: {got} vs {want}");
+            // Far below 1F1B's (p-1)/(m+p-1) and ZB-H1's (p-1)(F+B-W) at the edge.
+            assert!(got < (p - 1) as f64 / (m + p - 1) as f64);
+            assert!(edge <= (p - 1) as f64 * (f + b - w) + tol);
+        }
+    }
+
     #[test]
     fn gpipe_and_1f1b_bubble_equals_closed_form() {
         for (kind, p, m) in [
@@ -362,6 +405,59 @@ pub(crate) mod tests {
                 "p={p} m={m} v={v}: {got} vs {want}"
             );
         }
+    }
+
+    /// Ring attention: `cp - 1` K/V hops per attention pass of `2 b (s/cp) h_kv elem`
+    /// bytes (twice that in backward, with the gradients); with free communication they
+    /// hide completely, and on a slow network they show up as exposed CP time.
+    #[test]
+    fn context_parallel_ring_attention_traffic_and_overlap() {
+        let mut s = toy_scenario(1, 1, 4, 4, 8);
+        s.parallelism.cp = 4;
+        s.parallelism.dp = 1;
+        s.training.recompute = Recompute::None;
+        let g = build_graph(&s);
+        let (t, m) = (&s.training, &s.model);
+        let h_kv = m.kv_heads * (m.hidden / m.heads);
+        assert_eq!(h_kv, 2048);
+        // K and V of the local quarter of the sequence, bf16.
+        let kv = 2 * t.micro_batch * (t.seq_len / 4) * h_kv * 2;
+        let hops: Vec<&schedule::Comm> = g
+            .comms
+            .iter()
+            .filter(|c| c.category == Category::Cp)
+            .collect();
+        // 4 layers x 8 micro-batches x (forward + backward) x (cp - 1) hops.
+        assert_eq!(hops.len(), 4 * 8 * 2 * 3);
+        assert!(hops.iter().all(|c| c.bytes == kv || c.bytes == 2 * kv));
+        assert_eq!(hops.iter().filter(|c| c.bytes == kv).count(), 4 * 8 * 3);
+        // The attention steps add up to the block's time: a quarter each.
+        let attn: Vec<u64> = g.stages[0]
+            .graph
+            .node_weights()
+            .filter(|o| o.label == "attn fwd" && o.micro_batch == 0 && o.layers.0 == 0)
+            .map(|o| o.duration)
+            .collect();
+        assert_eq!(attn.len(), 4);
+        assert!(attn.iter().max().unwrap() - attn.iter().min().unwrap() <= 3);
+        // Free network: no CP time shows, and the step equals the compute on one rank.
+        let grid = RankGrid::new(&s.parallelism);
+        let free = engine::replay(
+            &g,
+            &grid,
+            &mut FreeNetwork,
+            &RankSpeeds::uniform(),
+            &TraceRanks::None,
+        )
+        .unwrap();
+        let compute: u64 = g.stages[0].graph.node_weights().map(|o| o.duration).sum();
+        assert_eq!(free.step_time, compute);
+        let bd = breakdown(&free);
+        assert_eq!(bd.cp_exposed, 0.0);
+        // A slow scale-up fabric exposes the hops.
+        s.cluster.node.nvlink_gbs = 1.0;
+        let slow = simulate_step(&s, &StepOptions::default()).unwrap().metrics;
+        assert!(slow.breakdown_s.cp_exposed > 0.0, "{:?}", slow.breakdown_s);
     }
 
     #[test]

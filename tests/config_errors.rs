@@ -6,6 +6,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clustersim::config::{ConfigError, Scenario, load_scenario};
+use clustersim::plan::ScheduleKind;
 
 /// A valid scenario: Llama 3 70B on 16 DGX H100 nodes (128 GPUs), TP 8 x PP 4 x DP 4.
 /// Line numbers matter: tests point at them.
@@ -435,11 +436,23 @@ fn zero_stage_must_be_0_to_3() {
 }
 
 #[test]
-fn dualpipe_is_not_supported_yet() {
+fn dualpipe_loads_and_needs_even_pp_and_enough_micro_batches() {
     let text = replace("  schedule: 1f1b", "  schedule: dualpipe");
-    let (e, shown) = fails(&text, &[]);
-    assert_at(&e, 13, "parallelism.schedule");
-    assert!(shown.contains("not supported yet"), "{shown}");
+    let s = load(&text, &[]).expect("dualpipe with pp=4 and 16 micro-batches loads");
+    assert_eq!(s.parallelism.schedule, ScheduleKind::Dualpipe);
+    // pp=2 x dp=8: still 128 GPUs, but an odd pp is refused.
+    let (e, shown) = fails(&text, &["parallelism.pp=1", "parallelism.dp=16"]);
+    assert_eq!(e.field, "parallelism.pp");
+    assert!(shown.contains("dualpipe needs an even pp >= 2"), "{shown}");
+    // 64 / (4 x 1) = 16 micro-batches is fine; 24 / 4 = 6 < 2*pp = 8 is not.
+    let (e, shown) = fails(&text, &["training.global_batch=24"]);
+    assert_eq!(e.field, "training.global_batch");
+    assert!(
+        shown.contains("= 6 must be even and at least 2*pp = 8"),
+        "{shown}"
+    );
+    let (_, shown) = fails(&text, &["training.global_batch=36"]);
+    assert!(shown.contains("= 9 must be even"), "{shown}");
 }
 
 #[test]
@@ -542,10 +555,10 @@ fn binary_exits_2_on_malformed_yaml_and_bad_override() {
 
 #[test]
 fn semantic_errors_about_overridden_values_name_the_argument() {
-    let (e, shown) = fails(BASE, &["parallelism.schedule=dualpipe"]);
-    assert_eq!(e.field, "parallelism.schedule");
+    let (e, shown) = fails(BASE, &["parallelism.virtual_stages=2"]);
+    assert_eq!(e.field, "parallelism.virtual_stages");
     assert!(
-        shown.starts_with("--set parallelism.schedule=dualpipe: parallelism.schedule:"),
+        shown.starts_with("--set parallelism.virtual_stages=2: parallelism.virtual_stages:"),
         "{shown}"
     );
 }

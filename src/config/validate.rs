@@ -13,7 +13,7 @@ use super::{ConfigError, Scenario, TimelineRanks};
 
 /// Schedules the config accepts but the simulator cannot run yet. The one place to edit
 /// when a schedule lands.
-const UNSUPPORTED_SCHEDULES: &[ScheduleKind] = &[ScheduleKind::Dualpipe];
+const UNSUPPORTED_SCHEDULES: &[ScheduleKind] = &[];
 
 /// Largest value any integer size may take (keeps every product of sizes in `u64`).
 const MAX_SIZE: u64 = 1_000_000_000;
@@ -423,6 +423,9 @@ impl Rules<'_> {
                 schedule_name(p.schedule)
             )
         })?;
+        if p.schedule == ScheduleKind::Dualpipe {
+            self.dualpipe()?;
+        }
         if p.schedule != ScheduleKind::Interleaved {
             return self.ensure(p.virtual_stages == 1, "parallelism.virtual_stages", || {
                 format!(
@@ -453,6 +456,35 @@ impl Rules<'_> {
                 p.pp
             )
         })
+    }
+
+    /// DualPipe feeds half the micro-batches from each end of a symmetric pipeline: an even
+    /// number of stages and an even number of micro-batches, at least twice the stages
+    /// (the reference implementation's assertions).
+    fn dualpipe(&self) -> Check {
+        let p = &self.s.parallelism;
+        self.ensure(
+            p.pp >= 2 && p.pp.is_multiple_of(2),
+            "parallelism.pp",
+            || {
+                format!(
+                    "dualpipe needs an even pp >= 2 (stage i pairs with stage pp-1-i), got pp={}",
+                    p.pp
+                )
+            },
+        )?;
+        let mbs = self.micro_batches();
+        let need = p.pp.saturating_mul(2);
+        self.ensure(
+            mbs >= need && mbs.is_multiple_of(2),
+            "training.global_batch",
+            || {
+                format!(
+                    "dualpipe: micro-batches per step = global_batch/(dp*micro_batch) = {mbs} \
+                     must be even and at least 2*pp = {need}"
+                )
+            },
+        )
     }
 
     fn expert_parallel(&self) -> Check {

@@ -251,6 +251,9 @@ impl Planner {
                 }
             }
             Algorithm::Direct => self.direct(topo, s / n, out),
+            // More than two members: a ring shift (context-parallel K/V), each member
+            // sending `s` to the next.
+            Algorithm::P2p if members.len() > 2 => self.single_ring(topo, s, out),
             Algorithm::P2p => {
                 let i = out.open();
                 topo.route(members[0], members[1], &mut out.links);

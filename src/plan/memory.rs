@@ -297,8 +297,15 @@ fn peak_activations(
     (pp, m, v): (u32, u32, u32),
     chunk_bytes: &[f64],
 ) -> (f64, f64) {
-    let order = pipeline::stage_order(kind, stage, pp, m, v);
-    let release = if pipeline::splits_backward(kind) {
+    // DualPipe: Table 2's `p + 1` micro-batches of a stage's layers, scaled from 1F1B's
+    // peak below (its two chunks hold half the micro-batches each).
+    let walk = if kind == ScheduleKind::Dualpipe {
+        ScheduleKind::OneFOneB
+    } else {
+        kind
+    };
+    let order = pipeline::stage_order(walk, stage, pp, m, v);
+    let release = if pipeline::splits_backward(walk) {
         Pass::Weight
     } else {
         Pass::Backward

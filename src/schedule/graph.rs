@@ -123,7 +123,8 @@ pub enum Collective {
     AllGather,
     ReduceScatter,
     AllToAll,
-    /// Point-to-point: member 0 sends `bytes` to member 1.
+    /// Point-to-point: member 0 sends `bytes` to member 1; over a larger group, a ring
+    /// shift in which every member sends `bytes` to the next (context-parallel K/V).
     SendRecv,
 }
 

@@ -240,9 +240,13 @@ struct Builder<'a> {
     costs: OpCosts,
     comms: Vec<Comm>,
     p2p: HashMap<(bool, u32, u32), u32>,
+    /// Receives posted ahead in the sender's order (DualPipe), by p2p key.
+    posted: HashMap<(bool, u32, u32), NodeIndex>,
     vs_layers: Vec<(u64, u64)>,
     pp: u32,
+    /// Model chunks each stage holds (see [`pipeline::chunks_per_stage`]).
     chunks: u32,
+    kind: ScheduleKind,
     m: u32,
     /// Backward split into input- and weight-gradient passes (zero-bubble schedules).
     split: bool,
@@ -283,6 +287,16 @@ impl StageBuilder {
         let n = self.push(op, &deps);
         self.frontier = Some(n);
         n
+    }
+}
+
+/// `(send, receive)` streams of a pipeline pass: forward activations flow to the next
+/// stage and gradients to the previous one, the other way round on a reversed chunk.
+fn p2p_streams(reversed: bool, forward: bool) -> (Stream, Stream) {
+    if reversed == forward {
+        (Stream::SendPrev, Stream::RecvNext)
+    } else {
+        (Stream::SendNext, Stream::RecvPrev)
     }
 }
 
@@ -331,17 +345,25 @@ impl<'a> Builder<'a> {
             costs: OpCosts::new(&inp),
             comms: Vec::new(),
             p2p: HashMap::new(),
+            posted: HashMap::new(),
             vs_layers,
             pp: inp.parallelism.pp as u32,
-            chunks: inp.chunks() as u32,
+            chunks: pipeline::chunks_per_stage(inp.parallelism.schedule, inp.chunks() as u32),
+            kind: inp.parallelism.schedule,
             m: inp.micro_batches() as u32,
             split: pipeline::splits_backward(inp.parallelism.schedule),
             inp,
         }
     }
 
-    fn virtual_stages(&self) -> u32 {
-        self.pp * self.chunks
+    /// Where chunk `chunk` of `stage` sits on its micro-batches' path.
+    fn place(&self, stage: u32, chunk: u32) -> pipeline::Place {
+        pipeline::place(self.kind, stage, chunk, self.pp, self.chunks)
+    }
+
+    /// Layers `[lo, hi)` of a chunk.
+    fn layers_of(&self, place: pipeline::Place) -> (u64, u64) {
+        self.vs_layers[place.piece as usize]
     }
 
     fn new_comm(
@@ -432,12 +454,83 @@ impl<'a> Builder<'a> {
         }
         let to_vs = if forward { from_vs + 1 } else { from_vs - 1 };
         let group = GroupRef::P2p {
-            from: from_vs % self.pp,
-            to: to_vs % self.pp,
+            from: pipeline::stage_of(self.kind, from_vs, self.pp),
+            to: pipeline::stage_of(self.kind, to_vs, self.pp),
         };
         let c = self.new_comm(Collective::SendRecv, group, self.p2p_bytes(), Category::Pp);
         self.p2p.insert((forward, mb, from_vs), c);
         c
+    }
+
+    /// The receive of p2p hop `key` (`(forward?, micro-batch, from virtual stage)`): the
+    /// one posted ahead, or a new op with no dependencies.
+    fn recv_op(
+        &mut self,
+        sb: &mut StageBuilder,
+        key: (bool, u32, u32),
+        stream: Stream,
+        slot: Slot,
+    ) -> NodeIndex {
+        if let Some(&r) = self.posted.get(&key) {
+            return r;
+        }
+        let c = self.p2p_comm(key.0, key.1, key.2);
+        let label = if key.0 { "pp recv fwd" } else { "pp recv bwd" };
+        self.comm_op(sb, c, stream, slot, label, &[])
+    }
+
+    /// DualPipe: posts every receive of `sb`'s stage up front, on each stream in the order
+    /// its sender sends. Each physical p2p stream then carries the messages of one
+    /// neighbour in one order on both ends, although the two directions' activations and
+    /// gradients share it in an order the receiver consumes differently (in-order streams
+    /// would otherwise deadlock).
+    fn post_receives(&mut self, sb: &mut StageBuilder) {
+        self.posted.clear();
+        if self.kind != ScheduleKind::Dualpipe {
+            return;
+        }
+        let stage = sb.stage;
+        for sender in (0..self.pp).filter(|&st| st.abs_diff(stage) == 1) {
+            let order = pipeline::stage_order(self.kind, sender, self.pp, self.m, self.chunks);
+            for s in order {
+                let at = self.place(sender, s.chunk);
+                let (forward, to_vs) = match s.pass {
+                    Pass::Forward if !at.last => (true, at.vs + 1),
+                    Pass::Backward if !at.first => (false, at.vs - 1),
+                    _ => continue,
+                };
+                if pipeline::stage_of(self.kind, to_vs, self.pp) != sb.stage {
+                    continue;
+                }
+                let mine = self.place(sb.stage, to_vs / self.pp);
+                let recv = p2p_streams(mine.reversed, forward).1;
+                let key = (forward, s.micro_batch, at.vs);
+                let slot = Slot {
+                    chunk: to_vs / self.pp,
+                    paired: false,
+                    ..s
+                };
+                let c = self.p2p_comm(forward, s.micro_batch, at.vs);
+                let label = if forward {
+                    "pp recv fwd"
+                } else {
+                    "pp recv bwd"
+                };
+                let r = self.comm_op(sb, c, recv, slot, label, &[]);
+                self.posted.insert(key, r);
+            }
+        }
+    }
+
+    /// An overlapped F&B chunk starts once the backward's gradient has arrived too.
+    fn wait_for_pair(&mut self, sb: &mut StageBuilder, backward: Option<&Slot>) {
+        let Some(b) = backward else { return };
+        let at = self.place(sb.stage, b.chunk);
+        if !at.last {
+            let recv = p2p_streams(at.reversed, false).1;
+            let r = self.recv_op(sb, (false, b.micro_batch, at.vs + 1), recv, *b);
+            sb.also_wait_for.push(r);
+        }
     }
 
     /// Tensor-parallel collectives around a block: `(before, after)` per pass.
@@ -463,7 +556,11 @@ impl<'a> Builder<'a> {
         label: &'static str,
     ) -> NodeIndex {
         let Some((before, after)) = self.tp_collectives() else {
-            return sb.chain(compute_op(category, duration, slot, (layer, layer), label));
+            let deps = sb.chain_deps();
+            let op = compute_op(category, duration, slot, (layer, layer), label);
+            let n = self.block_compute(sb, op, &deps);
+            sb.frontier = Some(n);
+            return n;
         };
         if self.inp.parallelism.tp_comm_overlap {
             return self.overlapped_block(
@@ -485,7 +582,10 @@ impl<'a> Builder<'a> {
                 tp_label(before),
             );
         }
-        let n = sb.chain(compute_op(category, duration, slot, (layer, layer), label));
+        let deps = sb.chain_deps();
+        let op = compute_op(category, duration, slot, (layer, layer), label);
+        let n = self.block_compute(sb, op, &deps);
+        sb.frontier = Some(n);
         self.chained_collective(
             sb,
             (after, GroupMask::TP, Category::Tp),
@@ -514,13 +614,86 @@ impl<'a> Builder<'a> {
             let c = self.new_comm(coll, GroupRef::Axes(GroupMask::TP), bytes, Category::Tp);
             last = Some(self.comm_op(sb, c, Stream::Tp, slot, tp_label(coll), &deps));
         }
-        let n = sb.push(
-            compute_op(category, duration, slot, (layer, layer), label),
-            &deps,
-        );
+        let op = compute_op(category, duration, slot, (layer, layer), label);
+        let n = self.block_compute(sb, op, &deps);
         sb.frontier = Some(n);
         sb.also_wait_for.extend(last);
         n
+    }
+
+    /// A block's compute op after `deps`; attention under context parallelism runs as ring
+    /// attention. Returns the op (or the last ring step) that completes the block.
+    fn block_compute(&mut self, sb: &mut StageBuilder, op: Op, deps: &[NodeIndex]) -> NodeIndex {
+        let cp = self.inp.parallelism.cp.max(1) as u32;
+        if cp == 1 || !matches!(op.label, "attn fwd" | "attn bwd" | "recompute attn") {
+            return sb.push(op, deps);
+        }
+        self.ring_attention(sb, op, deps, cp)
+    }
+
+    /// K/V bytes one ring-attention step moves per rank: `2 b (s/cp) h_kv elem`, the local
+    /// chunk's keys and values (`h_kv = kv_heads * head_dim / tp`); backward also moves
+    /// their gradients (twice that).
+    fn ring_step_bytes(&self, category: Category) -> u64 {
+        let (m, t, p) = (self.inp.model, self.inp.training, self.inp.parallelism);
+        let h_kv = m.kv_heads * (m.hidden / m.heads.max(1)) / p.tp.max(1);
+        let tokens = t.micro_batch * t.seq_len / p.cp.max(1);
+        let kv = 2 * tokens * h_kv * t.precision.activation_bytes() as u64;
+        if category == Category::Backward {
+            2 * kv
+        } else {
+            kv
+        }
+    }
+
+    /// Megatron-Core's context-parallel ring attention (load-balanced causal split, so
+    /// every step does the same work): the compute in `cp` equal steps; while step `k`
+    /// works on the K/V chunk in hand, the next chunk moves one hop around the CP ring
+    /// (`cp - 1` hops on the TP/CP stream). Step `k + 1` needs step `k` and hop `k`.
+    fn ring_attention(
+        &mut self,
+        sb: &mut StageBuilder,
+        op: Op,
+        deps: &[NodeIndex],
+        cp: u32,
+    ) -> NodeIndex {
+        let piece = op.duration / cp as Nanos;
+        let bytes = self.ring_step_bytes(op.category);
+        let slot = Slot {
+            pass: Pass::Forward,
+            micro_batch: op.micro_batch,
+            chunk: op.chunk as u32,
+            paired: false,
+        };
+        let mut step_deps = deps.to_vec();
+        let mut last = None;
+        for k in 0..cp {
+            let duration = if k + 1 == cp {
+                op.duration - piece * (cp as Nanos - 1)
+            } else {
+                piece
+            };
+            let n = sb.push(
+                Op {
+                    duration,
+                    ..op.clone()
+                },
+                &step_deps,
+            );
+            let mut next = vec![n];
+            if k + 1 < cp {
+                let c = self.new_comm(
+                    Collective::SendRecv,
+                    GroupRef::Axes(GroupMask::CP),
+                    bytes,
+                    Category::Cp,
+                );
+                next.push(self.comm_op(sb, c, Stream::Tp, slot, "cp ring k/v", &step_deps));
+            }
+            step_deps = next;
+            last = Some(n);
+        }
+        last.unwrap_or_else(|| sb.push(op, deps))
     }
 
     fn moe_dispatch(&mut self, sb: &mut StageBuilder, slot: Slot, label: &'static str) {
@@ -579,15 +752,15 @@ impl<'a> Builder<'a> {
         slot: Slot,
         first_fwd: &mut HashMap<u64, NodeIndex>,
     ) {
-        let vs = slot.chunk * self.pp + sb.stage;
-        if vs > 0 {
-            let c = self.p2p_comm(true, slot.micro_batch, vs - 1);
-            let r = self.comm_op(sb, c, Stream::RecvPrev, slot, "pp recv fwd", &[]);
+        let at = self.place(sb.stage, slot.chunk);
+        let (vs, (send, recv)) = (at.vs, p2p_streams(at.reversed, true));
+        if !at.first {
+            let r = self.recv_op(sb, (true, slot.micro_batch, vs - 1), recv, slot);
             // The next op waits for both the receive and the chain so far: TP collectives
             // block the compute stream as NCCL kernels on Megatron's main stream do.
             sb.also_wait_for.push(r);
         }
-        if vs == 0 {
+        if at.first {
             sb.chain(compute_op(
                 Category::Forward,
                 self.costs.embedding_fwd,
@@ -596,7 +769,7 @@ impl<'a> Builder<'a> {
                 "embedding fwd",
             ));
         }
-        let (lo, hi) = self.vs_layers[vs as usize];
+        let (lo, hi) = self.layers_of(at);
         let mut issue_after = sb.frontier;
         for layer in lo..hi {
             let here = sb.frontier;
@@ -613,7 +786,7 @@ impl<'a> Builder<'a> {
             first_fwd.entry(layer).or_insert(a);
             self.mlp_block(sb, slot, layer, true);
         }
-        if vs + 1 == self.virtual_stages() {
+        if at.last {
             sb.chain(compute_op(
                 Category::Forward,
                 self.costs.logits_fwd,
@@ -624,7 +797,7 @@ impl<'a> Builder<'a> {
         } else {
             let c = self.p2p_comm(true, slot.micro_batch, vs);
             let deps = sb.chain_deps();
-            let send = self.comm_op(sb, c, Stream::SendNext, slot, "pp send fwd", &deps);
+            let send = self.comm_op(sb, c, send, slot, "pp send fwd", &deps);
             self.block_on_send(sb, send);
         }
     }
@@ -635,11 +808,11 @@ impl<'a> Builder<'a> {
         slot: Slot,
         grads_done: &mut HashMap<u64, NodeIndex>,
     ) {
-        let vs = slot.chunk * self.pp + sb.stage;
+        let at = self.place(sb.stage, slot.chunk);
+        let (vs, (send, recv)) = (at.vs, p2p_streams(at.reversed, false));
         let recompute = self.inp.training.recompute;
-        if vs + 1 < self.virtual_stages() {
-            let c = self.p2p_comm(false, slot.micro_batch, vs + 1);
-            let r = self.comm_op(sb, c, Stream::RecvNext, slot, "pp recv bwd", &[]);
+        if !at.last {
+            let r = self.recv_op(sb, (false, slot.micro_batch, vs + 1), recv, slot);
             sb.also_wait_for.push(r);
         } else {
             sb.chain(compute_op(
@@ -650,7 +823,7 @@ impl<'a> Builder<'a> {
                 "logits+loss bwd",
             ));
         }
-        let (lo, hi) = self.vs_layers[vs as usize];
+        let (lo, hi) = self.layers_of(at);
         let mut issue_after = sb.frontier;
         for layer in (lo..hi).rev() {
             let here = sb.frontier;
@@ -688,7 +861,7 @@ impl<'a> Builder<'a> {
             );
             grads_done.insert(layer, n);
         }
-        if vs == 0 {
+        if at.first {
             sb.chain(compute_op(
                 Category::Backward,
                 self.costs.embedding_bwd,
@@ -699,7 +872,7 @@ impl<'a> Builder<'a> {
         } else {
             let c = self.p2p_comm(false, slot.micro_batch, vs);
             let deps = sb.chain_deps();
-            let send = self.comm_op(sb, c, Stream::SendPrev, slot, "pp send bwd", &deps);
+            let send = self.comm_op(sb, c, send, slot, "pp send bwd", &deps);
             self.block_on_send(sb, send);
         }
     }
@@ -779,8 +952,7 @@ impl<'a> Builder<'a> {
         slot: Slot,
         grads_done: &mut HashMap<u64, NodeIndex>,
     ) {
-        let vs = slot.chunk * self.pp + sb.stage;
-        let (lo, hi) = self.vs_layers[vs as usize];
+        let (lo, hi) = self.layers_of(self.place(sb.stage, slot.chunk));
         let c = &self.costs;
         let duration: Nanos = (lo..hi)
             .map(|l| {
@@ -827,14 +999,14 @@ impl<'a> Builder<'a> {
         let target = self.inp.parallelism.bucket_params.max(1);
         let mut out = Vec::new();
         for chunk in 0..self.chunks {
-            let vs = chunk * self.pp + stage;
-            let (lo, hi) = self.vs_layers[vs as usize];
+            let at = self.place(stage, chunk);
+            let (lo, hi) = self.layers_of(at);
             let mut extra = 0;
             let adapter = self.inp.training.finetune.is_adapter();
-            if vs + 1 == self.virtual_stages() && !m.tied_embeddings && !adapter {
+            if at.last && !m.tied_embeddings && !adapter {
                 extra += m.embedding_params();
             }
-            if vs == 0 && !adapter {
+            if at.first && !adapter {
                 extra += m.embedding_params();
             }
             let mut current: Option<Bucket> = None;
@@ -909,6 +1081,7 @@ impl<'a> Builder<'a> {
             pass: Pass::Forward,
             micro_batch: u32::MAX,
             chunk: 0,
+            paired: false,
         };
 
         // Distributed optimizer with overlap: last step's parameter all-gather runs at the
@@ -938,6 +1111,7 @@ impl<'a> Builder<'a> {
             }
         }
 
+        self.post_receives(&mut sb);
         let order = pipeline::stage_order(par.schedule, stage, self.pp, self.m, self.chunks);
         let mut first_fwd = HashMap::new();
         let mut grads_done = HashMap::new();
@@ -956,7 +1130,12 @@ impl<'a> Builder<'a> {
         let mut reduce_ops = Vec::new();
         for (i, &slot) in order.iter().enumerate() {
             match slot.pass {
-                Pass::Forward => self.forward_slot(&mut sb, slot, &mut first_fwd),
+                Pass::Forward => {
+                    if slot.paired {
+                        self.wait_for_pair(&mut sb, order.get(i + 1));
+                    }
+                    self.forward_slot(&mut sb, slot, &mut first_fwd)
+                }
                 Pass::Backward | Pass::Weight => {
                     grads_done.clear();
                     if slot.pass == Pass::Weight {
@@ -1034,6 +1213,7 @@ impl<'a> Builder<'a> {
             pass: Pass::Backward,
             micro_batch: u32::MAX,
             chunk: b.chunk,
+            paired: false,
         };
         let deps: Vec<NodeIndex> = dep.into_iter().collect();
         self.comm_op(sb, c, Stream::Dp, slot, label, &deps)

@@ -20,6 +20,9 @@ pub struct Slot {
     pub pass: Pass,
     pub micro_batch: u32,
     pub chunk: u32,
+    /// A forward that runs overlapped with the backward in the next slot (DualPipe's F&B
+    /// chunks): it starts once both passes' inputs are in.
+    pub paired: bool,
 }
 
 fn slot(pass: Pass, micro_batch: u32, chunk: u32) -> Slot {
@@ -27,6 +30,7 @@ fn slot(pass: Pass, micro_batch: u32, chunk: u32) -> Slot {
         pass,
         micro_batch,
         chunk,
+        paired: false,
     }
 }
 
@@ -37,16 +41,206 @@ pub fn stage_order(kind: ScheduleKind, stage: u32, stages: u32, m: u32, v: u32) 
         ScheduleKind::Interleaved => interleaved(stage, stages, m, v),
         ScheduleKind::ZbH1 => zb_h1(stage, stages, m),
         ScheduleKind::ZbH2 => zb_h2(stage, stages, m),
-        // DualPipe's bidirectional order is not generated yet: it runs as 1F1B (config
-        // validation refuses it); memory accounting already models its 2x parameters.
-        _ => one_f_one_b(stage, stages, m),
+        ScheduleKind::Dualpipe => dualpipe(stage, stages, m),
+        ScheduleKind::OneFOneB => one_f_one_b(stage, stages, m),
     }
 }
 
 /// Whether a schedule splits backward into input-gradient (`B`) and weight-gradient (`W`)
 /// passes.
 pub fn splits_backward(kind: ScheduleKind) -> bool {
-    matches!(kind, ScheduleKind::ZbH1 | ScheduleKind::ZbH2)
+    matches!(
+        kind,
+        ScheduleKind::ZbH1 | ScheduleKind::ZbH2 | ScheduleKind::Dualpipe
+    )
+}
+
+/// Model chunks one stage holds: `v` under the interleaved schedule, two under DualPipe
+/// (its own and the mirrored one), otherwise one.
+pub fn chunks_per_stage(kind: ScheduleKind, v: u32) -> u32 {
+    match kind {
+        ScheduleKind::Interleaved => v.max(1),
+        ScheduleKind::Dualpipe => 2,
+        _ => 1,
+    }
+}
+
+/// Where one model chunk of a stage sits on the path its micro-batches take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    /// Virtual stage: the chunk's position on its path, unique over all paths. A forward
+    /// pass goes from `vs` to `vs + 1`, a backward pass from `vs` to `vs - 1`.
+    pub vs: u32,
+    /// Index of the chunk's layers in the schedule's layer split.
+    pub piece: u32,
+    /// First position of the path (embedding) and last (logits and loss).
+    pub first: bool,
+    pub last: bool,
+    /// Forward passes of this chunk flow from higher to lower stages (DualPipe's second
+    /// direction): sends go to the previous stage, receives come from the next.
+    pub reversed: bool,
+}
+
+/// The [`Place`] of chunk `chunk` of `stage` with `pp` stages and `v` chunks per stage.
+///
+/// Megatron's schedules run one path through `pp * v` virtual stages, `vs = chunk * pp +
+/// stage`. DualPipe runs two paths of `pp` positions over the same `pp` pieces of the
+/// model: chunk 0 of stage `i` is position `i` of the path fed at stage 0, chunk 1 is
+/// position `pp - 1 - i` of the path fed at stage `pp - 1` (so it holds piece `pp - 1 - i`).
+pub fn place(kind: ScheduleKind, stage: u32, chunk: u32, pp: u32, v: u32) -> Place {
+    if kind == ScheduleKind::Dualpipe {
+        let pos = if chunk == 0 { stage } else { pp - 1 - stage };
+        return Place {
+            vs: chunk * pp + pos,
+            piece: pos,
+            first: pos == 0,
+            last: pos + 1 == pp,
+            reversed: chunk == 1,
+        };
+    }
+    let vs = chunk * pp + stage;
+    Place {
+        vs,
+        piece: vs,
+        first: vs == 0,
+        last: vs + 1 == pp * v.max(1),
+        reversed: false,
+    }
+}
+
+/// The stage holding virtual stage `vs` (inverse of [`place`]).
+pub fn stage_of(kind: ScheduleKind, vs: u32, pp: u32) -> u32 {
+    let pos = vs % pp;
+    if kind == ScheduleKind::Dualpipe && vs >= pp {
+        pp - 1 - pos
+    } else {
+        pos
+    }
+}
+
+/// DualPipe order builder: per-direction counters of the passes emitted so far and the
+/// FIFO of postponed weight passes (DualPipe's `WeightGradStore`).
+struct DualOrder {
+    out: Vec<Slot>,
+    /// Micro-batches per direction.
+    half: u32,
+    /// Ranks of the second half run the first half's program with directions swapped.
+    swap: u32,
+    f: [u32; 2],
+    b: [u32; 2],
+    deferred: std::collections::VecDeque<Slot>,
+}
+
+impl DualOrder {
+    fn dir(&self, phase: u32) -> usize {
+        (phase ^ self.swap) as usize
+    }
+
+    fn forward(&mut self, phase: u32) {
+        let d = self.dir(phase);
+        self.out.push(slot(
+            Pass::Forward,
+            d as u32 * self.half + self.f[d],
+            d as u32,
+        ));
+        self.f[d] += 1;
+    }
+
+    /// Input-gradient pass; its weight pass follows at once unless `zero_bubble` postpones
+    /// it to a later [`DualOrder::weight`].
+    fn backward(&mut self, phase: u32, zero_bubble: bool) {
+        let d = self.dir(phase);
+        let mb = d as u32 * self.half + self.b[d];
+        self.b[d] += 1;
+        self.out.push(slot(Pass::Backward, mb, d as u32));
+        let w = slot(Pass::Weight, mb, d as u32);
+        if zero_bubble {
+            self.deferred.push_back(w);
+        } else {
+            self.out.push(w);
+        }
+    }
+
+    fn weight(&mut self) {
+        self.out.extend(self.deferred.pop_front());
+    }
+
+    /// An overlapped forward-and-backward chunk (full backward).
+    fn pair(&mut self, forward: u32, backward: u32) {
+        self.forward(forward);
+        if let Some(f) = self.out.last_mut() {
+            f.paired = true;
+        }
+        self.backward(backward, false);
+    }
+}
+
+/// DualPipe (DeepSeek-V3, arXiv 2412.19437 §3.2.1; `deepseek-ai/DualPipe`): half the
+/// micro-batches enter at stage 0 (chunk 0), half at stage `p - 1` (chunk 1). The eight
+/// phases of the reference implementation, for a rank at distance `h` from its end:
+/// `2(p/2-h-1)` F0; `h+1` F0F1; `p/2-h-1` B1W1F1 (zero bubble); `m/2-p+h+1` F0B1 F1B0
+/// pairs (overlapped forward-and-backward chunks, full backward); `p/2-h-1` B1 F1B0;
+/// `h+1` B1B0 (zero bubble from the middle on); `p/2-h-1` W B0 (zero bubble); `h+1` W.
+/// Needs an even `p` and an even `m >= 2p` (the config validation checks).
+pub fn dualpipe(stage: u32, p: u32, m: u32) -> Vec<Slot> {
+    let (ph, h) = (p / 2, stage.min(p - 1 - stage));
+    let mut o = DualOrder {
+        out: Vec::with_capacity(3 * m as usize),
+        half: m / 2,
+        swap: u32::from(stage >= ph),
+        f: [0; 2],
+        b: [0; 2],
+        deferred: Default::default(),
+    };
+    let rest = ph - h - 1;
+    for _ in 0..2 * rest {
+        o.forward(0);
+    }
+    for _ in 0..=h {
+        o.forward(0);
+        o.forward(1);
+    }
+    for _ in 0..rest {
+        o.backward(1, true);
+        o.weight();
+        o.forward(1);
+    }
+    for i in 0..(m / 2 + h + 1).saturating_sub(p) {
+        if i == 0 && h + 1 == ph {
+            // The middle ranks run their first pair unoverlapped (as the reference does,
+            // "to further reduce bubble size").
+            o.forward(0);
+            o.backward(1, false);
+        } else {
+            o.pair(0, 1);
+        }
+        o.pair(1, 0);
+    }
+    for _ in 0..rest {
+        o.backward(1, false);
+        o.pair(1, 0);
+    }
+    // The reference switches to zero-bubble backwards at `i == (h + 1) / 2` (step_6 // 2): before B1 on
+    // odd `h`, between B1 and B0 on even `h`.
+    let (switch, mut zero_bubble) = (h.div_ceil(2), false);
+    for i in 0..=h {
+        if i == switch && h % 2 == 1 {
+            zero_bubble = true;
+        }
+        o.backward(1, zero_bubble);
+        if i == switch && h % 2 == 0 {
+            zero_bubble = true;
+        }
+        o.backward(0, zero_bubble);
+    }
+    for _ in 0..rest {
+        o.weight();
+        o.backward(0, true);
+    }
+    while !o.deferred.is_empty() {
+        o.weight();
+    }
+    o.out
 }
 
 /// Counters of the passes a zero-bubble order has emitted so far.
@@ -277,6 +471,60 @@ mod tests {
         for stage in 0..p {
             assert!(peak_in_flight(&zb_h1(stage, p, m), true) <= p);
         }
+    }
+
+    #[test]
+    fn dualpipe_is_complete_causal_and_symmetric() {
+        for (p, m) in [(2, 4), (4, 8), (4, 10), (8, 16), (8, 40), (6, 12)] {
+            for stage in 0..p {
+                let order = dualpipe(stage, p, m);
+                assert_eq!(order.len(), 3 * m as usize);
+                for pass in [Pass::Forward, Pass::Backward, Pass::Weight] {
+                    for d in 0..2 {
+                        let mut mbs: Vec<u32> = order
+                            .iter()
+                            .filter(|s| s.pass == pass && s.chunk == d)
+                            .map(|s| s.micro_batch)
+                            .collect();
+                        mbs.sort();
+                        let want: Vec<u32> = (d * m / 2..(d + 1) * m / 2).collect();
+                        assert_eq!(mbs, want, "p={p} m={m} stage={stage} {pass:?}");
+                    }
+                }
+                let pos = |pass, mb| {
+                    order
+                        .iter()
+                        .position(|s| s.pass == pass && s.micro_batch == mb)
+                };
+                for mb in 0..m {
+                    assert!(pos(Pass::Forward, mb) < pos(Pass::Backward, mb));
+                    assert!(pos(Pass::Backward, mb) < pos(Pass::Weight, mb));
+                }
+                // Stage p-1-i runs stage i's program with the directions swapped.
+                let mirror = dualpipe(p - 1 - stage, p, m);
+                for (a, b) in order.iter().zip(&mirror) {
+                    assert_eq!((a.pass, a.chunk), (b.pass, 1 - b.chunk));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn dualpipe_places_mirror_each_other() {
+        let p = 8;
+        for stage in 0..p {
+            let down = place(ScheduleKind::Dualpipe, stage, 0, p, 1);
+            let up = place(ScheduleKind::Dualpipe, stage, 1, p, 1);
+            assert_eq!(down.piece, stage);
+            assert_eq!(up.piece, p - 1 - stage);
+            assert!(up.reversed && !down.reversed);
+            assert_eq!(stage_of(ScheduleKind::Dualpipe, down.vs, p), stage);
+            assert_eq!(stage_of(ScheduleKind::Dualpipe, up.vs, p), stage);
+        }
+        assert!(place(ScheduleKind::Dualpipe, p - 1, 1, p, 1).first);
+        assert!(place(ScheduleKind::Dualpipe, 0, 1, p, 1).last);
+        let inter = place(ScheduleKind::Interleaved, 3, 1, 4, 2);
+        assert_eq!((inter.vs, inter.piece, inter.last), (7, 7, true));
     }
 
     #[test]
