@@ -492,6 +492,26 @@ pub fn read_table(dir: &std::path::Path) -> Result<CompareTable, SweepError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures;
+    use crate::run::RunSpec;
+
+    #[test]
+    fn goodput_comes_from_the_run_simulation_when_the_scenario_has_one() {
+        let mut s = fixtures::toy_scenario(2, 2, 2, 8, 16);
+        assert_eq!(goodput_of(&s, None).unwrap(), None);
+        s.run = Some(RunSpec {
+            duration: Some("20d".into()),
+            ..RunSpec::default()
+        });
+        let g = goodput_of(&s, None).unwrap().unwrap();
+        assert!(g > 0.0 && g < 1.0, "{g}");
+        // Passing the replayed healthy step time gives the same run.
+        let healthy = crate::sim::simulate_step(&s, &Default::default())
+            .unwrap()
+            .metrics
+            .step_time_s;
+        assert_eq!(goodput_of(&s, Some(healthy)).unwrap(), Some(g));
+    }
 
     #[test]
     fn sig_keeps_nine_digits_and_round_trips() {
