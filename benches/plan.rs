@@ -1,4 +1,4 @@
-//! Plan-search fast-mode throughput: plans evaluated per second (memory estimate + closed
+//! Plan-search fast-mode throughput: plans evaluated per second (memory model + closed
 //! form step time), sequentially and with rayon, for GPT-3 175B on 1,024 A100 and Llama-3
 //! 70B on 1,024 H100. Target: >= 2,000 plans/s on a 2-core machine.
 //!

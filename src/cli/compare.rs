@@ -1,6 +1,7 @@
 //! `clustersim compare A.yaml B.yaml ... | SWEEP.yaml`: simulate scenarios or a sweep's
 //! points in parallel and compare them side by side (terminal table, `compare.csv`,
-//! `compare.json`, `compare.svg`); `--shard i/n` runs a deterministic subset.
+//! `compare.json`, `compare.png`/`.svg` and one chart per metric); `--shard i/n` runs a
+//! deterministic subset.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -124,8 +125,8 @@ fn options(args: &CompareArgs, plan: &Plan) -> Result<CompareOptions, CliError> 
 pub fn write_outputs(dir: &Path, t: &CompareTable) -> CliResult {
     compare::write_table(dir, t)
         .map_err(|e| CliError::internal(format!("{}: {e}", dir.display())))?;
-    if let Err(e) = crate::sweep::charts::compare_chart(t, &dir.join("compare.svg")) {
-        eprintln!("warning: chart not written: {e}");
+    if let Err(e) = crate::sweep::charts::compare_charts(t, dir) {
+        eprintln!("warning: charts not written: {e}");
     }
     println!("wrote {}", dir.join("compare.csv").display());
     Ok(())

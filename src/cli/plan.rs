@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::{CliError, CliResult};
 use crate::config;
-use crate::plan::Recompute;
+use crate::plan::{Recompute, ScheduleKind};
 use crate::sweep::plan::{self, PlanError, PlanOptions, PlanReport};
 
 #[derive(Debug, clap::Args)]
@@ -39,9 +39,13 @@ pub struct PlanArgs {
     /// Micro-batch sizes to try.
     #[arg(long, value_delimiter = ',')]
     pub micro_batch: Vec<u64>,
-    /// ZeRO stages to try (default 0,1).
+    /// ZeRO stages to try (default 0,1,2,3).
     #[arg(long, value_delimiter = ',')]
     pub zero: Vec<u8>,
+    /// Pipeline schedules to try: 1f1b, interleaved, zb-h1, zb-h2, gpipe (default: all
+    /// but gpipe; 1F1B is always tried).
+    #[arg(long, value_delimiter = ',')]
+    pub schedule: Vec<String>,
     /// Recompute policies to try: none, selective, full.
     #[arg(long, value_delimiter = ',')]
     pub recompute: Vec<String>,
@@ -57,6 +61,19 @@ fn parse_recompute(v: &str) -> Result<Recompute, CliError> {
         "full" => Ok(Recompute::Full),
         _ => Err(CliError::bad(format!(
             "--recompute: `{v}` is not none, selective or full"
+        ))),
+    }
+}
+
+fn parse_schedule(v: &str) -> Result<ScheduleKind, CliError> {
+    match v {
+        "1f1b" => Ok(ScheduleKind::OneFOneB),
+        "interleaved" => Ok(ScheduleKind::Interleaved),
+        "zb-h1" => Ok(ScheduleKind::ZbH1),
+        "zb-h2" => Ok(ScheduleKind::ZbH2),
+        "gpipe" => Ok(ScheduleKind::Gpipe),
+        _ => Err(CliError::bad(format!(
+            "--schedule: `{v}` is not 1f1b, interleaved, zb-h1, zb-h2 or gpipe"
         ))),
     }
 }
@@ -80,6 +97,13 @@ fn options(args: &PlanArgs, s: &config::Scenario) -> Result<PlanOptions, CliErro
             return Err(CliError::bad(format!("--zero: {z} is not 0, 1, 2 or 3")));
         }
         sp.zero = args.zero.clone();
+    }
+    if !args.schedule.is_empty() {
+        sp.schedules = args
+            .schedule
+            .iter()
+            .map(|v| parse_schedule(v))
+            .collect::<Result<_, _>>()?;
     }
     if !args.recompute.is_empty() {
         sp.recompute = args

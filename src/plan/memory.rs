@@ -487,62 +487,112 @@ fn logits_bytes(inp: &MemoryInputs) -> f64 {
     6.0 * tokens * inp.model.vocab as f64 / p.tp.max(1) as f64
 }
 
-/// The memory of every stage and of the most loaded rank.
-pub fn memory_report(inp: &MemoryInputs) -> MemoryReport {
+/// What every stage shares: layer split, activation sharding, micro-batches.
+struct StageCtx {
+    vs_layers: Vec<u64>,
+    chunks: u64,
+    sh: ActivationShard,
+    mb: u32,
+}
+
+impl StageCtx {
+    fn new(inp: &MemoryInputs) -> Self {
+        let p = inp.parallelism;
+        let chunks = inp.chunks();
+        let vs_layers = match &p.stage_layers {
+            Some(explicit) if chunks == 1 => explicit.clone(),
+            _ => super::split_layers(inp.model.layers, p.pp.max(1) * chunks),
+        };
+        StageCtx {
+            vs_layers,
+            chunks,
+            sh: inp.shard(),
+            mb: inp.micro_batches() as u32,
+        }
+    }
+}
+
+/// One stage's memory (GB) and its peak in-flight factor.
+fn stage_memory(inp: &MemoryInputs, ctx: &StageCtx, stage: u64) -> (StageMemory, f64) {
     let (m, t, p) = (inp.model, inp.training, inp.parallelism);
     let pp = p.pp.max(1);
-    let chunks = inp.chunks();
-    let vs_layers = match &p.stage_layers {
-        Some(explicit) if chunks == 1 => explicit.clone(),
-        _ => super::split_layers(m.layers, pp * chunks),
-    };
-    let sh = inp.shard();
-    let mb = inp.micro_batches() as u32;
-    let stage_size = (p.tp * p.cp * p.dp).max(1) as u32;
-    let mut stages = Vec::with_capacity(pp as usize);
-    let mut factors = Vec::with_capacity(pp as usize);
-    for stage in 0..pp {
-        let ranges = stage_chunks(&vs_layers, pp, chunks, stage);
-        let (first, last) = (stage == 0, stage + 1 == pp);
-        let states = stage_model_states(inp, &ranges, first, last);
-        let chunk_bytes: Vec<f64> = ranges
-            .iter()
-            .map(|&(lo, hi)| (lo..hi).map(|l| layer_activation_bytes(m, l, &sh)).sum())
-            .collect();
-        let (mut act, factor) = peak_activations(
-            p.schedule,
-            stage as u32,
-            (pp as u32, mb, chunks as u32),
-            &chunk_bytes,
-        );
-        if first {
-            // The embedding output feeding the first layer, per micro-batch in flight.
-            act += factor * 2.0 * (sh.seq_local * sh.micro_batch * m.hidden) as f64;
-        }
-        if last {
-            act += logits_bytes(inp);
-        }
-        let buffers = buffer_bytes(inp, &ranges);
-        let reserve = t.memory_reserve_gb * GB;
-        let total = states.weights + states.grads + states.optimizer + act + buffers + reserve;
-        stages.push(StageMemory {
-            stage: stage as u32,
-            weights: states.weights / GB,
-            grads: states.grads / GB,
-            optimizer: states.optimizer / GB,
-            activations: act / GB,
-            buffers: buffers / GB,
-            reserve: reserve / GB,
-            total: total / GB,
-        });
-        factors.push(factor);
-    }
-    let worst = stages
+    let sh = &ctx.sh;
+    let ranges = stage_chunks(&ctx.vs_layers, pp, ctx.chunks, stage);
+    let (first, last) = (stage == 0, stage + 1 == pp);
+    let states = stage_model_states(inp, &ranges, first, last);
+    let chunk_bytes: Vec<f64> = ranges
         .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total.total_cmp(&b.1.total))
-        .map_or(0, |(i, _)| i);
-    let w = stages[worst].clone();
+        .map(|&(lo, hi)| (lo..hi).map(|l| layer_activation_bytes(m, l, sh)).sum())
+        .collect();
+    let (mut act, factor) = peak_activations(
+        p.schedule,
+        stage as u32,
+        (pp as u32, ctx.mb, ctx.chunks as u32),
+        &chunk_bytes,
+    );
+    if first {
+        // The embedding output feeding the first layer, per micro-batch in flight.
+        act += factor * 2.0 * (sh.seq_local * sh.micro_batch * m.hidden) as f64;
+    }
+    if last {
+        act += logits_bytes(inp);
+    }
+    let buffers = buffer_bytes(inp, &ranges);
+    let reserve = t.memory_reserve_gb * GB;
+    let total = states.weights + states.grads + states.optimizer + act + buffers + reserve;
+    let mem = StageMemory {
+        stage: stage as u32,
+        weights: states.weights / GB,
+        grads: states.grads / GB,
+        optimizer: states.optimizer / GB,
+        activations: act / GB,
+        buffers: buffers / GB,
+        reserve: reserve / GB,
+        total: total / GB,
+    };
+    (mem, factor)
+}
+
+/// The most loaded stage's memory (the last of equal maxima, as [`memory_report`]) and its in-flight
+/// factor, without keeping every stage: the lean entry point the plan search calls once per
+/// candidate. Equals the `stages[stage]` entry of [`memory_report`].
+pub fn most_loaded_stage(inp: &MemoryInputs) -> (StageMemory, f64) {
+    let ctx = StageCtx::new(inp);
+    let mut worst: Option<(StageMemory, f64)> = None;
+    for stage in 0..inp.parallelism.pp.max(1) {
+        let cur = stage_memory(inp, &ctx, stage);
+        if worst.as_ref().is_none_or(|w| cur.0.total >= w.0.total) {
+            worst = Some(cur);
+        }
+    }
+    worst.unwrap_or_default()
+}
+
+/// The memory of every stage and of the most loaded rank.
+pub fn memory_report(inp: &MemoryInputs) -> MemoryReport {
+    let p = inp.parallelism;
+    let ctx = StageCtx::new(inp);
+    let (stages, factors): (Vec<StageMemory>, Vec<f64>) = (0..p.pp.max(1))
+        .map(|stage| stage_memory(inp, &ctx, stage))
+        .unzip();
+    let mut worst = 0;
+    for (i, s) in stages.iter().enumerate() {
+        if s.total >= stages[worst].total {
+            worst = i;
+        }
+    }
+    report_of(inp, stages[worst].clone(), factors[worst], stages)
+}
+
+/// A report from the most loaded stage (and every stage's figures, when kept).
+pub fn report_of(
+    inp: &MemoryInputs,
+    w: StageMemory,
+    in_flight: f64,
+    stages: Vec<StageMemory>,
+) -> MemoryReport {
+    let p = inp.parallelism;
+    let stage_size = (p.tp * p.cp * p.dp).max(1) as u32;
     MemoryReport {
         weights: w.weights,
         grads: w.grads,
@@ -555,7 +605,7 @@ pub fn memory_report(inp: &MemoryInputs) -> MemoryReport {
         fits: w.total <= inp.capacity_gb,
         rank: w.stage * stage_size,
         stage: w.stage,
-        in_flight: factors[worst],
+        in_flight,
         stages,
     }
 }

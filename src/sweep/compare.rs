@@ -16,7 +16,9 @@ use super::plan::{self, PlanOptions, PlanPoint, ReplayFigures};
 use super::spec::{PlanChoice, Shard, SweepError, SweepPoint};
 use crate::config::Scenario;
 use crate::cost::{self, Prices};
+use crate::faults::StepState;
 use crate::hardware::FabricKind;
+use crate::run::{self, RunError, RunOptions, StepTimeSource};
 
 /// How points are evaluated.
 #[derive(Debug, Clone)]
@@ -70,6 +72,8 @@ pub struct Figures {
     pub goodput: Option<f64>,
     pub effective_time_to_train_days: Option<f64>,
     pub effective_cost_usd: Option<f64>,
+    #[serde(default)]
+    pub effective_energy_mwh: Option<f64>,
 }
 
 /// One row of the comparison.
@@ -119,11 +123,47 @@ fn fabric_label(s: &Scenario) -> String {
     )
 }
 
-/// Run-level goodput of a scenario, when it simulates a run.
-///
-/// Wiring point for `run` (faults/goodput work): returns `None` until that lands.
-pub fn goodput_of(_s: &Scenario) -> Option<f64> {
-    None
+/// The replayed healthy step time in front of the step simulator: the run simulation then
+/// replays only the fault states that differ from the healthy one.
+struct KnownHealthy<'a> {
+    healthy_s: f64,
+    others: &'a dyn StepTimeSource,
+}
+
+impl StepTimeSource for KnownHealthy<'_> {
+    fn step_time_s(&self, state: &StepState) -> Result<f64, RunError> {
+        if state.is_healthy() {
+            Ok(self.healthy_s)
+        } else {
+            self.others.step_time_s(state)
+        }
+    }
+}
+
+/// Run-level goodput (ETTR) of a scenario when it has a `run:` section: its `faults:`,
+/// `checkpoint:` and `run:` simulated by `run::simulate_run` over the step simulator
+/// (`run::analytic_step_times`); the mean over replicas when there are several.
+/// `healthy_step_s`, when known, saves replaying the healthy state again.
+pub fn goodput_of(s: &Scenario, healthy_step_s: Option<f64>) -> Result<Option<f64>, RunError> {
+    if s.run.is_none() {
+        return Ok(None);
+    }
+    let steps = run::analytic_step_times(s);
+    let report = match healthy_step_s {
+        Some(h) => {
+            let src = KnownHealthy {
+                healthy_s: h,
+                others: &steps,
+            };
+            run::simulate_run(s, &src, &RunOptions::default())?
+        }
+        None => run::simulate_run(s, &steps, &RunOptions::default())?,
+    };
+    Ok(Some(
+        report
+            .stats
+            .map_or(report.summary.goodput, |x| x.goodput.mean),
+    ))
 }
 
 /// Step-level results of one point before pricing.
@@ -132,30 +172,33 @@ struct Step {
     replay: ReplayFigures,
     tflops_per_gpu: f64,
     memory_gb: f64,
+    /// The scenario with the chosen plan applied.
+    scenario: Scenario,
 }
 
 /// Simulates a scenario's step, searching for the best plan when asked.
 fn step_figures(s: &Scenario, opts: &CompareOptions) -> Result<Step, String> {
     let peak = s.cluster.gpu.peak_flops(s.training.precision) / 1e12;
-    let (plan, replay, memory_gb) = match opts.plan {
+    let (point, replay, memory_gb) = match opts.plan {
         PlanChoice::AsIs => {
             let point = PlanPoint::of(s);
             let r = plan::replay(s, &point).map_err(|e| e.to_string())?;
-            (point.label(), r, memory::estimate(s).total)
+            (point, r, memory::estimate(s).total)
         }
         PlanChoice::Best => {
             let po = PlanOptions::for_scenario(s, opts.top.max(1));
             let report = plan::search(s, &po).map_err(|e| e.to_string())?;
             let best = report.best_replayed().ok_or("no plan replayed")?;
             let r = best.replay.clone().ok_or("no replay")?;
-            (best.point.label(), r, best.memory.total)
+            (best.point, r, best.memory.total)
         }
     };
     Ok(Step {
-        plan,
+        plan: point.label(),
         tflops_per_gpu: replay.mfu * peak,
         replay,
         memory_gb,
+        scenario: point.applied(s),
     })
 }
 
@@ -170,13 +213,17 @@ pub fn evaluate(point: &SweepPoint, s: &Scenario, opts: &CompareOptions) -> Comp
         figures: None,
         error: None,
     };
-    match step_figures(s, opts) {
+    let step = step_figures(s, opts).and_then(|st| {
+        let goodput = goodput_of(&st.scenario, Some(st.replay.step_time_s))
+            .map_err(|e| format!("run simulation: {e}"))?;
+        Ok((st, goodput))
+    });
+    match step {
         Err(e) => row.error = Some(e),
-        Ok(st) => {
+        Ok((st, goodput)) => {
             let r = &st.replay;
             let b = &r.breakdown_s;
             let cc = cost::cluster_cost(&s.cluster, &opts.prices);
-            let goodput = goodput_of(s);
             let tc = cost::training_cost(&cc, opts.tokens, r.tokens_per_s, goodput);
             let days = |t: f64| sig(t / 86400.0);
             row.figures = Some(Figures {
@@ -201,6 +248,7 @@ pub fn evaluate(point: &SweepPoint, s: &Scenario, opts: &CompareOptions) -> Comp
                 goodput: tc.goodput.map(sig),
                 effective_time_to_train_days: tc.effective.as_ref().map(|e| days(e.time_s)),
                 effective_cost_usd: tc.effective.as_ref().map(|e| sig(e.cost_usd)),
+                effective_energy_mwh: tc.effective.as_ref().map(|e| sig(e.energy_mwh)),
             });
         }
     }
@@ -248,7 +296,7 @@ pub const COMPARE_CSV_HEADER: &str = "index,name,gpu,gpus,fabric,plan,step_time_
 mfu,tflops_per_gpu,memory_gb,bubble_fraction,tp_exposed_s,pp_exposed_s,dp_exposed_s,\
 ep_exposed_s,time_to_train_days,gpu_hours,energy_mwh,cost_usd,\
 usd_per_million_tokens,capital_usd,facility_kw,goodput,effective_time_to_train_days,\
-effective_cost_usd,error";
+effective_cost_usd,effective_energy_mwh,error";
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
@@ -277,7 +325,7 @@ pub fn to_csv(t: &CompareTable) -> String {
         );
         let body = match &r.figures {
             Some(f) => format!(
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 csv_field(&f.plan),
                 f.step_time_s,
                 f.tokens_per_s,
@@ -298,9 +346,10 @@ pub fn to_csv(t: &CompareTable) -> String {
                 f.facility_kw,
                 opt(f.goodput),
                 opt(f.effective_time_to_train_days),
-                opt(f.effective_cost_usd)
+                opt(f.effective_cost_usd),
+                opt(f.effective_energy_mwh)
             ),
-            None => ",".repeat(20),
+            None => ",".repeat(21),
         };
         let err = csv_field(r.error.as_deref().unwrap_or(""));
         out += &format!("{head},{body},{err}\n");
@@ -359,43 +408,63 @@ fn human_usd(x: f64) -> String {
     }
 }
 
-/// The terminal table.
+fn header_line(with_goodput: bool) -> String {
+    let mut h = format!(
+        "{:<28} {:>6} {:<44} {:>8} {:>10} {:>6} {:>8} {:>8} {:>10} {:>9}",
+        "design", "gpus", "plan", "step s", "tokens/s", "MFU", "days", "MWh", "cost", "$/Mtok"
+    );
+    if with_goodput {
+        h += &format!(
+            " {:>8} {:>9} {:>8} {:>10}",
+            "goodput", "eff days", "eff MWh", "eff cost"
+        );
+    }
+    h + "\n"
+}
+
+fn figures_line(f: &Figures, with_goodput: bool) -> String {
+    let mut l = format!(
+        "{:<44} {:>8.3} {:>10.0} {:>5.1}% {:>8.1} {:>8.0} {:>10} {:>9.3}",
+        f.plan,
+        f.step_time_s,
+        f.tokens_per_s,
+        f.mfu * 100.0,
+        f.time_to_train_days,
+        f.energy_mwh,
+        human_usd(f.cost_usd),
+        f.usd_per_million_tokens
+    );
+    if with_goodput {
+        let num = |x: Option<f64>, p: usize| x.map_or("-".into(), |v| format!("{v:.p$}"));
+        l += &format!(
+            " {:>8} {:>9} {:>8} {:>10}",
+            num(f.goodput.map(|g| g * 100.0), 1) + "%",
+            num(f.effective_time_to_train_days, 1),
+            num(f.effective_energy_mwh, 0),
+            f.effective_cost_usd.map_or("-".into(), human_usd)
+        );
+    }
+    l
+}
+
+/// The terminal table; goodput-adjusted columns appear when some point simulated a run.
 pub fn table_text(t: &CompareTable) -> String {
+    let with_goodput = t
+        .rows
+        .iter()
+        .any(|r| r.figures.as_ref().is_some_and(|f| f.goodput.is_some()));
     let mut out = format!(
         "{}: {} points, cost to train {:.3e} tokens\n",
         t.name, t.points, t.tokens
     );
-    out += &format!(
-        "{:<28} {:>6} {:<44} {:>8} {:>10} {:>6} {:>8} {:>8} {:>10} {:>9}\n",
-        "design", "gpus", "plan", "step s", "tokens/s", "MFU", "days", "MWh", "cost", "$/Mtok"
-    );
+    out += &header_line(with_goodput);
     for r in &t.rows {
         let name: String = r.name.chars().take(28).collect();
-        match &r.figures {
-            Some(f) => {
-                out += &format!(
-                    "{:<28} {:>6} {:<44} {:>8.3} {:>10.0} {:>5.1}% {:>8.1} {:>8.0} {:>10} {:>9.3}\n",
-                    name,
-                    r.gpus,
-                    f.plan,
-                    f.step_time_s,
-                    f.tokens_per_s,
-                    f.mfu * 100.0,
-                    f.time_to_train_days,
-                    f.energy_mwh,
-                    human_usd(f.cost_usd),
-                    f.usd_per_million_tokens
-                );
-            }
-            None => {
-                out += &format!(
-                    "{:<28} {:>6} error: {}\n",
-                    name,
-                    r.gpus,
-                    r.error.as_deref().unwrap_or("?")
-                );
-            }
-        }
+        let body = match &r.figures {
+            Some(f) => figures_line(f, with_goodput),
+            None => format!("error: {}", r.error.as_deref().unwrap_or("?")),
+        };
+        out += &format!("{:<28} {:>6} {body}\n", name, r.gpus);
     }
     out
 }
@@ -423,6 +492,26 @@ pub fn read_table(dir: &std::path::Path) -> Result<CompareTable, SweepError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures;
+    use crate::run::RunSpec;
+
+    #[test]
+    fn goodput_comes_from_the_run_simulation_when_the_scenario_has_one() {
+        let mut s = fixtures::toy_scenario(2, 2, 2, 8, 16);
+        assert_eq!(goodput_of(&s, None).unwrap(), None);
+        s.run = Some(RunSpec {
+            duration: Some("20d".into()),
+            ..RunSpec::default()
+        });
+        let g = goodput_of(&s, None).unwrap().unwrap();
+        assert!(g > 0.0 && g < 1.0, "{g}");
+        // Passing the replayed healthy step time gives the same run.
+        let healthy = crate::sim::simulate_step(&s, &Default::default())
+            .unwrap()
+            .metrics
+            .step_time_s;
+        assert_eq!(goodput_of(&s, Some(healthy)).unwrap(), Some(g));
+    }
 
     #[test]
     fn sig_keeps_nine_digits_and_round_trips() {

@@ -9,9 +9,16 @@
 //! - the pipeline as `m · max_s X_s + (Σ_s X_s − max_s X_s) / v` with `X_s` a stage's
 //!   forward + backward per micro-batch (the `(p−1)/v` bubble for balanced stages), plus
 //!   blocking sends without p2p overlap and the fill/drain hops with it;
+//! - zero-bubble schedules (ZB-H1/H2, arXiv 2401.10241) split backward into input- and
+//!   weight-gradient passes; the weight passes fill the bubble, which becomes
+//!   `Σ_{s≠crit} (X_s − 2W_s)` (H1) or `Σ_{s≠crit} max(X_s − 3W_s, F_s)` (H2), the closed
+//!   forms `sim`'s tests check; gradients are reduced after the last weight pass;
 //! - data-parallel buckets as the generator forms them: parameter all-gathers at the start
 //!   (delaying the first forwards that need them), gradient reduction overlapped with the
-//!   last backward of each chunk, then the optimizer.
+//!   last backward of each chunk, then the optimizer;
+//! - ZeRO-3 (FSDP): every layer's parameters all-gathered on the DP stream in each forward
+//!   and backward pass, prefetched one layer ahead as the generator issues them
+//!   ([`fsdp_pass`] replays that recurrence per chunk).
 //!
 //! Deterministic and allocation-light; it never runs the engine. Context parallelism has
 //! no communication here because the generator has none yet.
@@ -22,7 +29,7 @@ use crate::config::Scenario;
 use crate::hardware::ComputeModel;
 use crate::model::{self, Kernel, KernelClass, LayerShard, Phase};
 use crate::network::AnalyticNetwork;
-use crate::plan::{GroupMask, RankGrid, Recompute};
+use crate::plan::{GroupMask, RankGrid, Recompute, ScheduleKind};
 use crate::schedule::{Collective, StepInputs};
 
 /// A fast-mode step estimate, seconds.
@@ -54,6 +61,20 @@ struct Costs {
     emb_b: f64,
     logits_f: f64,
     logits_b: f64,
+    /// Weight-gradient parts of the backward times, split off under zero-bubble schedules.
+    attn_w: f64,
+    mlp_w: f64,
+    moe_w: f64,
+}
+
+/// Time of the weight-gradient kernels of a backward list.
+fn wgrad(cm: &ComputeModel, bwd: &[Kernel]) -> f64 {
+    let w: Vec<Kernel> = bwd
+        .iter()
+        .filter(|k| k.phase == Phase::BackwardWeight)
+        .cloned()
+        .collect();
+    t(cm, &w)
 }
 
 fn t(cm: &ComputeModel, ks: &[Kernel]) -> f64 {
@@ -106,13 +127,17 @@ impl Costs {
         let moe = moe_kernels(inp, &sh);
         let emb = model::kernels::embedding_forward(m, &sh);
         let logits = model::kernels::logits_forward(m, &sh);
+        let (attn_bk, mlp_bk, moe_bk) = (k(&attn), k(&mlp), k(&moe));
         Costs {
             attn_f: t(cm, &attn),
-            attn_b: t(cm, &k(&attn)),
+            attn_b: t(cm, &attn_bk),
             mlp_f: t(cm, &mlp),
-            mlp_b: t(cm, &k(&mlp)),
+            mlp_b: t(cm, &mlp_bk),
             moe_f: t(cm, &moe),
-            moe_b: t(cm, &k(&moe)),
+            moe_b: t(cm, &moe_bk),
+            attn_w: wgrad(cm, &attn_bk),
+            mlp_w: wgrad(cm, &mlp_bk),
+            moe_w: wgrad(cm, &moe_bk),
             sel: t(cm, &model::kernels::selective_recompute(&attn)),
             emb_f: t(cm, &emb),
             emb_b: t(cm, &k(&emb)),
@@ -130,6 +155,8 @@ struct Comms {
     /// One MoE all-to-all.
     a2a: f64,
     p2p: f64,
+    /// Zero-bubble schedules: weight gradients are a separate pass.
+    split: bool,
 }
 
 /// Time of one block with its TP collectives, and the part of it that is exposed TP.
@@ -142,18 +169,25 @@ fn block(c: &Comms, compute: f64) -> (f64, f64) {
     }
 }
 
-/// Forward and backward of one layer per micro-batch: (fwd, bwd, tp exposed, ep exposed).
-fn layer_times(s: &Scenario, c: &Costs, comms: &Comms, layer: u64) -> [f64; 4] {
+/// One layer per micro-batch: (fwd, bwd, tp exposed, ep exposed, weight-gradient pass);
+/// under zero-bubble schedules `bwd` is the input-gradient pass only.
+fn layer_times(s: &Scenario, c: &Costs, comms: &Comms, layer: u64) -> [f64; 5] {
     let moe = s.model.is_moe_layer(layer);
-    let (mlp_f, mlp_b) = if moe {
-        (c.moe_f, c.moe_b)
+    let (mlp_f, mut mlp_b, mlp_w) = if moe {
+        (c.moe_f, c.moe_b, c.moe_w)
     } else {
-        (c.mlp_f, c.mlp_b)
+        (c.mlp_f, c.mlp_b, c.mlp_w)
     };
+    let (mut attn_b, mut w) = (c.attn_b, 0.0);
+    if comms.split {
+        mlp_b -= mlp_w;
+        attn_b -= c.attn_w;
+        w = mlp_w + c.attn_w;
+    }
     let ep = if moe { 2.0 * comms.a2a } else { 0.0 };
     let (af, af_tp) = block(comms, c.attn_f);
     let (mf, mf_tp) = block(comms, mlp_f);
-    let (ab, ab_tp) = block(comms, c.attn_b);
+    let (ab, ab_tp) = block(comms, attn_b);
     let (mb, mb_tp) = block(comms, mlp_b);
     let fwd = af + mf + ep;
     let mut bwd = ab + mb + ep;
@@ -168,7 +202,23 @@ fn layer_times(s: &Scenario, c: &Costs, comms: &Comms, layer: u64) -> [f64; 4] {
         Recompute::Selective => bwd += c.sel,
         Recompute::None => {}
     }
-    [fwd, bwd, tp, ep_total]
+    [fwd, bwd, tp, ep_total, w]
+}
+
+/// End of one pass of a chunk under ZeRO-3, relative to its start: layer `i` (times
+/// `layers[i]`, in pass order) waits for its parameter all-gather (`gathers[i]`), which the
+/// generator issues on the in-order DP stream once layer `i − 2` has finished (the first two
+/// at the pass start), so each gather prefetches while the previous layer computes.
+pub fn fsdp_pass(layers: &[f64], gathers: &[f64]) -> f64 {
+    let (mut dp, mut end) = (0.0f64, 0.0f64);
+    let (mut end_1, mut end_2) = (0.0f64, 0.0f64);
+    for (l, g) in layers.iter().zip(gathers) {
+        dp = dp.max(end_2) + g;
+        end = end.max(dp) + l;
+        end_2 = end_1;
+        end_1 = end;
+    }
+    end
 }
 
 /// Per-stage quantities the pipeline and DP formulas need.
@@ -177,6 +227,8 @@ struct Stage {
     /// Forward and backward per micro-batch over all chunks, blocking sends included.
     fwd: f64,
     bwd: f64,
+    /// Weight-gradient passes (zero-bubble schedules), per micro-batch.
+    w: f64,
     tp: f64,
     ep: f64,
     pp: f64,
@@ -196,6 +248,9 @@ struct Chunk {
     /// Backward time spent before the layers (logits on the last virtual stage).
     bwd_head: f64,
     fwd_head: f64,
+    /// ZeRO-3 parameter gathers exposed in the forward and backward pass.
+    fsdp_f: f64,
+    fsdp_b: f64,
 }
 
 struct Ctx<'a> {
@@ -207,6 +262,11 @@ struct Ctx<'a> {
     members: Vec<(GroupMask, Vec<u32>)>,
     /// Collective times already computed: buckets mostly share one size.
     memo: Vec<(Collective, u64, GroupMask, f64)>,
+}
+
+/// ZeRO-3 / FSDP: parameters are sharded and gathered per layer (as the generator decides).
+fn fsdp(s: &Scenario) -> bool {
+    s.parallelism.zero >= 3 && s.parallelism.dp * s.parallelism.cp > 1
 }
 
 impl Ctx<'_> {
@@ -266,11 +326,53 @@ impl Ctx<'_> {
             tp_overlap: p.tp_comm_overlap,
             a2a,
             p2p,
+            split: crate::schedule::pipeline::splits_backward(p.schedule),
         }
+    }
+
+    /// ZeRO-3 parameter all-gather time of every layer (dense over DP, experts over
+    /// expert-DP, in their stored precision), or nothing without ZeRO-3.
+    fn fsdp_gathers(&mut self) -> Vec<f64> {
+        let s = self.s;
+        if !fsdp(s) {
+            return Vec::new();
+        }
+        let (m, p) = (&s.model, &s.parallelism);
+        let tp = p.tp.max(1);
+        let bytes_per = s.training.precision.grad_bytes();
+        (0..m.layers)
+            .map(|layer| {
+                let routed = match &m.moe {
+                    Some(moe) if m.is_moe_layer(layer) => moe.experts * m.expert_params(),
+                    _ => 0,
+                };
+                let dense = (m.layer_params(layer) - routed) / tp;
+                let expert = routed / tp / p.ep.max(1);
+                let b = |params: u64| (params as f64 * bytes_per) as u64;
+                let mut g = 0.0;
+                if dense > 0 {
+                    g += self.coll(Collective::AllGather, b(dense), GroupMask::DP);
+                }
+                if expert > 0 {
+                    g += self.coll(Collective::AllGather, b(expert), GroupMask::EXPERT_DP);
+                }
+                g
+            })
+            .collect()
     }
 }
 
-fn stages(ctx: &Ctx, c: &Costs, comms: &Comms) -> Vec<Stage> {
+/// Adds the exposed ZeRO-3 gather time of both passes to a chunk.
+fn add_fsdp(ch: &mut Chunk, gathers: &[f64]) {
+    let lo = ch.lo as usize;
+    let g = &gathers[lo..lo + ch.layer_fwd.len()];
+    ch.fsdp_f = fsdp_pass(&ch.layer_fwd, g) - ch.layer_fwd.iter().sum::<f64>();
+    let rev = |v: &[f64]| v.iter().rev().copied().collect::<Vec<f64>>();
+    let bwd = rev(&ch.layer_bwd);
+    ch.fsdp_b = fsdp_pass(&bwd, &rev(g)) - bwd.iter().sum::<f64>();
+}
+
+fn stages(ctx: &Ctx, c: &Costs, comms: &Comms, gathers: &[f64]) -> Vec<Stage> {
     let s = ctx.s;
     let pp = s.parallelism.pp.max(1) as usize;
     let vs_layers = ctx.inp.virtual_stage_layers();
@@ -285,12 +387,16 @@ fn stages(ctx: &Ctx, c: &Costs, comms: &Comms) -> Vec<Stage> {
             ..Chunk::default()
         };
         for layer in lo..lo + n {
-            let [f, b, tp, ep] = layer_times(s, c, comms, layer);
+            let [f, b, tp, ep, w] = layer_times(s, c, comms, layer);
             ch.layer_fwd.push(f);
             ch.layer_bwd.push(b);
+            st.w += w;
             st.tp += tp;
             st.ep += ep;
             st.params += s.model.layer_params(layer);
+        }
+        if !gathers.is_empty() {
+            add_fsdp(&mut ch, gathers);
         }
         if vs == 0 {
             ch.fwd_head += c.emb_f;
@@ -303,9 +409,11 @@ fn stages(ctx: &Ctx, c: &Costs, comms: &Comms) -> Vec<Stage> {
                 st.params += s.model.embedding_params();
             }
         }
-        ch.fwd = ch.fwd_head + ch.layer_fwd.iter().sum::<f64>();
-        ch.bwd =
-            ch.bwd_head + ch.layer_bwd.iter().sum::<f64>() + if vs == 0 { c.emb_b } else { 0.0 };
+        ch.fwd = ch.fwd_head + ch.layer_fwd.iter().sum::<f64>() + ch.fsdp_f;
+        ch.bwd = ch.bwd_head
+            + ch.layer_bwd.iter().sum::<f64>()
+            + ch.fsdp_b
+            + if vs == 0 { c.emb_b } else { 0.0 };
         if blocking && vs + 1 < total_vs {
             ch.fwd += comms.p2p;
             st.pp += comms.p2p;
@@ -423,78 +531,166 @@ pub fn estimate(s: &Scenario, net: &mut AnalyticNetwork) -> FastEstimate {
     };
     let costs = Costs::new(&inp);
     let comms = ctx.comms();
-    let st = stages(&ctx, &costs, &comms);
-    let p = &s.parallelism;
-    let pp = st.len();
-    let v = inp.chunks() as f64;
-    let m = inp.micro_batches() as f64;
-    let x: Vec<f64> = st.iter().map(|s| s.fwd + s.bwd).collect();
-    let (xmax, crit) =
-        x.iter().enumerate().fold(
-            (0.0f64, 0),
-            |acc, (i, &xi)| if xi > acc.0 { (xi, i) } else { acc },
-        );
-    let xsum: f64 = x.iter().sum();
-    let overlapped_hops = if p.pp_comm_overlap && pp > 1 {
-        2.0 * (pp as f64 * v - 1.0) * comms.p2p
-    } else {
-        0.0
-    };
-    let pipe = m * xmax + (xsum - xmax) / v + overlapped_hops;
-
-    let dp_group = ctx.grid.group_size(GroupMask::DP);
-    let sharded = p.zero >= 1 && p.dp > 1;
-    let mut gather_delay = 0.0f64;
-    let mut end = 0.0f64;
-    let mut crit_dp = 0.0;
-    let mut crit_opt = 0.0;
-    for si in 0..pp {
-        let bs = if dp_group > 1 {
-            buckets(&mut ctx, &st[si], si == 0, si == (pp * v as usize - 1) % pp)
-        } else {
-            Vec::new()
-        };
-        let local = st[si].params / p.tp.max(1) / if sharded { p.dp } else { 1 };
-        let opt = t(&compute, &model::kernels::adam_step(local));
-        let chunk_b = st[si].bwd / v;
-        let hop = if p.pp_comm_overlap { comms.p2p } else { 0.0 };
-        let stage_end = pipe - si as f64 * (chunk_b + hop);
-        if sharded && p.overlap_grad_reduce {
-            gather_delay = gather_delay.max(gather_wait(&st, si, &bs));
-        }
-        let dp_end = if p.overlap_grad_reduce {
-            reduce_overlapped(&st[si], &bs, stage_end, pp)
-        } else {
-            stage_end + bs.iter().map(|b| b.time_rs).sum::<f64>()
-        };
-        let mut e = dp_end.max(stage_end) + opt;
-        if sharded && !p.overlap_grad_reduce {
-            e += bs.iter().map(|b| b.time_ag).sum::<f64>();
-        }
-        if e > end {
-            end = e;
-            crit_dp = e - opt - stage_end;
-            crit_opt = opt;
-        }
-    }
-    let step = end + gather_delay;
+    let gathers = ctx.fsdp_gathers();
+    let st = stages(&ctx, &costs, &comms, &gathers);
+    let pipe = pipeline(
+        s,
+        &st,
+        &comms,
+        inp.chunks() as f64,
+        inp.micro_batches() as f64,
+    );
+    let dp = data_parallel(&mut ctx, &st, &comms, &compute, pipe.span);
+    let step = dp.end + dp.gather_delay;
     let tokens = (s.training.global_batch * s.training.seq_len) as f64;
     let gpus = ctx.grid.world() as f64;
     let flops = s
         .model
         .model_flops_per_step(s.training.seq_len, s.training.global_batch);
-    let c = &st[crit];
+    let c = &st[pipe.crit];
+    let m = inp.micro_batches() as f64;
     FastEstimate {
         step_time_s: step,
         tokens_per_s: tokens / step,
         mfu: flops / step / (gpus * s.cluster.gpu.peak_flops(s.training.precision)),
-        bubble_s: (xsum - xmax) / v + overlapped_hops,
+        bubble_s: pipe.bubble,
         tp_exposed_s: m * c.tp,
         ep_exposed_s: m * c.ep,
-        pp_exposed_s: m * c.pp + overlapped_hops,
-        dp_exposed_s: crit_dp + gather_delay,
-        optimizer_s: crit_opt,
+        pp_exposed_s: m * c.pp + pipe.hops,
+        dp_exposed_s: dp.crit_dp + dp.gather_delay + m * (c.fsdp()),
+        optimizer_s: dp.crit_opt,
     }
+}
+
+impl Stage {
+    /// Exposed ZeRO-3 gathers per micro-batch over all chunks.
+    fn fsdp(&self) -> f64 {
+        self.chunks.iter().map(|c| c.fsdp_f + c.fsdp_b).sum()
+    }
+}
+
+/// The pipeline part of a step: when the critical stage's last pass ends.
+struct Pipe {
+    span: f64,
+    bubble: f64,
+    hops: f64,
+    crit: usize,
+}
+
+/// Idle time a non-critical stage adds to the pipeline span: its whole forward + backward
+/// spread over `v` chunks (1F1B, interleaved), less the weight passes that fill the bubble
+/// (ZB-H1 `X − 2W`, ZB-H2 `max(X − 3W, F)`).
+fn bubble_share(kind: ScheduleKind, st: &Stage, v: f64) -> f64 {
+    let x = st.fwd + st.bwd + st.w;
+    match kind {
+        ScheduleKind::ZbH1 => x - 2.0 * st.w,
+        ScheduleKind::ZbH2 => (x - 3.0 * st.w).max(st.fwd),
+        _ => x / v,
+    }
+}
+
+/// `m · max_s X_s` plus every other stage's bubble share plus overlapped hops.
+fn pipeline(s: &Scenario, st: &[Stage], comms: &Comms, v: f64, m: f64) -> Pipe {
+    let p = &s.parallelism;
+    let pp = st.len();
+    let x: Vec<f64> = st.iter().map(|s| s.fwd + s.bwd + s.w).collect();
+    let (xmax, crit) =
+        x.iter().enumerate().fold(
+            (0.0f64, 0),
+            |acc, (i, &xi)| if xi > acc.0 { (xi, i) } else { acc },
+        );
+    let bubble: f64 = st
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != crit)
+        .map(|(_, stage)| bubble_share(p.schedule, stage, v))
+        .sum();
+    let hops = if p.pp_comm_overlap && pp > 1 {
+        2.0 * (pp as f64 * v - 1.0) * comms.p2p
+    } else {
+        0.0
+    };
+    Pipe {
+        span: m * xmax + bubble + hops,
+        bubble: bubble + hops,
+        hops,
+        crit,
+    }
+}
+
+/// How much earlier than stage 0 stage `si` finishes its last pass: one input-gradient
+/// pass (+ hop) per stage under 1F1B and interleaving; under zero-bubble schedules the
+/// stage then still runs the weight passes it deferred (`si + 1` under H1, `2si + 1` under
+/// H2), so it ends `si · (B − W)` (H1) or `si · (B − 2W)` (H2) earlier.
+fn stage_lead(kind: ScheduleKind, st: &Stage, si: usize, v: f64, hop: f64) -> f64 {
+    let b = st.bwd / v + hop;
+    let lead = match kind {
+        ScheduleKind::ZbH1 => b - st.w,
+        ScheduleKind::ZbH2 => b - 2.0 * st.w,
+        _ => b,
+    };
+    si as f64 * lead.max(0.0)
+}
+
+/// Data-parallel tail of a step and the ZeRO parameter gathers at its start.
+struct DpTail {
+    end: f64,
+    gather_delay: f64,
+    crit_dp: f64,
+    crit_opt: f64,
+}
+
+fn data_parallel(
+    ctx: &mut Ctx,
+    st: &[Stage],
+    comms: &Comms,
+    compute: &ComputeModel,
+    span: f64,
+) -> DpTail {
+    let s = ctx.s;
+    let p = &s.parallelism;
+    let pp = st.len();
+    let v = ctx.inp.chunks() as f64;
+    let dp_group = ctx.grid.group_size(GroupMask::DP);
+    let sharded = p.zero >= 1 && p.dp > 1;
+    let gathers_at_start = sharded && !fsdp(s);
+    let mut out = DpTail {
+        end: 0.0,
+        gather_delay: 0.0,
+        crit_dp: 0.0,
+        crit_opt: 0.0,
+    };
+    for si in 0..pp {
+        let bs = if dp_group > 1 {
+            buckets(ctx, &st[si], si == 0, si == (pp * v as usize - 1) % pp)
+        } else {
+            Vec::new()
+        };
+        let local = st[si].params / p.tp.max(1) / if sharded { p.dp } else { 1 };
+        let opt = t(compute, &model::kernels::adam_step(local));
+        let hop = if p.pp_comm_overlap { comms.p2p } else { 0.0 };
+        let stage_end = span - stage_lead(p.schedule, &st[si], si, v, hop);
+        if gathers_at_start && p.overlap_grad_reduce {
+            out.gather_delay = out.gather_delay.max(gather_wait(st, si, &bs));
+        }
+        let reduce_all: f64 = bs.iter().map(|b| b.time_rs).sum();
+        let dp_end = if p.overlap_grad_reduce && !comms.split {
+            reduce_overlapped(&st[si], &bs, stage_end, pp)
+        } else {
+            // Without overlap, or after the last weight pass (zero-bubble schedules).
+            stage_end + reduce_all
+        };
+        let mut e = dp_end.max(stage_end) + opt;
+        if gathers_at_start && !p.overlap_grad_reduce {
+            e += bs.iter().map(|b| b.time_ag).sum::<f64>();
+        }
+        if e > out.end {
+            out.end = e;
+            out.crit_dp = e - opt - stage_end;
+            out.crit_opt = opt;
+        }
+    }
+    out
 }
 
 /// How long the first forwards of stage `si` wait for their parameter all-gathers, which

@@ -1,164 +1,56 @@
-//! A conservative per-GPU memory estimate for the plan search, behind one function
-//! ([`estimate`]).
+//! The plan search's memory filter: the simulator's own memory model
+//! ([`crate::plan::memory`]) behind one function ([`estimate`]).
 //!
-//! Stop-gap until `model::memory` lands (the memory/parallelism work): then [`estimate`]
-//! should call it and this file shrinks to the adapter. It must stay conservative (never
-//! report a plan as fitting that the full model would reject by a wide margin) and fast (it
-//! runs once per candidate plan).
-//!
-//! Model states (ZeRO, arXiv 1910.02054): 2 bytes weights + 2 bytes gradients + 12 bytes
-//! Adam state per parameter held by the most loaded stage, sharded over data parallel by
-//! ZeRO stage. Activations (Korthikanti et al., arXiv 2205.05198, Table 2, generalised to
-//! GQA and SwiGLU from the tensors stored) for the micro-batches in flight on the first
-//! stage: `p` under 1F1B, `× (1 + (p−1)/(p·v))` interleaved, `m` under GPipe. A fixed
-//! reserve covers workspace and communication buffers.
+//! The search runs this once per candidate plan, so it calls the lean entry point
+//! [`crate::plan::memory::most_loaded_stage`] (the most loaded rank only, no per-stage
+//! list); its figures equal those of `sim::memory_report` for the same scenario, so `plan`
+//! drops exactly the plans a `--strict-memory` simulation would reject.
 
 use serde::Serialize;
 
 use crate::config::Scenario;
-use crate::model::ModelSpec;
-use crate::plan::{Recompute, ScheduleKind, split_layers};
+use crate::plan::memory::{self, MemoryInputs};
 
-/// Workspace, allocator fragmentation and NCCL buffers per GPU, GB.
-pub const RESERVE_GB: f64 = 4.0;
-
-/// Per-GPU memory of a plan, GB (10^9 bytes).
+/// Memory of the most loaded rank of a plan, GB (10^9 bytes).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MemoryEstimate {
     pub weights: f64,
     pub grads: f64,
     pub optimizer: f64,
     pub activations: f64,
+    pub buffers: f64,
     pub reserve: f64,
     pub total: f64,
     pub capacity: f64,
     pub fits: bool,
+    /// The pipeline stage of the most loaded rank.
+    pub stage: u32,
 }
 
-/// Parameters one GPU holds on the most loaded pipeline stage (before ZeRO sharding).
-fn stage_params_per_gpu(s: &Scenario) -> f64 {
-    let m = &s.model;
-    let p = &s.parallelism;
-    let split = match &p.stage_layers {
-        Some(l) => l.clone(),
-        None => split_layers(m.layers, p.pp.max(1)),
-    };
-    let tp = p.tp.max(1) as f64;
-    let ep = p.ep.max(1) as f64;
-    let mut best = 0.0f64;
-    let mut start = 0;
-    for (i, &n) in split.iter().enumerate() {
-        let mut params = 0.0;
-        for layer in start..start + n {
-            params += layer_params_per_gpu(m, layer, tp, ep);
-        }
-        start += n;
-        let first = i == 0;
-        let last = i + 1 == split.len();
-        let emb = m.embedding_params() as f64 / tp;
-        if first {
-            params += emb;
-        }
-        if last && (!m.tied_embeddings || !first) {
-            params += emb;
-        }
-        best = best.max(params);
-    }
-    best
-}
-
-fn layer_params_per_gpu(m: &ModelSpec, layer: u64, tp: f64, ep: f64) -> f64 {
-    match &m.moe {
-        Some(moe) if m.is_moe_layer(layer) => {
-            let experts = moe.experts as f64 / ep + moe.shared_experts as f64;
-            (m.attention_params() as f64 + experts * m.expert_params() as f64) / tp
-        }
-        _ => m.layer_params(layer) as f64 / tp,
+fn inputs(s: &Scenario) -> MemoryInputs<'_> {
+    MemoryInputs {
+        model: &s.model,
+        training: &s.training,
+        parallelism: &s.parallelism,
+        capacity_gb: s.cluster.gpu.memory_gb,
     }
 }
 
-/// Activation bytes one layer stores for one micro-batch on one GPU.
-pub fn layer_activation_bytes(s: &Scenario) -> f64 {
-    let m = &s.model;
-    let t = &s.training;
-    let p = &s.parallelism;
-    let tp = p.tp.max(1) as f64;
-    let sbh = (t.micro_batch * t.seq_len) as f64 / p.cp.max(1) as f64 * m.hidden as f64;
-    if t.recompute == Recompute::Full {
-        let sp = if p.sequence_parallel { tp } else { 1.0 };
-        return 2.0 * sbh / sp;
-    }
-    let h = m.hidden as f64;
-    let kv = m.kv_width() as f64;
-    let f = m.ffn_hidden as f64;
-    let k = m.ffn.matrices() as f64;
-    let routed = m.moe.as_ref().map_or(1.0, |e| {
-        let width = e.expert_ffn_hidden as f64 / f;
-        width * (e.top_k + e.shared_experts) as f64
-    });
-    // Per token, bytes: attention 2h input + 2(h + kv) for Q, K + 2kv for V + 2h projection
-    // input + h dropout mask; MLP 2h input + 2f(k-1) up output + 2f activation output + h
-    // mask; two layer norms 4h. Of these 10h stay replicated without sequence parallel.
-    let attention = 7.0 * h + 4.0 * kv;
-    let mlp = 3.0 * h + routed * (2.0 * f * (k - 1.0) + 2.0 * f);
-    let per_token = attention + mlp + 4.0 * h;
-    let replicated = 10.0 * h;
-    let mut bytes = if p.sequence_parallel {
-        per_token / tp
-    } else {
-        replicated + (per_token - replicated) / tp
-    } * sbh
-        / h;
-    let stores_scores = !t.flash_attention && t.recompute == Recompute::None;
-    if stores_scores {
-        let (a, seq) = (m.heads as f64, t.seq_len as f64 / p.cp.max(1) as f64);
-        bytes += 5.0 * a * seq * sbh / h / tp;
-    }
-    bytes
-}
-
-/// Micro-batches whose activations the first stage holds at its peak.
-pub fn micro_batches_in_flight(s: &Scenario) -> f64 {
-    let p = &s.parallelism;
-    let pp = p.pp.max(1) as f64;
-    let m = (s.training.global_batch / (p.dp.max(1) * s.training.micro_batch.max(1))) as f64;
-    match p.schedule {
-        ScheduleKind::Gpipe => m,
-        ScheduleKind::Interleaved => {
-            let v = p.virtual_stages.max(1) as f64;
-            pp.min(m) * (1.0 + (pp - 1.0) / (pp * v))
-        }
-        ScheduleKind::ZbH2 | ScheduleKind::Dualpipe => (2.0 * pp).min(m),
-        _ => pp.min(m),
-    }
-}
-
-/// Conservative per-GPU memory of the scenario's plan.
+/// Per-GPU memory of the scenario's plan on its most loaded rank.
 pub fn estimate(s: &Scenario) -> MemoryEstimate {
-    let p = &s.parallelism;
-    let params = stage_params_per_gpu(s);
-    let shard = (p.dp.max(1) * p.cp.max(1)) as f64;
-    let w_bytes = s.training.precision.grad_bytes();
-    let weights = params * w_bytes / if p.zero >= 3 { shard } else { 1.0 };
-    let grads = params * w_bytes / if p.zero >= 2 { shard } else { 1.0 };
-    let optimizer = params * 12.0 / if p.zero >= 1 { shard } else { 1.0 };
-    let layers = split_layers(s.model.layers, p.pp.max(1))
-        .into_iter()
-        .max()
-        .unwrap_or(0) as f64;
-    let activations = layer_activation_bytes(s) * layers * micro_batches_in_flight(s);
-    let gb = 1e-9;
-    let total = (weights + grads + optimizer + activations) * gb + RESERVE_GB;
+    let (w, _) = memory::most_loaded_stage(&inputs(s));
     let capacity = s.cluster.gpu.memory_gb;
     MemoryEstimate {
-        weights: weights * gb,
-        grads: grads * gb,
-        optimizer: optimizer * gb,
-        activations: activations * gb,
-        reserve: RESERVE_GB,
-        total,
+        weights: w.weights,
+        grads: w.grads,
+        optimizer: w.optimizer,
+        activations: w.activations,
+        buffers: w.buffers,
+        reserve: w.reserve,
+        total: w.total,
         capacity,
-        fits: total <= capacity,
+        fits: w.total <= capacity,
+        stage: w.stage,
     }
 }
 
@@ -166,24 +58,38 @@ pub fn estimate(s: &Scenario) -> MemoryEstimate {
 mod tests {
     use super::*;
     use crate::fixtures;
+    use crate::plan::{Recompute, ScheduleKind};
 
     #[test]
-    fn gpt_activations_match_korthikanti_table2() {
-        let mut s = fixtures::toy_scenario(8, 1, 1, 1, 1);
-        s.model.heads = 16;
-        s.model.kv_heads = 16;
-        s.model.ffn_hidden = 4 * s.model.hidden;
-        s.training.flash_attention = false;
-        let (sq, h, t) = (2048.0, 2048.0, 8.0);
-        let a = 16.0;
-        s.parallelism.sequence_parallel = true;
-        let got = layer_activation_bytes(&s);
-        let want = sq * h * (34.0 / t + 5.0 * a * sq / (h * t));
-        assert!((got / want - 1.0).abs() < 1e-12, "{got} vs {want}");
-        s.parallelism.sequence_parallel = false;
-        let got = layer_activation_bytes(&s);
-        let want = sq * h * (10.0 + 24.0 / t + 5.0 * a * sq / (h * t));
-        assert!((got / want - 1.0).abs() < 1e-12, "{got} vs {want}");
+    fn lean_estimate_equals_the_full_memory_report() {
+        let base = super::super::fixtures::gpt3_175b_1k_a100();
+        let schedules = [
+            (ScheduleKind::OneFOneB, 1),
+            (ScheduleKind::Interleaved, 3),
+            (ScheduleKind::ZbH1, 1),
+            (ScheduleKind::ZbH2, 1),
+            (ScheduleKind::Gpipe, 1),
+        ];
+        for (schedule, v) in schedules {
+            for zero in 0..=3 {
+                for rc in [Recompute::None, Recompute::Selective, Recompute::Full] {
+                    let mut s = base.clone();
+                    s.parallelism.schedule = schedule;
+                    s.parallelism.virtual_stages = v;
+                    s.parallelism.zero = zero;
+                    s.training.recompute = rc;
+                    let lean = estimate(&s);
+                    let full = crate::sim::memory_report(&s);
+                    assert_eq!(lean.total, full.total, "{schedule:?} z{zero} {rc:?}");
+                    assert_eq!(lean.fits, full.fits);
+                    assert_eq!(lean.stage, full.stage);
+                    assert_eq!(
+                        (lean.weights, lean.grads, lean.optimizer, lean.activations),
+                        (full.weights, full.grads, full.optimizer, full.activations)
+                    );
+                }
+            }
+        }
     }
 
     #[test]

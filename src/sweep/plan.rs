@@ -1,8 +1,8 @@
 //! Parallelism plan search: enumerate plans for a scenario's model and cluster, drop those
 //! that do not fit in memory, rank the rest with the fast mode, replay the top K in full.
 //!
-//! Searched: TP, PP, DP, EP, CP, micro-batch, schedule (1F1B, interleaved with virtual
-//! stages), recompute and ZeRO stage. Everything else (precision, sequence parallel,
+//! Searched: TP, PP, DP, EP, CP (when asked), micro-batch, schedule (1F1B, interleaved
+//! with virtual stages, ZB-H1, ZB-H2), recompute and ZeRO stage (0–3). Everything else (precision, sequence parallel,
 //! overlap switches, flash attention) stays as the scenario sets it: those describe the
 //! training framework, not the layout. Pure apart from rayon parallelism; results are
 //! deterministic (ties broken by a fixed key).
@@ -118,15 +118,23 @@ impl PlanPoint {
 
     /// Tie-break key: simpler plans first (fewer pipeline stages, lower ZeRO stage, less
     /// recompute, no interleaving).
-    fn tie_key(&self) -> (u8, u64, u64, u64, u64, u64, u64) {
+    fn tie_key(&self) -> (u8, u64, u64, u64, u64, u64, u64, u64) {
         let rc = match self.recompute {
             Recompute::None => 0,
             Recompute::Selective => 1,
             Recompute::Full => 2,
         };
+        let schedule = match self.schedule {
+            ScheduleKind::OneFOneB => 0,
+            ScheduleKind::ZbH1 => 1,
+            ScheduleKind::Interleaved => 2,
+            ScheduleKind::ZbH2 => 3,
+            _ => 4,
+        };
         (
             self.zero,
             rc,
+            schedule,
             self.virtual_stages,
             self.pp,
             self.tp,
@@ -163,7 +171,9 @@ pub struct SearchSpace {
     pub cp: Vec<u64>,
     pub ep: Vec<u64>,
     pub micro_batch: Vec<u64>,
-    /// Virtual stages to try with the interleaved schedule (1F1B is always tried).
+    /// Pipeline schedules to try when there is more than one stage (1F1B always).
+    pub schedules: Vec<ScheduleKind>,
+    /// Virtual stages to try with the interleaved schedule.
     pub virtual_stages: Vec<u64>,
     pub recompute: Vec<Recompute>,
     pub zero: Vec<u8>,
@@ -178,13 +188,13 @@ fn powers_of_two(max: u64) -> Vec<u64> {
 
 impl SearchSpace {
     /// Defaults for a scenario: TP powers of two within an NVLink domain that divide the
-    /// heads; PP any divisor of the layers up to 64; CP as the scenario has it (the op
-    /// graph has no CP communication yet, so searching it would flatter it); EP powers of
-    /// two dividing the experts for MoE models; micro-batches 1–8; interleaving 2–8; all
-    /// recompute policies; ZeRO 0–1. ZeRO-2/3 are left out by default because the op graph
-    /// does not model their extra communication yet (per-micro-batch gradient
-    /// reduce-scatter, per-layer parameter gathers), so the search would flatter them; ask
-    /// for them explicitly (`--zero 0,1,2,3`) once the generator does.
+    /// heads; PP any divisor of the layers up to 64; EP powers of two dividing the experts
+    /// for MoE models; micro-batches 1–8; schedules 1F1B, interleaved (2–8 virtual
+    /// stages), ZB-H1 and ZB-H2; all recompute policies; ZeRO 0–3 (the generator models
+    /// ZeRO-3's per-layer parameter gathers; ZeRO-2 communicates as ZeRO-1 does, with less
+    /// memory). CP stays as the scenario has it: the op graph has no CP communication
+    /// (ring-attention KV exchange) yet, so searching it would flatter it; ask for it
+    /// explicitly with `--cp`.
     pub fn for_scenario(s: &Scenario) -> Self {
         let m = &s.model;
         let domain = s
@@ -217,73 +227,108 @@ impl SearchSpace {
             cp,
             ep,
             micro_batch: vec![1, 2, 4, 8],
+            schedules: vec![
+                ScheduleKind::OneFOneB,
+                ScheduleKind::Interleaved,
+                ScheduleKind::ZbH1,
+                ScheduleKind::ZbH2,
+            ],
             virtual_stages: vec![2, 3, 4, 6, 8],
             recompute: vec![Recompute::None, Recompute::Selective, Recompute::Full],
-            zero: vec![0, 1],
+            zero: vec![0, 1, 2, 3],
         }
     }
 }
 
-/// Every valid plan of the space for `gpus` GPUs, in a fixed order.
-pub fn candidates(s: &Scenario, space: &SearchSpace, gpus: u64) -> Vec<PlanPoint> {
-    let mut out = Vec::new();
-    let (layers, gb) = (s.model.layers, s.training.global_batch);
-    for &tp in &space.tp {
-        for &cp in &space.cp {
-            for &pp in &space.pp {
-                let cell = tp * cp * pp;
-                if cell == 0 || !gpus.is_multiple_of(cell) || !s.training.seq_len.is_multiple_of(cp)
-                {
-                    continue;
-                }
-                let dp = gpus / cell;
-                if gb % dp != 0 {
-                    continue;
-                }
-                for &ep in space.ep.iter().filter(|&&e| dp.is_multiple_of(e)) {
-                    for &mb in space
-                        .micro_batch
-                        .iter()
-                        .filter(|&&b| (gb / dp).is_multiple_of(b))
-                    {
-                        let m = gb / dp / mb;
-                        let mut schedules = vec![(ScheduleKind::OneFOneB, 1)];
-                        if pp > 1 && m.is_multiple_of(pp) {
-                            schedules.extend(
-                                space
-                                    .virtual_stages
-                                    .iter()
-                                    .filter(|&&v| (layers / pp) % v == 0 && layers / pp >= v)
-                                    .map(|&v| (ScheduleKind::Interleaved, v)),
-                            );
-                        }
-                        for &(schedule, virtual_stages) in &schedules {
-                            for &recompute in &space.recompute {
-                                for &zero in &space.zero {
-                                    if zero > 0 && dp * cp == 1 {
-                                        continue;
-                                    }
-                                    out.push(PlanPoint {
-                                        tp,
-                                        pp,
-                                        dp,
-                                        ep,
-                                        cp,
-                                        micro_batch: mb,
-                                        schedule,
-                                        virtual_stages,
-                                        recompute,
-                                        zero,
-                                    });
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+/// The grid shape of a candidate before the per-plan switches: `(tp, cp, pp, dp)`.
+type Layout = (u64, u64, u64, u64);
+
+/// `(tp, cp, pp, dp)` cells that tile `gpus` and split the sequence and global batch.
+fn layouts<'a>(
+    s: &'a Scenario,
+    space: &'a SearchSpace,
+    gpus: u64,
+) -> impl Iterator<Item = Layout> + 'a {
+    let (seq, gb) = (s.training.seq_len, s.training.global_batch);
+    space
+        .tp
+        .iter()
+        .flat_map(move |&tp| space.cp.iter().map(move |&cp| (tp, cp)))
+        .flat_map(move |(tp, cp)| space.pp.iter().map(move |&pp| (tp, cp, pp)))
+        .filter(move |&(tp, cp, pp)| {
+            let cell = tp * cp * pp;
+            cell > 0 && gpus.is_multiple_of(cell) && cp > 0 && seq.is_multiple_of(cp)
+        })
+        .map(move |(tp, cp, pp)| (tp, cp, pp, gpus / (tp * cp * pp)))
+        .filter(move |&(.., dp)| dp > 0 && gb.is_multiple_of(dp))
+}
+
+/// Schedules (with virtual stages) valid for `pp` stages, `m` micro-batches and `layers`.
+fn schedules(space: &SearchSpace, layers: u64, pp: u64, m: u64) -> Vec<(ScheduleKind, u64)> {
+    let mut out = vec![(ScheduleKind::OneFOneB, 1)];
+    if pp <= 1 {
+        return out;
+    }
+    for &kind in &space.schedules {
+        match kind {
+            ScheduleKind::Interleaved if m.is_multiple_of(pp) => out.extend(
+                space
+                    .virtual_stages
+                    .iter()
+                    .filter(|&&v| (layers / pp).is_multiple_of(v) && layers / pp >= v)
+                    .map(|&v| (kind, v)),
+            ),
+            ScheduleKind::ZbH1 | ScheduleKind::ZbH2 | ScheduleKind::Gpipe => out.push((kind, 1)),
+            _ => {}
         }
     }
     out
+}
+
+/// Every valid plan of the space for `gpus` GPUs, in a fixed order: layouts, then EP,
+/// micro-batch, schedule, recompute and ZeRO stage (the last varying fastest).
+pub fn candidates(s: &Scenario, space: &SearchSpace, gpus: u64) -> Vec<PlanPoint> {
+    let (layers, gb) = (s.model.layers, s.training.global_batch);
+    let base = |(tp, cp, pp, dp): Layout| {
+        let eps = space
+            .ep
+            .iter()
+            .filter(move |&&e| e > 0 && dp.is_multiple_of(e));
+        eps.flat_map(move |&ep| {
+            space
+                .micro_batch
+                .iter()
+                .filter(move |&&b| b > 0 && (gb / dp).is_multiple_of(b))
+                .map(move |&mb| (ep, mb))
+        })
+        .flat_map(move |(ep, mb)| {
+            schedules(space, layers, pp, gb / dp / mb)
+                .into_iter()
+                .map(move |(schedule, v)| PlanPoint {
+                    tp,
+                    pp,
+                    dp,
+                    ep,
+                    cp,
+                    micro_batch: mb,
+                    schedule,
+                    virtual_stages: v,
+                    recompute: Recompute::None,
+                    zero: 0,
+                })
+        })
+    };
+    layouts(s, space, gpus)
+        .flat_map(base)
+        .flat_map(|p| {
+            space
+                .recompute
+                .iter()
+                .map(move |&recompute| PlanPoint { recompute, ..p })
+        })
+        .flat_map(|p| space.zero.iter().map(move |&zero| PlanPoint { zero, ..p }))
+        .filter(|p| p.zero == 0 || p.dp * p.cp > 1)
+        .collect()
 }
 
 /// Headline metrics of a full replay.
