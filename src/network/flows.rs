@@ -11,6 +11,9 @@
 //! end. Changes are batched: [`FlowSolver::add_flow`] and completions only mark links dirty;
 //! [`FlowSolver::recompute`] then re-runs progressive filling on the connected component
 //! (flows sharing links, transitively) of the dirty links, leaving every other rate alone.
+//! Fast path: a flow added onto idle links gets its bottleneck rate at once and marks
+//! nothing dirty (no batch, no solve, no extra wake-up of the engine); a completion dirties
+//! only links that still carry flows; a component of one flow skips progressive filling.
 //! All buffers are reused: steady-state operation does not allocate.
 
 use std::cmp::Reverse;
@@ -127,6 +130,7 @@ impl FlowSolver {
                 (self.flows.len() - 1) as u32
             }
         };
+        let alone = path.iter().all(|&l| self.on_link[l as usize].is_empty());
         let mut f = std::mem::take(&mut self.flows[id as usize]);
         f.path.clear();
         f.path.extend_from_slice(path);
@@ -145,8 +149,27 @@ impl FlowSolver {
         f.active = true;
         self.flows[id as usize] = f;
         self.active += 1;
-        self.mark_dirty_path(id, now);
+        if alone {
+            self.start_alone(id, now);
+        } else {
+            self.mark_dirty_path(id, now);
+        }
         id
+    }
+
+    /// Fast path for a flow that shares no link: its max-min rate is its bottleneck's
+    /// capacity (divided by how often it crosses it), set now without a batch or a solve.
+    /// A flow added later on one of its links marks them dirty, and the next
+    /// [`FlowSolver::recompute`] re-solves the component as usual.
+    fn start_alone(&mut self, id: u32, now: Nanos) {
+        let f = &self.flows[id as usize];
+        let rate = f
+            .path
+            .iter()
+            .map(|&l| self.cap[l as usize] / self.on_link[l as usize].len() as f64)
+            .fold(f64::INFINITY, f64::min);
+        self.flows[id as usize].rate = rate;
+        self.schedule(id, now);
     }
 
     fn touch_link_add(&mut self, l: u32, now: Nanos, bytes: f64) {
@@ -179,8 +202,11 @@ impl FlowSolver {
             if self.on_link[li].is_empty() {
                 let c = &mut self.counters;
                 c.busy_ns[li] += now - c.busy_since[li];
+            } else {
+                // Only flows still on the link can speed up.
+                self.dirty.push(l);
+                self.dirty_at = Some(self.dirty_at.map_or(now, |t| t.min(now)));
             }
-            self.dirty.push(l);
         }
         let f = &mut self.flows[id as usize];
         f.active = false;
@@ -188,7 +214,6 @@ impl FlowSolver {
         f.version = f.version.wrapping_add(1);
         self.free.push(id);
         self.active -= 1;
-        self.dirty_at = Some(self.dirty_at.map_or(now, |t| t.min(now)));
     }
 
     /// Earliest pending change: a batch awaiting [`FlowSolver::recompute`] or a flow's end.
@@ -243,8 +268,14 @@ impl FlowSolver {
             f.since = now;
             f.rate = 0.0;
         }
-        self.progressive_fill();
-        self.schedule_component(now);
+        if self.comp_flows.len() == 1 {
+            // A lone flow: progressive filling reduces to its bottleneck.
+            let id = self.comp_flows[0];
+            self.start_alone(id, now);
+        } else {
+            self.progressive_fill();
+            self.schedule_component(now);
+        }
         self.drop_stale_events();
     }
 
@@ -333,21 +364,25 @@ impl FlowSolver {
 
     fn schedule_component(&mut self, now: Nanos) {
         for i in 0..self.comp_flows.len() {
-            let id = self.comp_flows[i];
-            let f = &mut self.flows[id as usize];
-            f.version = f.version.wrapping_add(1);
-            let secs = if f.rate > 0.0 {
-                f.remaining / f.rate
-            } else {
-                f64::INFINITY
-            };
-            let end = if secs.is_finite() {
-                now + (secs * 1e9).ceil() as Nanos
-            } else {
-                Nanos::MAX
-            };
-            self.events.push(Reverse((end, id, f.version)));
+            self.schedule(self.comp_flows[i], now);
         }
+    }
+
+    /// (Re)schedules a flow's end at its current rate; older events of it become stale.
+    fn schedule(&mut self, id: u32, now: Nanos) {
+        let f = &mut self.flows[id as usize];
+        f.version = f.version.wrapping_add(1);
+        let secs = if f.rate > 0.0 {
+            f.remaining / f.rate
+        } else {
+            f64::INFINITY
+        };
+        let end = if secs.is_finite() {
+            now + (secs * 1e9).ceil() as Nanos
+        } else {
+            Nanos::MAX
+        };
+        self.events.push(Reverse((end, id, f.version)));
     }
 
     /// Closes busy intervals of links still carrying flows at `now` (end of simulation).
