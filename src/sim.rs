@@ -113,7 +113,8 @@ pub fn build_graph(s: &Scenario) -> StepGraph {
 pub fn build_network(s: &Scenario, link_faults: &LinkFaults) -> AnyNetwork {
     match s.network.mode {
         NetworkMode::Analytic => {
-            AnyNetwork::Analytic(analytic_network(s).with_link_faults(link_faults.clone()))
+            let net = analytic_network(s).with_link_faults(link_faults.clone());
+            AnyNetwork::Analytic(Box::new(net))
         }
         NetworkMode::Contention => {
             let settings = NetworkSettings {

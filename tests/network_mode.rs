@@ -68,7 +68,10 @@ fn contention_scenario_writes_links_csv_and_heat_map() {
         lines.next(),
         Some("id,kind,src,dst,capacity_gbs,bytes,busy_fraction,utilization,peak_flows")
     );
-    assert!(csv.contains(",nvlink,") && csv.contains(",nic-leaf,"), "{csv}");
+    assert!(
+        csv.contains(",nvlink,") && csv.contains(",nic-leaf,"),
+        "{csv}"
+    );
     for line in lines {
         let f: Vec<&str> = line.split(',').collect();
         let busy: f64 = f[6].parse().unwrap();

@@ -110,8 +110,8 @@ impl FlowNetwork {
     }
 
     /// Per-link bytes, busy time and peak flows so far.
-    pub fn counters(&self) -> &LinkCounters {
-        &self.solver.counters
+    pub fn counters(&self) -> LinkCounters {
+        self.solver.counters()
     }
 
     /// Closes busy intervals at `now` (call once when the step ends, before reporting).
@@ -121,19 +121,19 @@ impl FlowNetwork {
 
     /// Writes `links.csv` for a step of length `step` (see [`super::links`]).
     pub fn write_links_csv(&self, step: Nanos, w: impl std::io::Write) -> std::io::Result<()> {
-        super::links::write_links_csv(&self.topo, &self.solver.counters, step, w)
+        super::links::write_links_csv(&self.topo, &self.solver.counters(), step, w)
     }
 
     /// Mean utilization per link kind and position, for the heat map
     /// ([`super::heatmap::draw_heatmap`]).
     pub fn utilization_matrix(&self, step: Nanos, cols: usize) -> Vec<(LinkKind, Vec<f64>)> {
-        super::links::utilization_matrix(&self.topo, &self.solver.counters, step, cols)
+        super::links::utilization_matrix(&self.topo, &self.solver.counters(), step, cols)
     }
 
     /// Heat-map rows: utilization per tier and direction, bucketed into at most `cols`
     /// cells (see [`super::links::heat_rows`]).
     pub fn heat_rows(&self, step: Nanos, cols: usize) -> Vec<super::links::HeatRow> {
-        super::links::heat_rows(&self.topo, &self.solver.counters, step, cols)
+        super::links::heat_rows(&self.topo, &self.solver.counters(), step, cols)
     }
 
     /// The (algorithm, protocol, latency) the planner picks for a collective, without

@@ -55,7 +55,7 @@ pub struct NetworkSpec {
 /// callers can still reach the contention model's link statistics).
 #[derive(Debug, Clone)]
 pub enum AnyNetwork {
-    Analytic(AnalyticNetwork),
+    Analytic(Box<AnalyticNetwork>),
     Contention(Box<FlowNetwork>),
 }
 

@@ -95,7 +95,7 @@ pub fn scale_max(rows: &[HeatRow]) -> f64 {
         .map(|m| m * exp)
         .find(|&v| v >= max * (1.0 - 1e-9))
         .unwrap_or(10.0 * exp);
-    nice.min(1.0).max(1e-6)
+    nice.clamp(1e-6, 1.0)
 }
 
 struct HeatmapChart<'a> {
