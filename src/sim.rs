@@ -8,8 +8,11 @@ use serde::Serialize;
 
 use crate::config::Scenario;
 use crate::engine::{self, EngineError, RankSpeeds, Replay, TraceRanks};
+use crate::faults::LinkFaults;
 use crate::hardware::ComputeModel;
-use crate::network::{AnalyticNetwork, Network};
+use crate::network::{
+    AnalyticNetwork, AnyNetwork, FlowNetwork, Network, NetworkMode, NetworkSettings,
+};
 use crate::plan::memory::{self as mem, MemoryInputs, MemoryReport};
 use crate::plan::{RankGrid, Recompute};
 use crate::schedule::{self, Category, StepGraph, StepInputs};
@@ -104,10 +107,47 @@ pub fn build_graph(s: &Scenario) -> StepGraph {
     })
 }
 
-/// Simulates one step of `s` with the contention-free analytic network.
+/// The network `s` runs on (its `network:` section: analytic or contention, and the
+/// algorithm choice), with `link_faults` slowing GPUs' NIC and NVLink ports in either.
+/// Every command that replays a scenario builds its network here.
+pub fn build_network(s: &Scenario, link_faults: &LinkFaults) -> AnyNetwork {
+    match s.network.mode {
+        NetworkMode::Analytic => {
+            let net = analytic_network(s).with_link_faults(link_faults.clone());
+            AnyNetwork::Analytic(Box::new(net))
+        }
+        NetworkMode::Contention => {
+            let settings = NetworkSettings {
+                algorithm: s.network.algorithm,
+            };
+            let net = FlowNetwork::new(&s.cluster, settings).with_link_faults(link_faults);
+            AnyNetwork::Contention(Box::new(net))
+        }
+    }
+}
+
+/// The fast-mode network of `s` (healthy links, the scenario's algorithm choice), which
+/// the plan search's estimator uses whatever `network.mode` says.
+pub fn analytic_network(s: &Scenario) -> AnalyticNetwork {
+    AnalyticNetwork::with_algorithm(&s.cluster, s.network.algorithm)
+}
+
+/// Simulates one step of `s` on its own network ([`build_network`], healthy links).
 pub fn simulate_step(s: &Scenario, opts: &StepOptions) -> Result<StepResult, EngineError> {
-    let mut net = AnalyticNetwork::new(&s.cluster);
-    simulate_step_on(s, opts, &mut net)
+    simulate_step_faulty(s, opts, &LinkFaults::none()).map(|(r, _)| r)
+}
+
+/// Simulates one step of `s` on its own network with degraded links; returns the network
+/// too, its link accounting closed at the step's end (for `links.csv` and the heat map).
+pub fn simulate_step_faulty(
+    s: &Scenario,
+    opts: &StepOptions,
+    link_faults: &LinkFaults,
+) -> Result<(StepResult, AnyNetwork), EngineError> {
+    let mut net = build_network(s, link_faults);
+    let r = simulate_step_on(s, opts, &mut net)?;
+    net.finish_accounting(r.replay.step_time);
+    Ok((r, net))
 }
 
 /// Simulates one step of `s` over a given network model.

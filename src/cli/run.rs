@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use super::{CliError, CliResult};
 use crate::config::{self, TimelineRanks};
 use crate::faults;
-use crate::network::AnalyticNetwork;
+use crate::network::NetworkMode;
 use crate::plan::RankGrid;
-use crate::report::{self, ExtraFiles, ReportOptions, Summary};
+use crate::report::{self, ExtraFiles, LinkReport, ReportOptions, Summary};
 use crate::run;
 use crate::sim::{self, StepOptions};
 
@@ -32,12 +32,20 @@ pub struct RunArgs {
     /// `fits: false` and run anyway).
     #[arg(long)]
     pub strict_memory: bool,
+    /// Network model: `analytic` (closed form, no contention) or `contention` (flows
+    /// sharing links; also writes `links.csv` and the link heat map). Overrides
+    /// `network.mode`.
+    #[arg(long, value_name = "MODE")]
+    pub network: Option<NetworkMode>,
 }
 
 pub fn run(args: &RunArgs) -> CliResult {
     let mut scenario = config::load_scenario(args.scenario.as_deref(), &args.overrides)?;
     if let Some(seed) = args.seed {
         scenario.faults.seed = seed;
+    }
+    if let Some(mode) = args.network {
+        scenario.network.mode = mode;
     }
     if let Some(t) = &args.timeline {
         scenario.outputs.timeline = parse_timeline(t).map_err(CliError::bad)?;
@@ -54,11 +62,14 @@ pub fn run(args: &RunArgs) -> CliResult {
         trace: opts.required_trace(&grid),
         speeds,
     };
-    let mut net = AnalyticNetwork::new(&scenario.cluster).with_link_faults(link_faults);
-    let result = sim::simulate_step_on(&scenario, &step_opts, &mut net)?;
+    let (result, net) = sim::simulate_step_faulty(&scenario, &step_opts, &link_faults)?;
     if result.metrics.step_time_s <= 0.0 {
         return Err(CliError::internal("step time is zero"));
     }
+    opts.links = net
+        .flows()
+        .map(|n| LinkReport::new(n, result.replay.step_time, &scenario.name));
+    drop(net);
     opts.memory_gb = serde_json::to_value(&result.metrics.memory).ok();
     let run_report = match scenario.run {
         Some(_) => Some(simulate_run(&scenario, &mut opts)?),

@@ -28,6 +28,7 @@ use serde::Serialize;
 use crate::faults::FaultsSpec;
 use crate::hardware::ClusterSpec;
 use crate::model::ModelSpec;
+use crate::network::NetworkSpec;
 use crate::plan::{ParallelismSpec, TrainingSpec};
 use crate::run::{CheckpointSpec, RunSpec};
 
@@ -72,6 +73,8 @@ pub struct Scenario {
     pub checkpoint: Option<CheckpointSpec>,
     pub run: Option<RunSpec>,
     pub outputs: OutputsSpec,
+    /// The network model steps are timed with (`network:`; default analytic).
+    pub network: NetworkSpec,
 }
 
 /// A problem with a scenario or topology file, located as precisely as possible.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer};
 use crate::faults::FaultsSpec;
 use crate::hardware::{FabricKind, Precision};
 use crate::model::FfnKind;
+use crate::network::{AlgorithmChoice, NetworkMode};
 use crate::plan::{Finetune, Optimizer, Recompute, ScheduleKind};
 use crate::run::{CheckpointSpec, RunSpec};
 
@@ -32,6 +33,16 @@ pub struct RawScenario {
     pub run: Option<RunSpec>,
     #[serde(default)]
     pub outputs: RawOutputs,
+    #[serde(default)]
+    pub network: RawNetwork,
+}
+
+/// `network: { mode: analytic | contention, algorithm: auto | ring | tree | nvls | hierarchical }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    pub mode: Option<NetworkMode>,
+    pub algorithm: Option<AlgorithmChoice>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -10,7 +10,8 @@
 //!   node.gpus; `sequence_parallel` true when tp > 1 (and always false at tp = 1, where it
 //!   means nothing); `schedule` 1f1b; `virtual_stages` 1; `zero` 1;
 //!   `overlap_grad_reduce` true; `stage_layers` even split; `bucket_params` 40M (Megatron).
-//! - steps 1; outputs: `timeline` representative, `charts` true.
+//! - steps 1; outputs: `timeline` representative, `charts` true; network: `mode` analytic
+//!   (closed form, no contention; `contention` runs the flow-level model), `algorithm` auto.
 //! - topology: `node.nvlink_domain` = `node.gpus`; `node.pcie_gbs` from the GPU catalog
 //!   (32 for PCIe Gen4 parts, 64 for Gen5), else 32; fabric `tiers` 2,
 //!   `oversubscription` 1.0, `hop_latency_us` 1.0, `pod_oversubscription` 1.0,
@@ -25,6 +26,7 @@ use crate::hardware::{
     ClusterSpec, CostSpec, FabricSpec, GpuSpec, NodeSpec, PeakTflops, Precision, StorageSpec,
 };
 use crate::model::{FfnKind, ModelSpec, MoeSpec};
+use crate::network::NetworkSpec;
 use crate::plan::{Optimizer, ParallelismSpec, Recompute, ScheduleKind, TrainingSpec};
 
 use super::ConfigError;
@@ -60,6 +62,7 @@ pub fn scenario(
         checkpoint: raw.checkpoint,
         run: raw.run,
         outputs: outputs(raw.outputs, root)?,
+        network: network(raw.network),
     })
 }
 
@@ -180,6 +183,13 @@ fn outputs(o: RawOutputs, root: &Node) -> Result<OutputsSpec, ConfigError> {
         timeline,
         charts: o.charts.unwrap_or(true),
     })
+}
+
+fn network(n: RawNetwork) -> NetworkSpec {
+    NetworkSpec {
+        mode: n.mode.unwrap_or_default(),
+        algorithm: n.algorithm.unwrap_or_default(),
+    }
 }
 
 pub(crate) fn cluster(t: RawTopology) -> ClusterSpec {

@@ -49,7 +49,7 @@ pub fn duration(field: &str, text: &str) -> Result<f64, FaultsError> {
 
 /// Persistent stragglers and degraded links of `spec` for a single-step simulation of a
 /// `world`-GPU job: pass the speeds as `StepOptions::speeds` and the links to
-/// `AnalyticNetwork::with_link_faults` (transient slowdowns are run-level states).
+/// `sim::build_network` (both network models honour them; transient slowdowns are run-level states).
 pub fn step_faults(
     spec: &FaultsSpec,
     world: u32,

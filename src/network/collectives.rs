@@ -21,6 +21,7 @@
 //!   `S/n` each; **p2p**: one flow of `S`.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::nccl::{self, Algorithm, AlgorithmChoice, Choice, Shape};
 use super::topology::Topology;
@@ -91,6 +92,49 @@ impl FlowPlan {
 
 type CacheKey = (Collective, Shape, u64, AlgorithmChoice);
 
+/// FxHash-style word hasher for the tuner cache: its keys are a few small integers, so
+/// SipHash's DoS resistance buys nothing and costs most of a lookup.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    #[inline]
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+
+    #[inline]
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
+
+    #[inline]
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type TunerCache = HashMap<CacheKey, (Algorithm, nccl::Protocol), BuildHasherDefault<WordHasher>>;
+
 /// Builds flow plans; holds reusable buffers and the tuner's decisions.
 #[derive(Debug, Clone, Default)]
 pub struct Planner {
@@ -98,7 +142,9 @@ pub struct Planner {
     runs: Vec<(u32, u32)>,
     load: Vec<f64>,
     touched: Vec<u32>,
-    cache: HashMap<CacheKey, (Algorithm, nccl::Protocol)>,
+    cache: TunerCache,
+    /// The last decision: consecutive collectives mostly repeat it (a stage's TP ops).
+    last: Option<(CacheKey, (Algorithm, nccl::Protocol))>,
 }
 
 impl Planner {
@@ -158,21 +204,9 @@ impl Planner {
         }
         let shape = self.shape(topo, members);
         let key = (coll, shape, bytes, choice);
-        let (alg, proto) = match self.cache.get(&key) {
-            Some(&v) => v,
-            None => {
-                let c = nccl::choose(coll, &shape, choice, topo.hop_latency_s, |alg| {
-                    self.build(topo, alg, coll, bytes as f64, members, out);
-                    let t = self.unit_time(topo, out);
-                    out.clear();
-                    t
-                });
-                if self.cache.len() > 1 << 16 {
-                    self.cache.clear();
-                }
-                self.cache.insert(key, (c.algorithm, c.protocol));
-                (c.algorithm, c.protocol)
-            }
+        let (alg, proto) = match self.last.filter(|(k, _)| *k == key) {
+            Some((_, v)) => v,
+            None => self.tune(topo, key, members, out),
         };
         let latency_s =
             nccl::latency_s(alg, proto, coll, &shape, topo.hop_latency_s).unwrap_or(0.0);
@@ -187,6 +221,35 @@ impl Planner {
             latency_s,
             bw_factor,
         };
+    }
+
+    /// NCCL's tuner decision for `key`, from the cache or computed (and cached).
+    fn tune(
+        &mut self,
+        topo: &Topology,
+        key: CacheKey,
+        members: &[u32],
+        out: &mut FlowPlan,
+    ) -> (Algorithm, nccl::Protocol) {
+        let v = match self.cache.get(&key) {
+            Some(&v) => v,
+            None => {
+                let (coll, shape, bytes, choice) = key;
+                let c = nccl::choose(coll, &shape, choice, topo.hop_latency_s, |alg| {
+                    self.build(topo, alg, coll, bytes as f64, members, out);
+                    let t = self.unit_time(topo, out);
+                    out.clear();
+                    t
+                });
+                if self.cache.len() > 1 << 16 {
+                    self.cache.clear();
+                }
+                self.cache.insert(key, (c.algorithm, c.protocol));
+                (c.algorithm, c.protocol)
+            }
+        };
+        self.last = Some((key, v));
+        v
     }
 
     /// Contention-free time of a plan: the most loaded link's bytes over its capacity.

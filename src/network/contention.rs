@@ -18,6 +18,7 @@ use super::flows::{FlowSolver, LinkCounters};
 use super::nccl::{Algorithm, AlgorithmChoice, Choice};
 use super::topology::{LinkKind, Topology};
 use super::{Completion, Network, Transfer};
+use crate::faults::LinkFaults;
 use crate::hardware::ClusterSpec;
 use crate::schedule::Collective;
 use crate::units::{Nanos, secs_to_ns};
@@ -86,13 +87,31 @@ impl FlowNetwork {
         }
     }
 
+    /// The same network with some GPUs' NIC and NVLink ports slowed down: each GPU's
+    /// scale-up links and NIC port (both directions) carry `factor` x their capacity.
+    /// Call before any traffic.
+    pub fn with_link_faults(mut self, faults: &LinkFaults) -> Self {
+        if faults.is_empty() {
+            return self;
+        }
+        for g in 0..self.topo.gpus {
+            let (up, down) = self.topo.scale_up_links(g);
+            scale(&mut self.topo.cap, [up, down], faults.nvlink_factor(g));
+            if let Some((up, down)) = self.topo.nic_port_links(g) {
+                scale(&mut self.topo.cap, [up, down], faults.nic_factor(g));
+            }
+        }
+        self.solver = FlowSolver::new(self.topo.cap.clone());
+        self
+    }
+
     pub fn topology(&self) -> &Topology {
         &self.topo
     }
 
     /// Per-link bytes, busy time and peak flows so far.
-    pub fn counters(&self) -> &LinkCounters {
-        &self.solver.counters
+    pub fn counters(&self) -> LinkCounters {
+        self.solver.counters()
     }
 
     /// Closes busy intervals at `now` (call once when the step ends, before reporting).
@@ -102,13 +121,19 @@ impl FlowNetwork {
 
     /// Writes `links.csv` for a step of length `step` (see [`super::links`]).
     pub fn write_links_csv(&self, step: Nanos, w: impl std::io::Write) -> std::io::Result<()> {
-        super::links::write_links_csv(&self.topo, &self.solver.counters, step, w)
+        super::links::write_links_csv(&self.topo, &self.solver.counters(), step, w)
     }
 
     /// Mean utilization per link kind and position, for the heat map
     /// ([`super::heatmap::draw_heatmap`]).
     pub fn utilization_matrix(&self, step: Nanos, cols: usize) -> Vec<(LinkKind, Vec<f64>)> {
-        super::links::utilization_matrix(&self.topo, &self.solver.counters, step, cols)
+        super::links::utilization_matrix(&self.topo, &self.solver.counters(), step, cols)
+    }
+
+    /// Heat-map rows: utilization per tier and direction, bucketed into at most `cols`
+    /// cells (see [`super::links::heat_rows`]).
+    pub fn heat_rows(&self, step: Nanos, cols: usize) -> Vec<super::links::HeatRow> {
+        super::links::heat_rows(&self.topo, &self.solver.counters(), step, cols)
     }
 
     /// The (algorithm, protocol, latency) the planner picks for a collective, without
@@ -161,6 +186,18 @@ impl FlowNetwork {
                 self.pending.push(p);
                 (self.pending.len() - 1) as u32
             }
+        }
+    }
+}
+
+/// Scales the capacity of `links` by `factor` (< 1 slows them down).
+fn scale(cap: &mut [f64], links: [u32; 2], factor: f64) {
+    if factor >= 1.0 {
+        return;
+    }
+    for l in links {
+        if let Some(c) = cap.get_mut(l as usize) {
+            *c *= factor.max(1e-6);
         }
     }
 }

@@ -11,6 +11,9 @@
 //! end. Changes are batched: [`FlowSolver::add_flow`] and completions only mark links dirty;
 //! [`FlowSolver::recompute`] then re-runs progressive filling on the connected component
 //! (flows sharing links, transitively) of the dirty links, leaving every other rate alone.
+//! Fast path: a flow added onto idle links gets its bottleneck rate at once and marks
+//! nothing dirty (no batch, no solve, no extra wake-up of the engine); a completion dirties
+//! only links that still carry flows; a component of one flow skips progressive filling.
 //! All buffers are reused: steady-state operation does not allocate.
 
 use std::cmp::Reverse;
@@ -24,7 +27,18 @@ pub struct LinkCounters {
     pub bytes: Vec<f64>,
     pub busy_ns: Vec<Nanos>,
     pub peak_flows: Vec<u32>,
-    busy_since: Vec<Nanos>,
+}
+
+/// One link's live state and accounting, kept together (one cache line) because adding
+/// or ending a flow touches all of it for every link of the flow.
+#[derive(Debug, Clone, Default)]
+struct LinkState {
+    /// (flow, traversal index) of each traversal crossing the link.
+    flows: Vec<(u32, u32)>,
+    bytes: f64,
+    busy_ns: Nanos,
+    busy_since: Nanos,
+    peak_flows: u32,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -45,8 +59,8 @@ struct Flow {
 #[derive(Debug, Clone)]
 pub struct FlowSolver {
     cap: Vec<f64>,
-    /// Per link: (flow, traversal index) of each traversal crossing it.
-    on_link: Vec<Vec<(u32, u32)>>,
+    /// Per link: the flows crossing it and its accounting.
+    links: Vec<LinkState>,
     flows: Vec<Flow>,
     free: Vec<u32>,
     events: BinaryHeap<Reverse<(Nanos, u32, u32)>>,
@@ -64,7 +78,6 @@ pub struct FlowSolver {
     unfrozen: Vec<u32>,
     link_ver: Vec<u32>,
     fill: BinaryHeap<Reverse<(u64, u32, u32)>>,
-    pub counters: LinkCounters,
     active: usize,
 }
 
@@ -73,7 +86,7 @@ impl FlowSolver {
         let n = cap.len();
         FlowSolver {
             cap,
-            on_link: vec![Vec::new(); n],
+            links: vec![LinkState::default(); n],
             flows: Vec::new(),
             free: Vec::new(),
             events: BinaryHeap::new(),
@@ -90,18 +103,21 @@ impl FlowSolver {
             unfrozen: vec![0; n],
             link_ver: vec![0; n],
             fill: BinaryHeap::new(),
-            counters: LinkCounters {
-                bytes: vec![0.0; n],
-                busy_ns: vec![0; n],
-                peak_flows: vec![0; n],
-                busy_since: vec![0; n],
-            },
             active: 0,
         }
     }
 
     pub fn capacity(&self, link: u32) -> f64 {
         self.cap[link as usize]
+    }
+
+    /// Per-link bytes, busy time and peak concurrent flows so far (a copy, for reports).
+    pub fn counters(&self) -> LinkCounters {
+        LinkCounters {
+            bytes: self.links.iter().map(|c| c.bytes).collect(),
+            busy_ns: self.links.iter().map(|c| c.busy_ns).collect(),
+            peak_flows: self.links.iter().map(|c| c.peak_flows).collect(),
+        }
     }
 
     /// Number of flows in progress.
@@ -127,12 +143,15 @@ impl FlowSolver {
                 (self.flows.len() - 1) as u32
             }
         };
+        let alone = path
+            .iter()
+            .all(|&l| self.links[l as usize].flows.is_empty());
         let mut f = std::mem::take(&mut self.flows[id as usize]);
         f.path.clear();
         f.path.extend_from_slice(path);
         f.pos.clear();
         for (hop, &l) in path.iter().enumerate() {
-            let list = &mut self.on_link[l as usize];
+            let list = &mut self.links[l as usize].flows;
             f.pos.push(list.len() as u32);
             list.push((id, hop as u32));
             self.touch_link_add(l, now, bytes);
@@ -145,19 +164,37 @@ impl FlowSolver {
         f.active = true;
         self.flows[id as usize] = f;
         self.active += 1;
-        self.mark_dirty_path(id, now);
+        if alone {
+            self.start_alone(id, now);
+        } else {
+            self.mark_dirty_path(id, now);
+        }
         id
     }
 
+    /// Fast path for a flow that shares no link: its max-min rate is its bottleneck's
+    /// capacity (divided by how often it crosses it), set now without a batch or a solve.
+    /// A flow added later on one of its links marks them dirty, and the next
+    /// [`FlowSolver::recompute`] re-solves the component as usual.
+    fn start_alone(&mut self, id: u32, now: Nanos) {
+        let f = &self.flows[id as usize];
+        let rate = f
+            .path
+            .iter()
+            .map(|&l| self.cap[l as usize] / self.links[l as usize].flows.len() as f64)
+            .fold(f64::INFINITY, f64::min);
+        self.flows[id as usize].rate = rate;
+        self.schedule(id, now);
+    }
+
     fn touch_link_add(&mut self, l: u32, now: Nanos, bytes: f64) {
-        let c = &mut self.counters;
-        let li = l as usize;
-        let n = self.on_link[li].len() as u32;
+        let c = &mut self.links[l as usize];
+        let n = c.flows.len() as u32;
         if n == 1 {
-            c.busy_since[li] = now;
+            c.busy_since = now;
         }
-        c.bytes[li] += bytes;
-        c.peak_flows[li] = c.peak_flows[li].max(n);
+        c.bytes += bytes;
+        c.peak_flows = c.peak_flows.max(n);
     }
 
     fn mark_dirty_path(&mut self, id: u32, now: Nanos) {
@@ -172,15 +209,18 @@ impl FlowSolver {
             let l = self.flows[id as usize].path[hop];
             let li = l as usize;
             let p = self.flows[id as usize].pos[hop] as usize;
-            self.on_link[li].swap_remove(p);
-            if let Some(&(moved, mhop)) = self.on_link[li].get(p) {
+            self.links[li].flows.swap_remove(p);
+            if let Some(&(moved, mhop)) = self.links[li].flows.get(p) {
                 self.flows[moved as usize].pos[mhop as usize] = p as u32;
             }
-            if self.on_link[li].is_empty() {
-                let c = &mut self.counters;
-                c.busy_ns[li] += now - c.busy_since[li];
+            if self.links[li].flows.is_empty() {
+                let c = &mut self.links[li];
+                c.busy_ns += now - c.busy_since;
+            } else {
+                // Only flows still on the link can speed up.
+                self.dirty.push(l);
+                self.dirty_at = Some(self.dirty_at.map_or(now, |t| t.min(now)));
             }
-            self.dirty.push(l);
         }
         let f = &mut self.flows[id as usize];
         f.active = false;
@@ -188,7 +228,6 @@ impl FlowSolver {
         f.version = f.version.wrapping_add(1);
         self.free.push(id);
         self.active -= 1;
-        self.dirty_at = Some(self.dirty_at.map_or(now, |t| t.min(now)));
     }
 
     /// Earliest pending change: a batch awaiting [`FlowSolver::recompute`] or a flow's end.
@@ -243,8 +282,14 @@ impl FlowSolver {
             f.since = now;
             f.rate = 0.0;
         }
-        self.progressive_fill();
-        self.schedule_component(now);
+        if self.comp_flows.len() == 1 {
+            // A lone flow: progressive filling reduces to its bottleneck.
+            let id = self.comp_flows[0];
+            self.start_alone(id, now);
+        } else {
+            self.progressive_fill();
+            self.schedule_component(now);
+        }
         self.drop_stale_events();
     }
 
@@ -270,8 +315,8 @@ impl FlowSolver {
         self.dirty.clear();
         while let Some(l) = self.stack.pop() {
             self.comp_links.push(l);
-            for k in 0..self.on_link[l as usize].len() {
-                let fid = self.on_link[l as usize][k].0;
+            for k in 0..self.links[l as usize].flows.len() {
+                let fid = self.links[l as usize].flows[k].0;
                 if self.flow_mark[fid as usize] == e {
                     continue;
                 }
@@ -294,7 +339,7 @@ impl FlowSolver {
         for &l in &self.comp_links {
             let li = l as usize;
             self.rem[li] = self.cap[li];
-            self.unfrozen[li] = self.on_link[li].len() as u32;
+            self.unfrozen[li] = self.links[li].flows.len() as u32;
             self.link_ver[li] = self.link_ver[li].wrapping_add(1);
             if self.unfrozen[li] > 0 {
                 let share = self.rem[li] / self.unfrozen[li] as f64;
@@ -308,8 +353,8 @@ impl FlowSolver {
                 continue;
             }
             let share = f64::from_bits(bits);
-            for k in 0..self.on_link[l as usize].len() {
-                let fid = self.on_link[l as usize][k].0 as usize;
+            for k in 0..self.links[l as usize].flows.len() {
+                let fid = self.links[l as usize].flows[k].0 as usize;
                 if self.frozen[fid] == e {
                     continue;
                 }
@@ -333,31 +378,32 @@ impl FlowSolver {
 
     fn schedule_component(&mut self, now: Nanos) {
         for i in 0..self.comp_flows.len() {
-            let id = self.comp_flows[i];
-            let f = &mut self.flows[id as usize];
-            f.version = f.version.wrapping_add(1);
-            let secs = if f.rate > 0.0 {
-                f.remaining / f.rate
-            } else {
-                f64::INFINITY
-            };
-            let end = if secs.is_finite() {
-                now + (secs * 1e9).ceil() as Nanos
-            } else {
-                Nanos::MAX
-            };
-            self.events.push(Reverse((end, id, f.version)));
+            self.schedule(self.comp_flows[i], now);
         }
+    }
+
+    /// (Re)schedules a flow's end at its current rate; older events of it become stale.
+    fn schedule(&mut self, id: u32, now: Nanos) {
+        let f = &mut self.flows[id as usize];
+        f.version = f.version.wrapping_add(1);
+        let secs = if f.rate > 0.0 {
+            f.remaining / f.rate
+        } else {
+            f64::INFINITY
+        };
+        let end = if secs.is_finite() {
+            now + (secs * 1e9).ceil() as Nanos
+        } else {
+            Nanos::MAX
+        };
+        self.events.push(Reverse((end, id, f.version)));
     }
 
     /// Closes busy intervals of links still carrying flows at `now` (end of simulation).
     pub fn finish_accounting(&mut self, now: Nanos) {
-        for (li, list) in self.on_link.iter().enumerate() {
-            if !list.is_empty() {
-                let c = &mut self.counters;
-                c.busy_ns[li] += now.saturating_sub(c.busy_since[li]);
-                c.busy_since[li] = now;
-            }
+        for c in self.links.iter_mut().filter(|c| !c.flows.is_empty()) {
+            c.busy_ns += now.saturating_sub(c.busy_since);
+            c.busy_since = now;
         }
     }
 }
@@ -412,8 +458,8 @@ mod tests {
         // Short flow: 0.5e9 at 0.5e9/s = 1 s; long: 0.5e9 left at 1e9/s = 1.5 s.
         assert_eq!(done[0].0, 1_000_000_000);
         assert_eq!(done[1].0, 1_500_000_000);
-        assert!((s.counters.busy_ns[0] as f64 - 1.5e9).abs() < 10.0);
-        assert_eq!(s.counters.peak_flows[0], 2);
+        assert!((s.counters().busy_ns[0] as f64 - 1.5e9).abs() < 10.0);
+        assert_eq!(s.counters().peak_flows[0], 2);
     }
 
     #[test]
@@ -424,6 +470,6 @@ mod tests {
         assert!((s.rate(a) - 50.0).abs() < 1e-9);
         let done = run_to_end(&mut s);
         assert_eq!(done.len(), 1);
-        assert!(s.on_link.iter().all(|l| l.is_empty()));
+        assert!(s.links.iter().all(|l| l.flows.is_empty()));
     }
 }

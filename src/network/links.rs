@@ -111,3 +111,64 @@ pub fn utilization_matrix(
     }
     rows
 }
+
+/// One row of the link heat map: the links of one tier in one direction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeatRow {
+    pub kind: LinkKind,
+    /// Towards the core (GPU to switch, NIC to leaf, ...) or back.
+    pub up: bool,
+    /// Links in the row.
+    pub links: usize,
+    /// Mean utilization of consecutive groups of links, left to right (at most `cols`
+    /// cells, fewer when the row has fewer links).
+    pub cells: Vec<f64>,
+}
+
+impl HeatRow {
+    /// `nvlink up`, `leaf-spine down`, ...
+    pub fn label(&self) -> String {
+        format!(
+            "{} {}",
+            self.kind.label(),
+            if self.up { "up" } else { "down" }
+        )
+    }
+}
+
+/// Mean utilization (bytes over capacity x step) per tier and direction (rows, in
+/// [`LinkKind::ALL`] order, up before down, tiers without links omitted), bucketed by
+/// position into at most `cols` cells.
+pub fn heat_rows(topo: &Topology, c: &LinkCounters, step: Nanos, cols: usize) -> Vec<HeatRow> {
+    let t = (step.max(1)) as f64 * 1e-9;
+    let mut ids: Vec<Vec<usize>> = vec![Vec::new(); 2 * LinkKind::ALL.len()];
+    for l in 0..topo.links() {
+        let k = LinkKind::ALL
+            .iter()
+            .position(|&k| k == topo.kind[l])
+            .unwrap_or(0);
+        ids[2 * k + l % 2].push(l);
+    }
+    let mut rows = Vec::new();
+    for (i, links) in ids.iter().enumerate().filter(|(_, v)| !v.is_empty()) {
+        let n = cols.clamp(1, links.len());
+        let mut sum = vec![0.0; n];
+        let mut cnt = vec![0usize; n];
+        for (j, &l) in links.iter().enumerate() {
+            let b = j * n / links.len();
+            sum[b] += c.bytes[l] / (topo.cap[l] * t);
+            cnt[b] += 1;
+        }
+        rows.push(HeatRow {
+            kind: LinkKind::ALL[i / 2],
+            up: i % 2 == 0,
+            links: links.len(),
+            cells: sum
+                .iter()
+                .zip(&cnt)
+                .map(|(s, &k)| s / k.max(1) as f64)
+                .collect(),
+        });
+    }
+    rows
+}

@@ -8,7 +8,8 @@
 //! [`contention::FlowNetwork`] is the detailed model: collectives decomposed into flows
 //! ([`collectives`]) over routed paths ([`topology`], [`routing`]) sharing links max-min
 //! fairly ([`flows`]), with NCCL's algorithm and protocol choice ([`nccl`]) and per-link
-//! statistics ([`links`], [`heatmap`]).
+//! statistics ([`links`], [`heatmap`]). A scenario picks one through its `network:` section
+//! ([`spec::NetworkSpec`]); [`spec::AnyNetwork`] runs either.
 
 pub mod analytic;
 pub mod collectives;
@@ -18,11 +19,13 @@ pub mod heatmap;
 pub mod links;
 pub mod nccl;
 pub mod routing;
+pub mod spec;
 pub mod topology;
 
 pub use analytic::AnalyticNetwork;
 pub use contention::{FlowNetwork, NetworkSettings};
 pub use nccl::{Algorithm, AlgorithmChoice, Protocol};
+pub use spec::{AnyNetwork, NetworkMode, NetworkSpec};
 pub use topology::Topology;
 
 use crate::schedule::{Category, Collective};

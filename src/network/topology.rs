@@ -303,6 +303,19 @@ impl Topology {
         (2 * gpu, 2 * gpu + 1)
     }
 
+    /// The links out of and into a GPU's NIC port: its GPU-to-NIC PCIe cable when several
+    /// GPUs share a NIC, else the NIC's cable to its leaf. `None` without NICs.
+    pub fn nic_port_links(&self, gpu: u32) -> Option<(u32, u32)> {
+        let pair = if self.shared_nics() {
+            self.base_gpu_nic + gpu
+        } else if self.nics_per_node > 0 {
+            self.base_nic_leaf + self.nic_of(gpu)
+        } else {
+            return None;
+        };
+        Some((2 * pair, 2 * pair + 1))
+    }
+
     #[inline]
     pub fn domain_of(&self, gpu: u32) -> u32 {
         gpu / self.domain_size

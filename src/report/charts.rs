@@ -107,7 +107,7 @@ fn schedule_name(s: &Summary) -> String {
 const IDLE: RGBColor = RGBColor(225, 225, 225);
 /// Background of the communication lane of the pipeline chart.
 const COMM_LANE: RGBColor = RGBColor(246, 246, 246);
-const TEXT: RGBColor = RGBColor(30, 30, 30);
+pub(super) const TEXT: RGBColor = RGBColor(30, 30, 30);
 
 /// What a span of the pipeline chart shows; also the colour and legend entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -434,16 +434,21 @@ fn extend_block(blocks: &mut Vec<Block>, start: Nanos, end: Nanos, op: &Op, kind
 // ---------------------------------------------------------------------------------------
 // Rendering
 
-type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+pub(super) type DrawResult<DB> =
+    Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 /// A chart drawable on any plotters backend.
-trait Chart {
+pub(super) trait Chart {
     fn size(&self) -> (u32, u32);
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB>;
 }
 
 /// Renders `chart` as `<stem>.png` and `<stem>.svg` in `dir`.
-fn render<C: Chart>(dir: &Path, stem: &str, chart: &C) -> Result<Vec<String>, ReportError> {
+pub(super) fn render<C: Chart>(
+    dir: &Path,
+    stem: &str,
+    chart: &C,
+) -> Result<Vec<String>, ReportError> {
     let png = dir.join(format!("{stem}.png"));
     let err = |path: &Path, e: &dyn std::fmt::Display| ReportError::Chart {
         path: path.to_path_buf(),
@@ -465,7 +470,7 @@ fn render<C: Chart>(dir: &Path, stem: &str, chart: &C) -> Result<Vec<String>, Re
     Ok(vec![format!("{stem}.png"), format!("{stem}.svg")])
 }
 
-fn font(size: f64) -> TextStyle<'static> {
+pub(super) fn font(size: f64) -> TextStyle<'static> {
     TextStyle::from((FAMILY, size).into_font()).color(&TEXT)
 }
 
@@ -500,7 +505,7 @@ fn draw_legend<DB: DrawingBackend>(
 }
 
 /// A tick label without trailing zeros: `10`, `2.5`, `0.125`.
-fn tick(v: f64) -> String {
+pub(super) fn tick(v: f64) -> String {
     let s = format!("{v:.6}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s == "-0" {
@@ -605,23 +610,23 @@ impl Chart for UtilizationChart {
 }
 
 /// Vertical units per row of the row charts (rows are integers so ticks sit on centres).
-const ROW: i32 = 100;
+pub(super) const ROW: i32 = 100;
 
-type RowCoord = Cartesian2d<RangedCoordf64, WithKeyPoints<RangedCoordi32>>;
+pub(super) type RowCoord = Cartesian2d<RangedCoordf64, WithKeyPoints<RangedCoordi32>>;
 
 /// The y axis of a chart with `n` rows, ticks at row centres.
-fn row_axis(n: usize) -> WithKeyPoints<RangedCoordi32> {
+pub(super) fn row_axis(n: usize) -> WithKeyPoints<RangedCoordi32> {
     let n = n as i32;
     (-ROW / 2..n * ROW - ROW / 2).with_key_points((0..n).map(|i| i * ROW).collect())
 }
 
 /// Centre of row `i` (counted from the top) of `n`.
-fn row_center(n: usize, i: usize) -> i32 {
+pub(super) fn row_center(n: usize, i: usize) -> i32 {
     (n - 1 - i) as i32 * ROW
 }
 
 /// The label of the row whose centre is at `y` (`labels` bottom-up), or nothing.
-fn row_label(labels: &[String], y: i32) -> String {
+pub(super) fn row_label(labels: &[String], y: i32) -> String {
     if y < 0 || y % ROW != 0 {
         return String::new();
     }

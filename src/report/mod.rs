@@ -1,5 +1,6 @@
 //! The files a run writes: `summary.json`, `timeline.json` (Chrome trace) and charts
-//! (PNG and SVG), plus the human table `clustersim run` prints.
+//! (PNG and SVG), `links.csv` and the link heat map after a contention-mode step
+//! ([`links`]), plus the human table `clustersim run` prints.
 //!
 //! The report reads a finished [`StepResult`]; it must not change results or compute
 //! metrics of its own (those live in [`crate::sim`]). Same inputs give byte-identical
@@ -18,6 +19,7 @@
 
 pub mod charts;
 pub mod fonts;
+pub mod links;
 pub mod summary;
 pub mod trace;
 
@@ -32,6 +34,7 @@ use crate::engine::TraceRanks;
 use crate::plan::RankGrid;
 use crate::sim::StepResult;
 
+pub use links::LinkReport;
 pub use summary::{Summary, human_table};
 pub use trace::{representative_ranks, trace_ranks};
 
@@ -88,6 +91,8 @@ pub struct ReportOptions {
     pub cost: Option<serde_json::Value>,
     /// Files other modules render (see [`ExtraFiles`]).
     pub extra: Option<ExtraFiles>,
+    /// Link statistics of a contention-mode step: `links.csv` and the link heat map.
+    pub links: Option<LinkReport>,
 }
 
 impl Default for ReportOptions {
@@ -99,6 +104,7 @@ impl Default for ReportOptions {
             run: None,
             cost: None,
             extra: None,
+            links: None,
         }
     }
 }
@@ -140,6 +146,7 @@ pub fn owned_files() -> Vec<String> {
     let mut names = vec![SUMMARY_FILE.to_string(), TIMELINE_FILE.to_string()];
     names.extend(charts::file_names());
     names.extend(["run.csv", "run_progress.png", "run_progress.svg"].map(String::from));
+    names.extend(links::file_names());
     names
 }
 
@@ -178,6 +185,9 @@ fn render_all(
     }
     if opts.charts {
         names.extend(charts::write_charts(dir, &summary, result)?);
+    }
+    if let Some(links) = &opts.links {
+        names.extend(links.write(dir, opts.charts)?);
     }
     if let Some(extra) = &opts.extra {
         names.extend((extra.0)(dir).map_err(|message| ReportError::Chart {

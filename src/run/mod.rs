@@ -37,9 +37,8 @@ use thiserror::Error;
 
 use crate::config::Scenario;
 use crate::faults::{FaultModel, FaultsError, FaultsSpec, StepState, duration, rng};
-use crate::network::AnalyticNetwork;
 use crate::plan::RankGrid;
-use crate::sim::{StepOptions, simulate_step_on};
+use crate::sim::{StepOptions, simulate_step_faulty};
 
 /// Shortest checkpoint interval accepted, seconds.
 pub const MIN_INTERVAL_S: f64 = 1.0;
@@ -108,18 +107,20 @@ impl<F: Fn(&StepState) -> Result<f64, RunError> + Sync> StepTimeSource for Cache
 }
 
 /// Simulates one step of `s` in `state` (stragglers through [`crate::engine::RankSpeeds`],
-/// degraded links through the analytic network's [`crate::faults::LinkFaults`]).
+/// degraded links through [`crate::faults::LinkFaults`]) on the scenario's network
+/// ([`crate::sim::build_network`]: analytic unless `network.mode` is contention).
 pub fn simulate_state(s: &Scenario, grid: &RankGrid, state: &StepState) -> Result<f64, RunError> {
     let opts = StepOptions {
         speeds: state.rank_speeds(grid),
         ..StepOptions::default()
     };
-    let mut net = AnalyticNetwork::new(&s.cluster).with_link_faults(state.link_faults(grid));
-    let r = simulate_step_on(s, &opts, &mut net).map_err(|e| RunError::Step(e.to_string()))?;
+    let (r, _) = simulate_step_faulty(s, &opts, &state.link_faults(grid))
+        .map_err(|e| RunError::Step(e.to_string()))?;
     Ok(r.metrics.step_time_s)
 }
 
-/// The step simulator (analytic network) behind a cache: the usual [`StepTimeSource`].
+/// The step simulator (the scenario's network, analytic by default) behind a cache: the
+/// usual [`StepTimeSource`].
 pub fn analytic_step_times(
     s: &Scenario,
 ) -> CachedStepTimes<impl Fn(&StepState) -> Result<f64, RunError> + Sync + '_> {

@@ -436,7 +436,7 @@ pub fn search_fast(base: &Scenario, opts: &PlanOptions) -> Result<PlanReport, Pl
     if points.is_empty() {
         return Err(PlanError::NoCandidates { gpus });
     }
-    let net = AnalyticNetwork::new(&base.cluster);
+    let net = sim::analytic_network(base);
     let all: Vec<PlanRow> = points
         .par_iter()
         // Each worker keeps its own network (it caches the tuner's choices).
