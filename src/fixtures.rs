@@ -153,7 +153,7 @@ pub fn a100_80gb() -> GpuSpec {
         gemm_efficiency: 253.7 / 312.0,
         fp8_gemm_efficiency: None,
         hbm_efficiency: 1610.0 / 2039.0,
-        sustained_efficiency: env_factor("CS_A100", 1.0),
+        sustained_efficiency: 0.875,
     }
 }
 
@@ -177,16 +177,9 @@ pub fn dgx_h100_ndr(nodes: u64) -> ClusterSpec {
     c.gpu.gemm_efficiency = 798.0 / 989.0;
     c.gpu.fp8_gemm_efficiency = Some(1290.0 / 1979.0);
     c.gpu.hbm_efficiency = 2900.0 / 3350.0;
-    c.gpu.sustained_efficiency = env_factor("CS_H100", 1.0);
+    c.gpu.sustained_efficiency = 0.675;
     c.nodes = nodes;
     c
-}
-
-fn env_factor(name: &str, default: f64) -> f64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// A small MoE (8 routed experts, top-2, dropless) on `ep`-way expert parallel with the

@@ -102,34 +102,19 @@ impl Source {
         }
     }
 
-    /// The stated settings of each table plus one rule for what it leaves open:
-    /// micro-batch 1; interleaving degree = the largest divisor of layers-per-stage that is
-    /// at most 4 (1 without pipelining).
+    /// The stated settings of each table plus one rule for what it leaves open (the same
+    /// for every row of both tables): the micro-batch by [`micro_batch_rule`]; interleaving
+    /// degree = the largest divisor of layers-per-stage that is at most 8 (1 without
+    /// pipelining), i.e. the finest interleaving Megatron accepts up to 8 chunks.
     fn apply_rules(self, s: &mut Scenario, row: &Row) {
         let p = &mut s.parallelism;
         let t = &mut s.training;
-        let max_b: u64 = std::env::var("CS_MAXB")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
-        let per_pipeline = row.global_batch / (row.gpus / (row.tp * row.pp));
-        t.micro_batch = (1..=max_b)
-            .rev()
-            .find(|b| per_pipeline.is_multiple_of(*b) && (per_pipeline / b).is_multiple_of(row.pp))
-            .unwrap_or(1);
+        t.micro_batch = micro_batch_rule(row);
         let per_stage = row.layers / row.pp;
-        let vrule = std::env::var("CS_VRULE").unwrap_or_default();
         let v = if row.pp <= 1 {
             1
-        } else if vrule == "two" {
-            2
-        } else if vrule == "max8" {
-            (1..=8)
-                .rev()
-                .find(|v| per_stage.is_multiple_of(*v))
-                .unwrap_or(1)
         } else {
-            (1..=4)
+            (1..=8)
                 .rev()
                 .find(|v| per_stage.is_multiple_of(*v))
                 .unwrap_or(1)
@@ -184,6 +169,22 @@ impl Source {
         };
         flops / seconds / gpus as f64 / 1e12
     }
+}
+
+/// The micro-batch size a practitioner would pick: the largest `b <= 4` that splits the
+/// sequences of one pipeline into `m` micro-batches with `m` a multiple of `pp` (required by
+/// the interleaved schedule) and `m >= 4 pp` (keeps the 1F1B bubble under 20 %); 1 when
+/// none does.
+pub fn micro_batch_rule(row: &Row) -> u64 {
+    let dp = (row.gpus / (row.tp * row.pp)).max(1);
+    let per_pipeline = row.global_batch / dp;
+    (1..=4)
+        .rev()
+        .find(|&b| {
+            let m = per_pipeline / b;
+            per_pipeline.is_multiple_of(b) && m.is_multiple_of(row.pp) && m >= 4 * row.pp
+        })
+        .unwrap_or(1)
 }
 
 fn parse_rows(source: Source, path: &Path, text: &str) -> Result<Vec<Row>, ValidateError> {

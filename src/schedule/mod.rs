@@ -1088,7 +1088,10 @@ impl<'a> Builder<'a> {
         // start of this step, each bucket ahead of the first forward that needs it.
         let mut gather_before: Vec<(u64, NodeIndex)> = Vec::new();
         if sharded && par.overlap_grad_reduce && !self.fsdp() {
-            for b in buckets.iter().rev() {
+            // In the order the forward pass needs them: chunk by chunk, lowest layers first.
+            let mut in_need_order: Vec<&Bucket> = buckets.iter().collect();
+            in_need_order.sort_by_key(|b| (b.chunk, b.first_layer));
+            for b in in_need_order {
                 let bytes = (b.params / tp) as f64 * grad_bytes;
                 let c = self.new_comm(
                     Collective::AllGather,

@@ -694,11 +694,14 @@ fn data_parallel(
 }
 
 /// How long the first forwards of stage `si` wait for their parameter all-gathers, which
-/// the generator issues in reverse bucket order on the DP stream at the step start.
+/// the generator issues on the DP stream at the step start in the order the forward pass
+/// needs them (chunk by chunk, lowest layers first).
 fn gather_wait(st: &[Stage], si: usize, bs: &[Bucket]) -> f64 {
     let mut done = 0.0;
     let mut wait = 0.0f64;
-    for b in bs.iter().rev() {
+    let mut in_need_order: Vec<&Bucket> = bs.iter().collect();
+    in_need_order.sort_by_key(|b| (b.chunk, b.lowest.min(b.highest)));
+    for b in in_need_order {
         done += b.time_ag;
         let need = first_forward_at(st, si, b.chunk, b.highest.min(b.lowest));
         wait = wait.max(done - need);
