@@ -80,23 +80,23 @@ impl StepInputs<'_> {
 
 /// Durations (ns) of the compute ops of one micro-batch on one GPU.
 #[derive(Debug, Clone, Default)]
-struct OpCosts {
-    attn_fwd: Nanos,
-    attn_bwd: Nanos,
-    mlp_fwd: Nanos,
-    mlp_bwd: Nanos,
-    moe_fwd: Nanos,
-    moe_bwd: Nanos,
-    selective_recompute: Nanos,
-    embedding_fwd: Nanos,
-    embedding_bwd: Nanos,
-    logits_fwd: Nanos,
-    logits_bwd: Nanos,
+pub struct OpCosts {
+    pub attn_fwd: Nanos,
+    pub attn_bwd: Nanos,
+    pub mlp_fwd: Nanos,
+    pub mlp_bwd: Nanos,
+    pub moe_fwd: Nanos,
+    pub moe_bwd: Nanos,
+    pub selective_recompute: Nanos,
+    pub embedding_fwd: Nanos,
+    pub embedding_bwd: Nanos,
+    pub logits_fwd: Nanos,
+    pub logits_bwd: Nanos,
     /// Weight-gradient parts of the backward durations above (split off by zero-bubble
     /// schedules): `(attention, dense MLP, MoE)`.
-    attn_wgrad: Nanos,
-    mlp_wgrad: Nanos,
-    moe_wgrad: Nanos,
+    pub attn_wgrad: Nanos,
+    pub mlp_wgrad: Nanos,
+    pub moe_wgrad: Nanos,
 }
 
 fn time(cm: &ComputeModel, ks: &[Kernel]) -> Nanos {
@@ -114,7 +114,8 @@ fn wgrad_time(cm: &ComputeModel, bwd: &[Kernel]) -> Nanos {
 }
 
 impl OpCosts {
-    fn new(inp: &StepInputs) -> Self {
+    /// Durations of one micro-batch's compute ops on one healthy GPU.
+    pub fn new(inp: &StepInputs) -> Self {
         let (m, cm) = (inp.model, inp.compute);
         let sh = inp.layer_shard();
         let attn = model::kernels::attention_forward(m, &sh);

@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use crate::config::Scenario;
 use crate::hardware::ComputeModel;
-use crate::model::{self, Kernel, KernelClass, LayerShard, Phase};
+use crate::model::{self, Kernel};
 use crate::network::AnalyticNetwork;
 use crate::plan::{GroupMask, RankGrid, Recompute, ScheduleKind};
 use crate::schedule::{Collective, StepInputs};
@@ -67,82 +67,32 @@ struct Costs {
     moe_w: f64,
 }
 
-/// Time of the weight-gradient kernels of a backward list.
-fn wgrad(cm: &ComputeModel, bwd: &[Kernel]) -> f64 {
-    let w: Vec<Kernel> = bwd
-        .iter()
-        .filter(|k| k.phase == Phase::BackwardWeight)
-        .cloned()
-        .collect();
-    t(cm, &w)
-}
-
 fn t(cm: &ComputeModel, ks: &[Kernel]) -> f64 {
     // The generator rounds each op to whole nanoseconds; so do we.
     (cm.kernels_time_s(ks) * 1e9).round() * 1e-9
 }
 
-fn moe_kernels(inp: &StepInputs, sh: &LayerShard) -> Vec<Kernel> {
-    let Some(moe) = &inp.model.moe else {
-        return Vec::new();
-    };
-    let ep = inp.parallelism.ep.max(1);
-    let tokens = sh.tokens();
-    let local = (moe.experts / ep).max(1);
-    let per_expert =
-        ((tokens * moe.top_k * ep) as f64 / moe.experts as f64 * moe.capacity_factor).ceil() as u64;
-    let h = inp.model.hidden;
-    let mut ks = vec![Kernel {
-        name: "router",
-        class: KernelClass::Gemm {
-            m: tokens,
-            n: moe.experts,
-            k: h,
-        },
-        flops: 2.0 * (tokens * moe.experts * h) as f64,
-        bytes: (tokens * h) as f64 * 2.0,
-        phase: Phase::Forward,
-    }];
-    ks.extend(model::kernels::experts_forward(
-        inp.model, sh, local, per_expert,
-    ));
-    if moe.shared_experts > 0 {
-        ks.extend(model::kernels::experts_forward(
-            inp.model,
-            sh,
-            moe.shared_experts,
-            tokens,
-        ));
-    }
-    ks
-}
-
 impl Costs {
+    /// The generator's own op durations ([`crate::schedule::OpCosts`]), in seconds: fast
+    /// mode and replay time compute identically.
     fn new(inp: &StepInputs) -> Self {
-        let (m, cm) = (inp.model, inp.compute);
-        let sh = inp.layer_shard();
-        let k = &model::kernels::backward;
-        let attn = model::kernels::attention_forward(m, &sh);
-        let mlp = model::kernels::mlp_forward(m, &sh);
-        let moe = moe_kernels(inp, &sh);
-        let emb = model::kernels::embedding_forward(m, &sh);
-        let logits = model::kernels::logits_forward(m, &sh);
-        let (attn_bk, mlp_bk, moe_bk) = (k(&attn), k(&mlp), k(&moe));
+        let c = crate::schedule::OpCosts::new(inp);
+        let s = |ns: u64| ns as f64 * 1e-9;
         Costs {
-            attn_f: t(cm, &attn),
-            attn_b: t(cm, &attn_bk),
-            mlp_f: t(cm, &mlp),
-            mlp_b: t(cm, &mlp_bk),
-            moe_f: t(cm, &moe),
-            moe_b: t(cm, &moe_bk),
-            attn_w: wgrad(cm, &attn_bk),
-            mlp_w: wgrad(cm, &mlp_bk),
-            moe_w: wgrad(cm, &moe_bk),
-            sel: t(cm, &model::kernels::selective_recompute(&attn)),
-            emb_f: t(cm, &emb),
-            emb_b: t(cm, &k(&emb)),
-            logits_f: t(cm, &logits),
-            logits_b: t(cm, &k(&logits)),
+            attn_f: s(c.attn_fwd),
+            attn_b: s(c.attn_bwd),
+            mlp_f: s(c.mlp_fwd),
+            mlp_b: s(c.mlp_bwd),
+            moe_f: s(c.moe_fwd),
+            moe_b: s(c.moe_bwd),
+            attn_w: s(c.attn_wgrad),
+            mlp_w: s(c.mlp_wgrad),
+            moe_w: s(c.moe_wgrad),
+            sel: s(c.selective_recompute),
+            emb_f: s(c.embedding_fwd),
+            emb_b: s(c.embedding_bwd),
+            logits_f: s(c.logits_fwd),
+            logits_b: s(c.logits_bwd),
         }
     }
 }
