@@ -16,7 +16,11 @@ fn main() {
     } else {
         grid
     };
+    let only = std::env::var("CALIBRATE_ONLY").unwrap_or_default();
     for source in [Source::MegatronSc21A100, Source::MegatronCoreH100] {
+        if !only.is_empty() && !source.label().to_lowercase().contains(&only.to_lowercase()) {
+            continue;
+        }
         let base = validate::calibration_base(source).expect("shipped topology loads");
         let rows = validate::read_rows(dir, source).expect("calibration table");
         for &f in &grid {
