@@ -5,6 +5,34 @@ use crate::hardware::*;
 use crate::model::{FfnKind, ModelSpec, MoeSpec};
 use crate::plan::*;
 
+/// Storage of every fixture cluster: 500 GB/s write, 1 TB/s read.
+const FIXTURE_STORAGE: StorageSpec = StorageSpec {
+    write_gbs: 500.0,
+    read_gbs: 1000.0,
+};
+
+/// Prices of every fixture cluster.
+const FIXTURE_COST: CostSpec = CostSpec {
+    gpu_hour_usd: 2.5,
+    power_kw_per_node: 10.2,
+    pue: 1.3,
+    usd_per_kwh: 0.08,
+};
+
+/// A two-tier fabric of 64-port switches with 1 µs hops.
+fn two_tier_fabric(kind: FabricKind, oversubscription: f64) -> FabricSpec {
+    FabricSpec {
+        kind,
+        tiers: 2,
+        oversubscription,
+        hop_latency_us: 1.0,
+        pod_gpus: None,
+        pod_oversubscription: 1.0,
+        switch_radix: 64,
+        spine_oversubscription: 1.0,
+    }
+}
+
 /// A 2048-hidden GPT-like model on DGX-H100-like nodes with the given plan.
 pub fn toy_scenario(tp: u64, pp: u64, dp: u64, layers: u64, global_batch: u64) -> Scenario {
     let gpus = tp * pp * dp;
@@ -52,26 +80,9 @@ pub fn toy_scenario(tp: u64, pp: u64, dp: u64, layers: u64, global_batch: u64) -
                 nvlink_domain: 8,
                 pcie_gbs: 64.0,
             },
-            fabric: FabricSpec {
-                kind: FabricKind::RailOptimized,
-                tiers: 2,
-                oversubscription: 1.0,
-                hop_latency_us: 1.0,
-                pod_gpus: None,
-                pod_oversubscription: 1.0,
-                switch_radix: 64,
-                spine_oversubscription: 1.0,
-            },
-            storage: StorageSpec {
-                write_gbs: 500.0,
-                read_gbs: 1000.0,
-            },
-            cost: CostSpec {
-                gpu_hour_usd: 2.5,
-                power_kw_per_node: 10.2,
-                pue: 1.3,
-                usd_per_kwh: 0.08,
-            },
+            fabric: two_tier_fabric(FabricKind::RailOptimized, 1.0),
+            storage: FIXTURE_STORAGE,
+            cost: FIXTURE_COST,
         },
         training: TrainingSpec {
             seq_len: 2048,
@@ -87,18 +98,7 @@ pub fn toy_scenario(tp: u64, pp: u64, dp: u64, layers: u64, global_batch: u64) -
             tp,
             pp,
             dp,
-            ep: 1,
-            cp: 1,
-            sequence_parallel: true,
-            schedule: ScheduleKind::OneFOneB,
-            virtual_stages: 1,
-            zero: 1,
-            overlap_grad_reduce: true,
-            tp_comm_overlap: false,
-            pp_comm_overlap: true,
-            stage_layers: None,
-            bucket_params: 40_000_000,
-            zero_group: None,
+            ..ParallelismSpec::default()
         },
         steps: 1,
         faults: Default::default(),
@@ -462,25 +462,8 @@ pub fn cluster(
             nvlink_domain: gpus,
             pcie_gbs: 64.0,
         },
-        fabric: FabricSpec {
-            kind,
-            tiers: 2,
-            oversubscription,
-            hop_latency_us: 1.0,
-            pod_gpus: None,
-            pod_oversubscription: 1.0,
-            switch_radix: 64,
-            spine_oversubscription: 1.0,
-        },
-        storage: StorageSpec {
-            write_gbs: 500.0,
-            read_gbs: 1000.0,
-        },
-        cost: CostSpec {
-            gpu_hour_usd: 2.5,
-            power_kw_per_node: 10.2,
-            pue: 1.3,
-            usd_per_kwh: 0.08,
-        },
+        fabric: two_tier_fabric(kind, oversubscription),
+        storage: FIXTURE_STORAGE,
+        cost: FIXTURE_COST,
     }
 }

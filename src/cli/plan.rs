@@ -150,7 +150,7 @@ pub fn table(report: &PlanReport, show: usize) -> String {
             "{:>4} {:<46} {:>7.1} {:>10.4} {:>6.1}% {:>10} {:>7} {:>7}\n",
             i + 1,
             r.point.label(),
-            r.memory.total,
+            r.memory.most_loaded.total,
             r.fast.step_time_s,
             r.fast.mfu * 100.0,
             rs,

@@ -183,14 +183,14 @@ fn step_figures(s: &Scenario, opts: &CompareOptions) -> Result<Step, String> {
         PlanChoice::AsIs => {
             let point = PlanPoint::of(s);
             let r = plan::replay(s, &point).map_err(|e| e.to_string())?;
-            (point, r, memory::estimate(s).total)
+            (point, r, memory::estimate(s).most_loaded.total)
         }
         PlanChoice::Best => {
             let po = PlanOptions::for_scenario(s, opts.top.max(1));
             let report = plan::search(s, &po).map_err(|e| e.to_string())?;
             let best = report.best_replayed().ok_or("no plan replayed")?;
             let r = best.replay.clone().ok_or("no replay")?;
-            (best.point, r, best.memory.total)
+            (best.point, r, best.memory.most_loaded.total)
         }
     };
     Ok(Step {

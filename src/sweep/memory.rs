@@ -9,22 +9,16 @@
 use serde::Serialize;
 
 use crate::config::Scenario;
-use crate::plan::memory::{self, MemoryInputs};
+use crate::plan::memory::{self, MemoryInputs, StageMemory};
 
-/// Memory of the most loaded rank of a plan, GB (10^9 bytes).
+/// Memory of the most loaded rank of a plan, GB (10^9 bytes): that rank's stage figures
+/// (serialised flat, as `memory_gb` is in summary.json) with the capacity they are held to.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MemoryEstimate {
-    pub weights: f64,
-    pub grads: f64,
-    pub optimizer: f64,
-    pub activations: f64,
-    pub buffers: f64,
-    pub reserve: f64,
-    pub total: f64,
+    #[serde(flatten)]
+    pub most_loaded: StageMemory,
     pub capacity: f64,
     pub fits: bool,
-    /// The pipeline stage of the most loaded rank.
-    pub stage: u32,
 }
 
 fn inputs(s: &Scenario) -> MemoryInputs<'_> {
@@ -38,19 +32,12 @@ fn inputs(s: &Scenario) -> MemoryInputs<'_> {
 
 /// Per-GPU memory of the scenario's plan on its most loaded rank.
 pub fn estimate(s: &Scenario) -> MemoryEstimate {
-    let (w, _) = memory::most_loaded_stage(&inputs(s));
+    let (most_loaded, _) = memory::most_loaded_stage(&inputs(s));
     let capacity = s.cluster.gpu.memory_gb;
     MemoryEstimate {
-        weights: w.weights,
-        grads: w.grads,
-        optimizer: w.optimizer,
-        activations: w.activations,
-        buffers: w.buffers,
-        reserve: w.reserve,
-        total: w.total,
+        fits: most_loaded.total <= capacity,
+        most_loaded,
         capacity,
-        fits: w.total <= capacity,
-        stage: w.stage,
     }
 }
 
@@ -80,11 +67,17 @@ mod tests {
                     s.training.recompute = rc;
                     let lean = estimate(&s);
                     let full = crate::sim::memory_report(&s);
-                    assert_eq!(lean.total, full.total, "{schedule:?} z{zero} {rc:?}");
-                    assert_eq!(lean.fits, full.fits);
-                    assert_eq!(lean.stage, full.stage);
                     assert_eq!(
-                        (lean.weights, lean.grads, lean.optimizer, lean.activations),
+                        lean.most_loaded.total, full.total,
+                        "{schedule:?} z{zero} {rc:?}"
+                    );
+                    assert_eq!(lean.fits, full.fits);
+                    assert_eq!(lean.most_loaded.stage, full.stage);
+                    assert_eq!(
+                        {
+                            let l = &lean.most_loaded;
+                            (l.weights, l.grads, l.optimizer, l.activations)
+                        },
                         (full.weights, full.grads, full.optimizer, full.activations)
                     );
                 }
@@ -98,7 +91,7 @@ mod tests {
         let mut last = f64::INFINITY;
         for z in 0..=3 {
             s.parallelism.zero = z;
-            let e = estimate(&s);
+            let e = estimate(&s).most_loaded;
             let states = e.weights + e.grads + e.optimizer;
             assert!(states < last, "zero {z}: {states}");
             last = states;

@@ -544,7 +544,7 @@ pub fn plans_csv(report: &PlanReport) -> String {
             p.virtual_stages,
             recompute_name(p.recompute),
             p.zero,
-            r.memory.total,
+            r.memory.most_loaded.total,
             r.memory.capacity,
             r.fast.step_time_s,
             r.fast.tokens_per_s,
