@@ -17,6 +17,9 @@ pub struct RadixHeap {
     last: Nanos,
     len: usize,
     buckets: Vec<Vec<(Nanos, u64)>>,
+    /// Bit `i` set when `buckets[i]` is non-empty: refills find the next bucket in one
+    /// instruction instead of scanning 65 vectors.
+    occupied: u128,
     /// Last key actually popped (`last` may run ahead of it after a peek re-buckets).
     popped: Nanos,
     /// Keys pushed below `last` after a peek moved it (a network event earlier than the
@@ -41,6 +44,7 @@ impl RadixHeap {
             last: 0,
             len: 0,
             popped: 0,
+            occupied: 0,
             early: BinaryHeap::new(),
             buckets: (0..BUCKETS).map(|_| Vec::new()).collect(),
         }
@@ -63,7 +67,9 @@ impl RadixHeap {
             self.early.push(Reverse((key.max(self.popped), value)));
             return;
         }
-        self.buckets[bucket_of(key, self.last)].push((key, value));
+        let b = bucket_of(key, self.last);
+        self.buckets[b].push((key, value));
+        self.occupied |= 1 << b;
     }
 
     /// Smallest key without removing it.
@@ -94,7 +100,13 @@ impl RadixHeap {
         let bucket = self.buckets[0].last().map(|&(k, _)| k);
         let item = match (early, bucket) {
             (Some(a), b) if b.is_none_or(|b| a <= b) => self.early.pop().map(|Reverse(e)| e),
-            _ => self.buckets[0].pop(),
+            _ => {
+                let item = self.buckets[0].pop();
+                if self.buckets[0].is_empty() {
+                    self.occupied &= !1;
+                }
+                item
+            }
         };
         if let Some((k, _)) = item {
             self.len -= 1;
@@ -107,17 +119,18 @@ impl RadixHeap {
     /// minimum key.
     #[inline]
     fn refill(&mut self) {
-        if !self.buckets[0].is_empty() {
+        if self.occupied & 1 != 0 || self.occupied == 0 {
             return;
         }
-        let Some(i) = (1..BUCKETS).find(|&i| !self.buckets[i].is_empty()) else {
-            return;
-        };
+        let i = self.occupied.trailing_zeros() as usize;
         let mut bucket = std::mem::take(&mut self.buckets[i]);
+        self.occupied &= !(1 << i);
         let new_last = bucket.iter().map(|&(k, _)| k).min().unwrap_or(self.last);
         self.last = new_last;
         for (k, v) in bucket.drain(..) {
-            self.buckets[bucket_of(k, new_last)].push((k, v));
+            let b = bucket_of(k, new_last);
+            self.buckets[b].push((k, v));
+            self.occupied |= 1 << b;
         }
         // Keep the grown allocation for reuse.
         self.buckets[i] = bucket;
