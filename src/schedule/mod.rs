@@ -243,6 +243,9 @@ struct Builder<'a> {
     p2p: HashMap<(bool, u32, u32), u32>,
     /// Receives posted ahead in the sender's order (DualPipe), by p2p key.
     posted: HashMap<(bool, u32, u32), NodeIndex>,
+    /// DualPipe: the all-reduce of each bucket between the two copies of its piece, by
+    /// `(piece, first layer, last layer)`.
+    mirror: HashMap<(u32, u64, u64), u32>,
     vs_layers: Vec<(u64, u64)>,
     pp: u32,
     /// Model chunks each stage holds (see [`pipeline::chunks_per_stage`]).
@@ -251,6 +254,14 @@ struct Builder<'a> {
     m: u32,
     /// Backward split into input- and weight-gradient passes (zero-bubble schedules).
     split: bool,
+}
+
+/// A pipeline send waiting for the end of its slot's unit ([`Slot::send_after`]).
+struct PendingSend {
+    comm: u32,
+    stream: Stream,
+    slot: Slot,
+    label: &'static str,
 }
 
 /// Builds one stage's program.
@@ -347,6 +358,7 @@ impl<'a> Builder<'a> {
             comms: Vec::new(),
             p2p: HashMap::new(),
             posted: HashMap::new(),
+            mirror: HashMap::new(),
             vs_layers,
             pp: inp.parallelism.pp as u32,
             chunks: pipeline::chunks_per_stage(inp.parallelism.schedule, inp.chunks() as u32),
@@ -509,6 +521,8 @@ impl<'a> Builder<'a> {
                 let slot = Slot {
                     chunk: to_vs / self.pp,
                     paired: false,
+                    send_after: 0,
+                    recv_ahead: None,
                     ..s
                 };
                 let c = self.p2p_comm(forward, s.micro_batch, at.vs);
@@ -520,6 +534,18 @@ impl<'a> Builder<'a> {
                 let r = self.comm_op(sb, c, recv, slot, label, &[]);
                 self.posted.insert(key, r);
             }
+        }
+    }
+
+    /// The next chain op also waits for the input of the forward pass of micro-batch `mb`
+    /// through `chunk` ([`Slot::recv_ahead`]).
+    fn wait_for_forward_input(&mut self, sb: &mut StageBuilder, mb: u32, chunk: u32) {
+        let at = self.place(sb.stage, chunk);
+        if !at.first {
+            let recv = p2p_streams(at.reversed, true).1;
+            let slot = Slot::new(Pass::Forward, mb, chunk);
+            let r = self.recv_op(sb, (true, mb, at.vs - 1), recv, slot);
+            sb.also_wait_for.push(r);
         }
     }
 
@@ -660,12 +686,7 @@ impl<'a> Builder<'a> {
     ) -> NodeIndex {
         let piece = op.duration / cp as Nanos;
         let bytes = self.ring_step_bytes(op.category);
-        let slot = Slot {
-            pass: Pass::Forward,
-            micro_batch: op.micro_batch,
-            chunk: op.chunk as u32,
-            paired: false,
-        };
+        let slot = Slot::new(Pass::Forward, op.micro_batch, op.chunk as u32);
         let mut step_deps = deps.to_vec();
         let mut last = None;
         for k in 0..cp {
@@ -747,12 +768,14 @@ impl<'a> Builder<'a> {
         n
     }
 
+    /// One forward pass; returns its send to the next stage, which the caller emits when
+    /// the slot's unit ends ([`Slot::send_after`]).
     fn forward_slot(
         &mut self,
         sb: &mut StageBuilder,
         slot: Slot,
         first_fwd: &mut HashMap<u64, NodeIndex>,
-    ) {
+    ) -> Option<PendingSend> {
         let at = self.place(sb.stage, slot.chunk);
         let (vs, (send, recv)) = (at.vs, p2p_streams(at.reversed, true));
         if !at.first {
@@ -795,20 +818,25 @@ impl<'a> Builder<'a> {
                 NO_LAYERS,
                 "logits+loss fwd",
             ));
+            None
         } else {
-            let c = self.p2p_comm(true, slot.micro_batch, vs);
-            let deps = sb.chain_deps();
-            let send = self.comm_op(sb, c, send, slot, "pp send fwd", &deps);
-            self.block_on_send(sb, send);
+            Some(PendingSend {
+                comm: self.p2p_comm(true, slot.micro_batch, vs),
+                stream: send,
+                slot,
+                label: "pp send fwd",
+            })
         }
     }
 
+    /// One backward (input-gradient) pass; returns its send to the previous stage, as
+    /// [`Builder::forward_slot`] does.
     fn backward_slot(
         &mut self,
         sb: &mut StageBuilder,
         slot: Slot,
         grads_done: &mut HashMap<u64, NodeIndex>,
-    ) {
+    ) -> Option<PendingSend> {
         let at = self.place(sb.stage, slot.chunk);
         let (vs, (send, recv)) = (at.vs, p2p_streams(at.reversed, false));
         let recompute = self.inp.training.recompute;
@@ -870,11 +898,24 @@ impl<'a> Builder<'a> {
                 NO_LAYERS,
                 "embedding bwd",
             ));
+            None
         } else {
-            let c = self.p2p_comm(false, slot.micro_batch, vs);
-            let deps = sb.chain_deps();
-            let send = self.comm_op(sb, c, send, slot, "pp send bwd", &deps);
-            self.block_on_send(sb, send);
+            Some(PendingSend {
+                comm: self.p2p_comm(false, slot.micro_batch, vs),
+                stream: send,
+                slot,
+                label: "pp send bwd",
+            })
+        }
+    }
+
+    /// Emits `sends` after the chain so far, in order.
+    fn emit_sends(&mut self, sb: &mut StageBuilder, sends: impl IntoIterator<Item = PendingSend>) {
+        let mut deps: Option<Vec<NodeIndex>> = None;
+        for s in sends {
+            let deps = deps.get_or_insert_with(|| sb.chain_deps());
+            let n = self.comm_op(sb, s.comm, s.stream, s.slot, s.label, deps);
+            self.block_on_send(sb, n);
         }
     }
 
@@ -1078,12 +1119,7 @@ impl<'a> Builder<'a> {
         let grad_bytes = self.inp.training.precision.grad_bytes();
         let sharded = par.zero >= 1 && par.dp > 1;
         let buckets = self.buckets(stage);
-        let none = Slot {
-            pass: Pass::Forward,
-            micro_batch: u32::MAX,
-            chunk: 0,
-            paired: false,
-        };
+        let none = Slot::new(Pass::Forward, u32::MAX, 0);
 
         // Distributed optimizer with overlap: last step's parameter all-gather runs at the
         // start of this step, each bucket ahead of the first forward that needs it.
@@ -1131,43 +1167,60 @@ impl<'a> Builder<'a> {
                 last_backward.insert(s.chunk, i);
             }
         }
+        // Gradients to reduce: over data parallelism, and under DualPipe between the two
+        // copies of each piece of the model (see [`Builder::mirror_reduce`]).
+        let reduce = par.dp > 1 || self.kind == ScheduleKind::Dualpipe;
         let mut reduce_ops = Vec::new();
+        // Sends waiting for the end of their unit: (index of the slot they follow, send).
+        let mut held: Vec<(usize, PendingSend)> = Vec::new();
         for (i, &slot) in order.iter().enumerate() {
-            match slot.pass {
+            if let Some((mb, chunk)) = slot.recv_ahead {
+                self.wait_for_forward_input(&mut sb, mb, chunk);
+            }
+            let send = match slot.pass {
                 Pass::Forward => {
                     if slot.paired {
                         self.wait_for_pair(&mut sb, order.get(i + 1));
                     }
                     self.forward_slot(&mut sb, slot, &mut first_fwd)
                 }
-                Pass::Backward | Pass::Weight => {
+                Pass::Backward => {
                     grads_done.clear();
-                    if slot.pass == Pass::Weight {
-                        self.weight_slot(&mut sb, slot, &mut grads_done);
-                    } else {
-                        self.backward_slot(&mut sb, slot, &mut grads_done);
-                    }
-                    if par.dp > 1
-                        && par.overlap_grad_reduce
-                        && last_backward.get(&slot.chunk) == Some(&i)
-                    {
-                        for b in buckets.iter().filter(|b| b.chunk == slot.chunk) {
-                            let dep = grads_done.get(&b.last_layer).copied().or(sb.frontier);
-                            reduce_ops.push(self.grad_reduce(&mut sb, b, sharded, grad_bytes, dep));
-                        }
-                    }
+                    self.backward_slot(&mut sb, slot, &mut grads_done)
+                }
+                Pass::Weight => {
+                    grads_done.clear();
+                    self.weight_slot(&mut sb, slot, &mut grads_done);
+                    None
+                }
+            };
+            held.extend(send.map(|s| (i + slot.send_after as usize, s)));
+            if held.iter().any(|&(due, _)| due <= i) {
+                let (due, later): (Vec<_>, Vec<_>) = held.drain(..).partition(|&(d, _)| d <= i);
+                held = later;
+                self.emit_sends(&mut sb, due.into_iter().map(|(_, s)| s));
+            }
+            if reduce && par.overlap_grad_reduce && last_backward.get(&slot.chunk) == Some(&i) {
+                for b in buckets.iter().filter(|b| b.chunk == slot.chunk) {
+                    let dep = grads_done.get(&b.last_layer).copied().or(sb.frontier);
+                    reduce_ops.push(self.reduce_bucket(&mut sb, b, sharded, grad_bytes, dep));
                 }
             }
         }
+        self.emit_sends(&mut sb, held.into_iter().map(|(_, s)| s));
         for (layer, ag) in gather_before {
             if let Some(&f) = first_fwd.get(&layer) {
                 sb.graph.add_edge(ag, f, ());
             }
         }
-        if par.dp > 1 && !par.overlap_grad_reduce {
+        if reduce && !par.overlap_grad_reduce {
             let dep = sb.frontier;
-            for b in &buckets {
-                reduce_ops.push(self.grad_reduce(&mut sb, b, sharded, grad_bytes, dep));
+            // Piece by piece, so that the two holders of a DualPipe piece (where it is
+            // chunk 0 on one and chunk 1 on the other) queue their all-reduces alike.
+            let mut in_order: Vec<&Bucket> = buckets.iter().collect();
+            in_order.sort_by_key(|b| self.place(stage, b.chunk).piece);
+            for b in in_order {
+                reduce_ops.push(self.reduce_bucket(&mut sb, b, sharded, grad_bytes, dep));
             }
         }
         let local_params = self.stage_params(stage) / tp / if sharded { par.dp } else { 1 };
@@ -1197,6 +1250,72 @@ impl<'a> Builder<'a> {
         StageProgram { graph: sb.graph }
     }
 
+    /// Reduces one bucket's gradients once `dep` is done: over data parallelism, then
+    /// (DualPipe) with the other copy of the piece. Returns the last op.
+    fn reduce_bucket(
+        &mut self,
+        sb: &mut StageBuilder,
+        b: &Bucket,
+        sharded: bool,
+        grad_bytes: f64,
+        dep: Option<NodeIndex>,
+    ) -> NodeIndex {
+        let mut last = dep;
+        if self.inp.parallelism.dp > 1 {
+            last = Some(self.grad_reduce(sb, b, sharded, grad_bytes, dep));
+        }
+        if self.kind == ScheduleKind::Dualpipe {
+            last = Some(self.mirror_reduce(sb, b, sharded, grad_bytes, last));
+        }
+        last.expect("a bucket is reduced over DP or between DualPipe copies")
+    }
+
+    /// DualPipe holds every piece of the model twice: piece `i` is chunk 0 of stage `i`
+    /// (the direction fed at stage 0) and chunk 1 of stage `p - 1 - i` (the one fed at stage
+    /// `p - 1`). Each copy accumulates the gradients of its own direction's micro-batches,
+    /// so the two are summed before the optimizer step, by an all-reduce between the two
+    /// ranks at the same position of stages `i` and `p - 1 - i` (`deepseek-ai/DualPipe`'s
+    /// example adds the mirrored rank's gradients the same way). It runs after the
+    /// data-parallel reduction, on what that leaves on the rank: the whole bucket, or its
+    /// `1/dp` shard under a distributed optimizer.
+    fn mirror_reduce(
+        &mut self,
+        sb: &mut StageBuilder,
+        b: &Bucket,
+        sharded: bool,
+        grad_bytes: f64,
+        dep: Option<NodeIndex>,
+    ) -> NodeIndex {
+        let par = self.inp.parallelism;
+        let piece = self.place(sb.stage, b.chunk).piece;
+        let key = (piece, b.first_layer, b.last_layer);
+        let c = match self.mirror.get(&key) {
+            Some(&c) => c,
+            None => {
+                let shard = if sharded { par.dp } else { 1 };
+                let bytes = (b.params / par.tp.max(1)) as f64 * grad_bytes / shard as f64;
+                let (a, z) = (sb.stage, self.pp - 1 - sb.stage);
+                let group = GroupRef::P2p {
+                    from: a.min(z),
+                    to: a.max(z),
+                };
+                let c = self.new_comm(Collective::AllReduce, group, bytes as u64, Category::Dp);
+                self.mirror.insert(key, c);
+                c
+            }
+        };
+        let slot = Slot::new(Pass::Backward, u32::MAX, b.chunk);
+        let deps: Vec<NodeIndex> = dep.into_iter().collect();
+        self.comm_op(
+            sb,
+            c,
+            Stream::Dp,
+            slot,
+            "dualpipe mirror grad all-reduce",
+            &deps,
+        )
+    }
+
     fn grad_reduce(
         &mut self,
         sb: &mut StageBuilder,
@@ -1213,12 +1332,7 @@ impl<'a> Builder<'a> {
             (Collective::AllReduce, "dp grad all-reduce")
         };
         let c = self.new_comm(coll, GroupRef::Axes(GroupMask::DP), bytes, Category::Dp);
-        let slot = Slot {
-            pass: Pass::Backward,
-            micro_batch: u32::MAX,
-            chunk: b.chunk,
-            paired: false,
-        };
+        let slot = Slot::new(Pass::Backward, u32::MAX, b.chunk);
         let deps: Vec<NodeIndex> = dep.into_iter().collect();
         self.comm_op(sb, c, Stream::Dp, slot, label, &deps)
     }

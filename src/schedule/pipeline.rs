@@ -23,15 +23,33 @@ pub struct Slot {
     /// A forward that runs overlapped with the backward in the next slot (DualPipe's F&B
     /// chunks): it starts once both passes' inputs are in.
     pub paired: bool,
+    /// How many of the following slots run before this slot's output is sent to the
+    /// neighbouring stage (0: at once). DualPipe's reference implementation sends the
+    /// outputs of an overlapped F&B chunk when the whole chunk is done, the input gradient
+    /// of a full backward after its weight-gradient part, and holds a few warm-up sends
+    /// back by one chunk (see [`dualpipe`]).
+    pub send_after: u8,
+    /// `(micro-batch, chunk)` of a later forward pass whose input this slot also waits for
+    /// before it starts: DualPipe's reference posts some receives a chunk early, and each
+    /// chunk's `batch_isend_irecv` + wait waits for every receive posted so far.
+    pub recv_ahead: Option<(u32, u32)>,
+}
+
+impl Slot {
+    pub fn new(pass: Pass, micro_batch: u32, chunk: u32) -> Slot {
+        Slot {
+            pass,
+            micro_batch,
+            chunk,
+            paired: false,
+            send_after: 0,
+            recv_ahead: None,
+        }
+    }
 }
 
 fn slot(pass: Pass, micro_batch: u32, chunk: u32) -> Slot {
-    Slot {
-        pass,
-        micro_batch,
-        chunk,
-        paired: false,
-    }
+    Slot::new(pass, micro_batch, chunk)
 }
 
 /// The slot order of `stage` out of `stages`, with `m` micro-batches and `v` chunks.
@@ -136,27 +154,31 @@ impl DualOrder {
         (phase ^ self.swap) as usize
     }
 
-    fn forward(&mut self, phase: u32) {
+    /// A forward chunk whose output is sent after the next `send_after` slots.
+    fn forward(&mut self, phase: u32, send_after: u8) {
         let d = self.dir(phase);
-        self.out.push(slot(
-            Pass::Forward,
-            d as u32 * self.half + self.f[d],
-            d as u32,
-        ));
+        self.out.push(Slot {
+            send_after,
+            ..slot(Pass::Forward, d as u32 * self.half + self.f[d], d as u32)
+        });
         self.f[d] += 1;
     }
 
-    /// Input-gradient pass; its weight pass follows at once unless `zero_bubble` postpones
-    /// it to a later [`DualOrder::weight`].
+    /// Input-gradient pass. Without `zero_bubble` it is a full backward: its weight pass
+    /// follows at once and the input gradient is sent after it (the reference computes both
+    /// in one autograd call); with it, the weight pass waits for a later
+    /// [`DualOrder::weight`] and the gradient leaves at once.
     fn backward(&mut self, phase: u32, zero_bubble: bool) {
         let d = self.dir(phase);
         let mb = d as u32 * self.half + self.b[d];
         self.b[d] += 1;
-        self.out.push(slot(Pass::Backward, mb, d as u32));
+        let b = slot(Pass::Backward, mb, d as u32);
         let w = slot(Pass::Weight, mb, d as u32);
         if zero_bubble {
+            self.out.push(b);
             self.deferred.push_back(w);
         } else {
+            self.out.push(Slot { send_after: 1, ..b });
             self.out.push(w);
         }
     }
@@ -165,9 +187,19 @@ impl DualOrder {
         self.out.extend(self.deferred.pop_front());
     }
 
-    /// An overlapped forward-and-backward chunk (full backward).
+    /// Makes the last slot wait for the input of the next forward of `phase` too.
+    fn recv_ahead(&mut self, phase: u32) {
+        let d = self.dir(phase);
+        let next = (d as u32 * self.half + self.f[d], d as u32);
+        if let Some(s) = self.out.last_mut() {
+            s.recv_ahead = Some(next);
+        }
+    }
+
+    /// An overlapped forward-and-backward chunk (full backward): one unit that starts once
+    /// both inputs are in and sends both outputs when it ends.
     fn pair(&mut self, forward: u32, backward: u32) {
-        self.forward(forward);
+        self.forward(forward, 2);
         if let Some(f) = self.out.last_mut() {
             f.paired = true;
         }
@@ -175,15 +207,30 @@ impl DualOrder {
     }
 }
 
-/// DualPipe (DeepSeek-V3, arXiv 2412.19437 §3.2.1; `deepseek-ai/DualPipe`): half the
-/// micro-batches enter at stage 0 (chunk 0), half at stage `p - 1` (chunk 1). The eight
-/// phases of the reference implementation, for a rank at distance `h` from its end:
-/// `2(p/2-h-1)` F0; `h+1` F0F1; `p/2-h-1` B1W1F1 (zero bubble); `m/2-p+h+1` F0B1 F1B0
-/// pairs (overlapped forward-and-backward chunks, full backward); `p/2-h-1` B1 F1B0;
-/// `h+1` B1B0 (zero bubble from the middle on); `p/2-h-1` W B0 (zero bubble); `h+1` W.
+/// DualPipe (DeepSeek-V3, arXiv 2412.19437 §3.2.1; `deepseek-ai/DualPipe`,
+/// `DualPipe.step`): half the micro-batches enter at stage 0 (chunk 0), half at stage
+/// `p - 1` (chunk 1). The eight phases of the reference implementation, for a rank at
+/// distance `h` from its end (`r = p/2 - h - 1`):
+/// 1. `2r` F0;
+/// 2. `h+1` F0 F1;
+/// 3. `r` B1 W F1 (zero bubble: B1 input gradient only, W the weight pass just deferred);
+/// 4. `m/2 - p + h + 1` F0&B1 F1&B0 (overlapped forward-and-backward chunks, full backward);
+/// 5. `r` B1 F1&B0 (full backward);
+/// 6. `h+1` B1 B0 (full, then zero bubble from the middle of the phase on);
+/// 7. `r` W B0 (zero bubble);
+/// 8. `h+1` W.
+///
+/// Communication follows the reference's `batch_isend_irecv` batching: an F&B chunk sends
+/// both outputs when it ends, a full backward its gradient after its weight part; in
+/// phase 2 the outer ranks send each F0 together with the F1 after it, and the two middle
+/// ranks (which run their first phase-4 pair unoverlapped, "to further reduce bubble
+/// size") send their last phase-2 F1 after that F0, and that F0 after the B1 (and W) that
+/// follows it. Receives posted a chunk early hold up the chunk that waits on them: each
+/// phase-2 F1 waits for the next F0's input, each phase-3 W for the next F1's.
 /// Needs an even `p` and an even `m >= 2p` (the config validation checks).
 pub fn dualpipe(stage: u32, p: u32, m: u32) -> Vec<Slot> {
     let (ph, h) = (p / 2, stage.min(p - 1 - stage));
+    let middle = h + 1 == ph;
     let mut o = DualOrder {
         out: Vec::with_capacity(3 * m as usize),
         half: m / 2,
@@ -194,22 +241,22 @@ pub fn dualpipe(stage: u32, p: u32, m: u32) -> Vec<Slot> {
     };
     let rest = ph - h - 1;
     for _ in 0..2 * rest {
-        o.forward(0);
+        o.forward(0, 0);
     }
-    for _ in 0..=h {
-        o.forward(0);
-        o.forward(1);
+    for i in 0..=h {
+        o.forward(0, u8::from(!middle));
+        o.forward(1, u8::from(middle && i == h));
+        o.recv_ahead(0);
     }
     for _ in 0..rest {
         o.backward(1, true);
         o.weight();
-        o.forward(1);
+        o.recv_ahead(1);
+        o.forward(1, 0);
     }
     for i in 0..(m / 2 + h + 1).saturating_sub(p) {
-        if i == 0 && h + 1 == ph {
-            // The middle ranks run their first pair unoverlapped (as the reference does,
-            // "to further reduce bubble size").
-            o.forward(0);
+        if i == 0 && middle {
+            o.forward(0, 2);
             o.backward(1, false);
         } else {
             o.pair(0, 1);
@@ -220,8 +267,8 @@ pub fn dualpipe(stage: u32, p: u32, m: u32) -> Vec<Slot> {
         o.backward(1, false);
         o.pair(1, 0);
     }
-    // The reference switches to zero-bubble backwards at `i == (h + 1) / 2` (step_6 // 2): before B1 on
-    // odd `h`, between B1 and B0 on even `h`.
+    // The reference switches to zero-bubble backwards at `i == (h + 1) / 2` (step_6 // 2):
+    // before B1 on odd `h`, between B1 and B0 on even `h`.
     let (switch, mut zero_bubble) = (h.div_ceil(2), false);
     for i in 0..=h {
         if i == switch && h % 2 == 1 {
@@ -505,6 +552,69 @@ mod tests {
                 for (a, b) in order.iter().zip(&mirror) {
                     assert_eq!((a.pass, a.chunk), (b.pass, 1 - b.chunk));
                 }
+            }
+        }
+    }
+
+    /// The sends follow `DualPipe.step`'s `batch_isend_irecv` batching: F&B chunks and
+    /// full backwards send when the whole chunk is done, phase 2 holds F0 (outer ranks) or
+    /// the last F1 (middle ranks) back by one chunk.
+    #[test]
+    fn dualpipe_sends_when_the_reference_does() {
+        for (p, m) in [(4, 8), (8, 20), (6, 14)] {
+            for stage in 0..p {
+                let order = dualpipe(stage, p, m);
+                let h = stage.min(p - 1 - stage);
+                let middle = h + 1 == p / 2;
+                let same =
+                    |a: &Slot, b: &Slot| (a.micro_batch, a.chunk) == (b.micro_batch, b.chunk);
+                for (i, s) in order.iter().enumerate() {
+                    let next = order.get(i + 1);
+                    match (s.pass, s.send_after) {
+                        (Pass::Forward, 2) => {
+                            let b = next.unwrap();
+                            assert!(b.pass == Pass::Backward && b.send_after == 1);
+                            assert!(s.paired || (middle && !order[..i].iter().any(|x| x.paired)));
+                        }
+                        (Pass::Forward, 1) => {
+                            // Phase 2: F0 goes out with the next F1 (outer ranks); the middle
+                            // ranks' last F1 with the F0 after it.
+                            let n = next.unwrap();
+                            assert_eq!((n.pass, n.paired), (Pass::Forward, false));
+                            assert_eq!(n.send_after, if middle { 2 } else { 0 });
+                        }
+                        (Pass::Backward, 1) => {
+                            let w = next.unwrap();
+                            assert!(w.pass == Pass::Weight && same(s, w));
+                        }
+                        (_, 0) => assert!(!s.paired),
+                        other => panic!("p={p} stage={stage} slot {i}: {other:?}"),
+                    }
+                }
+                // Early receives: every phase-2 F1 waits for the next F0's input, every
+                // phase-3 W for the next F1's; both forwards come later in the order.
+                let ahead: Vec<(usize, (u32, u32))> = order
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, s)| s.recv_ahead.map(|a| (i, a)))
+                    .collect();
+                assert_eq!(ahead.len(), (h + 1 + (p / 2 - h - 1)) as usize);
+                for &(i, (mb, chunk)) in &ahead {
+                    assert!(matches!(order[i].pass, Pass::Forward | Pass::Weight));
+                    let f = order.iter().position(|s| {
+                        s.pass == Pass::Forward && (s.micro_batch, s.chunk) == (mb, chunk)
+                    });
+                    assert!(f.is_some_and(|f| f > i), "p={p} stage={stage} slot {i}");
+                }
+                let held = |after| {
+                    order
+                        .iter()
+                        .filter(|s| s.pass == Pass::Forward && s.send_after == after)
+                        .count()
+                };
+                let pairs = order.iter().filter(|s| s.paired).count();
+                assert_eq!(held(2), pairs + usize::from(middle));
+                assert_eq!(held(1), if middle { 1 } else { h as usize + 1 });
             }
         }
     }
