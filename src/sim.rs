@@ -604,6 +604,37 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn zero2_reduce_scatters_every_micro_batch() {
+        let mut s = toy_scenario(2, 2, 4, 8, 32);
+        let m = 32 / 4;
+        let count = |s: &Scenario| {
+            let g = build_graph(s);
+            g.stages
+                .iter()
+                .flat_map(|st| st.graph.node_weights())
+                .filter(|o| o.label == "dp grad reduce-scatter")
+                .count()
+        };
+        for overlap in [false, true] {
+            s.parallelism.overlap_grad_reduce = overlap;
+            s.parallelism.zero = 1;
+            let (n1, z1) = (count(&s), simulate_step(&s, &StepOptions::default()));
+            s.parallelism.zero = 2;
+            let (n2, z2) = (count(&s), simulate_step(&s, &StepOptions::default()));
+            assert!(n1 > 0);
+            assert_eq!(n2, m * n1, "overlap {overlap}");
+            let (t1, t2) = (
+                z1.unwrap().metrics.step_time_s,
+                z2.unwrap().metrics.step_time_s,
+            );
+            assert!(
+                t2 >= t1,
+                "overlap {overlap}: ZeRO-2 {t2} s vs ZeRO-1 {t1} s"
+            );
+        }
+    }
+
+    #[test]
     fn worked_case_7b_on_8_rtx4090_fits_and_runs() {
         let s = crate::fixtures::llama7b_8x4090_fsdp();
         let r = simulate_step(&s, &StepOptions::default()).unwrap().metrics;

@@ -3,8 +3,9 @@
 //! Turns each pipeline stage's slot order ([`pipeline`]) into a [`StageProgram`]: per layer,
 //! compute ops with tensor-parallel collectives between them (all-reduce, or all-gather /
 //! reduce-scatter with sequence parallel), pipeline sends and receives at chunk boundaries,
-//! data-parallel gradient buckets that overlap with backward when the plan says so, and the
-//! optimizer step. Compute durations are fixed here from the compute model; communication is
+//! data-parallel gradient buckets that overlap with backward when the plan says so (reduced
+//! once after the last micro-batch, or after every micro-batch under ZeRO-2, whose sharded
+//! gradients cannot accumulate), ZeRO-3 per-layer parameter gathers, and the optimizer step. Compute durations are fixed here from the compute model; communication is
 //! left to the network. Deterministic: same inputs, same graph. Measures no time itself.
 
 pub mod graph;
@@ -1146,14 +1147,16 @@ impl<'a> Builder<'a> {
                     } else {
                         self.backward_slot(&mut sb, slot, &mut grads_done);
                     }
-                    if par.dp > 1
-                        && par.overlap_grad_reduce
-                        && last_backward.get(&slot.chunk) == Some(&i)
-                    {
-                        for b in buckets.iter().filter(|b| b.chunk == slot.chunk) {
+                    let last = last_backward.get(&slot.chunk) == Some(&i);
+                    let chunk_buckets = buckets.iter().filter(|b| b.chunk == slot.chunk);
+                    if par.dp > 1 && par.overlap_grad_reduce && (last || self.zero2()) {
+                        for b in chunk_buckets {
                             let dep = grads_done.get(&b.last_layer).copied().or(sb.frontier);
                             reduce_ops.push(self.grad_reduce(&mut sb, b, sharded, grad_bytes, dep));
                         }
+                    } else if !par.overlap_grad_reduce && !last && self.zero2() {
+                        let bs: Vec<Bucket> = chunk_buckets.cloned().collect();
+                        self.blocking_reduce(&mut sb, &bs, grad_bytes);
                     }
                 }
             }
@@ -1194,6 +1197,23 @@ impl<'a> Builder<'a> {
             }
         }
         StageProgram { graph: sb.graph }
+    }
+
+    /// ZeRO-2: gradients are sharded, so they cannot accumulate whole across micro-batches;
+    /// every micro-batch's backward reduce-scatters its buckets (ZeRO-1 reduces only the
+    /// accumulated gradients, after the last micro-batch).
+    fn zero2(&self) -> bool {
+        self.inp.parallelism.zero == 2 && self.inp.parallelism.dp > 1
+    }
+
+    /// Reduce-scatters `buckets` once the chain's current op is done, and holds the chain
+    /// until they finish (a ZeRO-2 micro-batch without gradient-reduce overlap).
+    fn blocking_reduce(&mut self, sb: &mut StageBuilder, buckets: &[Bucket], grad_bytes: f64) {
+        let dep = sb.frontier;
+        for b in buckets {
+            let n = self.grad_reduce(sb, b, true, grad_bytes, dep);
+            sb.also_wait_for.push(n);
+        }
     }
 
     fn grad_reduce(

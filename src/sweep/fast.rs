@@ -15,7 +15,9 @@
 //!   forms `sim`'s tests check; gradients are reduced after the last weight pass;
 //! - data-parallel buckets as the generator forms them: parameter all-gathers at the start
 //!   (delaying the first forwards that need them), gradient reduction overlapped with the
-//!   last backward of each chunk, then the optimizer;
+//!   last backward of each chunk, then the optimizer; under ZeRO-2 every micro-batch's
+//!   backward reduce-scatters (blocking without overlap, else queued on the DP stream one
+//!   pipeline period apart);
 //! - ZeRO-3 (FSDP): every layer's parameters all-gathered on the DP stream in each forward
 //!   and backward pass, prefetched one layer ahead as the generator issues them
 //!   ([`fsdp_pass`] replays that recurrence per chunk).
@@ -654,6 +656,10 @@ fn data_parallel(
     let dp_group = ctx.grid.group_size(GroupMask::DP);
     let sharded = p.zero >= 1 && p.dp > 1;
     let gathers_at_start = sharded && !fsdp(s);
+    let zero2 = p.zero == 2 && p.dp > 1;
+    let m = ctx.inp.micro_batches() as f64;
+    // Steady-state pipeline period: backwards of successive micro-batches are this apart.
+    let period = st.iter().map(|s| s.fwd + s.bwd + s.w).fold(0.0, f64::max);
     let mut out = DpTail {
         end: 0.0,
         gather_delay: 0.0,
@@ -674,11 +680,18 @@ fn data_parallel(
             out.gather_delay = out.gather_delay.max(gather_wait(st, si, &bs));
         }
         let reduce_all: f64 = bs.iter().map(|b| b.time_rs).sum();
-        let dp_end = if p.overlap_grad_reduce && !comms.split {
-            reduce_overlapped(&st[si], &bs, stage_end, pp)
+        let dp_end = if !p.overlap_grad_reduce {
+            // ZeRO-2 blocks on every micro-batch's reduction, the others once at the end.
+            stage_end + reduce_all * if zero2 { m } else { 1.0 }
         } else {
-            // Without overlap, or after the last weight pass (zero-bubble schedules).
-            stage_end + reduce_all
+            let last = if comms.split {
+                // After the last weight pass (zero-bubble schedules).
+                bs.iter().map(|b| (stage_end, b.time_rs)).collect()
+            } else {
+                overlapped_ready(&st[si], &bs, stage_end, pp)
+            };
+            let copies = if zero2 { m as usize } else { 1 };
+            drain(&every_micro_batch(&last, copies, period))
         };
         let mut e = dp_end.max(stage_end) + opt;
         if gathers_at_start && !p.overlap_grad_reduce {
@@ -709,11 +722,10 @@ fn gather_wait(st: &[Stage], si: usize, bs: &[Bucket]) -> f64 {
     wait
 }
 
-/// When the overlapped gradient reduction of a stage ends: each bucket is issued when the
-/// last backward of its chunk passes its lowest layer; the DP stream runs them in order.
-fn reduce_overlapped(stage: &Stage, bs: &[Bucket], stage_end: f64, pp: usize) -> f64 {
+/// When each bucket of a stage's last backward is ready for its overlapped reduction (the
+/// last backward of its chunk passes its lowest layer), with the reduction's time.
+fn overlapped_ready(stage: &Stage, bs: &[Bucket], stage_end: f64, pp: usize) -> Vec<(f64, f64)> {
     let chunks = stage.chunks.len();
-    let mut done = 0.0f64;
     // Bucket lists are chunk-major; the generator issues chunk c's buckets when chunk c's
     // last backward runs, so order by that time.
     let mut order: Vec<(f64, f64)> = Vec::with_capacity(bs.len());
@@ -729,9 +741,23 @@ fn reduce_overlapped(stage: &Stage, bs: &[Bucket], stage_end: f64, pp: usize) ->
             .sum();
         order.push((start + ch.bwd_head + before, b.time_rs));
     }
+    order
+}
+
+/// The reductions of the last micro-batch (`last`) and of the `copies − 1` before it, each
+/// `period` earlier than the next (ZeRO-2 reduces every micro-batch's gradients).
+fn every_micro_batch(last: &[(f64, f64)], copies: usize, period: f64) -> Vec<(f64, f64)> {
+    (0..copies)
+        .rev()
+        .flat_map(|k| last.iter().map(move |&(at, t)| (at - k as f64 * period, t)))
+        .collect()
+}
+
+/// When the in-order DP stream finishes reductions `(ready, time)`, run in ready order.
+fn drain(reductions: &[(f64, f64)]) -> f64 {
+    let mut order = reductions.to_vec();
     order.sort_by(|a, b| a.0.total_cmp(&b.0));
-    for (ready, time) in order {
-        done = done.max(ready) + time;
-    }
-    done
+    order
+        .iter()
+        .fold(0.0f64, |done, &(ready, time)| done.max(ready) + time)
 }
