@@ -632,6 +632,43 @@ pub(crate) mod tests {
                 "overlap {overlap}: ZeRO-2 {t2} s vs ZeRO-1 {t1} s"
             );
         }
+        // More reductions (64 micro-batches x 9 buckets) than a byte counts still replay.
+        let mut s = toy_scenario(1, 1, 2, 8, 128);
+        s.parallelism.zero = 2;
+        assert!(simulate_step(&s, &StepOptions::default()).is_ok());
+    }
+
+    #[test]
+    fn hybrid_sharding_gathers_in_shard_groups_and_all_reduces_shards() {
+        use crate::schedule::{Collective, GroupRef};
+        let mut s = toy_scenario(1, 1, 8, 8, 16);
+        s.parallelism.zero = 3;
+        let flat = build_graph(&s);
+        s.parallelism.zero_group = Some(4);
+        let g = build_graph(&s);
+        let of = |c: Collective, mask| {
+            g.comms
+                .iter()
+                .filter(|k| k.collective == c && k.group == GroupRef::Axes(mask))
+                .map(|k| k.bytes)
+                .collect::<Vec<_>>()
+        };
+        let rs = of(Collective::ReduceScatter, GroupMask::DP_SHARD);
+        let ar = of(Collective::AllReduce, GroupMask::DP_REPLICA);
+        let ag = of(Collective::AllGather, GroupMask::DP_SHARD);
+        // The same buckets and gathers as full sharding, over shard groups of 4; each
+        // bucket's 1/4 shard is then all-reduced across the 2 replica groups.
+        assert!(!rs.is_empty());
+        assert_eq!(g.comms.len(), flat.comms.len() + rs.len());
+        assert_eq!(ag.len(), 2 * 2 * 8);
+        assert_eq!(ar, rs.iter().map(|b| b / 4).collect::<Vec<_>>());
+        let grid = RankGrid::new(&s.parallelism);
+        assert_eq!(grid.group_size(GroupMask::DP_SHARD), 4);
+        assert_eq!(grid.group_size(GroupMask::DP_REPLICA), 2);
+        // Ring traffic per rank and bucket of B bytes: (g-1)/g B reduce-scattered inside the
+        // group, 2 (r-1)/r B/g all-reduced across groups: 3/4 B + 1/8 B vs 7/8 B flat.
+        let hsdp = simulate_step(&s, &StepOptions::default()).unwrap().metrics;
+        assert!(hsdp.step_time_s > 0.0);
     }
 
     #[test]
