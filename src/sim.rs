@@ -604,6 +604,74 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn zero2_reduce_scatters_every_micro_batch() {
+        let mut s = toy_scenario(2, 2, 4, 8, 32);
+        let m = 32 / 4;
+        let count = |s: &Scenario| {
+            let g = build_graph(s);
+            g.stages
+                .iter()
+                .flat_map(|st| st.graph.node_weights())
+                .filter(|o| o.label == "dp grad reduce-scatter")
+                .count()
+        };
+        for overlap in [false, true] {
+            s.parallelism.overlap_grad_reduce = overlap;
+            s.parallelism.zero = 1;
+            let (n1, z1) = (count(&s), simulate_step(&s, &StepOptions::default()));
+            s.parallelism.zero = 2;
+            let (n2, z2) = (count(&s), simulate_step(&s, &StepOptions::default()));
+            assert!(n1 > 0);
+            assert_eq!(n2, m * n1, "overlap {overlap}");
+            let (t1, t2) = (
+                z1.unwrap().metrics.step_time_s,
+                z2.unwrap().metrics.step_time_s,
+            );
+            assert!(
+                t2 >= t1,
+                "overlap {overlap}: ZeRO-2 {t2} s vs ZeRO-1 {t1} s"
+            );
+        }
+        // More reductions (64 micro-batches x 9 buckets) than a byte counts still replay.
+        let mut s = toy_scenario(1, 1, 2, 8, 128);
+        s.parallelism.zero = 2;
+        assert!(simulate_step(&s, &StepOptions::default()).is_ok());
+    }
+
+    #[test]
+    fn hybrid_sharding_gathers_in_shard_groups_and_all_reduces_shards() {
+        use crate::schedule::{Collective, GroupRef};
+        let mut s = toy_scenario(1, 1, 8, 8, 16);
+        s.parallelism.zero = 3;
+        let flat = build_graph(&s);
+        s.parallelism.zero_group = Some(4);
+        let g = build_graph(&s);
+        let of = |c: Collective, mask| {
+            g.comms
+                .iter()
+                .filter(|k| k.collective == c && k.group == GroupRef::Axes(mask))
+                .map(|k| k.bytes)
+                .collect::<Vec<_>>()
+        };
+        let rs = of(Collective::ReduceScatter, GroupMask::DP_SHARD);
+        let ar = of(Collective::AllReduce, GroupMask::DP_REPLICA);
+        let ag = of(Collective::AllGather, GroupMask::DP_SHARD);
+        // The same buckets and gathers as full sharding, over shard groups of 4; each
+        // bucket's 1/4 shard is then all-reduced across the 2 replica groups.
+        assert!(!rs.is_empty());
+        assert_eq!(g.comms.len(), flat.comms.len() + rs.len());
+        assert_eq!(ag.len(), 2 * 2 * 8);
+        assert_eq!(ar, rs.iter().map(|b| b / 4).collect::<Vec<_>>());
+        let grid = RankGrid::new(&s.parallelism);
+        assert_eq!(grid.group_size(GroupMask::DP_SHARD), 4);
+        assert_eq!(grid.group_size(GroupMask::DP_REPLICA), 2);
+        // Ring traffic per rank and bucket of B bytes: (g-1)/g B reduce-scattered inside the
+        // group, 2 (r-1)/r B/g all-reduced across groups: 3/4 B + 1/8 B vs 7/8 B flat.
+        let hsdp = simulate_step(&s, &StepOptions::default()).unwrap().metrics;
+        assert!(hsdp.step_time_s > 0.0);
+    }
+
+    #[test]
     fn worked_case_7b_on_8_rtx4090_fits_and_runs() {
         let s = crate::fixtures::llama7b_8x4090_fsdp();
         let r = simulate_step(&s, &StepOptions::default()).unwrap().metrics;

@@ -3,8 +3,11 @@
 //! Turns each pipeline stage's slot order ([`pipeline`]) into a [`StageProgram`]: per layer,
 //! compute ops with tensor-parallel collectives between them (all-reduce, or all-gather /
 //! reduce-scatter with sequence parallel), pipeline sends and receives at chunk boundaries,
-//! data-parallel gradient buckets that overlap with backward when the plan says so, and the
-//! optimizer step. Compute durations are fixed here from the compute model; communication is
+//! data-parallel gradient buckets that overlap with backward when the plan says so (reduced
+//! once after the last micro-batch, or after every micro-batch under ZeRO-2, whose sharded
+//! gradients cannot accumulate), ZeRO-3 per-layer parameter gathers, and the optimizer step.
+//! Under hybrid sharding (`zero_group`) ZeRO's gathers and reduce-scatters run over the
+//! shard group and each gradient shard is then all-reduced across the replica groups. Compute durations are fixed here from the compute model; communication is
 //! left to the network. Deterministic: same inputs, same graph. Measures no time itself.
 
 pub mod graph;
@@ -23,7 +26,8 @@ use pipeline::{Pass, Slot};
 use crate::hardware::ComputeModel;
 use crate::model::{self, Kernel, LayerShard, ModelSpec};
 use crate::plan::{
-    GroupMask, ParallelismSpec, Recompute, ScheduleKind, TrainingSpec, split_layers,
+    GroupMask, ParallelismSpec, Recompute, ScheduleKind, TrainingSpec, ZeroGroups,
+    hybrid_shard_ranks, split_layers,
 };
 use crate::units::{Nanos, secs_to_ns};
 
@@ -251,6 +255,8 @@ struct Builder<'a> {
     m: u32,
     /// Backward split into input- and weight-gradient passes (zero-bubble schedules).
     split: bool,
+    /// Groups ZeRO shards over (hybrid sharding: shard and replica groups).
+    zero_groups: ZeroGroups,
 }
 
 /// Builds one stage's program.
@@ -353,6 +359,7 @@ impl<'a> Builder<'a> {
             kind: inp.parallelism.schedule,
             m: inp.micro_batches() as u32,
             split: pipeline::splits_backward(inp.parallelism.schedule),
+            zero_groups: ZeroGroups::of(inp.parallelism),
             inp,
         }
     }
@@ -908,8 +915,8 @@ impl<'a> Builder<'a> {
         let dense = (m.layer_params(layer) - routed) / tp;
         let mut last = None;
         for (params, mask) in [
-            (dense, GroupMask::DP),
-            (routed / tp / p.ep.max(1), GroupMask::EXPERT_DP),
+            (dense, self.zero_groups.dense),
+            (routed / tp / p.ep.max(1), self.zero_groups.expert),
         ] {
             if params == 0 {
                 continue;
@@ -1096,7 +1103,7 @@ impl<'a> Builder<'a> {
                 let bytes = (b.params / tp) as f64 * grad_bytes;
                 let c = self.new_comm(
                     Collective::AllGather,
-                    GroupRef::Axes(GroupMask::DP),
+                    GroupRef::Axes(self.zero_groups.dense),
                     bytes as u64,
                     Category::Dp,
                 );
@@ -1147,14 +1154,17 @@ impl<'a> Builder<'a> {
                     } else {
                         self.backward_slot(&mut sb, slot, &mut grads_done);
                     }
-                    if par.dp > 1
-                        && par.overlap_grad_reduce
-                        && last_backward.get(&slot.chunk) == Some(&i)
-                    {
-                        for b in buckets.iter().filter(|b| b.chunk == slot.chunk) {
+                    let last = last_backward.get(&slot.chunk) == Some(&i);
+                    let chunk_buckets = buckets.iter().filter(|b| b.chunk == slot.chunk);
+                    if par.dp > 1 && par.overlap_grad_reduce && (last || self.zero2()) {
+                        for b in chunk_buckets {
                             let dep = grads_done.get(&b.last_layer).copied().or(sb.frontier);
-                            reduce_ops.push(self.grad_reduce(&mut sb, b, sharded, grad_bytes, dep));
+                            let r = self.grad_reduce(&mut sb, b, (sharded, last), grad_bytes, dep);
+                            reduce_ops.push(r);
                         }
+                    } else if !par.overlap_grad_reduce && !last && self.zero2() {
+                        let bs: Vec<Bucket> = chunk_buckets.cloned().collect();
+                        self.blocking_reduce(&mut sb, &bs, grad_bytes);
                     }
                 }
             }
@@ -1167,10 +1177,11 @@ impl<'a> Builder<'a> {
         if par.dp > 1 && !par.overlap_grad_reduce {
             let dep = sb.frontier;
             for b in &buckets {
-                reduce_ops.push(self.grad_reduce(&mut sb, b, sharded, grad_bytes, dep));
+                reduce_ops.push(self.grad_reduce(&mut sb, b, (sharded, true), grad_bytes, dep));
             }
         }
-        let local_params = self.stage_params(stage) / tp / if sharded { par.dp } else { 1 };
+        let shards = if sharded { self.shard_ranks() } else { 1 };
+        let local_params = self.stage_params(stage) / tp / shards;
         let opt = compute_op(
             Category::Optimizer,
             self.optimizer_time(local_params),
@@ -1178,7 +1189,9 @@ impl<'a> Builder<'a> {
             NO_LAYERS,
             "optimizer",
         );
-        let mut deps = reduce_ops;
+        // The DP stream runs in order, so its last reduction finishing means all have (and
+        // the engine counts an op's dependencies in a byte: ZeRO-2 makes hundreds).
+        let mut deps: Vec<NodeIndex> = reduce_ops.last().copied().into_iter().collect();
         deps.extend(sb.frontier);
         let opt = sb.push(opt, &deps);
         sb.frontier = Some(opt);
@@ -1187,7 +1200,7 @@ impl<'a> Builder<'a> {
                 let bytes = (b.params / tp) as f64 * grad_bytes;
                 let c = self.new_comm(
                     Collective::AllGather,
-                    GroupRef::Axes(GroupMask::DP),
+                    GroupRef::Axes(self.zero_groups.dense),
                     bytes as u64,
                     Category::Dp,
                 );
@@ -1197,11 +1210,41 @@ impl<'a> Builder<'a> {
         StageProgram { graph: sb.graph }
     }
 
+    /// ZeRO-2: gradients are sharded, so they cannot accumulate whole across micro-batches;
+    /// every micro-batch's backward reduce-scatters its buckets (ZeRO-1 reduces only the
+    /// accumulated gradients, after the last micro-batch).
+    fn zero2(&self) -> bool {
+        self.inp.parallelism.zero == 2 && self.inp.parallelism.dp > 1
+    }
+
+    /// Reduce-scatters `buckets` once the chain's current op is done, and holds the chain
+    /// until they finish (a ZeRO-2 micro-batch without gradient-reduce overlap).
+    fn blocking_reduce(&mut self, sb: &mut StageBuilder, buckets: &[Bucket], grad_bytes: f64) {
+        let dep = sb.frontier;
+        let mut last = None;
+        for b in buckets {
+            last = Some(self.grad_reduce(sb, b, (true, false), grad_bytes, dep));
+        }
+        // In-order DP stream: the last reduction ends after the others.
+        sb.also_wait_for.extend(last);
+    }
+
+    /// Data-parallel ranks ZeRO shards the model states over (the shard group under hybrid
+    /// sharding).
+    fn shard_ranks(&self) -> u64 {
+        let p = self.inp.parallelism;
+        hybrid_shard_ranks(p).unwrap_or(p.dp)
+    }
+
+    /// Reduces a bucket's gradients over DP (reduce-scatter when `sharded`); with
+    /// `last_reduce` under hybrid sharding, then all-reduces this rank's gradient shard
+    /// across the replica groups (once per step: the shards accumulate locally). Returns
+    /// the last op.
     fn grad_reduce(
         &mut self,
         sb: &mut StageBuilder,
         b: &Bucket,
-        sharded: bool,
+        (sharded, last_reduce): (bool, bool),
         grad_bytes: f64,
         dep: Option<NodeIndex>,
     ) -> NodeIndex {
@@ -1212,7 +1255,8 @@ impl<'a> Builder<'a> {
         } else {
             (Collective::AllReduce, "dp grad all-reduce")
         };
-        let c = self.new_comm(coll, GroupRef::Axes(GroupMask::DP), bytes, Category::Dp);
+        let group = GroupRef::Axes(self.zero_groups.dense);
+        let c = self.new_comm(coll, group, bytes, Category::Dp);
         let slot = Slot {
             pass: Pass::Backward,
             micro_batch: u32::MAX,
@@ -1220,7 +1264,16 @@ impl<'a> Builder<'a> {
             paired: false,
         };
         let deps: Vec<NodeIndex> = dep.into_iter().collect();
-        self.comm_op(sb, c, Stream::Dp, slot, label, &deps)
+        let n = self.comm_op(sb, c, Stream::Dp, slot, label, &deps);
+        match self.zero_groups.replica {
+            Some(replica) if sharded && last_reduce => {
+                let shard = bytes / (self.shard_ranks() * self.inp.parallelism.cp.max(1));
+                let group = GroupRef::Axes(replica);
+                let c = self.new_comm(Collective::AllReduce, group, shard, Category::Dp);
+                self.comm_op(sb, c, Stream::Dp, slot, "dp shard all-reduce", &[n])
+            }
+            _ => n,
+        }
     }
 }
 
