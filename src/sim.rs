@@ -615,14 +615,21 @@ pub(crate) mod tests {
                 .filter(|o| o.label == "dp grad reduce-scatter")
                 .count()
         };
-        for overlap in [false, true] {
+        // Under zero-bubble schedules the weight pass reduces, not the input-gradient pass.
+        for (schedule, overlap) in [
+            (ScheduleKind::OneFOneB, false),
+            (ScheduleKind::OneFOneB, true),
+            (ScheduleKind::ZbH1, false),
+            (ScheduleKind::ZbH1, true),
+        ] {
+            s.parallelism.schedule = schedule;
             s.parallelism.overlap_grad_reduce = overlap;
             s.parallelism.zero = 1;
             let (n1, z1) = (count(&s), simulate_step(&s, &StepOptions::default()));
             s.parallelism.zero = 2;
             let (n2, z2) = (count(&s), simulate_step(&s, &StepOptions::default()));
             assert!(n1 > 0);
-            assert_eq!(n2, m * n1, "overlap {overlap}");
+            assert_eq!(n2, m * n1, "{schedule:?} overlap {overlap}");
             let (t1, t2) = (
                 z1.unwrap().metrics.step_time_s,
                 z2.unwrap().metrics.step_time_s,
@@ -636,6 +643,59 @@ pub(crate) mod tests {
         let mut s = toy_scenario(1, 1, 2, 8, 128);
         s.parallelism.zero = 2;
         assert!(simulate_step(&s, &StepOptions::default()).is_ok());
+    }
+
+    #[test]
+    fn zero3_reduce_scatters_every_micro_batch_between_its_gathers() {
+        use crate::engine::TraceRanks;
+        let mut s = toy_scenario(1, 1, 8, 8, 16);
+        let m = 16 / 8;
+        s.parallelism.zero = 1;
+        let per_step = build_graph(&s)
+            .comms
+            .iter()
+            .filter(|c| c.collective == crate::schedule::Collective::ReduceScatter)
+            .count();
+        s.parallelism.zero = 3;
+        let g = build_graph(&s);
+        // The DP stream in issue order: each backward pass's reduce-scatters sit between its
+        // gathers (FSDP's post-backward hooks), not queued behind all of them.
+        let dp: Vec<&str> = g.stages[0]
+            .graph
+            .node_weights()
+            .filter(|o| o.stream == crate::schedule::Stream::Dp)
+            .map(|o| o.label)
+            .collect();
+        let rs = "dp grad reduce-scatter";
+        assert_eq!(dp.iter().filter(|&&l| l == rs).count(), m * per_step);
+        let first_rs = dp.iter().position(|&l| l == rs).unwrap();
+        assert_eq!(dp[first_rs + 1], "fsdp param all-gather", "{dp:?}");
+        // So the last backward's reductions overlap its compute.
+        let opts = StepOptions {
+            trace: TraceRanks::Some(vec![0]),
+            ..StepOptions::default()
+        };
+        let r = simulate_step(&s, &opts).unwrap();
+        let op = |e: &crate::engine::TraceEvent| {
+            &g.stages[0].graph[petgraph::graph::NodeIndex::new(e.op as usize)]
+        };
+        let last_rs = r
+            .replay
+            .trace
+            .iter()
+            .filter(|e| op(e).label == "dp grad reduce-scatter")
+            .map(|e| e.start)
+            .nth((m - 1) * per_step)
+            .unwrap();
+        let backward_end = r
+            .replay
+            .trace
+            .iter()
+            .filter(|e| op(e).category == Category::Backward)
+            .map(|e| e.end)
+            .max()
+            .unwrap();
+        assert!(last_rs < backward_end, "{last_rs} vs {backward_end}");
     }
 
     #[test]
@@ -656,12 +716,17 @@ pub(crate) mod tests {
         let rs = of(Collective::ReduceScatter, GroupMask::DP_SHARD);
         let ar = of(Collective::AllReduce, GroupMask::DP_REPLICA);
         let ag = of(Collective::AllGather, GroupMask::DP_SHARD);
-        // The same buckets and gathers as full sharding, over shard groups of 4; each
-        // bucket's 1/4 shard is then all-reduced across the 2 replica groups.
+        // The same buckets and gathers as full sharding, over shard groups of 4 only (none
+        // over all 8 DP ranks); each of the 2 micro-batches reduce-scatters every bucket,
+        // and the last one's 1/4 shards are then all-reduced across the 2 replica groups.
         assert!(!rs.is_empty());
-        assert_eq!(g.comms.len(), flat.comms.len() + rs.len());
+        assert!(of(Collective::AllGather, GroupMask::DP).is_empty());
+        assert!(of(Collective::ReduceScatter, GroupMask::DP).is_empty());
+        assert_eq!(g.comms.len(), flat.comms.len() + ar.len());
         assert_eq!(ag.len(), 2 * 2 * 8);
-        assert_eq!(ar, rs.iter().map(|b| b / 4).collect::<Vec<_>>());
+        assert_eq!(rs.len(), 2 * ar.len());
+        let last: Vec<u64> = rs[ar.len()..].iter().map(|b| b / 4).collect();
+        assert_eq!(ar, last);
         let grid = RankGrid::new(&s.parallelism);
         assert_eq!(grid.group_size(GroupMask::DP_SHARD), 4);
         assert_eq!(grid.group_size(GroupMask::DP_REPLICA), 2);
@@ -790,5 +855,18 @@ mod folding_tests {
             &LinkFaults::none(),
             &TraceRanks::None,
         );
+        // Hybrid sharding: shard groups of 4, all-reduces across the 4 replica groups.
+        s.parallelism.schedule = crate::plan::ScheduleKind::OneFOneB;
+        s.parallelism.overlap_grad_reduce = true;
+        s.parallelism.zero_group = Some(4);
+        for zero in [2, 3] {
+            s.parallelism.zero = zero;
+            assert_fold_exact(
+                &s,
+                &RankSpeeds::uniform(),
+                &LinkFaults::none(),
+                &TraceRanks::None,
+            );
+        }
     }
 }

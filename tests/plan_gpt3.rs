@@ -32,7 +32,10 @@ fn gpt3_search_beats_megatron_and_fast_mode_agrees_with_replay() {
         megatron16.step_time_s
     );
 
-    // Fast mode vs replay over the top 10. Measured: Spearman 1.0, |error| <= 0.05 %.
+    // Fast mode vs replay over the top 10. Measured: Spearman 0.88, |error| <= 0.34 % (ZeRO-2
+    // on 2-4 interleaved stages: the fast mode lays the cooldown's backwards, whose
+    // reduce-scatters queue on the DP stream, back to back; the replay has pipeline waits
+    // between some of them).
     let top = &report.rows[..10];
     let fast: Vec<f64> = top.iter().map(|r| r.fast.step_time_s).collect();
     let full: Vec<f64> = top
@@ -43,6 +46,52 @@ fn gpt3_search_beats_megatron_and_fast_mode_agrees_with_replay() {
     assert!(rho >= 0.8, "Spearman {rho}: fast {fast:?} replay {full:?}");
     for (f, r) in fast.iter().zip(&full) {
         assert!((f / r - 1.0).abs() <= 0.01, "fast {f} vs replay {r}");
+    }
+}
+
+/// ZeRO-3 without pipelining at GPT-3 scale, plans that looked as fast as the best when the
+/// fast mode missed their reduce-scatters (one per layer and micro-batch, between the
+/// parameter gathers on the DP stream): fast mode agrees with the replay, and both put
+/// them behind Megatron's layout.
+#[test]
+#[cfg_attr(debug_assertions, ignore = "slow in debug builds; run with --release")]
+fn fast_mode_matches_replay_for_zero3_at_scale() {
+    use clustersim::network::AnalyticNetwork;
+    use clustersim::plan::{Recompute, ScheduleKind};
+    let s = fixtures::gpt3_175b_1k_a100();
+    let megatron = plan::replay(&s, &plan::PlanPoint::of(&s))
+        .unwrap()
+        .step_time_s;
+    let mut net = AnalyticNetwork::new(&s.cluster);
+    for (tp, dp, mb) in [(4, 256, 2), (2, 512, 1)] {
+        let p = plan::PlanPoint {
+            tp,
+            pp: 1,
+            dp,
+            micro_batch: mb,
+            schedule: ScheduleKind::OneFOneB,
+            virtual_stages: 1,
+            recompute: Recompute::None,
+            zero: 3,
+            ..plan::PlanPoint::of(&s)
+        };
+        let fast = plan::evaluate_fast(&s, &p, &mut net).fast.step_time_s;
+        let full = plan::replay(&s, &p).unwrap().step_time_s;
+        println!(
+            "{}: fast {fast:.4} s, replay {full:.4} s (Megatron {megatron:.4} s)",
+            p.label()
+        );
+        // Measured: +0.00 % (19.06 s and 19.69 s against 18.39 s for Megatron's layout).
+        assert!(
+            (fast / full - 1.0).abs() <= 0.01,
+            "{}: fast {fast} replay {full}",
+            p.label()
+        );
+        assert!(
+            full > megatron,
+            "{}: {full} s vs Megatron {megatron} s",
+            p.label()
+        );
     }
 }
 
@@ -116,10 +165,9 @@ fn fast_mode_matches_replay_for_zero_bubble_and_zero3() {
             }
         }
     }
-    // Measured: ZeRO-3 without overlap 1.42 % (the fast mode charges each pass's first
-    // gather even where the pipeline wait hides it); ZeRO-2 2.20 % (zero-bubble schedules
-    // without overlap, where blocking per-micro-batch reductions stall the neighbour
-    // stage: fitted as `2m − 1` reductions), ≤ 1.56 % with overlap.
+    // Measured: worst 1.21 % (ZeRO-3 under ZB-H2 with overlap: the fast mode lays each
+    // stage's passes back to back, so reductions queued on the DP stream delay the next
+    // pass's gathers even where a pipeline wait would absorb them); ZeRO-2 0.78 %.
     println!(
         "worst |error| {:.2}%, ZeRO-2 {:.2}%",
         worst * 100.0,

@@ -4,16 +4,18 @@
 //! compute ops with tensor-parallel collectives between them (all-reduce, or all-gather /
 //! reduce-scatter with sequence parallel), pipeline sends and receives at chunk boundaries,
 //! data-parallel gradient buckets that overlap with backward when the plan says so (reduced
-//! once after the last micro-batch, or after every micro-batch under ZeRO-2, whose sharded
-//! gradients cannot accumulate), ZeRO-3 per-layer parameter gathers, and the optimizer step.
-//! Under hybrid sharding (`zero_group`) ZeRO's gathers and reduce-scatters run over the
-//! shard group and each gradient shard is then all-reduced across the replica groups. Compute durations are fixed here from the compute model; communication is
-//! left to the network. Deterministic: same inputs, same graph. Measures no time itself.
+//! once after the last micro-batch, or after every micro-batch under ZeRO-2/3, whose
+//! sharded gradients cannot accumulate), ZeRO-3 per-layer parameter gathers (each
+//! backward's reduce-scatters issued between them on the DP stream, as FSDP does), and the
+//! optimizer step. Under hybrid sharding (`zero_group`) ZeRO's gathers and reduce-scatters
+//! run over the shard group and each gradient shard is then all-reduced across the replica
+//! groups. Compute durations are fixed here from the compute model; communication is left
+//! to the network. Deterministic: same inputs, same graph. Measures no time itself.
 
 pub mod graph;
 pub mod pipeline;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use petgraph::graph::NodeIndex;
 
@@ -238,6 +240,16 @@ struct Bucket {
     /// The layer whose backward completes the bucket (the lowest, backward runs in reverse).
     last_layer: u64,
     first_layer: u64,
+}
+
+/// Gradient reductions a backward pass issues: its chunk's buckets not issued yet, in
+/// backward order.
+struct PassReduce {
+    pending: VecDeque<Bucket>,
+    sharded: bool,
+    /// The chunk's last backward (hybrid sharding then all-reduces shards across replicas).
+    last: bool,
+    grad_bytes: f64,
 }
 
 struct Builder<'a> {
@@ -815,6 +827,8 @@ impl<'a> Builder<'a> {
         sb: &mut StageBuilder,
         slot: Slot,
         grads_done: &mut HashMap<u64, NodeIndex>,
+        reduce: &mut PassReduce,
+        reduce_ops: &mut Vec<NodeIndex>,
     ) {
         let at = self.place(sb.stage, slot.chunk);
         let (vs, (send, recv)) = (at.vs, p2p_streams(at.reversed, false));
@@ -837,6 +851,9 @@ impl<'a> Builder<'a> {
             let here = sb.frontier;
             self.fsdp_prefetch(sb, slot, layer, issue_after);
             issue_after = here;
+            if self.fsdp() {
+                self.fsdp_reduce_completed(sb, layer, grads_done, reduce, reduce_ops);
+            }
             if recompute == Recompute::Full {
                 self.block(
                     sb,
@@ -949,6 +966,37 @@ impl<'a> Builder<'a> {
         let deps = issue_after.into_iter().collect::<Vec<_>>();
         if let Some(g) = self.fsdp_gather(sb, slot, layer, &deps) {
             sb.also_wait_for.push(g);
+        }
+    }
+
+    /// ZeRO-3 / FSDP: reduce-scatters the buckets that layers above `layer` completed, on
+    /// the DP stream right after `layer`'s prefetch gather, as FSDP issues them (each
+    /// layer's post-backward hook, between the prefetches of the next layers); queued behind
+    /// the whole pass's gathers instead they would all wait for its end.
+    fn fsdp_reduce_completed(
+        &mut self,
+        sb: &mut StageBuilder,
+        layer: u64,
+        grads_done: &HashMap<u64, NodeIndex>,
+        reduce: &mut PassReduce,
+        reduce_ops: &mut Vec<NodeIndex>,
+    ) {
+        while let Some(b) = reduce
+            .pending
+            .front()
+            .filter(|b| b.last_layer != u64::MAX && b.last_layer > layer)
+            .cloned()
+        {
+            reduce.pending.pop_front();
+            let dep = grads_done.get(&b.last_layer).copied().or(sb.frontier);
+            let r = self.grad_reduce(
+                sb,
+                &b,
+                (reduce.sharded, reduce.last),
+                reduce.grad_bytes,
+                dep,
+            );
+            reduce_ops.push(r);
         }
     }
 
@@ -1149,20 +1197,41 @@ impl<'a> Builder<'a> {
                 }
                 Pass::Backward | Pass::Weight => {
                     grads_done.clear();
+                    let last = last_backward.get(&slot.chunk) == Some(&i);
+                    let chunk_buckets = buckets.iter().filter(|b| b.chunk == slot.chunk);
+                    // Under zero-bubble schedules the weight pass completes the gradients, so
+                    // it, not the input-gradient pass before it, reduces them.
+                    let every = self.reduces_every_micro_batch() && slot.pass == grads_pass;
+                    let overlapped = par.dp > 1 && par.overlap_grad_reduce && (last || every);
+                    let mut pass_reduce = PassReduce {
+                        pending: if overlapped {
+                            chunk_buckets.clone().cloned().collect()
+                        } else {
+                            VecDeque::new()
+                        },
+                        sharded,
+                        last,
+                        grad_bytes,
+                    };
                     if slot.pass == Pass::Weight {
                         self.weight_slot(&mut sb, slot, &mut grads_done);
                     } else {
-                        self.backward_slot(&mut sb, slot, &mut grads_done);
+                        self.backward_slot(
+                            &mut sb,
+                            slot,
+                            &mut grads_done,
+                            &mut pass_reduce,
+                            &mut reduce_ops,
+                        );
                     }
-                    let last = last_backward.get(&slot.chunk) == Some(&i);
-                    let chunk_buckets = buckets.iter().filter(|b| b.chunk == slot.chunk);
-                    if par.dp > 1 && par.overlap_grad_reduce && (last || self.zero2()) {
-                        for b in chunk_buckets {
-                            let dep = grads_done.get(&b.last_layer).copied().or(sb.frontier);
-                            let r = self.grad_reduce(&mut sb, b, (sharded, last), grad_bytes, dep);
-                            reduce_ops.push(r);
-                        }
-                    } else if !par.overlap_grad_reduce && !last && self.zero2() {
+                    // The buckets the pass has not issued yet (all of them but under
+                    // ZeRO-3), as each completes.
+                    while let Some(b) = pass_reduce.pending.pop_front() {
+                        let dep = grads_done.get(&b.last_layer).copied().or(sb.frontier);
+                        let r = self.grad_reduce(&mut sb, &b, (sharded, last), grad_bytes, dep);
+                        reduce_ops.push(r);
+                    }
+                    if !par.overlap_grad_reduce && !last && every {
                         let bs: Vec<Bucket> = chunk_buckets.cloned().collect();
                         self.blocking_reduce(&mut sb, &bs, grad_bytes);
                     }
@@ -1210,11 +1279,12 @@ impl<'a> Builder<'a> {
         StageProgram { graph: sb.graph }
     }
 
-    /// ZeRO-2: gradients are sharded, so they cannot accumulate whole across micro-batches;
-    /// every micro-batch's backward reduce-scatters its buckets (ZeRO-1 reduces only the
-    /// accumulated gradients, after the last micro-batch).
-    fn zero2(&self) -> bool {
-        self.inp.parallelism.zero == 2 && self.inp.parallelism.dp > 1
+    /// ZeRO-2 and ZeRO-3: gradients are sharded, so they cannot accumulate whole across
+    /// micro-batches; every micro-batch's backward reduce-scatters its buckets (ZeRO-1
+    /// reduces only the accumulated gradients, after the last micro-batch). FSDP does the
+    /// same unless `no_sync` keeps whole gradients, which ZeRO-3's memory does not allow.
+    fn reduces_every_micro_batch(&self) -> bool {
+        self.inp.parallelism.zero >= 2 && self.inp.parallelism.dp > 1
     }
 
     /// Reduce-scatters `buckets` once the chain's current op is done, and holds the chain
