@@ -579,18 +579,25 @@ pub(crate) mod tests {
                         "{bytes} vs {want}"
                     );
                 }
-                // The optimizer waits for every mirror all-reduce of its stage.
+                // The optimizer waits for every mirror all-reduce of its stage: they run on
+                // the in-order DP stream, and the optimizer depends on that stream's last
+                // reduction, issued no earlier than any of them.
                 let sg = &g.stages[stage as usize].graph;
                 let opt = sg
                     .node_indices()
                     .find(|&n| sg[n].category == Category::Optimizer)
                     .unwrap();
-                let before: Vec<_> = sg
+                let last_dp = sg
                     .neighbors_directed(opt, petgraph::Direction::Incoming)
-                    .collect();
+                    .filter(|&n| sg[n].stream == schedule::Stream::Dp)
+                    .map(|n| n.index())
+                    .max()
+                    .expect("the optimizer waits on the DP stream");
                 for c in &mine {
                     let &(_, op) = c.ops.iter().find(|&&(st, _)| st == stage).unwrap();
-                    assert!(before.iter().any(|n| n.index() == op as usize));
+                    let node = petgraph::graph::NodeIndex::new(op as usize);
+                    assert_eq!(sg[node].stream, schedule::Stream::Dp);
+                    assert!(op as usize <= last_dp, "mirror op {op} after {last_dp}");
                 }
             }
             // The step replays (no stream-order deadlock between mirrored ranks) and the
@@ -803,6 +810,139 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn zero2_reduce_scatters_every_micro_batch() {
+        let mut s = toy_scenario(2, 2, 4, 8, 32);
+        let m = 32 / 4;
+        let count = |s: &Scenario| {
+            let g = build_graph(s);
+            g.stages
+                .iter()
+                .flat_map(|st| st.graph.node_weights())
+                .filter(|o| o.label == "dp grad reduce-scatter")
+                .count()
+        };
+        // Under zero-bubble schedules the weight pass reduces, not the input-gradient pass.
+        for (schedule, overlap) in [
+            (ScheduleKind::OneFOneB, false),
+            (ScheduleKind::OneFOneB, true),
+            (ScheduleKind::ZbH1, false),
+            (ScheduleKind::ZbH1, true),
+        ] {
+            s.parallelism.schedule = schedule;
+            s.parallelism.overlap_grad_reduce = overlap;
+            s.parallelism.zero = 1;
+            let (n1, z1) = (count(&s), simulate_step(&s, &StepOptions::default()));
+            s.parallelism.zero = 2;
+            let (n2, z2) = (count(&s), simulate_step(&s, &StepOptions::default()));
+            assert!(n1 > 0);
+            assert_eq!(n2, m * n1, "{schedule:?} overlap {overlap}");
+            let (t1, t2) = (
+                z1.unwrap().metrics.step_time_s,
+                z2.unwrap().metrics.step_time_s,
+            );
+            assert!(
+                t2 >= t1,
+                "overlap {overlap}: ZeRO-2 {t2} s vs ZeRO-1 {t1} s"
+            );
+        }
+        // More reductions (64 micro-batches x 9 buckets) than a byte counts still replay.
+        let mut s = toy_scenario(1, 1, 2, 8, 128);
+        s.parallelism.zero = 2;
+        assert!(simulate_step(&s, &StepOptions::default()).is_ok());
+    }
+
+    #[test]
+    fn zero3_reduce_scatters_every_micro_batch_between_its_gathers() {
+        use crate::engine::TraceRanks;
+        let mut s = toy_scenario(1, 1, 8, 8, 16);
+        let m = 16 / 8;
+        s.parallelism.zero = 1;
+        let per_step = build_graph(&s)
+            .comms
+            .iter()
+            .filter(|c| c.collective == crate::schedule::Collective::ReduceScatter)
+            .count();
+        s.parallelism.zero = 3;
+        let g = build_graph(&s);
+        // The DP stream in issue order: each backward pass's reduce-scatters sit between its
+        // gathers (FSDP's post-backward hooks), not queued behind all of them.
+        let dp: Vec<&str> = g.stages[0]
+            .graph
+            .node_weights()
+            .filter(|o| o.stream == crate::schedule::Stream::Dp)
+            .map(|o| o.label)
+            .collect();
+        let rs = "dp grad reduce-scatter";
+        assert_eq!(dp.iter().filter(|&&l| l == rs).count(), m * per_step);
+        let first_rs = dp.iter().position(|&l| l == rs).unwrap();
+        assert_eq!(dp[first_rs + 1], "fsdp param all-gather", "{dp:?}");
+        // So the last backward's reductions overlap its compute.
+        let opts = StepOptions {
+            trace: TraceRanks::Some(vec![0]),
+            ..StepOptions::default()
+        };
+        let r = simulate_step(&s, &opts).unwrap();
+        let op = |e: &crate::engine::TraceEvent| {
+            &g.stages[0].graph[petgraph::graph::NodeIndex::new(e.op as usize)]
+        };
+        let last_rs = r
+            .replay
+            .trace
+            .iter()
+            .filter(|e| op(e).label == "dp grad reduce-scatter")
+            .map(|e| e.start)
+            .nth((m - 1) * per_step)
+            .unwrap();
+        let backward_end = r
+            .replay
+            .trace
+            .iter()
+            .filter(|e| op(e).category == Category::Backward)
+            .map(|e| e.end)
+            .max()
+            .unwrap();
+        assert!(last_rs < backward_end, "{last_rs} vs {backward_end}");
+    }
+
+    #[test]
+    fn hybrid_sharding_gathers_in_shard_groups_and_all_reduces_shards() {
+        use crate::schedule::{Collective, GroupRef};
+        let mut s = toy_scenario(1, 1, 8, 8, 16);
+        s.parallelism.zero = 3;
+        let flat = build_graph(&s);
+        s.parallelism.zero_group = Some(4);
+        let g = build_graph(&s);
+        let of = |c: Collective, mask| {
+            g.comms
+                .iter()
+                .filter(|k| k.collective == c && k.group == GroupRef::Axes(mask))
+                .map(|k| k.bytes)
+                .collect::<Vec<_>>()
+        };
+        let rs = of(Collective::ReduceScatter, GroupMask::DP_SHARD);
+        let ar = of(Collective::AllReduce, GroupMask::DP_REPLICA);
+        let ag = of(Collective::AllGather, GroupMask::DP_SHARD);
+        // The same buckets and gathers as full sharding, over shard groups of 4 only (none
+        // over all 8 DP ranks); each of the 2 micro-batches reduce-scatters every bucket,
+        // and the last one's 1/4 shards are then all-reduced across the 2 replica groups.
+        assert!(!rs.is_empty());
+        assert!(of(Collective::AllGather, GroupMask::DP).is_empty());
+        assert!(of(Collective::ReduceScatter, GroupMask::DP).is_empty());
+        assert_eq!(g.comms.len(), flat.comms.len() + ar.len());
+        assert_eq!(ag.len(), 2 * 2 * 8);
+        assert_eq!(rs.len(), 2 * ar.len());
+        let last: Vec<u64> = rs[ar.len()..].iter().map(|b| b / 4).collect();
+        assert_eq!(ar, last);
+        let grid = RankGrid::new(&s.parallelism);
+        assert_eq!(grid.group_size(GroupMask::DP_SHARD), 4);
+        assert_eq!(grid.group_size(GroupMask::DP_REPLICA), 2);
+        // Ring traffic per rank and bucket of B bytes: (g-1)/g B reduce-scattered inside the
+        // group, 2 (r-1)/r B/g all-reduced across groups: 3/4 B + 1/8 B vs 7/8 B flat.
+        let hsdp = simulate_step(&s, &StepOptions::default()).unwrap().metrics;
+        assert!(hsdp.step_time_s > 0.0);
+    }
+
+    #[test]
     fn worked_case_7b_on_8_rtx4090_fits_and_runs() {
         let s = crate::fixtures::llama7b_8x4090_fsdp();
         let r = simulate_step(&s, &StepOptions::default()).unwrap().metrics;
@@ -921,5 +1061,18 @@ mod folding_tests {
             &LinkFaults::none(),
             &TraceRanks::None,
         );
+        // Hybrid sharding: shard groups of 4, all-reduces across the 4 replica groups.
+        s.parallelism.schedule = crate::plan::ScheduleKind::OneFOneB;
+        s.parallelism.overlap_grad_reduce = true;
+        s.parallelism.zero_group = Some(4);
+        for zero in [2, 3] {
+            s.parallelism.zero = zero;
+            assert_fold_exact(
+                &s,
+                &RankSpeeds::uniform(),
+                &LinkFaults::none(),
+                &TraceRanks::None,
+            );
+        }
     }
 }

@@ -1,6 +1,11 @@
 //! The parallelism plan: degrees, micro-batching, and the map between ranks, their
 //! (tp, cp, ep, edp, pp) coordinates, process groups and physical GPUs.
 //!
+//! Hybrid sharding (`zero_group`) splits the data-parallel axis into an inner shard-group
+//! axis ([`Axis::EdpInner`]) and the replica groups (`Edp`), addressed by
+//! [`GroupMask::DP_SHARD`] and [`GroupMask::DP_REPLICA`] ([`ZeroGroups`] picks them); the
+//! inner axis has size 1 otherwise, so every other group and its index are unchanged.
+//!
 //! Rank order follows Megatron-LM: TP fastest, then CP, then DP (whose fastest part is EP),
 //! then PP. So a TP group is 8 consecutive ranks that share a node, and a pipeline stage
 //! is a contiguous block of `tp * cp * dp` ranks. Rank `r` runs on GPU `r` (node
@@ -181,18 +186,33 @@ impl ParallelismSpec {
     }
 }
 
-/// Axes of the rank grid, fastest-varying first.
+/// Axes of the rank grid; the discriminant is the axis's bit in a [`GroupMask`], [`ORDER`]
+/// their rank order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Axis {
     Tp = 0,
     Cp = 1,
     Ep = 2,
-    /// Data parallel across expert replicas: `dp / ep`.
+    /// Data parallel across expert replicas: `dp / ep`; under hybrid sharding
+    /// (`zero_group`), across the replica groups only: `dp / zero_group`.
     Edp = 3,
     Pp = 4,
+    /// Hybrid sharding: data-parallel ranks inside one shard group, `zero_group / ep`;
+    /// size 1 (changing no group or rank) when `zero_group` is not set.
+    EdpInner = 5,
 }
 
-const AXES: usize = 5;
+const AXES: usize = 6;
+
+/// Axes fastest-varying first: the shard-group axis sits inside DP, just below `Edp`.
+const ORDER: [usize; AXES] = [
+    Axis::Tp as usize,
+    Axis::Cp as usize,
+    Axis::Ep as usize,
+    Axis::EdpInner as usize,
+    Axis::Edp as usize,
+    Axis::Pp as usize,
+];
 
 /// A process group kind: the set of axes its members vary along.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -204,10 +224,17 @@ impl GroupMask {
     pub const EP: GroupMask = GroupMask(1 << Axis::Ep as u8);
     pub const PP: GroupMask = GroupMask(1 << Axis::Pp as u8);
     /// Dense-gradient data parallel group: DP x CP (Megatron reduces over both).
-    pub const DP: GroupMask =
-        GroupMask((1 << Axis::Cp as u8) | (1 << Axis::Ep as u8) | (1 << Axis::Edp as u8));
+    pub const DP: GroupMask = GroupMask(Self::DP_SHARD.0 | (1 << Axis::Edp as u8));
     /// Expert-gradient data parallel group.
-    pub const EXPERT_DP: GroupMask = GroupMask((1 << Axis::Cp as u8) | (1 << Axis::Edp as u8));
+    pub const EXPERT_DP: GroupMask = GroupMask(Self::EXPERT_DP_SHARD.0 | (1 << Axis::Edp as u8));
+    /// Hybrid sharding: the dense shard group (`zero_group` DP ranks, x CP).
+    pub const DP_SHARD: GroupMask =
+        GroupMask((1 << Axis::Cp as u8) | (1 << Axis::Ep as u8) | (1 << Axis::EdpInner as u8));
+    /// Hybrid sharding: the expert shard group.
+    pub const EXPERT_DP_SHARD: GroupMask =
+        GroupMask((1 << Axis::Cp as u8) | (1 << Axis::EdpInner as u8));
+    /// Hybrid sharding: the same shard held by every replica group.
+    pub const DP_REPLICA: GroupMask = GroupMask(1 << Axis::Edp as u8);
 
     fn has(self, axis: usize) -> bool {
         self.0 & (1 << axis) != 0
@@ -225,15 +252,22 @@ pub struct RankGrid {
 impl RankGrid {
     pub fn new(p: &ParallelismSpec) -> Self {
         let ep = p.ep.max(1);
-        let sizes = [p.tp, p.cp, ep, p.dp / ep, p.pp].map(|v| v.max(1) as u32);
+        let inner = hybrid_shard_ranks(p).map_or(1, |g| g / ep);
+        let sizes = [p.tp, p.cp, ep, p.dp / ep / inner, p.pp, inner].map(|v| v.max(1) as u32);
+        Self::with_sizes(sizes)
+    }
+
+    fn with_sizes(sizes: [u32; AXES]) -> Self {
         let mut strides = [1u32; AXES];
-        for i in 1..AXES {
-            strides[i] = strides[i - 1] * sizes[i - 1];
+        let mut stride = 1;
+        for a in ORDER {
+            strides[a] = stride;
+            stride *= sizes[a];
         }
         RankGrid {
             sizes,
             strides,
-            world: strides[AXES - 1] * sizes[AXES - 1],
+            world: stride,
         }
     }
 
@@ -251,15 +285,7 @@ impl RankGrid {
     pub fn with_replicas(&self, k: u32) -> RankGrid {
         let mut sizes = self.sizes;
         sizes[Axis::Edp as usize] = k.max(1);
-        let mut strides = [1u32; AXES];
-        for i in 1..AXES {
-            strides[i] = strides[i - 1] * sizes[i - 1];
-        }
-        RankGrid {
-            sizes,
-            strides,
-            world: strides[AXES - 1] * sizes[AXES - 1],
-        }
+        Self::with_sizes(sizes)
     }
 
     /// `rank` of this grid moved to replica `replica` of `other` (same other coordinates).
@@ -310,7 +336,7 @@ impl RankGrid {
     pub fn group_index(&self, rank: u32, mask: GroupMask) -> u32 {
         let mut index = 0;
         let mut radix = 1;
-        for a in 0..AXES {
+        for a in ORDER {
             if !mask.has(a) {
                 index += ((rank / self.strides[a]) % self.sizes[a]) * radix;
                 radix *= self.sizes[a];
@@ -323,7 +349,7 @@ impl RankGrid {
     pub fn position_in_group(&self, rank: u32, mask: GroupMask) -> u32 {
         let mut index = 0;
         let mut radix = 1;
-        for a in 0..AXES {
+        for a in ORDER {
             if mask.has(a) {
                 index += ((rank / self.strides[a]) % self.sizes[a]) * radix;
                 radix *= self.sizes[a];
@@ -336,7 +362,7 @@ impl RankGrid {
     pub fn member(&self, mask: GroupMask, group: u32, i: u32) -> u32 {
         let (mut g, mut m) = (group, i);
         let mut rank = 0;
-        for a in 0..AXES {
+        for a in ORDER {
             let size = self.sizes[a];
             let c = if mask.has(a) {
                 let c = m % size;
@@ -361,6 +387,41 @@ impl RankGrid {
     /// The rank at the same position as `rank` in pipeline stage `stage`.
     pub fn rank_in_stage(&self, rank: u32, stage: u32) -> u32 {
         rank % self.stage_size() + stage * self.stage_size()
+    }
+}
+
+/// Hybrid sharding: data-parallel ranks in one shard group, when `zero_group` is set, ZeRO
+/// shards, and the group splits DP evenly into several groups of whole expert-parallel
+/// groups; `None` (shard over all of DP) otherwise.
+pub fn hybrid_shard_ranks(p: &ParallelismSpec) -> Option<u64> {
+    let (dp, ep) = (p.dp.max(1), p.ep.max(1));
+    p.zero_group
+        .filter(|&g| p.zero >= 1 && g >= ep && g < dp && dp % g == 0 && g % ep == 0)
+}
+
+/// The process groups ZeRO shards over: all of (expert-)DP, or under hybrid sharding the
+/// shard groups, whose gradient shards are then all-reduced across the replica groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZeroGroups {
+    pub dense: GroupMask,
+    pub expert: GroupMask,
+    pub replica: Option<GroupMask>,
+}
+
+impl ZeroGroups {
+    pub fn of(p: &ParallelismSpec) -> Self {
+        match hybrid_shard_ranks(p) {
+            Some(_) => ZeroGroups {
+                dense: GroupMask::DP_SHARD,
+                expert: GroupMask::EXPERT_DP_SHARD,
+                replica: Some(GroupMask::DP_REPLICA),
+            },
+            None => ZeroGroups {
+                dense: GroupMask::DP,
+                expert: GroupMask::EXPERT_DP,
+                replica: None,
+            },
+        }
     }
 }
 
@@ -447,6 +508,57 @@ mod tests {
             }
             assert!(seen.iter().all(|&c| c == 1), "{mask:?}");
         }
+    }
+
+    #[test]
+    fn hybrid_sharding_splits_dp_and_keeps_other_groups() {
+        let flat = RankGrid::new(&spec(2, 1, 8, 2, 2));
+        let mut p = spec(2, 1, 8, 2, 2);
+        p.zero_group = Some(4);
+        let g = RankGrid::new(&p);
+        assert_eq!(g.world(), flat.world());
+        for mask in [GroupMask::TP, GroupMask::EP, GroupMask::DP, GroupMask::PP] {
+            for r in 0..g.world() {
+                assert_eq!(
+                    g.group_index(r, mask),
+                    flat.group_index(r, mask),
+                    "{mask:?}"
+                );
+                assert_eq!(
+                    g.position_in_group(r, mask),
+                    flat.position_in_group(r, mask)
+                );
+            }
+        }
+        let mut m = Vec::new();
+        // Rank 2 = tp 0, dp 1: its shard group is DP ranks 0..4, its replica the same shard
+        // in the other group of 4 (DP rank 5).
+        g.members_into(
+            GroupMask::DP_SHARD,
+            g.group_index(2, GroupMask::DP_SHARD),
+            &mut m,
+        );
+        assert_eq!(m, vec![0, 2, 4, 6]);
+        g.members_into(
+            GroupMask::DP_REPLICA,
+            g.group_index(2, GroupMask::DP_REPLICA),
+            &mut m,
+        );
+        assert_eq!(m, vec![2, 10]);
+        // Experts: same EP coordinate (dp 1 and 3) inside the shard group.
+        let e = GroupMask::EXPERT_DP_SHARD;
+        g.members_into(e, g.group_index(2, e), &mut m);
+        assert_eq!(m, vec![2, 6]);
+        assert_eq!(g.group_count(GroupMask::DP_SHARD), 2 * 2 * 2);
+        assert_eq!(ZeroGroups::of(&p).replica, Some(GroupMask::DP_REPLICA));
+        // Without `zero_group`, or with one that does not split DP, shard = all of DP.
+        p.zero_group = Some(3);
+        assert_eq!(RankGrid::new(&p), flat);
+        let z = ZeroGroups::of(&p);
+        assert_eq!(
+            (z.dense, z.expert, z.replica),
+            (GroupMask::DP, GroupMask::EXPERT_DP, None)
+        );
     }
 
     #[test]

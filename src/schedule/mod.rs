@@ -3,14 +3,19 @@
 //! Turns each pipeline stage's slot order ([`pipeline`]) into a [`StageProgram`]: per layer,
 //! compute ops with tensor-parallel collectives between them (all-reduce, or all-gather /
 //! reduce-scatter with sequence parallel), pipeline sends and receives at chunk boundaries,
-//! data-parallel gradient buckets that overlap with backward when the plan says so, and the
-//! optimizer step. Compute durations are fixed here from the compute model; communication is
-//! left to the network. Deterministic: same inputs, same graph. Measures no time itself.
+//! data-parallel gradient buckets that overlap with backward when the plan says so (reduced
+//! once after the last micro-batch, or after every micro-batch under ZeRO-2/3, whose
+//! sharded gradients cannot accumulate), ZeRO-3 per-layer parameter gathers (each
+//! backward's reduce-scatters issued between them on the DP stream, as FSDP does), and the
+//! optimizer step. Under hybrid sharding (`zero_group`) ZeRO's gathers and reduce-scatters
+//! run over the shard group and each gradient shard is then all-reduced across the replica
+//! groups. Compute durations are fixed here from the compute model; communication is left
+//! to the network. Deterministic: same inputs, same graph. Measures no time itself.
 
 pub mod graph;
 pub mod pipeline;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use petgraph::graph::NodeIndex;
 
@@ -23,7 +28,8 @@ use pipeline::{Pass, Slot};
 use crate::hardware::ComputeModel;
 use crate::model::{self, Kernel, LayerShard, ModelSpec};
 use crate::plan::{
-    GroupMask, ParallelismSpec, Recompute, ScheduleKind, TrainingSpec, split_layers,
+    GroupMask, ParallelismSpec, Recompute, ScheduleKind, TrainingSpec, ZeroGroups,
+    hybrid_shard_ranks, split_layers,
 };
 use crate::units::{Nanos, secs_to_ns};
 
@@ -236,6 +242,16 @@ struct Bucket {
     first_layer: u64,
 }
 
+/// Gradient reductions a backward pass issues: its chunk's buckets not issued yet, in
+/// backward order.
+struct PassReduce {
+    pending: VecDeque<Bucket>,
+    sharded: bool,
+    /// The chunk's last backward (hybrid sharding then all-reduces shards across replicas).
+    last: bool,
+    grad_bytes: f64,
+}
+
 struct Builder<'a> {
     inp: StepInputs<'a>,
     costs: OpCosts,
@@ -254,6 +270,8 @@ struct Builder<'a> {
     m: u32,
     /// Backward split into input- and weight-gradient passes (zero-bubble schedules).
     split: bool,
+    /// Groups ZeRO shards over (hybrid sharding: shard and replica groups).
+    zero_groups: ZeroGroups,
 }
 
 /// A pipeline send waiting for the end of its slot's unit ([`Slot::send_after`]).
@@ -365,6 +383,7 @@ impl<'a> Builder<'a> {
             kind: inp.parallelism.schedule,
             m: inp.micro_batches() as u32,
             split: pipeline::splits_backward(inp.parallelism.schedule),
+            zero_groups: ZeroGroups::of(inp.parallelism),
             inp,
         }
     }
@@ -836,6 +855,8 @@ impl<'a> Builder<'a> {
         sb: &mut StageBuilder,
         slot: Slot,
         grads_done: &mut HashMap<u64, NodeIndex>,
+        reduce: &mut PassReduce,
+        reduce_ops: &mut Vec<NodeIndex>,
     ) -> Option<PendingSend> {
         let at = self.place(sb.stage, slot.chunk);
         let (vs, (send, recv)) = (at.vs, p2p_streams(at.reversed, false));
@@ -858,6 +879,9 @@ impl<'a> Builder<'a> {
             let here = sb.frontier;
             self.fsdp_prefetch(sb, slot, layer, issue_after);
             issue_after = here;
+            if self.fsdp() {
+                self.fsdp_reduce_completed(sb, layer, grads_done, reduce, reduce_ops);
+            }
             if recompute == Recompute::Full {
                 self.block(
                     sb,
@@ -949,8 +973,8 @@ impl<'a> Builder<'a> {
         let dense = (m.layer_params(layer) - routed) / tp;
         let mut last = None;
         for (params, mask) in [
-            (dense, GroupMask::DP),
-            (routed / tp / p.ep.max(1), GroupMask::EXPERT_DP),
+            (dense, self.zero_groups.dense),
+            (routed / tp / p.ep.max(1), self.zero_groups.expert),
         ] {
             if params == 0 {
                 continue;
@@ -983,6 +1007,37 @@ impl<'a> Builder<'a> {
         let deps = issue_after.into_iter().collect::<Vec<_>>();
         if let Some(g) = self.fsdp_gather(sb, slot, layer, &deps) {
             sb.also_wait_for.push(g);
+        }
+    }
+
+    /// ZeRO-3 / FSDP: reduce-scatters the buckets that layers above `layer` completed, on
+    /// the DP stream right after `layer`'s prefetch gather, as FSDP issues them (each
+    /// layer's post-backward hook, between the prefetches of the next layers); queued behind
+    /// the whole pass's gathers instead they would all wait for its end.
+    fn fsdp_reduce_completed(
+        &mut self,
+        sb: &mut StageBuilder,
+        layer: u64,
+        grads_done: &HashMap<u64, NodeIndex>,
+        reduce: &mut PassReduce,
+        reduce_ops: &mut Vec<NodeIndex>,
+    ) {
+        while let Some(b) = reduce
+            .pending
+            .front()
+            .filter(|b| b.last_layer != u64::MAX && b.last_layer > layer)
+            .cloned()
+        {
+            reduce.pending.pop_front();
+            let dep = grads_done.get(&b.last_layer).copied().or(sb.frontier);
+            let r = self.reduce_bucket(
+                sb,
+                &b,
+                (reduce.sharded, reduce.last),
+                reduce.grad_bytes,
+                dep,
+            );
+            reduce_ops.push(r);
         }
     }
 
@@ -1132,7 +1187,7 @@ impl<'a> Builder<'a> {
                 let bytes = (b.params / tp) as f64 * grad_bytes;
                 let c = self.new_comm(
                     Collective::AllGather,
-                    GroupRef::Axes(GroupMask::DP),
+                    GroupRef::Axes(self.zero_groups.dense),
                     bytes as u64,
                     Category::Dp,
                 );
@@ -1173,6 +1228,8 @@ impl<'a> Builder<'a> {
         let mut reduce_ops = Vec::new();
         // Sends waiting for the end of their unit: (index of the slot they follow, send).
         let mut held: Vec<(usize, PendingSend)> = Vec::new();
+        // A ZeRO-2/3 micro-batch's reductions without overlap, issued once its sends are.
+        let mut blocking: Vec<Bucket> = Vec::new();
         for (i, &slot) in order.iter().enumerate() {
             if let Some((mb, chunk)) = slot.recv_ahead {
                 self.wait_for_forward_input(&mut sb, mb, chunk);
@@ -1184,14 +1241,47 @@ impl<'a> Builder<'a> {
                     }
                     self.forward_slot(&mut sb, slot, &mut first_fwd)
                 }
-                Pass::Backward => {
+                Pass::Backward | Pass::Weight => {
                     grads_done.clear();
-                    self.backward_slot(&mut sb, slot, &mut grads_done)
-                }
-                Pass::Weight => {
-                    grads_done.clear();
-                    self.weight_slot(&mut sb, slot, &mut grads_done);
-                    None
+                    let last = last_backward.get(&slot.chunk) == Some(&i);
+                    let chunk_buckets = buckets.iter().filter(|b| b.chunk == slot.chunk);
+                    // Under zero-bubble schedules the weight pass completes the gradients, so
+                    // it, not the input-gradient pass before it, reduces them.
+                    let every = self.reduces_every_micro_batch() && slot.pass == grads_pass;
+                    let overlapped = reduce && par.overlap_grad_reduce && (last || every);
+                    let mut pass_reduce = PassReduce {
+                        pending: if overlapped {
+                            chunk_buckets.clone().cloned().collect()
+                        } else {
+                            VecDeque::new()
+                        },
+                        sharded,
+                        last,
+                        grad_bytes,
+                    };
+                    let send = if slot.pass == Pass::Weight {
+                        self.weight_slot(&mut sb, slot, &mut grads_done);
+                        None
+                    } else {
+                        self.backward_slot(
+                            &mut sb,
+                            slot,
+                            &mut grads_done,
+                            &mut pass_reduce,
+                            &mut reduce_ops,
+                        )
+                    };
+                    // The buckets the pass has not issued yet (all of them but under
+                    // ZeRO-3), as each completes.
+                    while let Some(b) = pass_reduce.pending.pop_front() {
+                        let dep = grads_done.get(&b.last_layer).copied().or(sb.frontier);
+                        let r = self.reduce_bucket(&mut sb, &b, (sharded, last), grad_bytes, dep);
+                        reduce_ops.push(r);
+                    }
+                    if !par.overlap_grad_reduce && !last && every {
+                        blocking.extend(chunk_buckets.cloned());
+                    }
+                    send
                 }
             };
             held.extend(send.map(|s| (i + slot.send_after as usize, s)));
@@ -1200,11 +1290,10 @@ impl<'a> Builder<'a> {
                 held = later;
                 self.emit_sends(&mut sb, due.into_iter().map(|(_, s)| s));
             }
-            if reduce && par.overlap_grad_reduce && last_backward.get(&slot.chunk) == Some(&i) {
-                for b in buckets.iter().filter(|b| b.chunk == slot.chunk) {
-                    let dep = grads_done.get(&b.last_layer).copied().or(sb.frontier);
-                    reduce_ops.push(self.reduce_bucket(&mut sb, b, sharded, grad_bytes, dep));
-                }
+            // After the pass's sends: the chain, not the send, waits for these.
+            if !blocking.is_empty() {
+                self.blocking_reduce(&mut sb, &blocking, grad_bytes);
+                blocking.clear();
             }
         }
         self.emit_sends(&mut sb, held.into_iter().map(|(_, s)| s));
@@ -1220,10 +1309,12 @@ impl<'a> Builder<'a> {
             let mut in_order: Vec<&Bucket> = buckets.iter().collect();
             in_order.sort_by_key(|b| self.place(stage, b.chunk).piece);
             for b in in_order {
-                reduce_ops.push(self.reduce_bucket(&mut sb, b, sharded, grad_bytes, dep));
+                let r = self.reduce_bucket(&mut sb, b, (sharded, true), grad_bytes, dep);
+                reduce_ops.push(r);
             }
         }
-        let local_params = self.stage_params(stage) / tp / if sharded { par.dp } else { 1 };
+        let shards = if sharded { self.shard_ranks() } else { 1 };
+        let local_params = self.stage_params(stage) / tp / shards;
         let opt = compute_op(
             Category::Optimizer,
             self.optimizer_time(local_params),
@@ -1231,7 +1322,9 @@ impl<'a> Builder<'a> {
             NO_LAYERS,
             "optimizer",
         );
-        let mut deps = reduce_ops;
+        // The DP stream runs in order, so its last reduction finishing means all have (and
+        // the engine counts an op's dependencies in a byte: ZeRO-2 makes hundreds).
+        let mut deps: Vec<NodeIndex> = reduce_ops.last().copied().into_iter().collect();
         deps.extend(sb.frontier);
         let opt = sb.push(opt, &deps);
         sb.frontier = Some(opt);
@@ -1240,7 +1333,7 @@ impl<'a> Builder<'a> {
                 let bytes = (b.params / tp) as f64 * grad_bytes;
                 let c = self.new_comm(
                     Collective::AllGather,
-                    GroupRef::Axes(GroupMask::DP),
+                    GroupRef::Axes(self.zero_groups.dense),
                     bytes as u64,
                     Category::Dp,
                 );
@@ -1252,19 +1345,21 @@ impl<'a> Builder<'a> {
 
     /// Reduces one bucket's gradients once `dep` is done: over data parallelism, then
     /// (DualPipe) with the other copy of the piece. Returns the last op.
+    /// The copies' all-reduce runs once, with the step's `last_reduce`: what earlier
+    /// per-micro-batch reductions leave accumulates on the rank until then.
     fn reduce_bucket(
         &mut self,
         sb: &mut StageBuilder,
         b: &Bucket,
-        sharded: bool,
+        (sharded, last_reduce): (bool, bool),
         grad_bytes: f64,
         dep: Option<NodeIndex>,
     ) -> NodeIndex {
         let mut last = dep;
         if self.inp.parallelism.dp > 1 {
-            last = Some(self.grad_reduce(sb, b, sharded, grad_bytes, dep));
+            last = Some(self.grad_reduce(sb, b, (sharded, last_reduce), grad_bytes, dep));
         }
-        if self.kind == ScheduleKind::Dualpipe {
+        if self.kind == ScheduleKind::Dualpipe && last_reduce {
             last = Some(self.mirror_reduce(sb, b, sharded, grad_bytes, last));
         }
         last.expect("a bucket is reduced over DP or between DualPipe copies")
@@ -1316,11 +1411,42 @@ impl<'a> Builder<'a> {
         )
     }
 
+    /// ZeRO-2 and ZeRO-3: gradients are sharded, so they cannot accumulate whole across
+    /// micro-batches; every micro-batch's backward reduce-scatters its buckets (ZeRO-1
+    /// reduces only the accumulated gradients, after the last micro-batch). FSDP does the
+    /// same unless `no_sync` keeps whole gradients, which ZeRO-3's memory does not allow.
+    fn reduces_every_micro_batch(&self) -> bool {
+        self.inp.parallelism.zero >= 2 && self.inp.parallelism.dp > 1
+    }
+
+    /// Reduce-scatters `buckets` once the chain's current op is done, and holds the chain
+    /// until they finish (a ZeRO-2 micro-batch without gradient-reduce overlap).
+    fn blocking_reduce(&mut self, sb: &mut StageBuilder, buckets: &[Bucket], grad_bytes: f64) {
+        let dep = sb.frontier;
+        let mut last = None;
+        for b in buckets {
+            last = Some(self.grad_reduce(sb, b, (true, false), grad_bytes, dep));
+        }
+        // In-order DP stream: the last reduction ends after the others.
+        sb.also_wait_for.extend(last);
+    }
+
+    /// Data-parallel ranks ZeRO shards the model states over (the shard group under hybrid
+    /// sharding).
+    fn shard_ranks(&self) -> u64 {
+        let p = self.inp.parallelism;
+        hybrid_shard_ranks(p).unwrap_or(p.dp)
+    }
+
+    /// Reduces a bucket's gradients over DP (reduce-scatter when `sharded`); with
+    /// `last_reduce` under hybrid sharding, then all-reduces this rank's gradient shard
+    /// across the replica groups (once per step: the shards accumulate locally). Returns
+    /// the last op.
     fn grad_reduce(
         &mut self,
         sb: &mut StageBuilder,
         b: &Bucket,
-        sharded: bool,
+        (sharded, last_reduce): (bool, bool),
         grad_bytes: f64,
         dep: Option<NodeIndex>,
     ) -> NodeIndex {
@@ -1331,10 +1457,20 @@ impl<'a> Builder<'a> {
         } else {
             (Collective::AllReduce, "dp grad all-reduce")
         };
-        let c = self.new_comm(coll, GroupRef::Axes(GroupMask::DP), bytes, Category::Dp);
+        let group = GroupRef::Axes(self.zero_groups.dense);
+        let c = self.new_comm(coll, group, bytes, Category::Dp);
         let slot = Slot::new(Pass::Backward, u32::MAX, b.chunk);
         let deps: Vec<NodeIndex> = dep.into_iter().collect();
-        self.comm_op(sb, c, Stream::Dp, slot, label, &deps)
+        let n = self.comm_op(sb, c, Stream::Dp, slot, label, &deps);
+        match self.zero_groups.replica {
+            Some(replica) if sharded && last_reduce => {
+                let shard = bytes / (self.shard_ranks() * self.inp.parallelism.cp.max(1));
+                let group = GroupRef::Axes(replica);
+                let c = self.new_comm(Collective::AllReduce, group, shard, Category::Dp);
+                self.comm_op(sb, c, Stream::Dp, slot, "dp shard all-reduce", &[n])
+            }
+            _ => n,
+        }
     }
 }
 

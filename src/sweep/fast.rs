@@ -15,10 +15,17 @@
 //!   forms `sim`'s tests check; gradients are reduced after the last weight pass;
 //! - data-parallel buckets as the generator forms them: parameter all-gathers at the start
 //!   (delaying the first forwards that need them), gradient reduction overlapped with the
-//!   last backward of each chunk, then the optimizer;
+//!   last backward of each chunk, then the optimizer; under ZeRO-2 every micro-batch's
+//!   gradient pass reduce-scatters (blocking without overlap — inside the weight pass that
+//!   fills the bubble under zero-bubble schedules — else queued on the in-order DP stream as
+//!   the stage's passes, walked in schedule order back to back, issue them);
 //! - ZeRO-3 (FSDP): every layer's parameters all-gathered on the DP stream in each forward
-//!   and backward pass, prefetched one layer ahead as the generator issues them
-//!   ([`fsdp_pass`] replays that recurrence per chunk).
+//!   and backward pass, prefetched one layer ahead, and every micro-batch's reduce-scatters
+//!   between the backward's gathers, as the generator issues them ([`fsdp_pass`] replays
+//!   one pass; [`apply_fsdp`] walks each stage's passes in schedule order, carrying the DP
+//!   stream's queue from pass to pass);
+//! - hybrid sharding (`zero_group`): gathers and reduce-scatters over the shard group, then
+//!   each bucket's gradient shard all-reduced across the replica groups once per step.
 //!
 //! Deterministic and allocation-light; it never runs the engine. Context parallelism has
 //! no communication here because the generator has none yet.
@@ -29,7 +36,8 @@ use crate::config::Scenario;
 use crate::hardware::ComputeModel;
 use crate::model::{self, Kernel};
 use crate::network::AnalyticNetwork;
-use crate::plan::{GroupMask, RankGrid, Recompute, ScheduleKind};
+use crate::plan::{GroupMask, RankGrid, Recompute, ScheduleKind, ZeroGroups, hybrid_shard_ranks};
+use crate::schedule::pipeline::{self, Pass};
 use crate::schedule::{Collective, StepInputs};
 
 /// A fast-mode step estimate, seconds.
@@ -101,6 +109,9 @@ impl Costs {
 struct Comms {
     /// TP collectives around one block (sum of the before and after collectives).
     tp_block: f64,
+    /// The collective after a block (a layer's gradients are complete that much before the
+    /// layer ends, without TP overlap).
+    tp_after: f64,
     tp_overlap: bool,
     /// One MoE all-to-all.
     a2a: f64,
@@ -155,20 +166,42 @@ fn layer_times(s: &Scenario, c: &Costs, comms: &Comms, layer: u64) -> [f64; 5] {
     [fwd, bwd, tp, ep_total, w]
 }
 
-/// End of one pass of a chunk under ZeRO-3, relative to its start: layer `i` (times
-/// `layers[i]`, in pass order) waits for its parameter all-gather (`gathers[i]`), which the
-/// generator issues on the in-order DP stream once layer `i − 2` has finished (the first two
-/// at the pass start), so each gather prefetches while the previous layer computes.
-pub fn fsdp_pass(layers: &[f64], gathers: &[f64]) -> f64 {
-    let (mut dp, mut end) = (0.0f64, 0.0f64);
+/// One pass of a chunk under ZeRO-3, relative to the start of its layers, as the generator
+/// issues it on the in-order DP stream (busy until `carry` when the pass starts): layer `j`
+/// (time `layers[j]`, in pass order) waits for its parameter all-gather `gathers[j]`,
+/// issued once layer `j − 2` has finished (the first two at the pass start), so each gather
+/// prefetches while the previous layer computes. In backward, `reduces[j]` is the
+/// reduce-scatter of the bucket layer `j` completes (0 if none), ready `lead` before the
+/// layer ends (ahead of its closing TP collective) and queued right after the gather of
+/// layer `j + 1`, as FSDP's post-backward hook issues it. Returns the end of the last
+/// layer and of the DP stream.
+pub fn fsdp_pass(
+    layers: &[f64],
+    gathers: &[f64],
+    reduces: &[f64],
+    lead: f64,
+    carry: f64,
+) -> (f64, f64) {
+    let (mut dp, mut end) = (carry, 0.0f64);
     let (mut end_1, mut end_2) = (0.0f64, 0.0f64);
-    for (l, g) in layers.iter().zip(gathers) {
+    let reduce = |dp: f64, end: f64, j: usize| match reduces.get(j) {
+        Some(&r) if r > 0.0 => dp.max(end - lead) + r,
+        _ => dp,
+    };
+    for (j, (l, g)) in layers.iter().zip(gathers).enumerate() {
         dp = dp.max(end_2) + g;
-        end = end.max(dp) + l;
+        let gathered = dp;
+        if j > 0 {
+            dp = reduce(dp, end, j - 1);
+        }
+        end = end.max(gathered) + l;
         end_2 = end_1;
         end_1 = end;
     }
-    end
+    if !layers.is_empty() {
+        dp = reduce(dp, end, layers.len() - 1);
+    }
+    (end, dp)
 }
 
 /// Per-stage quantities the pipeline and DP formulas need.
@@ -176,6 +209,8 @@ pub fn fsdp_pass(layers: &[f64], gathers: &[f64]) -> f64 {
 struct Stage {
     /// Forward and backward per micro-batch over all chunks, blocking sends included.
     fwd: f64,
+    /// Forward as the pipeline fill runs it (ZeRO-3: with no reductions queued ahead).
+    fill_fwd: f64,
     bwd: f64,
     /// Weight-gradient passes (zero-bubble schedules), per micro-batch.
     w: f64,
@@ -185,6 +220,8 @@ struct Stage {
     /// Per chunk: (forward, backward) per micro-batch, and per-layer backward prefix.
     chunks: Vec<Chunk>,
     params: u64,
+    /// ZeRO-3: what the DP stream still has queued when the stage's last pass ends.
+    fsdp_tail: f64,
 }
 
 #[derive(Default, Clone)]
@@ -198,7 +235,10 @@ struct Chunk {
     /// Backward time spent before the layers (logits on the last virtual stage).
     bwd_head: f64,
     fwd_head: f64,
-    /// ZeRO-3 parameter gathers exposed in the forward and backward pass.
+    /// Weight-gradient pass per micro-batch (zero-bubble schedules).
+    w: f64,
+    /// ZeRO-3 parameter gathers (and in-pass reduce-scatters) exposed in the forward and
+    /// backward pass.
     fsdp_f: f64,
     fsdp_b: f64,
 }
@@ -250,13 +290,17 @@ impl Ctx<'_> {
         let t = &self.s.training;
         let act = (t.micro_batch * t.seq_len / p.cp.max(1) * self.s.model.hidden)
             * t.precision.activation_bytes() as u64;
-        let tp_block = if p.tp <= 1 {
-            0.0
+        let (tp_block, tp_after) = if p.tp <= 1 {
+            (0.0, 0.0)
         } else if self.inp.layer_shard().sequence_parallel {
-            self.coll(Collective::AllGather, act, GroupMask::TP)
-                + self.coll(Collective::ReduceScatter, act, GroupMask::TP)
+            let rs = self.coll(Collective::ReduceScatter, act, GroupMask::TP);
+            (
+                self.coll(Collective::AllGather, act, GroupMask::TP) + rs,
+                rs,
+            )
         } else {
-            self.coll(Collective::AllReduce, act, GroupMask::TP)
+            let ar = self.coll(Collective::AllReduce, act, GroupMask::TP);
+            (ar, ar)
         };
         let top_k = self.s.model.moe.as_ref().map_or(1, |m| m.top_k);
         let a2a = if p.ep > 1 {
@@ -273,6 +317,7 @@ impl Ctx<'_> {
         };
         Comms {
             tp_block,
+            tp_after,
             tp_overlap: p.tp_comm_overlap,
             a2a,
             p2p,
@@ -290,6 +335,7 @@ impl Ctx<'_> {
         let (m, p) = (&s.model, &s.parallelism);
         let tp = p.tp.max(1);
         let bytes_per = s.training.precision.grad_bytes();
+        let zg = ZeroGroups::of(p);
         (0..m.layers)
             .map(|layer| {
                 let routed = match &m.moe {
@@ -301,10 +347,10 @@ impl Ctx<'_> {
                 let b = |params: u64| (params as f64 * bytes_per) as u64;
                 let mut g = 0.0;
                 if dense > 0 {
-                    g += self.coll(Collective::AllGather, b(dense), GroupMask::DP);
+                    g += self.coll(Collective::AllGather, b(dense), zg.dense);
                 }
                 if expert > 0 {
-                    g += self.coll(Collective::AllGather, b(expert), GroupMask::EXPERT_DP);
+                    g += self.coll(Collective::AllGather, b(expert), zg.expert);
                 }
                 g
             })
@@ -312,17 +358,146 @@ impl Ctx<'_> {
     }
 }
 
-/// Adds the exposed ZeRO-3 gather time of both passes to a chunk.
-fn add_fsdp(ch: &mut Chunk, gathers: &[f64]) {
-    let lo = ch.lo as usize;
-    let g = &gathers[lo..lo + ch.layer_fwd.len()];
-    ch.fsdp_f = fsdp_pass(&ch.layer_fwd, g) - ch.layer_fwd.iter().sum::<f64>();
-    let rev = |v: &[f64]| v.iter().rev().copied().collect::<Vec<f64>>();
-    let bwd = rev(&ch.layer_bwd);
-    ch.fsdp_b = fsdp_pass(&bwd, &rev(g)) - bwd.iter().sum::<f64>();
+/// ZeRO-3: adds each stage's exposed parameter gathers to its passes, with gradient-reduce
+/// overlap its reduce-scatters too, by walking the stage's passes in schedule order, back
+/// to back, with the generator's in-order DP stream: [`fsdp_pass`] replays each pass's
+/// gathers (and a backward pass's reduce-scatters), a weight pass (zero-bubble schedules)
+/// queues its chunk's reduce-scatters when it ends, and a pass starts with the DP stream
+/// still busy with what the passes before it queued. The exposure is spread evenly over
+/// the micro-batches; what the DP stream still has queued when the stage's last pass ends
+/// (the last reductions, with the replica all-reduces under hybrid sharding) is its tail.
+fn apply_fsdp(ctx: &mut Ctx, st: &mut [Stage], gathers: &[f64], comms: &Comms, c: &Costs) {
+    let s = ctx.s;
+    let p = &s.parallelism;
+    let pp = st.len();
+    let m = ctx.inp.micro_batches() as u32;
+    let in_pass = p.dp > 1 && p.overlap_grad_reduce;
+    let split = comms.split;
+    // Gradients of a layer are complete when its attention backward ends, before the TP
+    // collective that closes the layer.
+    let lead = if comms.tp_overlap {
+        c.attn_b.max(comms.tp_block) - c.attn_b
+    } else {
+        comms.tp_after
+    };
+    let sum = |v: &[f64]| v.iter().sum::<f64>();
+    for (si, stage) in st.iter_mut().enumerate() {
+        let v = stage.chunks.len();
+        let bs = if p.dp > 1 {
+            buckets(ctx, stage, si == 0, si == (pp * v - 1) % pp)
+        } else {
+            Vec::new()
+        };
+        // Per chunk: gathers in forward and backward order, backward layer times, and the
+        // reduce-scatters by backward position, plain and with the replica all-reduces.
+        struct Walk {
+            g: Vec<f64>,
+            rg: Vec<f64>,
+            bwd: Vec<f64>,
+            rs: [Vec<f64>; 2],
+            fwd_in: f64,
+            bwd_in: f64,
+        }
+        let walks: Vec<Walk> = stage
+            .chunks
+            .iter()
+            .enumerate()
+            .map(|(ci, ch)| {
+                let n = ch.layer_fwd.len();
+                let hi = ch.lo + n as u64;
+                let g = gathers[ch.lo as usize..ch.lo as usize + n].to_vec();
+                let mut rs = [vec![0.0; n], vec![0.0; n]];
+                for b in bs.iter().filter(|b| b.chunk == ci && in_pass) {
+                    let j = (hi - 1 - b.lowest) as usize;
+                    rs[0][j] += b.time_rs;
+                    rs[1][j] += b.time_rs + b.time_ar;
+                }
+                let first_vs = si == 0 && ci == 0;
+                Walk {
+                    rg: g.iter().rev().copied().collect(),
+                    g,
+                    bwd: ch.layer_bwd.iter().rev().copied().collect(),
+                    rs,
+                    // Compute before the layers: the embedding, the logits backward.
+                    fwd_in: if first_vs { c.emb_f } else { 0.0 },
+                    bwd_in: ch.bwd_head,
+                }
+            })
+            .collect();
+        let order = pipeline::stage_order(p.schedule, si as u32, pp as u32, m, v as u32);
+        let grads = if split { Pass::Weight } else { Pass::Backward };
+        let mut last = vec![usize::MAX; v];
+        for (i, slot) in order.iter().enumerate() {
+            if slot.pass == grads {
+                last[slot.chunk as usize] = i;
+            }
+        }
+        // Compute clock, DP stream free time, exposed time per chunk and pass.
+        let (mut t, mut dp) = (0.0f64, 0.0f64);
+        let mut exposed = vec![(0.0f64, 0.0f64); v];
+        // The last result per chunk and pass (forward, backward, last backward) by carry:
+        // passes in a steady state repeat theirs.
+        let mut memo = vec![[(f64::NAN, (0.0, 0.0)); 3]; v];
+        let mut pass = |ci: usize, k: usize, carry: f64, run: &dyn Fn(f64) -> (f64, f64)| {
+            let slot = &mut memo[ci][k];
+            if slot.0 != carry {
+                *slot = (carry, run(carry));
+            }
+            slot.1
+        };
+        for (i, slot) in order.iter().enumerate() {
+            let ci = slot.chunk as usize;
+            let (ch, w) = (&stage.chunks[ci], &walks[ci]);
+            let is_last = i == last[ci];
+            let r = &w.rs[is_last as usize];
+            match slot.pass {
+                Pass::Forward => {
+                    let start = t + w.fwd_in;
+                    let (end, d) = pass(ci, 0, (dp - start).max(0.0), &|carry| {
+                        fsdp_pass(&ch.layer_fwd, &w.g, &[], 0.0, carry)
+                    });
+                    let x = end - sum(&ch.layer_fwd);
+                    exposed[ci].0 += x;
+                    t += ch.fwd + x;
+                    dp = dp.max(start + d);
+                }
+                Pass::Backward => {
+                    let start = t + w.bwd_in;
+                    let rs: &[f64] = if split { &[] } else { r };
+                    let (end, d) =
+                        pass(ci, 1 + is_last as usize, (dp - start).max(0.0), &|carry| {
+                            fsdp_pass(&w.bwd, &w.rg, rs, lead, carry)
+                        });
+                    let x = end - sum(&w.bwd);
+                    exposed[ci].1 += x;
+                    t += ch.bwd + x;
+                    dp = dp.max(start + d);
+                }
+                Pass::Weight => {
+                    t += ch.w;
+                    if split && in_pass {
+                        dp = dp.max(t) + sum(r);
+                    }
+                }
+            }
+        }
+        stage.fsdp_tail = (dp - t).max(0.0);
+        for (ch, w) in stage.chunks.iter().zip(&walks) {
+            let fill = fsdp_pass(&ch.layer_fwd, &w.g, &[], 0.0, 0.0).0 - sum(&ch.layer_fwd);
+            stage.fill_fwd += fill;
+        }
+        for (ch, (f, b)) in stage.chunks.iter_mut().zip(exposed) {
+            ch.fsdp_f = f / m as f64;
+            ch.fsdp_b = b / m as f64;
+            ch.fwd += ch.fsdp_f;
+            ch.bwd += ch.fsdp_b;
+            stage.fwd += ch.fsdp_f;
+            stage.bwd += ch.fsdp_b;
+        }
+    }
 }
 
-fn stages(ctx: &Ctx, c: &Costs, comms: &Comms, gathers: &[f64]) -> Vec<Stage> {
+fn stages(ctx: &Ctx, c: &Costs, comms: &Comms) -> Vec<Stage> {
     let s = ctx.s;
     let pp = s.parallelism.pp.max(1) as usize;
     let vs_layers = ctx.inp.virtual_stage_layers();
@@ -340,13 +515,11 @@ fn stages(ctx: &Ctx, c: &Costs, comms: &Comms, gathers: &[f64]) -> Vec<Stage> {
             let [f, b, tp, ep, w] = layer_times(s, c, comms, layer);
             ch.layer_fwd.push(f);
             ch.layer_bwd.push(b);
+            ch.w += w;
             st.w += w;
             st.tp += tp;
             st.ep += ep;
             st.params += s.model.layer_params(layer);
-        }
-        if !gathers.is_empty() {
-            add_fsdp(&mut ch, gathers);
         }
         if vs == 0 {
             ch.fwd_head += c.emb_f;
@@ -359,11 +532,9 @@ fn stages(ctx: &Ctx, c: &Costs, comms: &Comms, gathers: &[f64]) -> Vec<Stage> {
                 st.params += s.model.embedding_params();
             }
         }
-        ch.fwd = ch.fwd_head + ch.layer_fwd.iter().sum::<f64>() + ch.fsdp_f;
-        ch.bwd = ch.bwd_head
-            + ch.layer_bwd.iter().sum::<f64>()
-            + ch.fsdp_b
-            + if vs == 0 { c.emb_b } else { 0.0 };
+        ch.fwd = ch.fwd_head + ch.layer_fwd.iter().sum::<f64>();
+        ch.bwd =
+            ch.bwd_head + ch.layer_bwd.iter().sum::<f64>() + if vs == 0 { c.emb_b } else { 0.0 };
         if blocking && vs + 1 < total_vs {
             ch.fwd += comms.p2p;
             st.pp += comms.p2p;
@@ -373,11 +544,30 @@ fn stages(ctx: &Ctx, c: &Costs, comms: &Comms, gathers: &[f64]) -> Vec<Stage> {
             st.pp += comms.p2p;
         }
         st.fwd += ch.fwd;
+        st.fill_fwd += ch.fwd;
         st.bwd += ch.bwd;
         st.chunks.push(ch);
         lo += n;
     }
     out
+}
+
+/// ZeRO-2/3 without gradient-reduce overlap under zero-bubble schedules: each weight pass
+/// ends with a blocking reduction of its chunk's buckets (the last one's at the step's
+/// end), which fills the bubble as the weight pass does, so it counts as part of it.
+fn blocking_after_weight_passes(ctx: &mut Ctx, st: &mut [Stage], comms: &Comms) {
+    let p = &ctx.s.parallelism;
+    if !(comms.split && !p.overlap_grad_reduce && p.zero >= 2 && p.dp > 1) {
+        return;
+    }
+    let pp = st.len();
+    for (si, stage) in st.iter_mut().enumerate() {
+        let v = stage.chunks.len();
+        for b in buckets(ctx, stage, si == 0, si == (pp * v - 1) % pp) {
+            stage.chunks[b.chunk].w += b.time_rs;
+            stage.w += b.time_rs;
+        }
+    }
 }
 
 /// A DP bucket: the chunk, the first layer (lowest, completes it in backward) and its time.
@@ -387,6 +577,8 @@ struct Bucket {
     highest: u64,
     time_rs: f64,
     time_ag: f64,
+    /// Hybrid sharding: all-reduce of this rank's gradient shard across replica groups.
+    time_ar: f64,
 }
 
 /// Buckets of one stage as the generator forms them (backward order per chunk).
@@ -403,6 +595,8 @@ fn buckets(ctx: &mut Ctx, stage: &Stage, first_vs: bool, last_vs_stage: bool) ->
         Collective::AllReduce
     };
     let chunks = stage.chunks.len();
+    let zg = ZeroGroups::of(p);
+    let shard_bytes_div = hybrid_shard_ranks(p).unwrap_or(p.dp) * p.cp.max(1);
     let mut out = Vec::new();
     let mut sizes = Vec::new();
     for (ci, ch) in stage.chunks.iter().enumerate() {
@@ -430,11 +624,14 @@ fn buckets(ctx: &mut Ctx, stage: &Stage, first_vs: bool, last_vs_stage: bool) ->
     }
     for (ci, (params, lowest, highest)) in sizes {
         let bytes = ((params / tp) as f64 * grad) as u64;
-        let time_rs = ctx.coll(reduce, bytes, GroupMask::DP);
-        let time_ag = if sharded {
-            ctx.coll(Collective::AllGather, bytes, GroupMask::DP)
-        } else {
-            0.0
+        let time_rs = ctx.coll(reduce, bytes, zg.dense);
+        let (time_ag, time_ar) = match (sharded, zg.replica) {
+            (false, _) => (0.0, 0.0),
+            (true, None) => (ctx.coll(Collective::AllGather, bytes, zg.dense), 0.0),
+            (true, Some(replica)) => (
+                ctx.coll(Collective::AllGather, bytes, zg.dense),
+                ctx.coll(Collective::AllReduce, bytes / shard_bytes_div, replica),
+            ),
         };
         out.push(Bucket {
             chunk: ci,
@@ -442,6 +639,7 @@ fn buckets(ctx: &mut Ctx, stage: &Stage, first_vs: bool, last_vs_stage: bool) ->
             highest,
             time_rs,
             time_ag,
+            time_ar,
         });
     }
     out
@@ -482,7 +680,11 @@ pub fn estimate(s: &Scenario, net: &mut AnalyticNetwork) -> FastEstimate {
     let costs = Costs::new(&inp);
     let comms = ctx.comms();
     let gathers = ctx.fsdp_gathers();
-    let st = stages(&ctx, &costs, &comms, &gathers);
+    let mut st = stages(&ctx, &costs, &comms);
+    blocking_after_weight_passes(&mut ctx, &mut st, &comms);
+    if !gathers.is_empty() {
+        apply_fsdp(&mut ctx, &mut st, &gathers, &comms, &costs);
+    }
     let pipe = pipeline(
         s,
         &st,
@@ -531,10 +733,11 @@ struct Pipe {
 /// spread over `v` chunks (1F1B, interleaved), less the weight passes that fill the bubble
 /// (ZB-H1 `X − 2W`, ZB-H2 `max(X − 3W, F)`).
 fn bubble_share(kind: ScheduleKind, st: &Stage, v: f64) -> f64 {
-    let x = st.fwd + st.bwd + st.w;
+    // The fill's forwards follow forwards: no ZeRO-3 reductions queued before them.
+    let x = st.fill_fwd + st.bwd + st.w;
     match kind {
         ScheduleKind::ZbH1 => x - 2.0 * st.w,
-        ScheduleKind::ZbH2 => (x - 3.0 * st.w).max(st.fwd),
+        ScheduleKind::ZbH2 => (x - 3.0 * st.w).max(st.fill_fwd),
         _ => x / v,
     }
 }
@@ -604,6 +807,9 @@ fn data_parallel(
     let dp_group = ctx.grid.group_size(GroupMask::DP);
     let sharded = p.zero >= 1 && p.dp > 1;
     let gathers_at_start = sharded && !fsdp(s);
+    // ZeRO-2 and ZeRO-3 reduce every micro-batch's gradients.
+    let every = p.zero >= 2 && p.dp > 1;
+    let m = ctx.inp.micro_batches() as f64;
     let mut out = DpTail {
         end: 0.0,
         gather_delay: 0.0,
@@ -616,7 +822,8 @@ fn data_parallel(
         } else {
             Vec::new()
         };
-        let local = st[si].params / p.tp.max(1) / if sharded { p.dp } else { 1 };
+        let shards = hybrid_shard_ranks(p).unwrap_or(p.dp);
+        let local = st[si].params / p.tp.max(1) / if sharded { shards } else { 1 };
         let opt = t(compute, &model::kernels::adam_step(local));
         let hop = if p.pp_comm_overlap { comms.p2p } else { 0.0 };
         let stage_end = span - stage_lead(p.schedule, &st[si], si, v, hop);
@@ -624,11 +831,34 @@ fn data_parallel(
             out.gather_delay = out.gather_delay.max(gather_wait(st, si, &bs));
         }
         let reduce_all: f64 = bs.iter().map(|b| b.time_rs).sum();
-        let dp_end = if p.overlap_grad_reduce && !comms.split {
-            reduce_overlapped(&st[si], &bs, stage_end, pp)
+        let replica_all: f64 = bs.iter().map(|b| b.time_ar).sum();
+        let dp_end = if !p.overlap_grad_reduce {
+            // One blocking reduction at the end, or one per micro-batch (in the weight
+            // passes under zero-bubble schedules, [`blocking_after_weight_passes`]).
+            let blocking = match (every, comms.split) {
+                (false, _) => 1.0,
+                (true, false) => m,
+                (true, true) => 0.0,
+            };
+            stage_end + reduce_all * blocking + replica_all
+        } else if fsdp(s) {
+            // ZeRO-3 reduces inside its passes ([`apply_fsdp`]); the last one's remain.
+            stage_end + st[si].fsdp_tail
+        } else if every {
+            reduce_every_micro_batch(ctx, &st[si], si, &bs, stage_end)
         } else {
-            // Without overlap, or after the last weight pass (zero-bubble schedules).
-            stage_end + reduce_all
+            let ready = if comms.split {
+                // After the last weight pass (zero-bubble schedules).
+                vec![stage_end; bs.len()]
+            } else {
+                overlapped_ready(&st[si], &bs, stage_end, pp)
+            };
+            let last: Vec<(f64, f64)> = ready
+                .iter()
+                .zip(&bs)
+                .map(|(&at, b)| (at, b.time_rs + b.time_ar))
+                .collect();
+            drain(&last)
         };
         let mut e = dp_end.max(stage_end) + opt;
         if gathers_at_start && !p.overlap_grad_reduce {
@@ -659,14 +889,11 @@ fn gather_wait(st: &[Stage], si: usize, bs: &[Bucket]) -> f64 {
     wait
 }
 
-/// When the overlapped gradient reduction of a stage ends: each bucket is issued when the
-/// last backward of its chunk passes its lowest layer; the DP stream runs them in order.
-fn reduce_overlapped(stage: &Stage, bs: &[Bucket], stage_end: f64, pp: usize) -> f64 {
+/// When each bucket of a stage's last backward is ready for its overlapped reduction: when
+/// the last backward of its chunk passes its lowest layer.
+fn overlapped_ready(stage: &Stage, bs: &[Bucket], stage_end: f64, pp: usize) -> Vec<f64> {
     let chunks = stage.chunks.len();
-    let mut done = 0.0f64;
-    // Bucket lists are chunk-major; the generator issues chunk c's buckets when chunk c's
-    // last backward runs, so order by that time.
-    let mut order: Vec<(f64, f64)> = Vec::with_capacity(bs.len());
+    let mut ready = Vec::with_capacity(bs.len());
     for b in bs {
         let ch = &stage.chunks[b.chunk];
         // Interleaved cooldown runs chunk v-1's last backwards first, chunk 0's last.
@@ -677,11 +904,87 @@ fn reduce_overlapped(stage: &Stage, bs: &[Bucket], stage_end: f64, pp: usize) ->
         let before: f64 = ch.layer_bwd[(b.lowest - ch.lo) as usize..(hi - ch.lo) as usize]
             .iter()
             .sum();
-        order.push((start + ch.bwd_head + before, b.time_rs));
+        ready.push(start + ch.bwd_head + before);
     }
+    ready
+}
+
+/// When the in-order DP stream finishes stage `si`'s gradient reductions if each
+/// micro-batch reduces (ZeRO-2): the stage's passes in its schedule order laid back to
+/// back, ending at `stage_end` (so the cooldown's backward passes, with no forwards between,
+/// issue theirs densely); a backward pass issues each bucket as its lowest layer completes,
+/// a weight pass (zero-bubble schedules) all of its chunk's at its end; a chunk's last pass
+/// also all-reduces the shards across replica groups (hybrid sharding). Run in ready order,
+/// the stream ends at `max_k (ready_k + Σ_{j ≥ k} time_j)`, which the walk back from the
+/// end accumulates, stopping once no earlier reduction can end later.
+fn reduce_every_micro_batch(
+    ctx: &Ctx,
+    stage: &Stage,
+    si: usize,
+    bs: &[Bucket],
+    stage_end: f64,
+) -> f64 {
+    let p = &ctx.s.parallelism;
+    let chunks = stage.chunks.len();
+    let m = ctx.inp.micro_batches();
+    let order = pipeline::stage_order(
+        p.schedule,
+        si as u32,
+        p.pp.max(1) as u32,
+        m as u32,
+        chunks as u32,
+    );
+    let split = pipeline::splits_backward(p.schedule);
+    let grads = if split { Pass::Weight } else { Pass::Backward };
+    // Each bucket's readiness after its backward pass starts.
+    let offset: Vec<f64> = bs
+        .iter()
+        .map(|b| {
+            let ch = &stage.chunks[b.chunk];
+            let n = ch.layer_bwd.len();
+            ch.bwd_head
+                + ch.layer_bwd[(b.lowest - ch.lo) as usize..n]
+                    .iter()
+                    .sum::<f64>()
+        })
+        .collect();
+    // All the reductions' time: what any earlier one can still add.
+    let mut left: f64 = bs.iter().map(|b| m as f64 * b.time_rs + b.time_ar).sum();
+    let mut seen = vec![false; chunks];
+    let (mut after, mut end) = (0.0f64, 0.0f64);
+    let mut t = stage_end;
+    for slot in order.iter().rev() {
+        if t + after + left <= end {
+            break;
+        }
+        let c = slot.chunk as usize;
+        let ch = &stage.chunks[c];
+        let start = t - match slot.pass {
+            Pass::Forward => ch.fwd,
+            Pass::Backward => ch.bwd,
+            Pass::Weight => ch.w,
+        };
+        if slot.pass == grads {
+            let last = !std::mem::replace(&mut seen[c], true);
+            // Buckets are in backward order: latest first.
+            for (b, off) in bs.iter().zip(&offset).rev().filter(|(b, _)| b.chunk == c) {
+                let ready = if split { t } else { start + off };
+                let time = b.time_rs + if last { b.time_ar } else { 0.0 };
+                after += time;
+                left -= time;
+                end = end.max(ready + after);
+            }
+        }
+        t = start;
+    }
+    end
+}
+
+/// When the in-order DP stream finishes reductions `(ready, time)`, run in ready order.
+fn drain(reductions: &[(f64, f64)]) -> f64 {
+    let mut order = reductions.to_vec();
     order.sort_by(|a, b| a.0.total_cmp(&b.0));
-    for (ready, time) in order {
-        done = done.max(ready) + time;
-    }
-    done
+    order
+        .iter()
+        .fold(0.0f64, |done, &(ready, time)| done.max(ready) + time)
 }
