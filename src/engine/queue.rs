@@ -90,6 +90,9 @@ impl RadixHeap {
 
     #[inline]
     pub fn pop(&mut self) -> Option<(Nanos, u64)> {
+        if self.early.is_empty() {
+            return self.pop_bucket();
+        }
         if self.len == 0 {
             return None;
         }
@@ -108,6 +111,26 @@ impl RadixHeap {
                 item
             }
         };
+        if let Some((k, _)) = item {
+            self.len -= 1;
+            self.popped = k;
+        }
+        item
+    }
+
+    /// `pop` when no early key is pending: bucket 0 holds the minimum after a refill.
+    #[inline]
+    fn pop_bucket(&mut self) -> Option<(Nanos, u64)> {
+        if self.occupied & 1 == 0 {
+            if self.occupied == 0 {
+                return None;
+            }
+            self.refill();
+        }
+        let item = self.buckets[0].pop();
+        if self.buckets[0].is_empty() {
+            self.occupied &= !1;
+        }
         if let Some((k, _)) = item {
             self.len -= 1;
             self.popped = k;
