@@ -1345,6 +1345,7 @@ impl<'a> Builder<'a> {
 
     /// Reduces one bucket's gradients once `dep` is done: over data parallelism, then
     /// (DualPipe) with the other copy of the piece. Returns the last op.
+    ///
     /// The copies' all-reduce runs once, with the step's `last_reduce`: what earlier
     /// per-micro-batch reductions leave accumulates on the rank until then.
     fn reduce_bucket(
@@ -1387,7 +1388,8 @@ impl<'a> Builder<'a> {
         let c = match self.mirror.get(&key) {
             Some(&c) => c,
             None => {
-                let shard = if sharded { par.dp } else { 1 };
+                // What the DP reduction leaves on the rank: its shard-group share.
+                let shard = if sharded { self.shard_ranks() } else { 1 };
                 let bytes = (b.params / par.tp.max(1)) as f64 * grad_bytes / shard as f64;
                 let (a, z) = (sb.stage, self.pp - 1 - sb.stage);
                 let group = GroupRef::P2p {
