@@ -429,6 +429,21 @@ fn cp_must_divide_seq_len() {
 }
 
 #[test]
+fn zero_group_must_split_dp_evenly_and_needs_zero() {
+    let ok = load(BASE, &["parallelism.zero_group=2", "parallelism.zero=3"]).unwrap();
+    assert_eq!(ok.parallelism.zero_group, Some(2));
+    let (e, shown) = fails(BASE, &["parallelism.zero_group=3", "parallelism.zero=3"]);
+    assert_eq!(e.field, "parallelism.zero_group");
+    assert!(
+        shown.contains("zero_group=3 must divide dp=4") && shown.contains("allowed: 1, 2, 4"),
+        "{shown}"
+    );
+    let (e, shown) = fails(BASE, &["parallelism.zero_group=2", "parallelism.zero=0"]);
+    assert_eq!(e.field, "parallelism.zero_group");
+    assert!(shown.contains("needs ZeRO sharding"), "{shown}");
+}
+
+#[test]
 fn zero_stage_must_be_0_to_3() {
     let (e, shown) = fails(&replace("  dp: 4", "  dp: 4\n  zero: 4"), &[]);
     assert_at(&e, 13, "parallelism.zero");

@@ -36,6 +36,7 @@ pub fn validate(s: &Scenario, root: &Node) -> Check {
     v.batch()?;
     v.schedule()?;
     v.expert_parallel()?;
+    v.hybrid_sharding()?;
     v.precision()?;
     v.timeline()
 }
@@ -510,6 +511,38 @@ impl Rules<'_> {
                 list(&divisors(gcd(p.dp, moe.experts)))
             )
         })
+    }
+
+    /// `zero_group` splits data parallelism into equal shard groups of whole
+    /// expert-parallel groups, and only shards what ZeRO shards.
+    fn hybrid_sharding(&self) -> Check {
+        let p = &self.s.parallelism;
+        let Some(g) = p.zero_group else {
+            return Ok(());
+        };
+        self.ensure(p.zero >= 1, "parallelism.zero_group", || {
+            format!(
+                "zero_group={g} needs ZeRO sharding (parallelism.zero 1-3), but zero={}",
+                p.zero
+            )
+        })?;
+        let ep = p.ep.max(1);
+        self.ensure(
+            g >= 1 && p.dp.is_multiple_of(g) && g.is_multiple_of(ep),
+            "parallelism.zero_group",
+            || {
+                let allowed: Vec<u64> = divisors(p.dp)
+                    .into_iter()
+                    .filter(|d| d.is_multiple_of(ep))
+                    .collect();
+                format!(
+                    "zero_group={g} must divide dp={} into equal shard groups of whole \
+                     ep={ep} groups; allowed: {}",
+                    p.dp,
+                    list(&allowed)
+                )
+            },
+        )
     }
 
     fn context_parallel(&self) -> Check {
