@@ -5,10 +5,7 @@
 use std::time::Instant;
 
 use clustersim::faults::LinkFaults;
-use clustersim::fixtures::toy_scenario;
-use clustersim::model::{FfnKind, ModelSpec};
 use clustersim::network::{AnalyticNetwork, NetworkMode};
-use clustersim::plan::Recompute;
 use clustersim::sim::{StepOptions, simulate_step_faulty, simulate_step_on};
 
 /// CPU seconds this process has used (Linux `/proc/self/stat` utime + stime, 100 Hz
@@ -22,22 +19,7 @@ fn cpu_s() -> f64 {
 }
 
 fn main() {
-    let mut s = toy_scenario(8, 16, 128, 126, 2048);
-    s.name = "llama3-405b-16k".into();
-    s.model = ModelSpec {
-        name: "llama3-405b".into(),
-        layers: 126,
-        hidden: 16384,
-        heads: 128,
-        kv_heads: 8,
-        ffn_hidden: 53248,
-        ffn: FfnKind::Swiglu,
-        vocab: 128256,
-        moe: None,
-        tied_embeddings: false,
-    };
-    s.training.seq_len = 8192;
-    s.training.recompute = Recompute::Selective;
+    let mut s = clustersim::fixtures::llama3_405b_16k();
     s.cluster.nodes = 2048;
     s.cluster.name = "dgx-h100-16k".into();
     let opts = StepOptions::default();

@@ -458,16 +458,7 @@ mod tests {
             dp,
             ep,
             cp,
-            sequence_parallel: true,
-            schedule: ScheduleKind::OneFOneB,
-            virtual_stages: 1,
-            zero: 1,
-            overlap_grad_reduce: true,
-            tp_comm_overlap: false,
-            pp_comm_overlap: true,
-            stage_layers: None,
-            bucket_params: 40_000_000,
-            zero_group: None,
+            ..ParallelismSpec::default()
         }
     }
 
