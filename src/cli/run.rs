@@ -112,9 +112,10 @@ fn simulate_run(
     let rep = run::simulate_run(scenario, &steps, &run_opts)?;
     opts.run = serde_json::to_value(&rep).ok();
     let (events, samples) = (rep.events.clone(), rep.samples.clone());
+    let name = scenario.name.clone();
     opts.extra = Some(ExtraFiles(std::sync::Arc::new(move |dir: &Path| {
         let mut names = vec![run::report::write_csv(dir, &events)?];
-        let chart = report::charts::run::progress_chart(dir, &samples);
+        let chart = report::charts::run::progress_chart(dir, &samples, &events, &name);
         names.extend(chart.map_err(|e| e.to_string())?);
         Ok(names)
     })));

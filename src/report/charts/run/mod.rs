@@ -1,6 +1,6 @@
-//! Charts of the long-horizon run: progress and goodput over time (`run_progress`),
-//! goodput against checkpoint interval (`checkpoint`) and job MTBF against GPU count
-//! (log-log), each a line chart with optional vertical marks.
+//! Charts of the long-horizon run: progress and goodput over time (`run_progress`,
+//! [`progress`]), goodput against checkpoint interval (`checkpoint`) and job MTBF against
+//! GPU count (log-log); the last two are line charts with optional vertical marks.
 //!
 //! Draws what `run` computed ([`ProgressSample`], [`CheckpointCurve`]); must not simulate
 //! or fit anything.
@@ -14,8 +14,10 @@ use plotters::prelude::*;
 use super::{Chart, DrawResult, render};
 use crate::report::ReportError;
 use crate::report::fonts::FAMILY;
-use crate::run::report::ProgressSample;
+use crate::run::report::{ProgressSample, RunEvent};
 use crate::run::sweep::CheckpointCurve;
+
+pub mod progress;
 
 pub const PROGRESS: &str = "run_progress";
 pub const CHECKPOINT: &str = "checkpoint";
@@ -78,33 +80,18 @@ where
     }
 }
 
-/// Progress (share of the final step count, blue) and cumulative goodput (green) against
-/// days, as `run_progress.png` / `.svg` in `dir`; returns the file names.
-pub fn progress_chart(dir: &Path, samples: &[ProgressSample]) -> Result<Vec<String>, ReportError> {
-    let last = samples.last().copied().unwrap_or(ProgressSample {
-        time_s: 1.0,
-        steps: 1.0,
-        productive_s: 1.0,
-    });
-    let days = (last.time_s / 86_400.0).max(1e-9);
-    let steps = last.steps.max(1e-9);
-    let progress: Vec<(f64, f64)> = samples
-        .iter()
-        .map(|s| (s.time_s / 86_400.0, s.steps / steps))
-        .collect();
-    let goodput: Vec<(f64, f64)> = samples
-        .iter()
-        .filter(|s| s.time_s > 0.0)
-        .map(|s| (s.time_s / 86_400.0, s.productive_s / s.time_s))
-        .collect();
-    let chart = LineChart {
-        x: 0.0..days,
-        y: 0.0..1.0,
-        series: vec![(progress, BLUE), (goodput, GREEN)],
-        marks: vec![],
-        title: "Run progress (blue) and goodput (green)",
-        x_desc: "days",
-        y_desc: "fraction",
+/// Progress and cumulative goodput against days, with every failure and restart from a
+/// checkpoint marked ([`progress`]), as `run_progress.png` / `.svg` in `dir`; `name` (the
+/// scenario) goes in the title. Returns the file names.
+pub fn progress_chart(
+    dir: &Path,
+    samples: &[ProgressSample],
+    events: &[RunEvent],
+    name: &str,
+) -> Result<Vec<String>, ReportError> {
+    let chart = progress::ProgressChart {
+        data: progress::ProgressData::new(samples, events),
+        name: name.to_string(),
     };
     render(dir, PROGRESS, &chart)
 }
@@ -184,12 +171,12 @@ mod tests {
                 productive_s: i as f64 * 3000.0,
             })
             .collect();
-        let names = progress_chart(&dir, &samples).unwrap();
+        let names = progress_chart(&dir, &samples, &[], "toy").unwrap();
         assert_eq!(names, ["run_progress.png", "run_progress.svg"]);
         mtbf_chart(&dir, &[(8.0, 1000.0), (64.0, 120.0), (512.0, 16.0)]).unwrap();
         assert!(dir.join("run_progress.png").exists() && dir.join("mtbf_vs_gpus.svg").exists());
         let svg = std::fs::read_to_string(dir.join("run_progress.svg")).unwrap();
-        assert!(svg.contains("Run progress"), "text drawn");
+        assert!(svg.contains("Run progress and goodput — toy"), "text drawn");
         std::fs::remove_dir_all(&dir).ok();
     }
 }
