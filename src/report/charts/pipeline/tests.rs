@@ -177,7 +177,10 @@ fn png_and_svg_show_recompute_on_every_block_that_has_it() {
     let hex = |c: RGBColor| format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2);
     let (backward, recompute) = (hex(Kind::Backward.color()), hex(Kind::Recompute.color()));
     // Blocks, not the legend's swatch.
-    let blocks: Vec<_> = rects.iter().filter(|r| r.4 == backward && r.3 > 20).collect();
+    let blocks: Vec<_> = rects
+        .iter()
+        .filter(|r| r.4 == backward && r.3 > 20)
+        .collect();
     assert_eq!(blocks.len(), 64);
     let in_svg = blocks
         .iter()
