@@ -92,12 +92,12 @@ pub fn table(c: &CheckpointCurve) -> String {
 }
 
 /// Writes `checkpoint.json` and the chart into `dir`.
-pub fn write(dir: &Path, c: &CheckpointCurve) -> CliResult {
+pub fn write(dir: &Path, c: &CheckpointCurve, name: &str) -> CliResult {
     let io = |e: std::io::Error| CliError::internal(format!("{}: {e}", dir.display()));
     std::fs::create_dir_all(dir).map_err(io)?;
     let json = serde_json::to_string_pretty(c).map_err(|e| CliError::internal(e.to_string()))?;
     std::fs::write(dir.join("checkpoint.json"), json + "\n").map_err(io)?;
-    crate::report::charts::run::checkpoint_chart(dir, c)
+    crate::report::charts::run::checkpoint_chart(dir, c, name)
         .map(|_| ())
         .map_err(|e| CliError::internal(e.to_string()))
 }
@@ -112,7 +112,7 @@ pub fn run(args: &CheckpointArgs) -> CliResult {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("output").join(&s.name));
-    write(&dir, &c)
+    write(&dir, &c, &s.name)
 }
 
 #[cfg(test)]
@@ -137,7 +137,7 @@ mod tests {
         assert_eq!(c.curve.len(), 12);
         assert!(c.optimum_interval_s > 300.0 && c.optimum_interval_s < 14_400.0);
         let dir = std::env::temp_dir().join(format!("clustersim-ckpt-{}", std::process::id()));
-        write(&dir, &c).unwrap();
+        write(&dir, &c, "toy").unwrap();
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("checkpoint.json")).unwrap())
                 .unwrap();

@@ -1,6 +1,6 @@
 //! Charts of the long-horizon run: progress and goodput over time (`run_progress`,
-//! [`progress`]), goodput against checkpoint interval (`checkpoint`) and job MTBF against
-//! GPU count (log-log); the last two are line charts with optional vertical marks.
+//! [`progress`]), goodput against checkpoint interval (`checkpoint`, [`checkpoint`]) and
+//! job MTBF against GPU count (log-log, a plain line chart).
 //!
 //! Draws what `run` computed ([`ProgressSample`], [`CheckpointCurve`]); must not simulate
 //! or fit anything.
@@ -17,6 +17,7 @@ use crate::report::fonts::FAMILY;
 use crate::run::report::{ProgressSample, RunEvent};
 use crate::run::sweep::CheckpointCurve;
 
+pub mod checkpoint;
 pub mod progress;
 
 pub const PROGRESS: &str = "run_progress";
@@ -96,38 +97,17 @@ pub fn progress_chart(
     render(dir, PROGRESS, &chart)
 }
 
-/// Goodput against checkpoint interval (log x) with its 95 % band; marks: fitted optimum
-/// (red), Young (blue), Daly (green). Written as `checkpoint.png` / `.svg` in `dir`.
-pub fn checkpoint_chart(dir: &Path, c: &CheckpointCurve) -> Result<Vec<String>, ReportError> {
-    let points = |f: fn(&crate::run::Estimate) -> f64| -> Vec<(f64, f64)> {
-        c.curve
-            .iter()
-            .map(|p| (p.interval_s / 60.0, f(&p.goodput)))
-            .collect()
-    };
-    let (mean, lo, hi) = (
-        points(|g| g.mean),
-        points(|g| g.ci95_low),
-        points(|g| g.ci95_high),
-    );
-    let xs = || mean.iter().map(|p| p.0);
-    let (x0, x1) = (xs().fold(f64::INFINITY, f64::min), xs().fold(0.0, f64::max));
-    let ys = || lo.iter().chain(&hi).map(|p| p.1).filter(|v| v.is_finite());
-    let (y0, y1) = (ys().fold(1.0, f64::min), ys().fold(0.0, f64::max));
-    let pad = ((y1 - y0) * 0.05).max(1e-4);
-    let grey = RGBColor(170, 170, 170);
-    let chart = LineChart {
-        x: (x0.max(1e-9)..x1.max(x0 * 1.0001)).log_scale(),
-        y: (y0 - pad)..(y1 + pad),
-        series: vec![(lo, grey), (hi, grey), (mean, BLACK)],
-        marks: vec![
-            (c.optimum_interval_s / 60.0, RED),
-            (c.young_interval_s / 60.0, BLUE),
-            (c.daly_interval_s / 60.0, GREEN),
-        ],
-        title: "Goodput vs checkpoint interval",
-        x_desc: "interval (min)",
-        y_desc: "goodput",
+/// Goodput against checkpoint interval with its 95 % band and the optimum, Young and
+/// Daly intervals marked and labelled ([`checkpoint`]), as `checkpoint.png` / `.svg` in
+/// `dir`; `name` (the scenario) goes in the title. Returns the file names.
+pub fn checkpoint_chart(
+    dir: &Path,
+    c: &CheckpointCurve,
+    name: &str,
+) -> Result<Vec<String>, ReportError> {
+    let chart = checkpoint::CheckpointChart {
+        curve: c,
+        name: name.to_string(),
     };
     render(dir, CHECKPOINT, &chart)
 }
