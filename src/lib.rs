@@ -21,3 +21,4 @@ pub mod sim;
 pub mod sweep;
 pub mod units;
 pub mod validate;
+pub mod vocab;

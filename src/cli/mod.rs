@@ -49,6 +49,12 @@ impl fmt::Display for CliError {
     }
 }
 
+impl From<crate::config::ConfigError> for CliError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        CliError::BadInput(e.to_string())
+    }
+}
+
 impl From<crate::engine::EngineError> for CliError {
     fn from(e: crate::engine::EngineError) -> Self {
         CliError::Internal(e.to_string())

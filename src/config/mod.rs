@@ -18,6 +18,7 @@ pub mod overrides;
 pub mod presets;
 pub mod raw;
 pub mod resolve;
+pub mod run_spec;
 pub mod tree;
 pub mod validate;
 
@@ -30,7 +31,7 @@ use crate::hardware::ClusterSpec;
 use crate::model::ModelSpec;
 use crate::network::NetworkSpec;
 use crate::plan::{ParallelismSpec, TrainingSpec};
-use crate::run::{CheckpointSpec, RunSpec};
+use run_spec::{CheckpointSpec, RunSpec};
 
 /// Which ranks the timeline shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
@@ -113,12 +114,6 @@ impl ConfigError {
         }
         out.push_str(&self.message);
         out
-    }
-}
-
-impl From<ConfigError> for crate::cli::CliError {
-    fn from(e: ConfigError) -> Self {
-        crate::cli::CliError::BadInput(e.to_string())
     }
 }
 

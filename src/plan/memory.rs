@@ -13,14 +13,14 @@
 //!   keeps 6 bytes (fp32 master + two 1-byte moments), offload moves state to the host.
 //!
 //! Must not: know about time, graphs or the engine. It reads the pipeline order from
-//! [`crate::schedule::pipeline`] only to count micro-batches in flight.
+//! [`super::pipeline`] only to count micro-batches in flight.
 
 use serde::Serialize;
 
+use super::pipeline::{self, Pass};
 use super::{Finetune, Optimizer, ParallelismSpec, Recompute, ScheduleKind, TrainingSpec};
 use crate::hardware::Precision;
 use crate::model::ModelSpec;
-use crate::schedule::pipeline::{self, Pass};
 
 const GB: f64 = 1e9;
 

@@ -12,6 +12,7 @@
 //! `r / gpus_per_node`). Pure arithmetic; no allocation on the hot lookups.
 
 pub mod memory;
+pub mod pipeline;
 
 pub use memory::{MemoryReport, OutOfMemory};
 

@@ -13,7 +13,8 @@
 //! to the network. Deterministic: same inputs, same graph. Measures no time itself.
 
 pub mod graph;
-pub mod pipeline;
+/// Pipeline orders are part of the plan; re-exported where the op graph uses them.
+pub use crate::plan::pipeline;
 
 use std::collections::{HashMap, VecDeque};
 
