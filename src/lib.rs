@@ -14,6 +14,7 @@ pub mod hardware;
 pub mod model;
 pub mod network;
 pub mod plan;
+pub mod pricing;
 pub mod report;
 pub mod run;
 pub mod schedule;

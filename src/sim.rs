@@ -13,8 +13,8 @@ use crate::hardware::ComputeModel;
 use crate::network::{
     AnalyticNetwork, AnyNetwork, FlowNetwork, Network, NetworkMode, NetworkSettings,
 };
-use crate::plan::memory::{self as mem, MemoryInputs, MemoryReport};
 use crate::plan::{RankGrid, Recompute};
+use crate::pricing::memory::{self as mem, MemoryInputs, MemoryReport};
 use crate::schedule::{self, Category, StepGraph, StepInputs};
 use crate::units::ns_to_secs;
 
