@@ -24,8 +24,10 @@ pub struct StateBytes {
     pub optimizer: f64,
 }
 
-impl StateBytes {
-    pub fn add(self, b: StateBytes) -> StateBytes {
+impl std::ops::Add for StateBytes {
+    type Output = StateBytes;
+
+    fn add(self, b: StateBytes) -> StateBytes {
         StateBytes {
             weights: self.weights + b.weights,
             grads: self.grads + b.grads,

@@ -214,11 +214,11 @@ fn stage_model_states(
             optimizer: 0.0,
         };
         let base = model_state_bytes(dense, frozen, p.zero, d_shards)
-            .add(model_state_bytes(expert, frozen, p.zero, e_shards));
-        base.add(model_state_bytes(lora, bytes, p.zero, d_shards))
+            + model_state_bytes(expert, frozen, p.zero, e_shards);
+        base + model_state_bytes(lora, bytes, p.zero, d_shards)
     } else {
         model_state_bytes(dense, bytes, p.zero, d_shards)
-            .add(model_state_bytes(expert, bytes, p.zero, e_shards))
+            + model_state_bytes(expert, bytes, p.zero, e_shards)
     };
     if t.offload_optimizer {
         out.optimizer = 0.0;
