@@ -31,7 +31,8 @@ from nbclient.exceptions import CellExecutionError
 
 path = sys.argv[1]
 nb = nbformat.read(path, as_version=4)
-client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": "."}})
+client = NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
+                        resources={"metadata": {"path": "."}})
 start = time.time()
 try:
     client.execute()
