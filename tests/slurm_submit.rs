@@ -154,6 +154,87 @@ fn assert_refused(o: &Output, f: &Fake, needles: &[&str]) {
 }
 
 #[test]
+fn cpus_per_task_beyond_every_node_of_the_partition_is_refused() {
+    if !have_bash() {
+        return;
+    }
+    // The default partition `small` has 2-CPU nodes: 8 CPUs per task would pend forever.
+    let f = Fake::new("cpus-refused");
+    let o = f.submit(&[("CPUS_PER_TASK", "8")]);
+    assert_refused(
+        &o,
+        &f,
+        &["CPUS_PER_TASK=8", "'small'", "2 CPUs", "PartitionConfig"],
+    );
+    assert!(f.log("sinfo.args").contains("-p small"));
+}
+
+#[test]
+fn cpus_per_task_defaults_to_at_most_what_the_largest_node_offers() {
+    if !have_bash() {
+        return;
+    }
+    let f = Fake::new("cpus-default");
+    let o = f.submit(&[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let calls = f.log("sbatch.args");
+    let array = calls.lines().next().unwrap();
+    assert!(array.contains("--cpus-per-task=2"), "{array}");
+    assert!(array.contains("--partition=small"), "{array}");
+
+    // On 32-CPU nodes the default stays 8.
+    let f = Fake::new("cpus-default-big");
+    let o = f.submit(&[("SBATCH_EXTRA", "--partition=big --account=proj")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let calls = f.log("sbatch.args");
+    let array = calls.lines().next().unwrap();
+    assert!(array.contains("--cpus-per-task=8"), "{array}");
+    assert!(array.contains("--account=proj"), "{array}");
+}
+
+#[test]
+fn the_partition_named_in_sbatch_extra_or_sbatch_partition_is_the_one_checked() {
+    if !have_bash() {
+        return;
+    }
+    for extra in ["--partition=big", "--partition big", "-p big", "-pbig"] {
+        let f = Fake::new("part-big");
+        let o = f.submit(&[("SBATCH_EXTRA", extra), ("CPUS_PER_TASK", "32")]);
+        assert!(o.status.success(), "{extra}: {}", stderr(&o));
+        assert!(f.log("sbatch.args").contains("--cpus-per-task=32"));
+        let f = Fake::new("part-big-over");
+        let o = f.submit(&[("SBATCH_EXTRA", extra), ("CPUS_PER_TASK", "33")]);
+        assert_refused(&o, &f, &["CPUS_PER_TASK=33", "'big'", "32 CPUs"]);
+    }
+    let f = Fake::new("part-env");
+    let o = f.submit(&[("SBATCH_PARTITION", "big"), ("CPUS_PER_TASK", "16")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let f = Fake::new("part-missing");
+    let o = f.submit(&[("SBATCH_EXTRA", "--partition=gpu")]);
+    assert_refused(&o, &f, &["partition 'gpu' has no nodes"]);
+}
+
+#[test]
+fn time_limit_beyond_the_partition_limit_is_refused_and_the_default_fits() {
+    if !have_bash() {
+        return;
+    }
+    let f = Fake::new("time-refused");
+    let o = f.submit(&[("FAKE_TIMELIMIT", "1:00:00"), ("TIME_LIMIT", "2:00:00")]);
+    assert_refused(&o, &f, &["TIME_LIMIT=2:00:00", "1:00:00"]);
+
+    let f = Fake::new("time-default");
+    let o = f.submit(&[("FAKE_TIMELIMIT", "30:00")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(f.log("sbatch.args").contains("--time=30:00"));
+
+    let f = Fake::new("time-days");
+    let o = f.submit(&[("FAKE_TIMELIMIT", "1-00:00:00"), ("TIME_LIMIT", "23:59:00")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(f.log("sbatch.args").contains("--time=23:59:00"));
+}
+
+#[test]
 fn an_output_folder_holding_an_earlier_run_is_refused() {
     if !have_bash() {
         return;
