@@ -167,6 +167,10 @@ fn cpus_per_task_beyond_every_node_of_the_partition_is_refused() {
         &["CPUS_PER_TASK=8", "'small'", "2 CPUs", "PartitionConfig"],
     );
     assert!(f.log("sinfo.args").contains("-p small"));
+    assert!(
+        !f.out().exists(),
+        "a refused submission leaves no output folder"
+    );
 }
 
 #[test]
