@@ -97,7 +97,8 @@ pub fn write(dir: &Path, c: &CheckpointCurve) -> CliResult {
     std::fs::create_dir_all(dir).map_err(io)?;
     let json = serde_json::to_string_pretty(c).map_err(|e| CliError::internal(e.to_string()))?;
     std::fs::write(dir.join("checkpoint.json"), json + "\n").map_err(io)?;
-    run::chart::checkpoint_chart(&dir.join("checkpoint"), c, run::chart::embedded_font())
+    crate::report::charts::run::checkpoint_chart(dir, c)
+        .map(|_| ())
         .map_err(|e| CliError::internal(e.to_string()))
 }
 

@@ -125,7 +125,7 @@ fn options(args: &CompareArgs, plan: &Plan) -> Result<CompareOptions, CliError> 
 pub fn write_outputs(dir: &Path, t: &CompareTable) -> CliResult {
     compare::write_table(dir, t)
         .map_err(|e| CliError::internal(format!("{}: {e}", dir.display())))?;
-    if let Err(e) = crate::sweep::charts::compare_charts(t, dir) {
+    if let Err(e) = crate::report::charts::compare::compare_charts(t, dir) {
         eprintln!("warning: charts not written: {e}");
     }
     println!("wrote {}", dir.join("compare.csv").display());

@@ -113,7 +113,10 @@ fn simulate_run(
     opts.run = serde_json::to_value(&rep).ok();
     let (events, samples) = (rep.events.clone(), rep.samples.clone());
     opts.extra = Some(ExtraFiles(std::sync::Arc::new(move |dir: &Path| {
-        run::report::write_files(dir, &events, &samples, run::chart::embedded_font())
+        let mut names = vec![run::report::write_csv(dir, &events)?];
+        let chart = report::charts::run::progress_chart(dir, &samples);
+        names.extend(chart.map_err(|e| e.to_string())?);
+        Ok(names)
     })));
     Ok(rep)
 }
