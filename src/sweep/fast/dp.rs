@@ -235,18 +235,7 @@ fn reduce_every_micro_batch(
     );
     let split = pipeline::splits_backward(p.schedule);
     let grads = if split { Pass::Weight } else { Pass::Backward };
-    // Each bucket's readiness after its backward pass starts.
-    let offset: Vec<f64> = bs
-        .iter()
-        .map(|b| {
-            let ch = &stage.chunks[b.chunk];
-            let n = ch.layer_bwd.len();
-            ch.bwd_head
-                + ch.layer_bwd[(b.lowest - ch.lo) as usize..n]
-                    .iter()
-                    .sum::<f64>()
-        })
-        .collect();
+    let offset = ready_offsets(stage, bs);
     // All the reductions' time: what any earlier one can still add.
     let mut left: f64 = bs.iter().map(|b| m as f64 * b.time_rs + b.time_ar).sum();
     let mut seen = vec![false; chunks];
@@ -277,6 +266,21 @@ fn reduce_every_micro_batch(
         t = start;
     }
     end
+}
+
+/// Each bucket's readiness after its backward pass starts: once the pass is past its
+/// lowest layer.
+fn ready_offsets(stage: &Stage, bs: &[TimedBucket]) -> Vec<f64> {
+    bs.iter()
+        .map(|b| {
+            let ch = &stage.chunks[b.chunk];
+            let n = ch.layer_bwd.len();
+            ch.bwd_head
+                + ch.layer_bwd[(b.lowest - ch.lo) as usize..n]
+                    .iter()
+                    .sum::<f64>()
+        })
+        .collect()
 }
 
 /// When the in-order DP stream finishes reductions `(ready, time)`, run in ready order.

@@ -10,7 +10,7 @@
 use super::Ctx;
 use super::dp::{TimedBucket, timed_buckets};
 use super::stages::{Comms, Stage};
-use crate::plan::pipeline::{self, Pass};
+use crate::plan::pipeline::{self, Pass, Slot};
 use crate::pricing::OpCosts;
 
 /// One pass of a chunk under ZeRO-3, relative to the start of its layers, as the generator
@@ -95,6 +95,18 @@ fn chunk_walks(
     stage.chunks.iter().enumerate().map(chunk_walk).collect()
 }
 
+/// Index in `order` of each chunk's last gradient pass (the weight pass when `split`).
+fn last_gradient_passes(order: &[Slot], split: bool, chunks: usize) -> Vec<usize> {
+    let grads = if split { Pass::Weight } else { Pass::Backward };
+    let mut last = vec![usize::MAX; chunks];
+    for (i, slot) in order.iter().enumerate() {
+        if slot.pass == grads {
+            last[slot.chunk as usize] = i;
+        }
+    }
+    last
+}
+
 fn sum(v: &[f64]) -> f64 {
     v.iter().sum::<f64>()
 }
@@ -113,13 +125,7 @@ fn walk_passes(
     let v = stage.chunks.len();
     let m = ctx.inp.micro_batches() as u32;
     let order = pipeline::stage_order(p.schedule, si as u32, p.pp.max(1) as u32, m, v as u32);
-    let grads = if split { Pass::Weight } else { Pass::Backward };
-    let mut last = vec![usize::MAX; v];
-    for (i, slot) in order.iter().enumerate() {
-        if slot.pass == grads {
-            last[slot.chunk as usize] = i;
-        }
-    }
+    let last = last_gradient_passes(&order, split, v);
     // Compute clock, DP stream free time, exposed time per chunk and pass.
     let (mut t, mut dp) = (0.0f64, 0.0f64);
     let mut exposed = vec![(0.0f64, 0.0f64); v];
