@@ -7,7 +7,7 @@
 //!
 //! ```no_run
 //! let out = clustersim::Simulation::from_file("scenarios/llama3-70b-1k.yaml")?
-//!     .with_overrides(&["parallelism.tp=4"])?
+//!     .with_overrides(&["parallelism.tp=4", "parallelism.dp=64"])?
 //!     .run()?;
 //! println!("{:.3} s per step", out.metrics().step_time_s);
 //! # Ok::<(), clustersim::Error>(())

@@ -25,7 +25,7 @@ use crate::sim::{self, StepMetrics, StepOptions, StepResult};
 /// use clustersim::{NetworkMode, Simulation};
 ///
 /// let out = Simulation::from_file("scenarios/llama3-70b-1k.yaml")?
-///     .with_overrides(&["parallelism.tp=4"])?
+///     .with_overrides(&["parallelism.tp=4", "parallelism.dp=64"])?
 ///     .with_seed(7)
 ///     .with_network(NetworkMode::Contention)
 ///     .run()?;
