@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use super::error::{Error, Result};
 use super::input::{ScenarioInput, scenario_constructors};
 use crate::config::Scenario;
+use crate::report;
 use crate::run::sweep::{CheckpointCurve, checkpoint_sweep, parse_intervals};
 use crate::run::{self, RunOptions, RunSetup, StepTimeSource};
 
@@ -121,11 +122,10 @@ fn write_curve(dir: &Path, c: &CheckpointCurve) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(Error::write(dir))?;
     let json = serde_json::to_string_pretty(c).map_err(Error::internal)?;
     std::fs::write(dir.join("checkpoint.json"), json + "\n").map_err(Error::write(dir))?;
-    run::chart::checkpoint_chart(&dir.join("checkpoint"), c, run::chart::embedded_font())
-        .map_err(Error::internal)?;
-    Ok(["checkpoint.json", "checkpoint.png", "checkpoint.svg"]
-        .map(|f| dir.join(f))
-        .to_vec())
+    let charts = report::charts::run::checkpoint_chart(dir, c).map_err(Error::internal)?;
+    let mut files = vec![dir.join("checkpoint.json")];
+    files.extend(charts.iter().map(|f| dir.join(f)));
+    Ok(files)
 }
 
 #[cfg(test)]

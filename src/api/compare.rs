@@ -245,7 +245,7 @@ impl CompareOutputs {
             files: vec![dir.join("compare.csv"), dir.join("compare.json")],
             warnings: Vec::new(),
         };
-        match crate::sweep::charts::compare_charts(&self.table, dir) {
+        match crate::report::charts::compare::compare_charts(&self.table, dir) {
             Ok(charts) => out.files.extend(charts),
             Err(e) => out.warnings.push(format!("charts not written: {e}")),
         }

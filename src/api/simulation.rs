@@ -213,7 +213,10 @@ impl RunOutputs {
             opts.run = serde_json::to_value(rep).ok();
             let (events, samples) = (rep.events.clone(), rep.samples.clone());
             opts.extra = Some(ExtraFiles(Arc::new(move |dir: &Path| {
-                run::report::write_files(dir, &events, &samples, run::chart::embedded_font())
+                let mut names = vec![run::report::write_csv(dir, &events)?];
+                let chart = report::charts::run::progress_chart(dir, &samples);
+                names.extend(chart.map_err(|e| e.to_string())?);
+                Ok(names)
             })));
         }
         opts
