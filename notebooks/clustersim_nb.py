@@ -1,6 +1,7 @@
 """Helpers the notebooks share: find the clustersim binary, run it, read its outputs.
 
-The binary is $CLUSTERSIM_BIN, else target/release/clustersim in the repository. Every
+The binary is $CLUSTERSIM_BIN, else $CARGO_TARGET_DIR/release/clustersim (default target/
+in the repository). Every
 call fails loudly (RuntimeError with clustersim's own message) rather than returning
 partial results, so a notebook run in CI stops at the first problem.
 """
@@ -18,7 +19,10 @@ SCENARIOS = ROOT / "scenarios"
 
 
 def binary() -> pathlib.Path:
-    path = pathlib.Path(os.environ.get("CLUSTERSIM_BIN") or ROOT / "target/release/clustersim")
+    target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+    if not target.is_absolute():
+        target = ROOT / target
+    path = pathlib.Path(os.environ.get("CLUSTERSIM_BIN") or target / "release/clustersim")
     if not path.is_file():
         raise FileNotFoundError(
             f"clustersim binary not found at {path}: run `cargo build --release` "

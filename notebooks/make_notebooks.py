@@ -41,7 +41,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import clustersim_nb as cs
 
-print("clustersim:", cs.binary())
+print(cs.run("--version").stdout.strip())
 """
 
 NOTEBOOKS = {
@@ -91,22 +91,39 @@ ax.legend()
 fig.tight_layout()
 """),
         ("code", """
-# The simulated bubble includes communication and unequal stages (embedding, logits), so it
-# sits at or above the closed form, and interleaving must not make it larger.
-assert (df["bubble_fraction"] > 0).all()
-for m, g in df.groupby("m"):
-    b = g.set_index("v")["bubble_fraction"]
-    assert b[4] <= b[1] + 1e-9, (m, b.to_dict())
-print("bubble ordering holds for every m")
+# Each claim of the conclusion below, checked on the table above.
+b = df.set_index(["v", "m"])["bubble_fraction"]
+cf = df.set_index(["v", "m"])["closed_form"]
+# 1. The bubble shrinks as micro-batches grow, for every schedule.
+for v, g in df.groupby("v"):
+    s = g.sort_values("m")["bubble_fraction"].to_list()
+    assert all(x > y for x, y in zip(s, s[1:])), (v, s)
+# 2. Interleaving lowers it at every m, more chunks more so.
+for m in df["m"].unique():
+    assert b[(4, m)] < b[(2, m)] < b[(1, m)], m
+# 3. It sits above the closed form, by at most a few points of the step.
+excess = b - cf
+assert (excess > 0).all() and (excess < 0.04).all(), excess.to_dict()
+# 4. ... so interleaving by v = 4 divides it by less than 4 once m is large.
+ratio = b[(1, 32)] / b[(4, 32)]
+assert 1.5 < ratio < 4, ratio
+# 5. Under 10 % only with interleaving: v = 2 at m = 32, v = 4 from m = 16.
+under = sorted((int(v), int(m)) for (v, m), x in b.items() if x < 0.10)
+assert under == [(2, 32), (4, 16), (4, 32)], under
+print(f"1F1B at m = 32: {b[(1, 32)]:.1%}; v = 4: {b[(4, 32)]:.1%} (ratio {ratio:.1f}); "
+      f"excess over the closed form {excess.min():.1%}..{excess.max():.1%}")
 """),
         ("markdown", """
 ## Conclusion
 
-The simulated bubble follows `(p-1)/(v m + p - 1)`: it shrinks as micro-batches per step
-grow, and interleaving divides it by about `v`. It sits slightly above the closed form
-because the first and last stages also carry the embedding and the logits, and every
-pipeline hop costs a send. For PP 4, 32 or more micro-batches (or interleaving) keep the
-bubble under a few percent of the step.
+The simulated bubble tracks `(p-1)/(v m + p - 1)`: it shrinks as micro-batches per step
+grow, and interleaving lowers it at every micro-batch count. It sits a few points of the
+step above the closed form, because the first and last stages also carry the embedding and
+the logits (so they are the slowest stages) and every pipeline hop costs a send; that
+excess does not shrink with `v`, so at 32 micro-batches interleaving by 4 roughly halves
+the bubble (11 % to 5.5 %) rather than dividing it by 4. At PP 4 the bubble drops under
+10 % of the step only with interleaving (`v = 2` at 32 micro-batches, `v = 4` from 16);
+1F1B still idles about 11 % at 32. The assertions above check each of these statements.
 """),
     ],
     "02-communication-bottlenecks.ipynb": [
@@ -118,6 +135,12 @@ Tensor parallelism stays inside an NVLink node; data-parallel gradient reduction
 pipeline sends cross the fabric. This notebook sweeps NIC speed and leaf
 oversubscription for Llama 3 70B (TP 8, PP 4, DP 4 on 128 H100s) and plots the exposed
 communication per kind, next to the network's capital cost.
+
+Oversubscription only matters for traffic that leaves a leaf switch. With the shipped
+64-port leaves all 16 nodes would sit under one leaf per rail and every row would be the
+same, so this sweep uses 4-port leaves (`cluster.fabric.switch_radix=4`: 2 nodes per leaf
+at 1:1): every data-parallel group and every pipeline hop crosses leaves, as it does on a
+large cluster.
 """),
         ("code", SETUP),
         ("code", """
@@ -126,7 +149,7 @@ sweep = cs.sweep_file(work, f'''
 name: fabrics
 base: {cs.SCENARIOS / "llama3-70b-1k.yaml"}
 tokens: 1T
-set: [cluster.nodes=16, parallelism.dp=4, training.global_batch=64]
+set: [cluster.nodes=16, parallelism.dp=4, training.global_batch=64, cluster.fabric.switch_radix=4]
 axes:
   cluster.node.nic_gbps: [100, 200, 400]
   cluster.fabric.oversubscription: [1, 2, 4]
@@ -157,23 +180,39 @@ a2.set_title("Price vs speed")
 fig.tight_layout()
 """),
         ("code", """
-# A faster, less oversubscribed fabric never makes the step slower.
-for o, g in df.groupby("oversub"):
-    s = g.sort_values("nic_gbps")["step_time_s"].to_list()
-    assert all(x >= y - 1e-9 for x, y in zip(s, s[1:])), (o, s)
-worst = df.loc[df["step_time_s"].idxmax(), "label"]
-best = df.loc[df["step_time_s"].idxmin(), "label"]
-print(f"slowest fabric: {worst}; fastest: {best}")
+# Each claim of the conclusion below, checked on the table above.
+t = df.set_index(["nic_gbps", "oversub"])
+# 1. TP traffic stays on NVLink: its exposed time is the same on every fabric.
+assert t["tp_exposed_s"].nunique() == 1, t["tp_exposed_s"].to_dict()
+# 2. A cheaper fabric (slower NIC or more oversubscription) never makes the step faster,
+#    and exposes more DP and PP time.
+for col in ["step_time_s", "dp_exposed_s", "pp_exposed_s"]:
+    for o, g in df.groupby("oversub"):
+        s = g.sort_values("nic_gbps")[col].to_list()
+        assert all(x >= y - 1e-9 for x, y in zip(s, s[1:])), (col, o, s)
+    for n, g in df.groupby("nic_gbps"):
+        s = g.sort_values("oversub")[col].to_list()
+        assert all(x <= y + 1e-9 for x, y in zip(s, s[1:])), (col, n, s)
+# 3. Exposed DP time grows fastest at low NIC speed with high oversubscription.
+grow = {n: t.loc[(n, 4), "dp_exposed_s"] - t.loc[(n, 1), "dp_exposed_s"] for n in (100, 200, 400)}
+assert grow[100] > grow[200] > grow[400] > 0, grow
+# 4. DP reduction is the largest exposed fabric cost on the cheapest fabric.
+cheap = t.loc[(100, 4)]
+assert cheap["dp_exposed_s"] > cheap["pp_exposed_s"], cheap.to_dict()
+slow = t.loc[(100, 4), "step_time_s"] / t.loc[(400, 1), "step_time_s"] - 1
+print(f"100G at 4:1 is {slow:.0%} slower than 400G at 1:1; DP exposed growth 1:1 -> 4:1: "
+      + ", ".join(f"{n}G +{g:.2f} s" for n, g in grow.items()))
 """),
         ("markdown", """
 ## Conclusion
 
-Tensor-parallel traffic stays on NVLink, so the fabric only shows in pipeline sends and
-data-parallel gradient reduction, and most of the latter overlaps with the backward pass.
-Slower NICs and oversubscription expose it: step time never improves as the fabric gets
-cheaper, and the exposed DP time grows fastest at low NIC speed with high
-oversubscription. The cheapest fabric that keeps exposed communication small is the one
-to buy; the scatter plot shows where paying more stops buying speed.
+Tensor-parallel traffic stays on NVLink (its exposed time is identical on every fabric),
+so the fabric shows in pipeline sends and data-parallel gradient reduction. Slower NICs and
+oversubscription expose both: the step never gets faster as the fabric gets cheaper, and
+the exposed DP time grows fastest at low NIC speed with high oversubscription, where it is
+the largest exposed communication of the step. The cheapest fabric that keeps exposed
+communication small is the one to buy; the scatter plot shows where paying more stops
+buying speed. The assertions above check each of these statements.
 """),
     ],
     "03-checkpoint-interval.ipynb": [
@@ -233,16 +272,48 @@ print(f"best sampled interval {best / 60:.1f} min; optimum / Young = {ratio:.2f}
 assert 0 < curve["goodput"].max() <= 1
 assert 0.25 < ratio < 4, "the simulated optimum should be near Young's formula"
 """),
+        ("code", """
+# Each claim of the conclusion below, checked.
+import numpy as np
+# 1. Blocking cost of a few seconds, job MTBI of about a day, optimum near ten minutes.
+assert 1 < ck["checkpoint_stall_s"] < 10, ck["checkpoint_stall_s"]
+assert 12 * 3600 < ck["mtbi_s"] < 48 * 3600, ck["mtbi_s"]
+assert 5 * 60 < ck["optimum_interval_s"] < 20 * 60, ck["optimum_interval_s"]
+# 2. The optimum lands close to Young and Daly.
+for k in ("young_interval_s", "daly_interval_s"):
+    assert 0.67 < ck["optimum_interval_s"] / ck[k] < 1.5, (k, ck[k])
+# 3. Flat near the optimum: a factor of two either way costs under half a percent ...
+logi = np.log(curve["interval_s"])
+at = lambda x: np.interp(np.log(x), logi, curve["goodput"])
+peak = curve["goodput"].max()
+for f in (0.5, 2.0):
+    assert peak - at(ck["optimum_interval_s"] * f) < 0.005, f
+# 4. ... but steep at long intervals: eight hours loses more than five points.
+assert peak - at(8 * 3600) > 0.05
+# 5. Asynchronous checkpoints shrink the blocking cost and push the optimum shorter.
+work_async = cs.workdir("checkpoint-async")
+cs.run(
+    "checkpoint", cs.SCENARIOS / "llama3-70b-1k.yaml",
+    "--set", "checkpoint.mode=async", "--set", "run.duration=20d",
+    "--intervals", "10s:8h:20", "--replicas", "6", "--out", work_async,
+)
+ck_async = cs.read_json(work_async / "checkpoint.json")
+assert ck_async["checkpoint_stall_s"] < ck["checkpoint_stall_s"] / 10
+assert ck_async["optimum_interval_s"] < ck["optimum_interval_s"] / 4
+print(f"async: stall {ck_async['checkpoint_stall_s'] * 1e3:.0f} ms, optimum "
+      f"{ck_async['optimum_interval_s']:.0f} s (Young {ck_async['young_interval_s']:.0f} s)")
+"""),
         ("markdown", """
 ## Conclusion
 
 Goodput peaks where checkpoint overhead and lost work balance, and the simulated optimum
-lands close to Young's `sqrt(2 δ M)` and Daly's refinement: with a blocking cost of a few
-seconds and a job MTBI of about a day, checkpoint roughly every ten minutes. The curve is
-flat near the optimum (a factor of two either way costs a fraction of a percent) but falls
-steeply at long intervals, so err on the short side. Asynchronous checkpoints (the
-scenario's default, `checkpoint.mode=async`) shrink the blocking cost to the snapshot and
-push the optimum shorter still.
+lands close to Young's `sqrt(2 δ M)` and Daly's refinement: with a blocking cost of about
+two seconds and a job MTBI of about a day, checkpoint roughly every ten minutes. The curve
+is flat near the optimum (a factor of two either way costs under half a percent) but falls
+steeply at long intervals (eight hours loses more than five points), so err on the short
+side. Asynchronous checkpoints (the scenario's default, `checkpoint.mode=async`) shrink the
+blocking cost to the snapshot (milliseconds here) and push the optimum to about a minute.
+The assertions above check each of these statements.
 """),
     ],
     "04-cluster-designs.ipynb": [
@@ -350,18 +421,43 @@ print(f"fastest: {fastest}; cheapest: {cheapest}; 2:1 fabric costs {oversub:.1%}
 print(by[["time_to_train_days", "effective_time_to_train_days", "effective_cost_usd"]]
       .sort_values("effective_time_to_train_days"))
 """),
+        ("code", """
+# Each claim of the conclusion below, checked.
+# 1. Each at its best plan, the 2:1 fabric is only a few percent slower; at the rail
+#    design's plan it would be much slower: the search routes around the oversubscription.
+same_plan_slowdown = same_plan["2to1"] / same_plan["rail"] - 1
+assert 0 <= oversub < 0.05, oversub
+assert same_plan_slowdown > 2 * oversub, (same_plan_slowdown, oversub)
+# 2. The 512-B200 design trains fastest and cheapest at these rental rates.
+assert fastest == "b200-512" and cheapest == "b200-512", (fastest, cheapest)
+# 3. H200 beats H100 on speed with less model parallelism (smaller TP), but costs more.
+tp = lambda plan: int(plan.split()[0][2:])
+assert by.loc["h200-1k", "effective_time_to_train_days"] < by.loc["h100-ndr-rail", "effective_time_to_train_days"]
+assert tp(by.loc["h200-1k", "plan"]) < tp(by.loc["h100-ndr-rail", "plan"])
+assert by.loc["h200-1k", "effective_cost_usd"] > by.loc["h100-ndr-rail", "effective_cost_usd"]
+# 4. Goodput adds a few percent to every design and does not change the ranking.
+assert ((df["goodput"] > 0.95) & (df["goodput"] < 1)).all(), df["goodput"].to_list()
+raw_rank = by["time_to_train_days"].rank().to_list()
+eff_rank = by["effective_time_to_train_days"].rank().to_list()
+assert raw_rank == eff_rank, (raw_rank, eff_rank)
+print(f"2:1 vs 1:1: {oversub:+.1%} at each fabric's best plan, "
+      f"{same_plan_slowdown:+.1%} at the rail design's plan")
+"""),
         ("markdown", """
 ## Conclusion
 
-Compared at their best plans, the designs differ far more in compute than in network:
-halving the fabric's bisection (2:1) slows the 1,024-H100 step by only a few percent,
-because tensor parallelism stays on NVLink and gradient reduction mostly overlaps with
-backward. The 512-B200 design trains fastest and cheapest at these rental rates; the H200's
-extra memory lets it use plans with less model parallelism and beat the H100 on speed,
-though its higher hourly rate can outweigh that. Goodput, simulated from the failure rates
-and checkpoint policy, adds a few percent to every design's time, energy and cost; it
-matters more as clusters grow (more components to fail) and barely changes the ranking
-here. Edit the sweep's rates and powers to your quotes before drawing a purchase decision.
+The designs differ far more in compute than in network, as long as the plan fits the
+fabric: each at its best plan, halving the fabric's bisection (2:1) slows the 1,024-H100
+step by only a few percent, because the search moves to a plan with less data-parallel
+traffic (pipelining instead of ZeRO-3 over 256 ranks) and tensor parallelism stays on
+NVLink. Run the rail design's own plan on the 2:1 fabric and the step is far slower (the
+last cell prints both), so an oversubscribed fabric constrains which plans are good. The
+512-B200 design trains fastest and cheapest at these rental rates; the H200's extra memory
+lets it use plans with less tensor parallelism and beat the H100 on speed, though its
+higher hourly rate makes it the more expensive of the two. Goodput, simulated from the
+failure rates and checkpoint policy, adds a few percent to every design's time, energy and
+cost; it matters more as clusters grow (more components to fail) and does not change the
+ranking here. The assertions above check each of these statements. Edit the sweep's rates and powers to your quotes before drawing a purchase decision.
 """),
     ],
 }

@@ -9,12 +9,12 @@ use std::fmt;
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use super::run_spec::{CheckpointSpec, RunSpec};
 use crate::faults::FaultsSpec;
 use crate::hardware::{FabricKind, Precision};
 use crate::model::FfnKind;
 use crate::network::{AlgorithmChoice, NetworkMode};
 use crate::plan::{Finetune, Optimizer, Recompute, ScheduleKind};
-use crate::run::{CheckpointSpec, RunSpec};
 
 /// A whole scenario file, after preset names (`model`, `cluster.gpu`) and topology paths
 /// (`cluster`) have been expanded into mappings in the tree.

@@ -11,6 +11,9 @@
 
 pub mod queue;
 
+/// Stragglers' compute slowdown per rank, decided by `faults`, applied here.
+pub use crate::faults::RankSpeeds;
+
 use petgraph::visit::EdgeRef;
 use thiserror::Error;
 
@@ -93,45 +96,6 @@ fn compile(step: &StepGraph) -> Vec<Compiled> {
             }
         })
         .collect()
-}
-
-/// Per-rank compute slowdown (1.0 = healthy). Stragglers set entries above 1.
-#[derive(Debug, Clone, Default)]
-pub struct RankSpeeds {
-    slowdown: Vec<f32>,
-}
-
-impl RankSpeeds {
-    pub fn uniform() -> Self {
-        RankSpeeds {
-            slowdown: Vec::new(),
-        }
-    }
-
-    pub fn set(&mut self, world: u32, rank: u32, factor: f32) {
-        if self.slowdown.is_empty() {
-            self.slowdown = vec![1.0; world as usize];
-        }
-        self.slowdown[rank as usize] = factor;
-    }
-
-    /// The slowdown of `rank` (1.0 when healthy).
-    pub fn factor(&self, rank: u32) -> f32 {
-        self.slowdown.get(rank as usize).copied().unwrap_or(1.0)
-    }
-
-    /// Ranks slower than healthy.
-    pub fn slow_ranks(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..self.slowdown.len() as u32).filter(|&r| self.factor(r) != 1.0)
-    }
-
-    #[inline]
-    fn scale(&self, rank: u32, d: Nanos) -> Nanos {
-        match self.slowdown.get(rank as usize) {
-            Some(&f) if f != 1.0 => (d as f64 * f as f64).round() as Nanos,
-            _ => d,
-        }
-    }
 }
 
 /// An executed op of a traced rank.

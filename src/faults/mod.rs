@@ -9,12 +9,14 @@
 pub mod process;
 pub mod rng;
 pub mod spec;
+pub mod speeds;
 pub mod stragglers;
 
 pub use process::{Episode, EpisodeProcess, Failure, FailureProcess};
 pub use spec::{
     ClassSpec, Distribution, FailuresSpec, FaultsSpec, LemonSpec, LinkFaultSpec, StragglerSpec,
 };
+pub use speeds::RankSpeeds;
 pub use stragglers::{LinkFaults, StepState, Straggler};
 
 use rand::RngExt;
@@ -50,11 +52,8 @@ pub fn duration(field: &str, text: &str) -> Result<f64, FaultsError> {
 /// Persistent stragglers and degraded links of `spec` for a single-step simulation of a
 /// `world`-GPU job: pass the speeds as `StepOptions::speeds` and the links to
 /// `sim::build_network` (both network models honour them; transient slowdowns are run-level states).
-pub fn step_faults(
-    spec: &FaultsSpec,
-    world: u32,
-) -> Result<(crate::engine::RankSpeeds, LinkFaults), FaultsError> {
-    let mut speeds = crate::engine::RankSpeeds::uniform();
+pub fn step_faults(spec: &FaultsSpec, world: u32) -> Result<(RankSpeeds, LinkFaults), FaultsError> {
+    let mut speeds = RankSpeeds::uniform();
     for s in stragglers::persistent(&spec.stragglers, spec.seed, world)? {
         speeds.set(world, s.gpu, s.factor as f32);
     }

@@ -1,7 +1,7 @@
 //! Slow GPUs and degraded links: who is slow, by how much, and the canonical cluster state a
 //! step is simulated in.
 //!
-//! A straggler multiplies its GPU's compute time ([`crate::engine::RankSpeeds`]); a degraded
+//! A straggler multiplies its GPU's compute time ([`super::RankSpeeds`]); a degraded
 //! link multiplies its GPU's NIC or NVLink bandwidth ([`LinkFaults`], honoured by the
 //! network model). Both act inside the replay, so a slow GPU slows its stage and every
 //! collective it joins. Transient slowdowns are distinct run-level states (each episode
@@ -9,10 +9,10 @@
 
 use rand::RngExt;
 
+use super::RankSpeeds;
 use super::rng::{StreamClass, stream};
 use super::spec::{LinkFaultSpec, StragglerSpec};
 use super::{FaultsError, TransientModel, duration};
-use crate::engine::RankSpeeds;
 use crate::plan::RankGrid;
 
 /// A persistently slow GPU.

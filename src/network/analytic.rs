@@ -14,8 +14,8 @@ use super::topology::Topology;
 use super::{Completion, Network, Transfer};
 use crate::faults::LinkFaults;
 use crate::hardware::{ClusterSpec, FabricKind};
-use crate::schedule::Collective;
 use crate::units::{Nanos, secs_to_ns};
+use crate::vocab::Collective;
 
 pub use super::nccl::NVLINK_EFFICIENCY;
 

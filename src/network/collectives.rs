@@ -25,7 +25,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use super::nccl::{self, Algorithm, AlgorithmChoice, Choice, Shape};
 use super::topology::Topology;
-use crate::schedule::Collective;
+use crate::vocab::Collective;
 
 /// One flow of a plan: `links[start..end]` of the plan, each carrying `bytes`.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -20,8 +20,8 @@ use super::topology::{LinkKind, Topology};
 use super::{Completion, Network, Transfer};
 use crate::faults::LinkFaults;
 use crate::hardware::ClusterSpec;
-use crate::schedule::Collective;
 use crate::units::{Nanos, secs_to_ns};
+use crate::vocab::Collective;
 
 /// Settings of the network model that do not come from the topology.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -158,7 +158,7 @@ impl FlowNetwork {
             collective: coll,
             bytes,
             members,
-            category: crate::schedule::Category::Dp,
+            category: crate::vocab::Category::Dp,
         };
         let end = match self.begin(start, &t) {
             Completion::At(end) => end,

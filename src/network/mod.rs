@@ -28,8 +28,8 @@ pub use nccl::{Algorithm, AlgorithmChoice, Protocol};
 pub use spec::{AnyNetwork, NetworkMode, NetworkSpec};
 pub use topology::Topology;
 
-use crate::schedule::{Category, Collective};
 use crate::units::Nanos;
+use crate::vocab::{Category, Collective};
 
 /// One collective instance ready to run.
 #[derive(Debug, Clone, Copy)]

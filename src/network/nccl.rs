@@ -18,7 +18,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::schedule::Collective;
+use crate::vocab::Collective;
 
 /// Fraction of NVLink line rate a collective reaches (calibration, ring rows).
 pub const NVLINK_EFFICIENCY: f64 = 0.78;

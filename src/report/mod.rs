@@ -132,7 +132,8 @@ impl ReportOptions {
         }
     }
 
-    fn summary(&self, scenario: &Scenario, result: &StepResult) -> Summary {
+    /// The `summary.json` these options write for `result`.
+    pub fn summary(&self, scenario: &Scenario, result: &StepResult) -> Summary {
         let mut s = Summary::new(scenario, &result.metrics);
         s.memory_gb = self.memory_gb.clone();
         s.run = self.run.clone();

@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use super::RunError;
-use super::spec::{CheckpointMode, CheckpointSpec};
 use crate::config::Scenario;
+use crate::config::run_spec::{CheckpointMode, CheckpointSpec};
 use crate::faults::duration;
 
 /// Default checkpoint bytes per parameter: 2 (bf16 weights) + 12 (fp32 master weights, Adam

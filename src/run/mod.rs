@@ -20,12 +20,12 @@
 pub mod checkpoint;
 pub mod report;
 mod sim;
-pub mod spec;
 pub mod sweep;
 
+/// The `checkpoint:` and `run:` sections are scenario types; they live in `config`.
+pub use crate::config::run_spec::{CheckpointMode, CheckpointSpec, RunSpec};
 pub use checkpoint::{CheckpointCost, daly_interval, young_interval};
 pub use report::{Estimate, ProgressSample, ReplicaStats, RunEvent, RunSummary};
-pub use spec::{CheckpointMode, CheckpointSpec, RunSpec};
 
 use std::collections::HashMap;
 use std::io::IsTerminal;

@@ -10,6 +10,8 @@
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 
+pub use crate::vocab::{CATEGORIES, Category, Collective};
+
 use crate::plan::GroupMask;
 use crate::units::Nanos;
 
@@ -50,92 +52,6 @@ impl Stream {
             Stream::SendPrev => "pp send prev",
             Stream::RecvNext => "pp recv next",
             Stream::Dp => "dp comm",
-        }
-    }
-}
-
-/// What an op's time counts as in the step breakdown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[repr(u8)]
-pub enum Category {
-    Forward = 0,
-    Backward = 1,
-    /// Weight-gradient pass split off backward by zero-bubble schedules.
-    BackwardWeight = 2,
-    Recompute = 3,
-    Optimizer = 4,
-    Tp = 5,
-    Cp = 6,
-    Ep = 7,
-    Pp = 8,
-    Dp = 9,
-}
-
-pub const CATEGORIES: usize = 10;
-
-impl Category {
-    pub const ALL: [Category; CATEGORIES] = [
-        Category::Forward,
-        Category::Backward,
-        Category::BackwardWeight,
-        Category::Recompute,
-        Category::Optimizer,
-        Category::Tp,
-        Category::Cp,
-        Category::Ep,
-        Category::Pp,
-        Category::Dp,
-    ];
-
-    pub fn is_compute(self) -> bool {
-        (self as u8) <= Category::Optimizer as u8
-    }
-
-    /// Forward and backward passes of micro-batches: the work a pipeline bubble is
-    /// measured against.
-    pub fn is_pipeline_compute(self) -> bool {
-        matches!(
-            self,
-            Category::Forward | Category::Backward | Category::BackwardWeight | Category::Recompute
-        )
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Category::Forward => "forward",
-            Category::Backward => "backward",
-            Category::BackwardWeight => "backward_weight",
-            Category::Recompute => "recompute",
-            Category::Optimizer => "optimizer",
-            Category::Tp => "tp_comm",
-            Category::Cp => "cp_comm",
-            Category::Ep => "ep_comm",
-            Category::Pp => "pp_comm",
-            Category::Dp => "dp_comm",
-        }
-    }
-}
-
-/// The collective algorithm family a comm op performs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum Collective {
-    AllReduce,
-    AllGather,
-    ReduceScatter,
-    AllToAll,
-    /// Point-to-point: member 0 sends `bytes` to member 1; over a larger group, a ring
-    /// shift in which every member sends `bytes` to the next (context-parallel K/V).
-    SendRecv,
-}
-
-impl Collective {
-    pub fn label(self) -> &'static str {
-        match self {
-            Collective::AllReduce => "all-reduce",
-            Collective::AllGather => "all-gather",
-            Collective::ReduceScatter => "reduce-scatter",
-            Collective::AllToAll => "all-to-all",
-            Collective::SendRecv => "send/recv",
         }
     }
 }
