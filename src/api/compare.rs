@@ -13,6 +13,12 @@ use crate::sweep::spec::{self, PlanChoice, Shard, SweepPoint, SweepSpec};
 
 /// A comparison of scenarios, or of the points of one or more sweep files.
 ///
+/// Each sweep file keeps its own settings (`tokens`, `plan`, `top`, `prices`) for its own
+/// points; a scenario file given directly takes the defaults (1T tokens, `as-is`, top 3,
+/// default prices). The caller's settings ([`Comparison::with_tokens`],
+/// [`Comparison::with_plan`], [`Comparison::with_top`]) replace every file's, and
+/// [`Comparison::with_prices`] applies after every file's prices.
+///
 /// ```no_run
 /// let out = clustersim::Comparison::from_files(&["scenarios/sweeps/fabrics.yaml"])?
 ///     .with_tokens("300B")
@@ -26,39 +32,60 @@ use crate::sweep::spec::{self, PlanChoice, Shard, SweepPoint, SweepSpec};
 pub struct Comparison {
     name: String,
     points: Vec<SweepPoint>,
-    /// Sweep-level settings found in the files.
-    sweep_tokens: Option<String>,
-    sweep_plan: PlanChoice,
-    sweep_top: Option<usize>,
-    prices: Vec<String>,
+    /// The settings group of each point (index into `groups`).
+    point_group: Vec<usize>,
+    /// Settings per input file (one group for scenario files and given points).
+    groups: Vec<FileSettings>,
     /// Caller's settings, which win over the files'.
     tokens: Option<String>,
     plan: Option<PlanChoice>,
     top: Option<usize>,
+    prices: Vec<String>,
     overrides: Vec<String>,
     shard: Option<Shard>,
     progress: bool,
+    inputs: Vec<PathBuf>,
+}
+
+/// The settings one sweep file gives its own points.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct FileSettings {
+    tokens: Option<String>,
+    plan: PlanChoice,
+    top: Option<usize>,
+    prices: Vec<String>,
 }
 
 impl Comparison {
     /// Points from scenario files (one point each) and sweep files (a file with `axes:` or
-    /// `designs:`; their points, and their `tokens`, `plan`, `top` and `prices`).
+    /// `designs:`; their points, each file with its own `tokens`, `plan`, `top` and
+    /// `prices`).
     pub fn from_files<P: AsRef<Path>>(files: &[P]) -> Result<Self> {
         let mut c = Comparison::from_points("compare", Vec::new());
+        c.groups.clear();
         let mut names = Vec::new();
+        let mut scenario_group = None;
         for f in files {
             let f = f.as_ref();
             let text = std::fs::read_to_string(f).map_err(|source| Error::Read {
                 path: f.to_path_buf(),
                 source,
             })?;
+            c.inputs.push(f.to_path_buf());
             if spec::is_sweep_text(&text) {
                 let sw = SweepSpec::parse(f, &text)?;
                 c.add_sweep(&sw, f.parent().unwrap_or(Path::new(".")));
                 names.push(sw.name);
             } else {
-                c.add_scenario(f);
+                let g = *scenario_group.get_or_insert_with(|| {
+                    c.groups.push(FileSettings::default());
+                    c.groups.len() - 1
+                });
+                c.add_scenario(f, g);
             }
+        }
+        if c.groups.is_empty() {
+            c.groups.push(FileSettings::default());
         }
         if names.len() == 1 {
             c.name = names.remove(0);
@@ -66,43 +93,46 @@ impl Comparison {
         Ok(c)
     }
 
-    /// A comparison of given points (renumbered in order), named `name`.
+    /// A comparison of given points (renumbered in order), named `name`, with the default
+    /// settings.
     pub fn from_points(name: &str, points: Vec<SweepPoint>) -> Self {
-        let points = points
+        let points: Vec<SweepPoint> = points
             .into_iter()
             .enumerate()
             .map(|(index, p)| SweepPoint { index, ..p })
             .collect();
         Comparison {
             name: name.to_string(),
+            point_group: vec![0; points.len()],
             points,
-            sweep_tokens: None,
-            sweep_plan: PlanChoice::AsIs,
-            sweep_top: None,
-            prices: Vec::new(),
+            groups: vec![FileSettings::default()],
             tokens: None,
             plan: None,
             top: None,
+            prices: Vec::new(),
             overrides: Vec::new(),
             shard: None,
             progress: false,
+            inputs: Vec::new(),
         }
     }
 
     fn add_sweep(&mut self, sw: &SweepSpec, dir: &Path) {
+        self.groups.push(FileSettings {
+            tokens: sw.tokens.clone(),
+            plan: sw.plan,
+            top: sw.top,
+            prices: sw.prices.clone(),
+        });
+        let g = self.groups.len() - 1;
         for mut p in spec::expand(sw, dir) {
             p.index = self.points.len();
             self.points.push(p);
+            self.point_group.push(g);
         }
-        self.sweep_tokens = self.sweep_tokens.take().or(sw.tokens.clone());
-        self.sweep_top = self.sweep_top.or(sw.top);
-        if sw.plan == PlanChoice::Best {
-            self.sweep_plan = PlanChoice::Best;
-        }
-        self.prices.extend(sw.prices.iter().cloned());
     }
 
-    fn add_scenario(&mut self, f: &Path) {
+    fn add_scenario(&mut self, f: &Path, group: usize) {
         let stem = f
             .file_stem()
             .map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
@@ -112,6 +142,7 @@ impl Comparison {
             scenario: Some(f.to_path_buf()),
             overrides: Vec::new(),
         });
+        self.point_group.push(group);
     }
 
     /// Every point, before sharding.
@@ -132,28 +163,30 @@ impl Comparison {
         self
     }
 
-    /// Price overrides (`switch_usd=25000`, `basis=ownership`), after the sweep files'.
+    /// Price overrides (`switch_usd=25000`, `basis=ownership`), applied after each sweep
+    /// file's own `prices:`.
     pub fn with_prices<S: AsRef<str>>(mut self, args: &[S]) -> Self {
         self.prices
             .extend(args.iter().map(|a| a.as_ref().to_string()));
         self
     }
 
-    /// Token budget for the time and cost columns (`1T`, `300B`); default the sweep's,
-    /// else 1T.
+    /// Token budget for the time and cost columns (`1T`, `300B`) of every point, replacing
+    /// each sweep file's `tokens:` (default: the file's, else 1T).
     pub fn with_tokens(mut self, tokens: &str) -> Self {
         self.tokens = Some(tokens.to_string());
         self
     }
 
-    /// Each point's plan as stated, or the best the plan search finds (default: the
-    /// sweep's choice).
+    /// Each point's plan as stated, or the best the plan search finds, for every point
+    /// (default: each sweep file's `plan:`, else as-is).
     pub fn with_plan(mut self, plan: PlanChoice) -> Self {
         self.plan = Some(plan);
         self
     }
 
-    /// Full replays per point with [`PlanChoice::Best`] (default the sweep's, else 3).
+    /// Full replays per point with [`PlanChoice::Best`], for every point (default: each
+    /// sweep file's `top:`, else 3).
     pub fn with_top(mut self, top: usize) -> Self {
         self.top = Some(top);
         self
@@ -165,33 +198,64 @@ impl Comparison {
         self
     }
 
-    /// The options the points run with; fails on bad prices, then on a bad token budget.
+    /// The options the points of the first input file run with; fails on bad prices,
+    /// then on a bad token budget (of any file).
     pub fn options(&self) -> Result<CompareOptions> {
-        let prices = Prices::with_overrides(&self.prices)?;
-        let tokens = match self.tokens.as_ref().or(self.sweep_tokens.as_ref()) {
-            Some(t) => spec::parse_count(t).map_err(|e| Error::invalid(format!("tokens: {e}")))?,
-            None => 1e12,
-        };
-        Ok(CompareOptions {
-            tokens,
-            plan: self.plan.unwrap_or(self.sweep_plan),
-            top: self.top.or(self.sweep_top).unwrap_or(3),
-            prices,
-            progress: self.progress,
-        })
+        let all = self.group_options()?;
+        Ok(all.into_iter().next().unwrap_or_default())
+    }
+
+    /// The options of each settings group, in group order; checks every group's prices
+    /// first, then every token budget.
+    fn group_options(&self) -> Result<Vec<CompareOptions>> {
+        let mut prices = Vec::with_capacity(self.groups.len());
+        for g in &self.groups {
+            let mut p = g.prices.clone();
+            p.extend(self.prices.iter().cloned());
+            prices.push(Prices::with_overrides(&p)?);
+        }
+        let mut out = Vec::with_capacity(self.groups.len());
+        for (g, prices) in self.groups.iter().zip(prices) {
+            let tokens = match self.tokens.as_ref().or(g.tokens.as_ref()) {
+                Some(t) => {
+                    spec::parse_count(t).map_err(|e| Error::invalid(format!("tokens: {e}")))?
+                }
+                None => 1e12,
+            };
+            out.push(CompareOptions {
+                tokens,
+                plan: self.plan.unwrap_or(g.plan),
+                top: self.top.or(g.top).unwrap_or(3),
+                prices,
+                progress: self.progress,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The files this comparison read (sweep and scenario files, as given).
+    pub fn input_files(&self) -> &[PathBuf] {
+        &self.inputs
     }
 
     /// Loads every point of the shard (stopping at the first that does not load), then
-    /// simulates them in parallel.
+    /// simulates them in parallel, each with its own file's settings.
     pub fn run(&self) -> Result<CompareOutputs> {
-        let opts = self.options()?;
+        let opts = self.group_options()?;
         let points = spec::shard(self.points.clone(), self.shard);
-        let rows = compare::run_points(&points, |p| self.load(p), &opts)?;
+        let group_of: Vec<usize> = points.iter().map(|p| self.point_group[p.index]).collect();
+        let rows = compare::run_points_with(
+            &points,
+            |p| self.load(p),
+            |i| &opts[group_of[i]],
+            self.progress,
+        )?;
+        let first = self.point_group.first().map_or(0, |&g| g);
         Ok(CompareOutputs {
             table: CompareTable {
                 name: self.name.clone(),
                 points: self.points.len(),
-                tokens: opts.tokens,
+                tokens: opts.get(first).map_or(1e12, |o| o.tokens),
                 shard: self.shard,
                 rows,
             },

@@ -84,6 +84,8 @@ pub struct CompareRow {
     pub gpu: String,
     pub gpus: u64,
     pub fabric: String,
+    /// Token budget this row's time and cost columns train (its sweep file's `tokens:`).
+    pub tokens: f64,
     pub figures: Option<Figures>,
     /// Why a point has no figures (e.g. no plan fits in memory).
     pub error: Option<String>,
@@ -95,6 +97,7 @@ pub struct CompareTable {
     pub name: String,
     /// Points in the unsharded sweep.
     pub points: usize,
+    /// Token budget of the first point's file (each row carries its own: `rows[i].tokens`).
     pub tokens: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
@@ -210,6 +213,7 @@ pub fn evaluate(point: &SweepPoint, s: &Scenario, opts: &CompareOptions) -> Comp
         gpu: s.cluster.gpu.name.clone(),
         gpus: s.cluster.total_gpus(),
         fabric: fabric_label(s),
+        tokens: opts.tokens,
         figures: None,
         error: None,
     };
@@ -276,13 +280,29 @@ pub fn run_points<L, E>(
 where
     L: Fn(&SweepPoint) -> Result<Scenario, E>,
 {
+    run_points_with(points, load, |_| opts, opts.progress)
+}
+
+/// [`run_points`] with options per point: `opts(i)` for `points[i]` (points of different
+/// sweep files keep their own token budget, plan choice and prices).
+pub fn run_points_with<'o, L, O, E>(
+    points: &[SweepPoint],
+    load: L,
+    opts: O,
+    progress: bool,
+) -> Result<Vec<CompareRow>, E>
+where
+    L: Fn(&SweepPoint) -> Result<Scenario, E>,
+    O: Fn(usize) -> &'o CompareOptions + Sync,
+{
     let scenarios = points.iter().map(&load).collect::<Result<Vec<_>, E>>()?;
-    let pb = progress_bar(points.len(), opts.progress);
+    let pb = progress_bar(points.len(), progress);
     let rows = points
         .par_iter()
         .zip(scenarios.par_iter())
-        .map(|(p, s)| {
-            let r = evaluate(p, s, opts);
+        .enumerate()
+        .map(|(i, (p, s))| {
+            let r = evaluate(p, s, opts(i));
             pb.inc(1);
             r
         })
@@ -296,7 +316,7 @@ pub const COMPARE_CSV_HEADER: &str = "index,name,gpu,gpus,fabric,plan,step_time_
 mfu,tflops_per_gpu,memory_gb,bubble_fraction,tp_exposed_s,pp_exposed_s,dp_exposed_s,\
 ep_exposed_s,time_to_train_days,gpu_hours,energy_mwh,cost_usd,\
 usd_per_million_tokens,capital_usd,facility_kw,goodput,effective_time_to_train_days,\
-effective_cost_usd,effective_energy_mwh,error";
+effective_cost_usd,effective_energy_mwh,tokens,error";
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
@@ -352,7 +372,7 @@ pub fn to_csv(t: &CompareTable) -> String {
             None => ",".repeat(21),
         };
         let err = csv_field(r.error.as_deref().unwrap_or(""));
-        out += &format!("{head},{body},{err}\n");
+        out += &format!("{head},{body},{},{err}\n", r.tokens);
     }
     out
 }
@@ -447,16 +467,42 @@ fn figures_line(f: &Figures, with_goodput: bool) -> String {
     l
 }
 
+/// The token budget every row shares (the table's when it has no rows), or `None` when
+/// the rows come from sweep files with different budgets.
+pub fn common_tokens(t: &CompareTable) -> Option<f64> {
+    match t.rows.first() {
+        None => Some(t.tokens),
+        Some(r) => t.rows.iter().all(|x| x.tokens == r.tokens).then_some(r.tokens),
+    }
+}
+
 /// The terminal table; goodput-adjusted columns appear when some point simulated a run.
 pub fn table_text(t: &CompareTable) -> String {
     let with_goodput = t
         .rows
         .iter()
         .any(|r| r.figures.as_ref().is_some_and(|f| f.goodput.is_some()));
-    let mut out = format!(
-        "{}: {} points, cost to train {:.3e} tokens\n",
-        t.name, t.points, t.tokens
-    );
+    let mut out = match common_tokens(t) {
+        Some(tokens) => format!(
+            "{}: {} points, cost to train {:.3e} tokens\n",
+            t.name, t.points, tokens
+        ),
+        None => {
+            let budgets: Vec<String> = t.rows.iter().fold(Vec::new(), |mut v, r| {
+                let b = format!("{:.3e}", r.tokens);
+                if !v.contains(&b) {
+                    v.push(b);
+                }
+                v
+            });
+            format!(
+                "{}: {} points, cost to train each file's token budget ({} tokens; compare.csv `tokens`)\n",
+                t.name,
+                t.points,
+                budgets.join(", ")
+            )
+        }
+    };
     out += &header_line(with_goodput);
     for r in &t.rows {
         let name: String = r.name.chars().take(28).collect();

@@ -362,6 +362,7 @@ mod tests {
                 gpu: "h100".into(),
                 gpus: 1024,
                 fabric: "rail-optimized 8x400G 1:1".into(),
+                tokens: 1e12,
                 figures: (d > 0.0).then(|| figures(d, goodput.then_some(0.9 - 0.02 * i as f64))),
                 error: (d == 0.0).then(|| "no plan fits".into()),
             })
