@@ -104,8 +104,12 @@ fn each_sweep_file_keeps_its_own_settings() {
     );
     assert_eq!(alone_best.table.rows[0].tokens, 2e12);
     assert_eq!(alone_scenario.table.rows[0].tokens, 1e12);
-    let capital = |t: &clustersim::CompareOutputs| t.table.rows[0].figures.as_ref().unwrap().capital_usd;
-    assert!(capital(&alone_best) > capital(&alone_asis), "node_usd=90000 applies to its own file only");
+    let capital =
+        |t: &clustersim::CompareOutputs| t.table.rows[0].figures.as_ref().unwrap().capital_usd;
+    assert!(
+        capital(&alone_best) > capital(&alone_asis),
+        "node_usd=90000 applies to its own file only"
+    );
     fs::remove_dir_all(&dir).ok();
 }
 
@@ -126,10 +130,26 @@ fn the_callers_settings_apply_to_every_file() {
     }
     // One budget for all rows: the header names it.
     let text = clustersim::sweep::compare::table_text(&out.table);
-    assert!(text.lines().next().unwrap().ends_with("cost to train 5.000e12 tokens"), "{text}");
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .ends_with("cost to train 5.000e12 tokens"),
+        "{text}"
+    );
     // Different budgets: the header says so rather than quoting the first file's.
-    let mixed = Comparison::from_files(&[&best, &asis]).unwrap().with_plan(PlanChoice::AsIs).run().unwrap();
+    let mixed = Comparison::from_files(&[&best, &asis])
+        .unwrap()
+        .with_plan(PlanChoice::AsIs)
+        .run()
+        .unwrap();
     let text = clustersim::sweep::compare::table_text(&mixed.table);
-    assert!(text.lines().next().unwrap().contains("each file's token budget"), "{text}");
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .contains("each file's token budget"),
+        "{text}"
+    );
     fs::remove_dir_all(&dir).ok();
 }

@@ -85,6 +85,9 @@ impl CheckpointSweep {
     /// Runs the sweep on a resolved scenario with step times from `src` (a stand-in such
     /// as [`run::ScaledStepTime`], say).
     pub fn curve(&self, s: &Scenario, src: &dyn StepTimeSource) -> Result<CheckpointCurve> {
+        if self.replicas == 0 {
+            return Err(Error::invalid("--replicas: must be at least 1"));
+        }
         let grid = match &self.intervals {
             Some(g) => g.clone(),
             None => parse_intervals(DEFAULT_INTERVALS, DEFAULT_POINTS)?,

@@ -39,6 +39,7 @@ pub struct Simulation {
     seed: Option<u64>,
     network: Option<NetworkMode>,
     timeline: Option<TimelineRanks>,
+    replicas: Option<u64>,
     strict_memory: bool,
     progress: bool,
 }
@@ -53,6 +54,7 @@ impl Simulation {
             seed: None,
             network: None,
             timeline: None,
+            replicas: None,
             strict_memory: false,
             progress: false,
         }
@@ -73,6 +75,13 @@ impl Simulation {
     /// Ranks the timeline shows (overrides `outputs.timeline`).
     pub fn with_timeline(mut self, ranks: TimelineRanks) -> Self {
         self.timeline = Some(ranks);
+        self
+    }
+
+    /// Monte-Carlo replicas of the long run (overrides `run.replicas`; at least 1). The
+    /// scenario must have a `run:` section.
+    pub fn with_replicas(mut self, replicas: u64) -> Self {
+        self.replicas = Some(replicas);
         self
     }
 
@@ -109,6 +118,15 @@ impl Simulation {
         let scenario = self.scenario()?;
         let grid = RankGrid::new(&scenario.parallelism);
         check_timeline_ranks(&scenario.outputs.timeline, grid.world())?;
+        match self.replicas {
+            Some(0) => return Err(Error::invalid("--replicas: must be at least 1")),
+            Some(_) if scenario.run.is_none() => {
+                return Err(Error::invalid(
+                    "--replicas: the scenario has no `run:` section, so there is no long run to repeat (add `run: { duration: 30d }` or `--set run.duration=30d`)",
+                ));
+            }
+            _ => {}
+        }
         if self.strict_memory {
             sim::check_memory(&scenario)?;
         }
@@ -144,6 +162,7 @@ impl Simulation {
         let steps = run::analytic_step_times(scenario);
         let run_opts = run::RunOptions {
             progress: self.progress,
+            replicas: self.replicas,
             ..Default::default()
         };
         Ok(run::simulate_run(scenario, &steps, &run_opts)?)

@@ -36,6 +36,11 @@ pub struct RunArgs {
     /// `network.mode`.
     #[arg(long, value_name = "MODE")]
     pub network: Option<NetworkMode>,
+    /// Monte-Carlo replicas of the long run (overrides `run.replicas`; at least 1; needs a
+    /// `run:` section). The run table then shows every figure as the mean over replicas
+    /// with its 95 % CI.
+    #[arg(long, value_name = "N")]
+    pub replicas: Option<u64>,
 }
 
 pub fn run(args: &RunArgs) -> CliResult {
@@ -50,6 +55,9 @@ pub fn run(args: &RunArgs) -> CliResult {
     }
     if let Some(mode) = args.network {
         sim = sim.with_network(mode);
+    }
+    if let Some(n) = args.replicas {
+        sim = sim.with_replicas(n);
     }
     if let Some(t) = &args.timeline {
         sim = sim.with_timeline(parse_timeline(t).map_err(CliError::bad)?);
@@ -66,10 +74,13 @@ pub fn run(args: &RunArgs) -> CliResult {
     );
     print_memory(outputs.memory());
     if let Some(rep) = &outputs.run {
-        println!(
-            "long run ({} replica(s)):",
-            rep.stats.as_ref().map_or(1, |s| s.replicas)
-        );
+        match &rep.stats {
+            Some(s) => println!(
+                "long run ({} replicas: means with 95 % CI over replicas):",
+                s.replicas
+            ),
+            None => println!("long run (1 replica):"),
+        }
         print!("{}", run::report::table(&rep.summary, rep.stats.as_ref()));
         println!();
     }

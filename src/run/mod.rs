@@ -193,6 +193,12 @@ impl RunSetup {
         }
         let tokens_per_step = (s.training.global_batch * s.training.seq_len) as f64;
         let run = s.run.clone().unwrap_or_default();
+        if opts.replicas == Some(0) {
+            return Err(RunError::spec("--replicas", "must be at least 1"));
+        }
+        if run.replicas == Some(0) {
+            return Err(RunError::spec("run.replicas", "must be at least 1"));
+        }
         let (target, tokens_target) = target(&run, tokens_per_step)?;
         Ok(RunSetup {
             model,
@@ -202,7 +208,7 @@ impl RunSetup {
             target,
             tokens_target,
             tokens_per_step,
-            replicas: opts.replicas.or(run.replicas).unwrap_or(1).max(1),
+            replicas: opts.replicas.or(run.replicas).unwrap_or(1),
             grid: RankGrid::new(&s.parallelism),
         })
     }

@@ -472,7 +472,11 @@ fn figures_line(f: &Figures, with_goodput: bool) -> String {
 pub fn common_tokens(t: &CompareTable) -> Option<f64> {
     match t.rows.first() {
         None => Some(t.tokens),
-        Some(r) => t.rows.iter().all(|x| x.tokens == r.tokens).then_some(r.tokens),
+        Some(r) => t
+            .rows
+            .iter()
+            .all(|x| x.tokens == r.tokens)
+            .then_some(r.tokens),
     }
 }
 
