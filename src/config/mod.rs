@@ -202,10 +202,16 @@ impl ScenarioDraft {
         })
     }
 
-    /// Applies `path=value` overrides in order; the first bad one is the error.
+    /// Applies `path=value` overrides in order (except `cluster.from=...`, which applies
+    /// first: it picks the topology every other `cluster.*` key applies over); the first
+    /// bad one is the error.
     pub fn with_overrides<S: AsRef<str>>(mut self, args: &[S]) -> Result<Self, ConfigError> {
-        for arg in args {
-            overrides::apply(&mut self.root, &overrides::parse(arg.as_ref())?)?;
+        let parsed = args
+            .iter()
+            .map(|a| overrides::parse(a.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        for ov in overrides::ordered(parsed) {
+            overrides::apply(&mut self.root, &ov)?;
         }
         Ok(self)
     }
