@@ -9,14 +9,10 @@ use super::error::{Error, Result};
 use super::input::{ScenarioInput, scenario_constructors};
 use crate::config::Scenario;
 use crate::report;
-use crate::run::sweep::{CheckpointCurve, checkpoint_sweep, parse_intervals};
+use crate::run::sweep::{CheckpointCurve, checkpoint_sweep, default_grid, parse_intervals};
 use crate::run::{self, RunOptions, RunSetup, StepTimeSource};
 
-/// Grid points when the interval range gives none.
-pub const DEFAULT_POINTS: usize = 24;
-
-/// The interval range when none is given.
-pub const DEFAULT_INTERVALS: &str = "5m:4h";
+pub use crate::run::sweep::{DEFAULT_POINTS, DEFAULT_SPAN};
 
 /// A checkpoint-interval sweep over a scenario's `faults:`, `checkpoint:` and `run:`.
 ///
@@ -40,7 +36,8 @@ pub struct CheckpointSweep {
 scenario_constructors!(CheckpointSweep);
 
 impl CheckpointSweep {
-    /// A sweep of [`DEFAULT_INTERVALS`] with 16 replicas per interval.
+    /// A sweep of the default grid ([`DEFAULT_POINTS`] intervals from Daly / 20 to
+    /// Daly × 20, no shorter than the checkpoint allows) with 16 replicas per interval.
     pub fn new(input: ScenarioInput) -> Self {
         CheckpointSweep {
             input,
@@ -51,7 +48,8 @@ impl CheckpointSweep {
         }
     }
 
-    /// Interval range `LO:HI` or `LO:HI:POINTS` (log-spaced; [`DEFAULT_POINTS`] points).
+    /// Interval range `LO:HI` or `LO:HI:POINTS` (log-spaced; [`DEFAULT_POINTS`] points),
+    /// instead of the default grid around Daly's interval.
     pub fn with_intervals(mut self, range: &str) -> Result<Self> {
         self.intervals = Some(parse_intervals(range, DEFAULT_POINTS)?);
         Ok(self)
@@ -88,22 +86,18 @@ impl CheckpointSweep {
         if self.replicas == 0 {
             return Err(Error::invalid("--replicas: must be at least 1"));
         }
-        let grid = match &self.intervals {
-            Some(g) => g.clone(),
-            None => parse_intervals(DEFAULT_INTERVALS, DEFAULT_POINTS)?,
-        };
         let opts = RunOptions {
             seed: self.seed,
             ..Default::default()
         };
         let setup = RunSetup::new(s, &opts)?;
-        Ok(checkpoint_sweep(
-            &setup,
-            src,
-            &grid,
-            self.replicas,
-            self.progress,
-        )?)
+        let grid = match &self.intervals {
+            Some(g) => g.clone(),
+            None => default_grid(&setup, DEFAULT_POINTS),
+        };
+        let mut curve = checkpoint_sweep(&setup, src, &grid, self.replicas, self.progress)?;
+        curve.default_grid = self.intervals.is_none();
+        Ok(curve)
     }
 }
 
@@ -166,6 +160,7 @@ mod tests {
             "optimum_interval_s",
             "young_interval_s",
             "daly_interval_s",
+            "optimum_at_edge",
             "curve",
         ] {
             assert!(json.get(key).is_some(), "{key}");

@@ -38,7 +38,7 @@ mod plan;
 mod simulation;
 mod validate;
 
-pub use checkpoint::{CheckpointOutputs, CheckpointSweep, DEFAULT_INTERVALS, DEFAULT_POINTS};
+pub use checkpoint::{CheckpointOutputs, CheckpointSweep, DEFAULT_POINTS, DEFAULT_SPAN};
 pub use collective::{CollectiveOutputs, CollectiveSweep, SweepRow};
 pub use compare::{CompareOutputs, Comparison, Written, merge};
 pub use error::{Error, Result};
