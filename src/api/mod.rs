@@ -44,5 +44,5 @@ pub use compare::{CompareOutputs, Comparison, Written, merge};
 pub use error::{Error, Result};
 pub use input::ScenarioInput;
 pub use plan::{PlanOutputs, PlanSearch};
-pub use simulation::{RunOutputs, Simulation};
+pub use simulation::{DEFAULT_MAX_TIMELINE_BYTES, RunOutputs, Simulation, TIMELINE_GZIP_RATIO};
 pub use validate::{SOURCES, Validation, ValidationOutputs};

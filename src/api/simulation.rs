@@ -42,7 +42,12 @@ pub struct Simulation {
     replicas: Option<u64>,
     strict_memory: bool,
     progress: bool,
+    max_timeline_bytes: u64,
+    timeline_gzip: bool,
 }
+
+/// The largest timeline a [`Simulation`] writes unless told otherwise: 4 GB.
+pub const DEFAULT_MAX_TIMELINE_BYTES: u64 = 4_000_000_000;
 
 scenario_constructors!(Simulation);
 
@@ -57,6 +62,8 @@ impl Simulation {
             replicas: None,
             strict_memory: false,
             progress: false,
+            max_timeline_bytes: DEFAULT_MAX_TIMELINE_BYTES,
+            timeline_gzip: false,
         }
     }
 
@@ -89,6 +96,20 @@ impl Simulation {
     /// default the memory report says `fits: false` and the step runs anyway).
     pub fn strict_memory(mut self, strict: bool) -> Self {
         self.strict_memory = strict;
+        self
+    }
+
+    /// Refuse (before simulating) a timeline estimated above `bytes` as written (after
+    /// gzip with [`Simulation::with_timeline_gzip`]); default
+    /// [`DEFAULT_MAX_TIMELINE_BYTES`].
+    pub fn with_max_timeline_bytes(mut self, bytes: u64) -> Self {
+        self.max_timeline_bytes = bytes;
+        self
+    }
+
+    /// Write the timeline gzipped, as `timeline.json.gz` (Perfetto opens it as is).
+    pub fn with_timeline_gzip(mut self, gzip: bool) -> Self {
+        self.timeline_gzip = gzip;
         self
     }
 
@@ -131,6 +152,7 @@ impl Simulation {
             sim::check_memory(&scenario)?;
         }
         let opts = ReportOptions::from_outputs(&scenario.outputs, &grid);
+        self.check_timeline_size(&scenario, &grid)?;
         let (speeds, link_faults) = faults::step_faults(&scenario.faults, grid.world())?;
         let step_opts = StepOptions {
             trace: opts.required_trace(&grid),
@@ -154,7 +176,65 @@ impl Simulation {
             step,
             run,
             links,
+            timeline_gzip: self.timeline_gzip,
+            progress: self.progress,
         })
+    }
+
+    /// Refuses a timeline of all ranks (or a long list) whose estimated size is above the
+    /// limit, with the estimate and how to narrow it; checked before the step runs.
+    fn check_timeline_size(&self, s: &Scenario, grid: &RankGrid) -> Result<()> {
+        let spec = &s.outputs.timeline;
+        if !matches!(spec, TimelineRanks::All | TimelineRanks::List(_)) {
+            return Ok(());
+        }
+        let ranks = report::trace_ranks(spec, grid);
+        let gpn = s.cluster.node.gpus.clamp(1, u32::MAX as u64) as u32;
+        let graph = sim::build_graph(s);
+        let json = report::trace::estimate_timeline_bytes(&graph, grid, gpn, &ranks);
+        let written = if self.timeline_gzip {
+            json / TIMELINE_GZIP_RATIO
+        } else {
+            json
+        };
+        if written <= self.max_timeline_bytes {
+            return Ok(());
+        }
+        let n = match spec {
+            TimelineRanks::List(v) => v.len() as u64,
+            _ => u64::from(grid.world()),
+        };
+        let reps = report::representative_ranks(grid);
+        let rep_bytes = report::trace::estimate_timeline_bytes(
+            &graph,
+            grid,
+            gpn,
+            &crate::engine::TraceRanks::Some(reps.clone()),
+        );
+        let human = report::trace::human_bytes;
+        Err(Error::invalid(format!(
+            "timeline: {} ranks would write about {}{} (about {} per rank), above the {} limit (--max-timeline-gb {}). \
+             Narrow the ranks: --timeline representative (the first rank of each of the {} pipeline stages, about {}), \
+             or a list such as --timeline {}; {}or raise --max-timeline-gb",
+            n,
+            human(written),
+            if self.timeline_gzip { " gzipped" } else { "" },
+            human(json / n.max(1)),
+            human(self.max_timeline_bytes),
+            self.max_timeline_bytes as f64 / 1e9,
+            reps.len(),
+            human(rep_bytes),
+            reps.iter()
+                .take(4)
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            if self.timeline_gzip {
+                ""
+            } else {
+                "write it gzipped (--gzip-timeline, timeline.json.gz, which Perfetto opens); "
+            }
+        )))
     }
 
     /// The scenario's `run:` section: failures, checkpoints and restarts over its length.
@@ -194,7 +274,15 @@ pub struct RunOutputs {
     pub run: Option<RunReport>,
     /// Per-link statistics of a contention-mode step (`links.csv`, the heat map).
     pub links: Option<LinkReport>,
+    /// Write the timeline gzipped (`timeline.json.gz`).
+    pub timeline_gzip: bool,
+    /// Show progress while writing a large timeline (terminal only).
+    pub progress: bool,
 }
+
+/// How much smaller the gzipped timeline is assumed to be when checking the size limit:
+/// a conservative 8 (the default scenario's `--timeline all` compresses 16-fold).
+pub const TIMELINE_GZIP_RATIO: u64 = 8;
 
 impl RunOutputs {
     /// Headline metrics of the step.
@@ -227,6 +315,8 @@ impl RunOutputs {
     fn report_options(&self) -> ReportOptions {
         let mut opts = ReportOptions::from_outputs(&self.scenario.outputs, &self.step.grid);
         opts.links = self.links.clone();
+        opts.timeline_gzip = self.timeline_gzip;
+        opts.progress = self.progress;
         opts.memory_gb = serde_json::to_value(&self.step.metrics.memory).ok();
         if let Some(rep) = &self.run {
             opts.run = serde_json::to_value(rep).ok();

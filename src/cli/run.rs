@@ -41,6 +41,13 @@ pub struct RunArgs {
     /// with its 95 % CI.
     #[arg(long, value_name = "N")]
     pub replicas: Option<u64>,
+    /// Refuse, before simulating, a timeline estimated above this many GB as written
+    /// (`--timeline all` on 16,384 GPUs is about 10 GB).
+    #[arg(long, value_name = "GB", default_value_t = 4.0)]
+    pub max_timeline_gb: f64,
+    /// Write the timeline gzipped, as `timeline.json.gz` (Perfetto opens it as is).
+    #[arg(long)]
+    pub gzip_timeline: bool,
 }
 
 pub fn run(args: &RunArgs) -> CliResult {
@@ -59,6 +66,14 @@ pub fn run(args: &RunArgs) -> CliResult {
     if let Some(n) = args.replicas {
         sim = sim.with_replicas(n);
     }
+    if !(args.max_timeline_gb.is_finite() && args.max_timeline_gb > 0.0) {
+        return Err(CliError::bad(
+            "--max-timeline-gb: must be a positive number",
+        ));
+    }
+    sim = sim
+        .with_max_timeline_bytes((args.max_timeline_gb * 1e9) as u64)
+        .with_timeline_gzip(args.gzip_timeline);
     if let Some(t) = &args.timeline {
         sim = sim.with_timeline(parse_timeline(t).map_err(CliError::bad)?);
     }

@@ -14,7 +14,9 @@ pub struct ValidateArgs {
 }
 
 pub fn run(args: &ValidateArgs) -> CliResult {
-    let out = Validation::find(args.calibration.as_deref())?.run()?;
+    let out = Validation::find(args.calibration.as_deref())?
+        .with_progress(true)
+        .run()?;
     println!(
         "{:<22} {:>8} {:>4} {:>4} {:>5} {:>6} {:>2} {:>10} {:>10} {:>8}",
         "source", "params_b", "tp", "pp", "gpus", "batch", "v", "published", "predicted", "error"

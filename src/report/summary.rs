@@ -43,6 +43,14 @@ pub struct Summary {
     /// Cost figures (filled by the cost model).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<serde_json::Value>,
+    /// The band the calibration puts around the headline figures (step time, tokens/s,
+    /// TFLOP/s, MFU): see `validate::Uncertainty`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uncertainty: Option<serde_json::Value>,
+    /// What produced this file: clustersim version, inputs and their hashes, overrides,
+    /// seed, network mode (`config::Provenance`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<serde_json::Value>,
 }
 
 /// The scenario a summary belongs to, so the file stands on its own.
@@ -116,6 +124,8 @@ impl Summary {
             memory_gb: None,
             run: None,
             cost: None,
+            uncertainty: None,
+            provenance: None,
         }
     }
 

@@ -28,7 +28,6 @@ pub use checkpoint::{CheckpointCost, daly_interval, young_interval};
 pub use report::{Estimate, ProgressSample, ReplicaStats, RunEvent, RunSummary};
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use rayon::prelude::*;
@@ -296,14 +295,10 @@ pub struct RunReport {
     pub stats: Option<ReplicaStats>,
 }
 
-/// A progress bar on stderr, hidden unless stderr is a terminal.
-pub fn progress_bar(len: u64, show: bool) -> indicatif::ProgressBar {
-    let target = if show && std::io::stderr().is_terminal() {
-        indicatif::ProgressDrawTarget::stderr()
-    } else {
-        indicatif::ProgressDrawTarget::hidden()
-    };
-    indicatif::ProgressBar::with_draw_target(Some(len), target)
+/// A labelled progress bar on stderr, hidden unless stderr is a terminal
+/// ([`crate::progress::bar`]).
+pub fn progress_bar(len: u64, label: &str, show: bool) -> indicatif::ProgressBar {
+    crate::progress::bar(len, label, show)
 }
 
 /// Simulates the scenario's run (`run:`, `checkpoint:`, `faults:`), with its replicas in
@@ -323,7 +318,7 @@ pub fn simulate_setup(
     src: &dyn StepTimeSource,
     progress: bool,
 ) -> Result<RunReport, RunError> {
-    let bar = progress_bar(setup.replicas, progress);
+    let bar = progress_bar(setup.replicas, "long run replicas", progress);
     let mut first = setup.simulate_one(src, 0, setup.interval_s, true)?;
     bar.inc(1);
     if setup.replicas > 1 {

@@ -213,7 +213,11 @@ pub fn goodput_curve(
     replicas: u64,
     progress: bool,
 ) -> Result<Vec<CurvePoint>, RunError> {
-    let bar = progress_bar(intervals.len() as u64 * replicas, progress);
+    let bar = progress_bar(
+        intervals.len() as u64 * replicas,
+        "checkpoint intervals x replicas",
+        progress,
+    );
     let jobs: Vec<(usize, u64)> = (0..intervals.len())
         .flat_map(|i| (0..replicas).map(move |r| (i, r)))
         .collect();

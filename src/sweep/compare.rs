@@ -7,7 +7,7 @@
 //! of the unsharded sweep: rows carry their point index and every float is rounded to 9
 //! significant digits, so JSON round trips are exact.
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -260,14 +260,7 @@ pub fn evaluate(point: &SweepPoint, s: &Scenario, opts: &CompareOptions) -> Comp
 }
 
 fn progress_bar(n: usize, show: bool) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(n as u64);
-    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} points {elapsed}") {
-        pb.set_style(style);
-    }
-    pb
+    crate::progress::bar(n as u64, "compare points", show)
 }
 
 /// Loads every point (stopping at the first bad one), then simulates them in parallel.
