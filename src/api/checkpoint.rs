@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
 use super::input::{ScenarioInput, scenario_constructors};
-use crate::config::Scenario;
+use crate::config::{Provenance, Scenario};
 use crate::report;
 use crate::run::sweep::{CheckpointCurve, checkpoint_sweep, default_grid, parse_intervals};
 use crate::run::{self, RunOptions, RunSetup, StepTimeSource};
@@ -28,6 +28,7 @@ pub use crate::run::sweep::{DEFAULT_POINTS, DEFAULT_SPAN};
 pub struct CheckpointSweep {
     input: ScenarioInput,
     intervals: Option<Vec<f64>>,
+    intervals_text: Option<String>,
     replicas: u64,
     seed: Option<u64>,
     progress: bool,
@@ -42,6 +43,7 @@ impl CheckpointSweep {
         CheckpointSweep {
             input,
             intervals: None,
+            intervals_text: None,
             replicas: 16,
             seed: None,
             progress: false,
@@ -52,6 +54,7 @@ impl CheckpointSweep {
     /// instead of the default grid around Daly's interval.
     pub fn with_intervals(mut self, range: &str) -> Result<Self> {
         self.intervals = Some(parse_intervals(range, DEFAULT_POINTS)?);
+        self.intervals_text = Some(range.to_string());
         Ok(self)
     }
 
@@ -75,9 +78,25 @@ impl CheckpointSweep {
 
     /// Runs the sweep with step times from the step simulator.
     pub fn run(&self) -> Result<CheckpointOutputs> {
-        let scenario = self.input.clone().resolve()?;
+        let (scenario, mut provenance) =
+            self.input.clone().resolve_with_provenance("checkpoint")?;
         let curve = self.curve(&scenario, &run::analytic_step_times(&scenario))?;
-        Ok(CheckpointOutputs { scenario, curve })
+        provenance.add_scenario(
+            scenario.network.mode.label(),
+            self.seed.unwrap_or(scenario.faults.seed),
+        );
+        provenance.set(
+            "intervals",
+            self.intervals_text
+                .as_deref()
+                .unwrap_or("default: Daly / 20 to Daly x 20"),
+        );
+        provenance.set("replicas", self.replicas);
+        Ok(CheckpointOutputs {
+            scenario,
+            curve,
+            provenance,
+        })
     }
 
     /// Runs the sweep on a resolved scenario with step times from `src` (a stand-in such
@@ -106,19 +125,25 @@ impl CheckpointSweep {
 pub struct CheckpointOutputs {
     pub scenario: Scenario,
     pub curve: CheckpointCurve,
+    /// What produced the sweep (`checkpoint.json`'s `provenance`).
+    pub provenance: Provenance,
 }
 
 impl CheckpointOutputs {
     /// Writes `checkpoint.json` and the chart (`checkpoint.png`/`.svg`) into `dir`.
     pub fn write_to(&self, dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
-        write_curve(dir.as_ref(), &self.curve)
+        write_curve(dir.as_ref(), &self.curve, Some(&self.provenance))
     }
 }
 
-fn write_curve(dir: &Path, c: &CheckpointCurve) -> Result<Vec<PathBuf>> {
+fn write_curve(
+    dir: &Path,
+    c: &CheckpointCurve,
+    provenance: Option<&Provenance>,
+) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(Error::write(dir))?;
-    let json = serde_json::to_string_pretty(c).map_err(Error::internal)?;
-    std::fs::write(dir.join("checkpoint.json"), json + "\n").map_err(Error::write(dir))?;
+    let json = crate::config::provenance::json_with(c, provenance).map_err(Error::internal)?;
+    std::fs::write(dir.join("checkpoint.json"), json).map_err(Error::write(dir))?;
     let charts = report::charts::run::checkpoint_chart(dir, c).map_err(Error::internal)?;
     let mut files = vec![dir.join("checkpoint.json")];
     files.extend(charts.iter().map(|f| dir.join(f)));
@@ -151,7 +176,7 @@ mod tests {
         assert_eq!(c.curve.len(), 12);
         assert!(c.optimum_interval_s > 300.0 && c.optimum_interval_s < 14_400.0);
         let dir = std::env::temp_dir().join(format!("clustersim-ckpt-{}", std::process::id()));
-        let files = write_curve(&dir, &c).unwrap();
+        let files = write_curve(&dir, &c, None).unwrap();
         assert_eq!(files.len(), 3);
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("checkpoint.json")).unwrap())

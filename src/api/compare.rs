@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
 use crate::config;
+use crate::config::Provenance;
 use crate::cost::Prices;
 use crate::sweep::compare::{self, CompareOptions, CompareTable};
-use crate::sweep::spec::{self, PlanChoice, Shard, SweepPoint, SweepSpec};
+use crate::sweep::spec::{self, PlanChoice, Shard, SweepError, SweepPoint, SweepSpec};
 
 /// A comparison of scenarios, or of the points of one or more sweep files.
 ///
@@ -238,6 +239,50 @@ impl Comparison {
         &self.inputs
     }
 
+    /// What produced this comparison, the same for every shard of it: the files given and
+    /// every file the points read (with their hashes), the `--set` overrides, the network
+    /// modes and seeds of the points that load, and the caller's settings.
+    pub fn provenance(&self) -> Provenance {
+        let mut p = Provenance::new("compare");
+        let given: Vec<String> = self
+            .inputs
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
+        p.add_inputs(&given);
+        for pt in &self.points {
+            let mut o = pt.overrides.clone();
+            o.extend(self.overrides.iter().cloned());
+            let loaded = config::ScenarioDraft::load(pt.scenario.as_deref())
+                .and_then(|d| d.with_overrides(&o))
+                .and_then(|d| d.resolve_traced());
+            if let Ok((s, sources)) = loaded {
+                p.add_inputs(&sources);
+                p.add_scenario(s.network.mode.label(), s.faults.seed);
+            }
+        }
+        p.overrides = self.overrides.clone();
+        if let Some(t) = &self.tokens {
+            p.set("tokens", t);
+        }
+        if let Some(plan) = self.plan {
+            p.set(
+                "plan",
+                match plan {
+                    PlanChoice::AsIs => "as-is",
+                    PlanChoice::Best => "best",
+                },
+            );
+        }
+        if let Some(top) = self.top {
+            p.set("top", top);
+        }
+        if !self.prices.is_empty() {
+            p.set("prices", self.prices.join(" "));
+        }
+        p
+    }
+
     /// Loads every point of the shard (stopping at the first that does not load), then
     /// simulates them in parallel, each with its own file's settings.
     pub fn run(&self) -> Result<CompareOutputs> {
@@ -259,6 +304,7 @@ impl Comparison {
                 shard: self.shard,
                 rows,
             },
+            provenance: Some(self.provenance()),
         })
     }
 
@@ -275,20 +321,43 @@ impl Comparison {
 
 /// Merges `compare --shard` outputs (folders with `compare.json`) into the table the
 /// unsharded sweep would have given.
+///
+/// Every shard must record the same provenance (same inputs, overrides and settings); the
+/// merged files carry it, so they equal the unsharded sweep's byte for byte.
 pub fn merge<P: AsRef<Path>>(dirs: &[P]) -> Result<CompareOutputs> {
     let tables = dirs
         .iter()
         .map(|d| compare::read_table(d.as_ref()))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(CompareOutputs {
-        table: compare::merge(tables)?,
-    })
+    let provenances = dirs
+        .iter()
+        .map(|d| compare::read_provenance(d.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let table = compare::merge(tables)?;
+    let mut provenance = provenances.first().cloned().flatten();
+    for (d, p) in dirs.iter().zip(&provenances).skip(1) {
+        if *p != provenance {
+            return Err(Error::Sweep(SweepError::Merge(format!(
+                "shards come from different inputs or settings: the provenance in {} differs from {}'s",
+                d.as_ref().join("compare.json").display(),
+                dirs[0].as_ref().display()
+            ))));
+        }
+    }
+    if let Some(p) = provenance.as_mut() {
+        // A merge of shards is the sweep they came from.
+        p.command = "compare".to_string();
+    }
+    Ok(CompareOutputs { table, provenance })
 }
 
 /// A finished comparison (or merge).
 #[derive(Debug, Clone)]
 pub struct CompareOutputs {
     pub table: CompareTable,
+    /// What produced the table (`compare.json`'s `provenance`, `compare.provenance.json`);
+    /// `None` for shards written before provenance was recorded.
+    pub provenance: Option<Provenance>,
 }
 
 /// Files written, and what could not be drawn.
@@ -304,9 +373,14 @@ impl CompareOutputs {
     /// be drawn is a warning, not an error.
     pub fn write_to(&self, dir: impl AsRef<Path>) -> Result<Written> {
         let dir = dir.as_ref();
-        compare::write_table(dir, &self.table).map_err(Error::write(dir))?;
+        compare::write_table_with(dir, &self.table, self.provenance.as_ref())
+            .map_err(Error::write(dir))?;
+        let mut files = vec![dir.join("compare.csv"), dir.join("compare.json")];
+        if self.provenance.is_some() {
+            files.push(dir.join(compare::PROVENANCE_FILE));
+        }
         let mut out = Written {
-            files: vec![dir.join("compare.csv"), dir.join("compare.json")],
+            files,
             warnings: Vec::new(),
         };
         match crate::report::charts::compare::compare_charts(&self.table, dir) {

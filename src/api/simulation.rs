@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::error::{Error, Result};
 use super::input::{ScenarioInput, scenario_constructors};
-use crate::config::{Scenario, TimelineRanks};
+use crate::config::{Provenance, Scenario, TimelineRanks};
 use crate::faults;
 use crate::network::NetworkMode;
 use crate::plan::MemoryReport;
@@ -121,7 +121,12 @@ impl Simulation {
 
     /// The scenario as it will run: resolved, with the builder's settings applied.
     pub fn scenario(&self) -> Result<Scenario> {
-        let mut s = self.input.clone().resolve()?;
+        self.resolved().map(|(s, _)| s)
+    }
+
+    /// The scenario as it will run and the provenance of this run.
+    fn resolved(&self) -> Result<(Scenario, Provenance)> {
+        let (mut s, mut p) = self.input.clone().resolve_with_provenance("run")?;
         if let Some(seed) = self.seed {
             s.faults.seed = seed;
         }
@@ -131,12 +136,16 @@ impl Simulation {
         if let Some(t) = &self.timeline {
             s.outputs.timeline = t.clone();
         }
-        Ok(s)
+        p.add_scenario(s.network.mode.label(), s.faults.seed);
+        if let Some(n) = self.replicas {
+            p.set("replicas", n);
+        }
+        Ok((s, p))
     }
 
     /// Simulates the step, then the long run when the scenario has `run:`.
     pub fn run(&self) -> Result<RunOutputs> {
-        let scenario = self.scenario()?;
+        let (scenario, provenance) = self.resolved()?;
         let grid = RankGrid::new(&scenario.parallelism);
         check_timeline_ranks(&scenario.outputs.timeline, grid.world())?;
         match self.replicas {
@@ -178,6 +187,7 @@ impl Simulation {
             links,
             timeline_gzip: self.timeline_gzip,
             progress: self.progress,
+            provenance,
         })
     }
 
@@ -278,6 +288,8 @@ pub struct RunOutputs {
     pub timeline_gzip: bool,
     /// Show progress while writing a large timeline (terminal only).
     pub progress: bool,
+    /// What produced this run (`summary.json`'s `provenance`).
+    pub provenance: Provenance,
 }
 
 /// How much smaller the gzipped timeline is assumed to be when checking the size limit:
@@ -317,6 +329,7 @@ impl RunOutputs {
         opts.links = self.links.clone();
         opts.timeline_gzip = self.timeline_gzip;
         opts.progress = self.progress;
+        opts.provenance = Some(self.provenance.to_value());
         opts.memory_gb = serde_json::to_value(&self.step.metrics.memory).ok();
         if let Some(rep) = &self.run {
             opts.run = serde_json::to_value(rep).ok();

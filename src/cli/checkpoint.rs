@@ -88,10 +88,10 @@ pub fn table(c: &CheckpointCurve) -> String {
 }
 
 pub fn run(args: &CheckpointArgs) -> CliResult {
-    let s = ScenarioInput::from_file(&args.scenario)?
-        .with_overrides(&args.overrides)?
-        .resolve()?;
-    let mut sweep = CheckpointSweep::from_scenario(s)
+    let input = ScenarioInput::from_file(&args.scenario)?.with_overrides(&args.overrides)?;
+    // Bad scenario input is reported before bad flags.
+    input.clone().resolve()?;
+    let mut sweep = CheckpointSweep::new(input)
         .with_replicas(args.replicas)
         .with_progress(true);
     if let Some(range) = &args.intervals {

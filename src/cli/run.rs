@@ -51,10 +51,10 @@ pub struct RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> CliResult {
-    let scenario = ScenarioInput::load(args.scenario.as_deref())?
-        .with_overrides(&args.overrides)?
-        .resolve()?;
-    let mut sim = Simulation::from_scenario(scenario)
+    let input = ScenarioInput::load(args.scenario.as_deref())?.with_overrides(&args.overrides)?;
+    // Bad scenario input is reported before bad flags.
+    input.clone().resolve()?;
+    let mut sim = Simulation::new(input)
         .strict_memory(args.strict_memory)
         .with_progress(true);
     if let Some(seed) = args.seed {

@@ -31,6 +31,26 @@ const TOPOLOGIES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The embedded text of a built-in source named as in errors (`<built-in default
+/// scenario>`, `<built-in topology NAME>`).
+pub fn builtin_source_text(source: &str) -> Option<&'static str> {
+    if source == DEFAULT_SCENARIO_NAME {
+        return Some(DEFAULT_SCENARIO_YAML);
+    }
+    let name = source
+        .strip_prefix("<built-in topology ")?
+        .strip_suffix('>')?;
+    TOPOLOGIES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+/// Every catalog compiled into the binary (models, GPUs, topologies, the default
+/// scenario), in a fixed order: what `provenance.catalog_sha256` hashes.
+pub fn embedded_texts() -> Vec<&'static str> {
+    let mut v = vec![MODELS_YAML, GPUS_YAML, DEFAULT_SCENARIO_YAML];
+    v.extend(TOPOLOGIES.iter().map(|(_, t)| *t));
+    v
+}
+
 /// A catalog: a mapping from preset name to its definition.
 fn catalog(
     cell: &'static OnceLock<Result<Node, ConfigError>>,

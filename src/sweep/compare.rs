@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::memory;
 use super::plan::{self, PlanOptions, PlanPoint, ReplayFigures};
 use super::spec::{PlanChoice, Shard, SweepError, SweepPoint};
-use crate::config::Scenario;
+use crate::config::{Provenance, Scenario};
 use crate::cost::{self, Prices};
 use crate::faults::StepState;
 use crate::hardware::FabricKind;
@@ -514,9 +514,48 @@ pub fn table_text(t: &CompareTable) -> String {
 
 /// Writes `compare.csv` and `compare.json` into `dir` (created if missing).
 pub fn write_table(dir: &std::path::Path, t: &CompareTable) -> std::io::Result<()> {
+    write_table_with(dir, t, None)
+}
+
+/// The sidecar recording what produced `compare.csv` (the same record as `compare.json`'s
+/// `provenance`).
+pub const PROVENANCE_FILE: &str = "compare.provenance.json";
+
+/// [`write_table`], with `provenance` in `compare.json` and beside `compare.csv`
+/// ([`PROVENANCE_FILE`]).
+pub fn write_table_with(
+    dir: &std::path::Path,
+    t: &CompareTable,
+    provenance: Option<&Provenance>,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("compare.csv"), to_csv(t))?;
-    std::fs::write(dir.join("compare.json"), to_json(t))
+    let json =
+        crate::config::provenance::json_with(t, provenance).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("compare.json"), json)?;
+    match provenance {
+        Some(p) => std::fs::write(dir.join(PROVENANCE_FILE), p.to_json()),
+        None => Ok(()),
+    }
+}
+
+/// The `provenance` of `dir/compare.json`, if it has one.
+pub fn read_provenance(dir: &std::path::Path) -> Result<Option<Provenance>, SweepError> {
+    let path = dir.join("compare.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| SweepError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    #[derive(Deserialize)]
+    struct Only {
+        provenance: Option<Provenance>,
+    }
+    serde_json::from_str::<Only>(&text)
+        .map(|o| o.provenance)
+        .map_err(|e| SweepError::Parse {
+            path,
+            message: e.to_string(),
+        })
 }
 
 /// Reads `dir/compare.json`.
