@@ -9,7 +9,7 @@ use super::error::{Error, Result};
 use crate::validate::{self, Prediction, Source};
 
 /// The tables, in the order they are read and reported.
-pub const SOURCES: [Source; 2] = [Source::MegatronSc21A100, Source::MegatronCoreH100];
+pub const SOURCES: [Source; 2] = Source::ALL;
 
 /// Predictions against the calibration CSVs of a folder.
 ///
@@ -96,6 +96,11 @@ impl ValidationOutputs {
     pub fn error_stats(&self, source: Option<Source>) -> (f64, f64) {
         let rows: Vec<Prediction> = self.rows(source).cloned().collect();
         validate::error_stats(&rows)
+    }
+
+    /// Each table's error band, as `data/calibration-bands.json` holds it.
+    pub fn bands(&self) -> validate::BandsFile {
+        validate::bands_of(&self.predictions)
     }
 
     /// The predictions of one table, or all.

@@ -30,7 +30,7 @@ pub struct Provenance {
     /// The clustersim version (`Cargo.toml`).
     pub clustersim: String,
     /// SHA-256 over the catalogs compiled into the binary (models, GPUs, shipped
-    /// topologies, the default scenario).
+    /// topologies, the default scenario, the calibration bands).
     pub catalog_sha256: String,
     /// The command (`run`, `checkpoint`, `compare`, `plan`, `merge`).
     pub command: String,

@@ -101,8 +101,6 @@ pub struct ReportOptions {
     pub progress: bool,
     /// What produced these outputs (`summary.json`'s `provenance`).
     pub provenance: Option<serde_json::Value>,
-    /// Calibration uncertainty of the headline figures (`summary.json`'s `uncertainty`).
-    pub uncertainty: Option<serde_json::Value>,
 }
 
 impl Default for ReportOptions {
@@ -118,7 +116,6 @@ impl Default for ReportOptions {
             timeline_gzip: false,
             progress: false,
             provenance: None,
-            uncertainty: None,
         }
     }
 }
@@ -153,7 +150,6 @@ impl ReportOptions {
         s.run = self.run.clone();
         s.cost = self.cost.clone();
         s.provenance = self.provenance.clone();
-        s.uncertainty = self.uncertainty.clone();
         s
     }
 }

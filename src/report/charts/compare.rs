@@ -339,6 +339,7 @@ mod tests {
             effective_time_to_train_days: goodput.map(|_| days / g),
             effective_cost_usd: goodput.map(|_| days * 24.0 * 1024.0 * 2.5 / g),
             effective_energy_mwh: goodput.map(|_| days * 30.0 / g),
+            model_error: Some(0.05),
         }
     }
 
