@@ -53,7 +53,7 @@ fn probe(path: &str, out: &mut BTreeSet<String>, depth: usize) {
         if i == 1 && path.is_empty() {
             break;
         }
-        let err = match clustersim::config::load_scenario(None, &[ov.clone()]) {
+        let err = match clustersim::config::load_scenario(None, std::slice::from_ref(ov)) {
             Ok(_) => continue,
             Err(e) => e.to_string(),
         };
