@@ -25,6 +25,7 @@ pub mod hardware;
 pub mod model;
 pub mod network;
 pub mod plan;
+pub mod pricing;
 pub mod progress;
 pub mod report;
 pub mod run;

@@ -11,7 +11,7 @@ use crate::config::ConfigError;
 use crate::cost::CostError;
 use crate::engine::EngineError;
 use crate::faults::FaultsError;
-use crate::plan::memory::OutOfMemory;
+use crate::pricing::memory::OutOfMemory;
 use crate::report::ReportError;
 use crate::run::RunError;
 use crate::sweep::plan::PlanError;

@@ -103,7 +103,7 @@ pub fn run(args: &RunArgs) -> CliResult {
     Ok(())
 }
 
-fn print_memory(m: &crate::plan::MemoryReport) {
+fn print_memory(m: &crate::pricing::memory::MemoryReport) {
     println!(
         "  memory (rank {}, stage {}): {:.1} of {:.1} GB{} — weights {:.1}, grads {:.1}, optimizer {:.1}, activations {:.1}, buffers {:.1}, reserve {:.1}\n",
         m.rank,

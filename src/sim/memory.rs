@@ -1,8 +1,8 @@
 //! Memory per rank of a scenario's plan (no simulation needed) and the `--strict-memory`
-//! check. The figures come from `plan::memory`; this room only feeds it the scenario.
+//! check. The figures come from `pricing::memory`; this room only feeds it the scenario.
 
 use crate::config::Scenario;
-use crate::plan::memory::{self as mem, MemoryInputs, MemoryReport};
+use crate::pricing::memory::{self as mem, MemoryInputs, MemoryReport};
 
 /// Memory per rank of a scenario's plan (no simulation needed).
 pub fn memory_report(s: &Scenario) -> MemoryReport {

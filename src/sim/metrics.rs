@@ -8,8 +8,8 @@ use serde::Serialize;
 use super::memory::memory_report;
 use crate::config::Scenario;
 use crate::engine::Replay;
-use crate::plan::memory::MemoryReport;
 use crate::plan::{RankGrid, Recompute};
+use crate::pricing::memory::MemoryReport;
 use crate::schedule::{Category, StepGraph};
 use crate::units::ns_to_secs;
 
