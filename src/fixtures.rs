@@ -70,6 +70,7 @@ pub fn toy_scenario(tp: u64, pp: u64, dp: u64, layers: u64, global_batch: u64) -
                 fp8_gemm_efficiency: None,
                 hbm_efficiency: 0.87,
                 sustained_efficiency: 1.0,
+                calibration: None,
             },
             nodes: gpus.div_ceil(8),
             node: NodeSpec {
@@ -154,6 +155,7 @@ pub fn a100_80gb() -> GpuSpec {
         fp8_gemm_efficiency: None,
         hbm_efficiency: 1610.0 / 2039.0,
         sustained_efficiency: 0.875,
+        calibration: None,
     }
 }
 
@@ -300,6 +302,7 @@ pub fn rtx_4090() -> GpuSpec {
         gemm_efficiency: 0.7,
         fp8_gemm_efficiency: None,
         sustained_efficiency: 1.0,
+        calibration: None,
         hbm_efficiency: 0.85,
     }
 }
@@ -434,6 +437,7 @@ pub fn gpu_preset(name: &str) -> Option<GpuSpec> {
         gemm_efficiency: 0.75,
         fp8_gemm_efficiency: None,
         sustained_efficiency: 1.0,
+        calibration: None,
         hbm_efficiency: 0.85,
     })
 }

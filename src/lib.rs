@@ -26,6 +26,7 @@ pub mod model;
 pub mod network;
 pub mod plan;
 pub mod pricing;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod schedule;

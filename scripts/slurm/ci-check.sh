@@ -68,8 +68,11 @@ ARRAY=$(sed -n 's/^array_job: //p' "$OUT/submission.txt")
 MERGE=$(sed -n 's/^merge_job: //p' "$OUT/submission.txt")
 [[ -n $ARRAY && -n $MERGE ]] || fail "no job IDs in $OUT/submission.txt"
 
-# The unsharded reference, while the jobs run.
-"$BIN" compare "$SWEEP" --out "$WORK/reference" >/dev/null || fail "the unsharded compare failed"
+# The unsharded reference, while the jobs run. sweep.sbatch hands the shards the sweep's
+# absolute path, and compare.json / compare.provenance.json record input paths as given,
+# so the reference is given the same path.
+"$BIN" compare "$(realpath "$SWEEP")" --out "$WORK/reference" >/dev/null ||
+  fail "the unsharded compare failed"
 
 # Wait until neither job is queued; a job pending for a reason that never clears fails now.
 end=$((SECONDS + WAIT))

@@ -7,16 +7,12 @@ use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
 use super::input::{ScenarioInput, scenario_constructors};
-use crate::config::Scenario;
+use crate::config::{Provenance, Scenario};
 use crate::report;
-use crate::run::sweep::{CheckpointCurve, checkpoint_sweep, parse_intervals};
+use crate::run::sweep::{CheckpointCurve, checkpoint_sweep, default_grid, parse_intervals};
 use crate::run::{self, RunOptions, RunSetup, StepTimeSource};
 
-/// Grid points when the interval range gives none.
-pub const DEFAULT_POINTS: usize = 24;
-
-/// The interval range when none is given.
-pub const DEFAULT_INTERVALS: &str = "5m:4h";
+pub use crate::run::sweep::{DEFAULT_POINTS, DEFAULT_SPAN};
 
 /// A checkpoint-interval sweep over a scenario's `faults:`, `checkpoint:` and `run:`.
 ///
@@ -32,6 +28,7 @@ pub const DEFAULT_INTERVALS: &str = "5m:4h";
 pub struct CheckpointSweep {
     input: ScenarioInput,
     intervals: Option<Vec<f64>>,
+    intervals_text: Option<String>,
     replicas: u64,
     seed: Option<u64>,
     progress: bool,
@@ -40,20 +37,24 @@ pub struct CheckpointSweep {
 scenario_constructors!(CheckpointSweep);
 
 impl CheckpointSweep {
-    /// A sweep of [`DEFAULT_INTERVALS`] with 16 replicas per interval.
+    /// A sweep of the default grid ([`DEFAULT_POINTS`] intervals from Daly / 20 to
+    /// Daly × 20, no shorter than the checkpoint allows) with 16 replicas per interval.
     pub fn new(input: ScenarioInput) -> Self {
         CheckpointSweep {
             input,
             intervals: None,
+            intervals_text: None,
             replicas: 16,
             seed: None,
             progress: false,
         }
     }
 
-    /// Interval range `LO:HI` or `LO:HI:POINTS` (log-spaced; [`DEFAULT_POINTS`] points).
+    /// Interval range `LO:HI` or `LO:HI:POINTS` (log-spaced; [`DEFAULT_POINTS`] points),
+    /// instead of the default grid around Daly's interval.
     pub fn with_intervals(mut self, range: &str) -> Result<Self> {
         self.intervals = Some(parse_intervals(range, DEFAULT_POINTS)?);
+        self.intervals_text = Some(range.to_string());
         Ok(self)
     }
 
@@ -77,30 +78,45 @@ impl CheckpointSweep {
 
     /// Runs the sweep with step times from the step simulator.
     pub fn run(&self) -> Result<CheckpointOutputs> {
-        let scenario = self.input.clone().resolve()?;
+        let (scenario, mut provenance) =
+            self.input.clone().resolve_with_provenance("checkpoint")?;
         let curve = self.curve(&scenario, &run::analytic_step_times(&scenario))?;
-        Ok(CheckpointOutputs { scenario, curve })
+        provenance.add_scenario(
+            scenario.network.mode.label(),
+            self.seed.unwrap_or(scenario.faults.seed),
+        );
+        provenance.set(
+            "intervals",
+            self.intervals_text
+                .as_deref()
+                .unwrap_or("default: Daly / 20 to Daly x 20"),
+        );
+        provenance.set("replicas", self.replicas);
+        Ok(CheckpointOutputs {
+            scenario,
+            curve,
+            provenance,
+        })
     }
 
     /// Runs the sweep on a resolved scenario with step times from `src` (a stand-in such
     /// as [`run::ScaledStepTime`], say).
     pub fn curve(&self, s: &Scenario, src: &dyn StepTimeSource) -> Result<CheckpointCurve> {
-        let grid = match &self.intervals {
-            Some(g) => g.clone(),
-            None => parse_intervals(DEFAULT_INTERVALS, DEFAULT_POINTS)?,
-        };
+        if self.replicas == 0 {
+            return Err(Error::invalid("--replicas: must be at least 1"));
+        }
         let opts = RunOptions {
             seed: self.seed,
             ..Default::default()
         };
         let setup = RunSetup::new(s, &opts)?;
-        Ok(checkpoint_sweep(
-            &setup,
-            src,
-            &grid,
-            self.replicas,
-            self.progress,
-        )?)
+        let grid = match &self.intervals {
+            Some(g) => g.clone(),
+            None => default_grid(&setup, DEFAULT_POINTS),
+        };
+        let mut curve = checkpoint_sweep(&setup, src, &grid, self.replicas, self.progress)?;
+        curve.default_grid = self.intervals.is_none();
+        Ok(curve)
     }
 }
 
@@ -109,19 +125,31 @@ impl CheckpointSweep {
 pub struct CheckpointOutputs {
     pub scenario: Scenario,
     pub curve: CheckpointCurve,
+    /// What produced the sweep (`checkpoint.json`'s `provenance`).
+    pub provenance: Provenance,
 }
 
 impl CheckpointOutputs {
     /// Writes `checkpoint.json` and the chart (`checkpoint.png`/`.svg`) into `dir`.
     pub fn write_to(&self, dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
-        write_curve(dir.as_ref(), &self.curve, &self.scenario.name)
+        write_curve(
+            dir.as_ref(),
+            &self.curve,
+            &self.scenario.name,
+            Some(&self.provenance),
+        )
     }
 }
 
-fn write_curve(dir: &Path, c: &CheckpointCurve, name: &str) -> Result<Vec<PathBuf>> {
+fn write_curve(
+    dir: &Path,
+    c: &CheckpointCurve,
+    name: &str,
+    provenance: Option<&Provenance>,
+) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(Error::write(dir))?;
-    let json = serde_json::to_string_pretty(c).map_err(Error::internal)?;
-    std::fs::write(dir.join("checkpoint.json"), json + "\n").map_err(Error::write(dir))?;
+    let json = crate::config::provenance::json_with(c, provenance).map_err(Error::internal)?;
+    std::fs::write(dir.join("checkpoint.json"), json).map_err(Error::write(dir))?;
     let charts = report::charts::run::checkpoint_chart(dir, c, name).map_err(Error::internal)?;
     let mut files = vec![dir.join("checkpoint.json")];
     files.extend(charts.iter().map(|f| dir.join(f)));
@@ -154,7 +182,7 @@ mod tests {
         assert_eq!(c.curve.len(), 12);
         assert!(c.optimum_interval_s > 300.0 && c.optimum_interval_s < 14_400.0);
         let dir = std::env::temp_dir().join(format!("clustersim-ckpt-{}", std::process::id()));
-        let files = write_curve(&dir, &c, "toy").unwrap();
+        let files = write_curve(&dir, &c, "toy", None).unwrap();
         assert_eq!(files.len(), 3);
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("checkpoint.json")).unwrap())
@@ -163,6 +191,7 @@ mod tests {
             "optimum_interval_s",
             "young_interval_s",
             "daly_interval_s",
+            "optimum_at_edge",
             "curve",
         ] {
             assert!(json.get(key).is_some(), "{key}");

@@ -7,11 +7,18 @@ use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
 use crate::config;
+use crate::config::Provenance;
 use crate::cost::Prices;
 use crate::sweep::compare::{self, CompareOptions, CompareTable};
-use crate::sweep::spec::{self, PlanChoice, Shard, SweepPoint, SweepSpec};
+use crate::sweep::spec::{self, PlanChoice, Shard, SweepError, SweepPoint, SweepSpec};
 
 /// A comparison of scenarios, or of the points of one or more sweep files.
+///
+/// Each sweep file keeps its own settings (`tokens`, `plan`, `top`, `prices`) for its own
+/// points; a scenario file given directly takes the defaults (1T tokens, `as-is`, top 3,
+/// default prices). The caller's settings ([`Comparison::with_tokens`],
+/// [`Comparison::with_plan`], [`Comparison::with_top`]) replace every file's, and
+/// [`Comparison::with_prices`] applies after every file's prices.
 ///
 /// ```no_run
 /// let out = clustersim::Comparison::from_files(&["scenarios/sweeps/fabrics.yaml"])?
@@ -26,39 +33,60 @@ use crate::sweep::spec::{self, PlanChoice, Shard, SweepPoint, SweepSpec};
 pub struct Comparison {
     name: String,
     points: Vec<SweepPoint>,
-    /// Sweep-level settings found in the files.
-    sweep_tokens: Option<String>,
-    sweep_plan: PlanChoice,
-    sweep_top: Option<usize>,
-    prices: Vec<String>,
+    /// The settings group of each point (index into `groups`).
+    point_group: Vec<usize>,
+    /// Settings per input file (one group for scenario files and given points).
+    groups: Vec<FileSettings>,
     /// Caller's settings, which win over the files'.
     tokens: Option<String>,
     plan: Option<PlanChoice>,
     top: Option<usize>,
+    prices: Vec<String>,
     overrides: Vec<String>,
     shard: Option<Shard>,
     progress: bool,
+    inputs: Vec<PathBuf>,
+}
+
+/// The settings one sweep file gives its own points.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct FileSettings {
+    tokens: Option<String>,
+    plan: PlanChoice,
+    top: Option<usize>,
+    prices: Vec<String>,
 }
 
 impl Comparison {
     /// Points from scenario files (one point each) and sweep files (a file with `axes:` or
-    /// `designs:`; their points, and their `tokens`, `plan`, `top` and `prices`).
+    /// `designs:`; their points, each file with its own `tokens`, `plan`, `top` and
+    /// `prices`).
     pub fn from_files<P: AsRef<Path>>(files: &[P]) -> Result<Self> {
         let mut c = Comparison::from_points("compare", Vec::new());
+        c.groups.clear();
         let mut names = Vec::new();
+        let mut scenario_group = None;
         for f in files {
             let f = f.as_ref();
             let text = std::fs::read_to_string(f).map_err(|source| Error::Read {
                 path: f.to_path_buf(),
                 source,
             })?;
+            c.inputs.push(f.to_path_buf());
             if spec::is_sweep_text(&text) {
                 let sw = SweepSpec::parse(f, &text)?;
                 c.add_sweep(&sw, f.parent().unwrap_or(Path::new(".")));
                 names.push(sw.name);
             } else {
-                c.add_scenario(f);
+                let g = *scenario_group.get_or_insert_with(|| {
+                    c.groups.push(FileSettings::default());
+                    c.groups.len() - 1
+                });
+                c.add_scenario(f, g);
             }
+        }
+        if c.groups.is_empty() {
+            c.groups.push(FileSettings::default());
         }
         if names.len() == 1 {
             c.name = names.remove(0);
@@ -66,43 +94,46 @@ impl Comparison {
         Ok(c)
     }
 
-    /// A comparison of given points (renumbered in order), named `name`.
+    /// A comparison of given points (renumbered in order), named `name`, with the default
+    /// settings.
     pub fn from_points(name: &str, points: Vec<SweepPoint>) -> Self {
-        let points = points
+        let points: Vec<SweepPoint> = points
             .into_iter()
             .enumerate()
             .map(|(index, p)| SweepPoint { index, ..p })
             .collect();
         Comparison {
             name: name.to_string(),
+            point_group: vec![0; points.len()],
             points,
-            sweep_tokens: None,
-            sweep_plan: PlanChoice::AsIs,
-            sweep_top: None,
-            prices: Vec::new(),
+            groups: vec![FileSettings::default()],
             tokens: None,
             plan: None,
             top: None,
+            prices: Vec::new(),
             overrides: Vec::new(),
             shard: None,
             progress: false,
+            inputs: Vec::new(),
         }
     }
 
     fn add_sweep(&mut self, sw: &SweepSpec, dir: &Path) {
+        self.groups.push(FileSettings {
+            tokens: sw.tokens.clone(),
+            plan: sw.plan,
+            top: sw.top,
+            prices: sw.prices.clone(),
+        });
+        let g = self.groups.len() - 1;
         for mut p in spec::expand(sw, dir) {
             p.index = self.points.len();
             self.points.push(p);
+            self.point_group.push(g);
         }
-        self.sweep_tokens = self.sweep_tokens.take().or(sw.tokens.clone());
-        self.sweep_top = self.sweep_top.or(sw.top);
-        if sw.plan == PlanChoice::Best {
-            self.sweep_plan = PlanChoice::Best;
-        }
-        self.prices.extend(sw.prices.iter().cloned());
     }
 
-    fn add_scenario(&mut self, f: &Path) {
+    fn add_scenario(&mut self, f: &Path, group: usize) {
         let stem = f
             .file_stem()
             .map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
@@ -112,6 +143,7 @@ impl Comparison {
             scenario: Some(f.to_path_buf()),
             overrides: Vec::new(),
         });
+        self.point_group.push(group);
     }
 
     /// Every point, before sharding.
@@ -132,28 +164,30 @@ impl Comparison {
         self
     }
 
-    /// Price overrides (`switch_usd=25000`, `basis=ownership`), after the sweep files'.
+    /// Price overrides (`switch_usd=25000`, `basis=ownership`), applied after each sweep
+    /// file's own `prices:`.
     pub fn with_prices<S: AsRef<str>>(mut self, args: &[S]) -> Self {
         self.prices
             .extend(args.iter().map(|a| a.as_ref().to_string()));
         self
     }
 
-    /// Token budget for the time and cost columns (`1T`, `300B`); default the sweep's,
-    /// else 1T.
+    /// Token budget for the time and cost columns (`1T`, `300B`) of every point, replacing
+    /// each sweep file's `tokens:` (default: the file's, else 1T).
     pub fn with_tokens(mut self, tokens: &str) -> Self {
         self.tokens = Some(tokens.to_string());
         self
     }
 
-    /// Each point's plan as stated, or the best the plan search finds (default: the
-    /// sweep's choice).
+    /// Each point's plan as stated, or the best the plan search finds, for every point
+    /// (default: each sweep file's `plan:`, else as-is).
     pub fn with_plan(mut self, plan: PlanChoice) -> Self {
         self.plan = Some(plan);
         self
     }
 
-    /// Full replays per point with [`PlanChoice::Best`] (default the sweep's, else 3).
+    /// Full replays per point with [`PlanChoice::Best`], for every point (default: each
+    /// sweep file's `top:`, else 3).
     pub fn with_top(mut self, top: usize) -> Self {
         self.top = Some(top);
         self
@@ -165,36 +199,112 @@ impl Comparison {
         self
     }
 
-    /// The options the points run with; fails on bad prices, then on a bad token budget.
+    /// The options the points of the first input file run with; fails on bad prices,
+    /// then on a bad token budget (of any file).
     pub fn options(&self) -> Result<CompareOptions> {
-        let prices = Prices::with_overrides(&self.prices)?;
-        let tokens = match self.tokens.as_ref().or(self.sweep_tokens.as_ref()) {
-            Some(t) => spec::parse_count(t).map_err(|e| Error::invalid(format!("tokens: {e}")))?,
-            None => 1e12,
-        };
-        Ok(CompareOptions {
-            tokens,
-            plan: self.plan.unwrap_or(self.sweep_plan),
-            top: self.top.or(self.sweep_top).unwrap_or(3),
-            prices,
-            progress: self.progress,
-        })
+        let all = self.group_options()?;
+        Ok(all.into_iter().next().unwrap_or_default())
+    }
+
+    /// The options of each settings group, in group order; checks every group's prices
+    /// first, then every token budget.
+    fn group_options(&self) -> Result<Vec<CompareOptions>> {
+        let mut prices = Vec::with_capacity(self.groups.len());
+        for g in &self.groups {
+            let mut p = g.prices.clone();
+            p.extend(self.prices.iter().cloned());
+            prices.push(Prices::with_overrides(&p)?);
+        }
+        let mut out = Vec::with_capacity(self.groups.len());
+        for (g, prices) in self.groups.iter().zip(prices) {
+            let tokens = match self.tokens.as_ref().or(g.tokens.as_ref()) {
+                Some(t) => {
+                    spec::parse_count(t).map_err(|e| Error::invalid(format!("tokens: {e}")))?
+                }
+                None => 1e12,
+            };
+            out.push(CompareOptions {
+                tokens,
+                plan: self.plan.unwrap_or(g.plan),
+                top: self.top.or(g.top).unwrap_or(3),
+                prices,
+                progress: self.progress,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The files this comparison read (sweep and scenario files, as given).
+    pub fn input_files(&self) -> &[PathBuf] {
+        &self.inputs
+    }
+
+    /// What produced this comparison, the same for every shard of it: the files given and
+    /// every file the points read (with their hashes), the `--set` overrides, the network
+    /// modes and seeds of the points that load, and the caller's settings.
+    pub fn provenance(&self) -> Provenance {
+        let mut p = Provenance::new("compare");
+        let given: Vec<String> = self
+            .inputs
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
+        p.add_inputs(&given);
+        for pt in &self.points {
+            let mut o = pt.overrides.clone();
+            o.extend(self.overrides.iter().cloned());
+            let loaded = config::ScenarioDraft::load(pt.scenario.as_deref())
+                .and_then(|d| d.with_overrides(&o))
+                .and_then(|d| d.resolve_traced());
+            if let Ok((s, sources)) = loaded {
+                p.add_inputs(&sources);
+                p.add_scenario(s.network.mode.label(), s.faults.seed);
+            }
+        }
+        p.overrides = self.overrides.clone();
+        if let Some(t) = &self.tokens {
+            p.set("tokens", t);
+        }
+        if let Some(plan) = self.plan {
+            p.set(
+                "plan",
+                match plan {
+                    PlanChoice::AsIs => "as-is",
+                    PlanChoice::Best => "best",
+                },
+            );
+        }
+        if let Some(top) = self.top {
+            p.set("top", top);
+        }
+        if !self.prices.is_empty() {
+            p.set("prices", self.prices.join(" "));
+        }
+        p
     }
 
     /// Loads every point of the shard (stopping at the first that does not load), then
-    /// simulates them in parallel.
+    /// simulates them in parallel, each with its own file's settings.
     pub fn run(&self) -> Result<CompareOutputs> {
-        let opts = self.options()?;
+        let opts = self.group_options()?;
         let points = spec::shard(self.points.clone(), self.shard);
-        let rows = compare::run_points(&points, |p| self.load(p), &opts)?;
+        let group_of: Vec<usize> = points.iter().map(|p| self.point_group[p.index]).collect();
+        let rows = compare::run_points_with(
+            &points,
+            |p| self.load(p),
+            |i| &opts[group_of[i]],
+            self.progress,
+        )?;
+        let first = self.point_group.first().map_or(0, |&g| g);
         Ok(CompareOutputs {
             table: CompareTable {
                 name: self.name.clone(),
                 points: self.points.len(),
-                tokens: opts.tokens,
+                tokens: opts.get(first).map_or(1e12, |o| o.tokens),
                 shard: self.shard,
                 rows,
             },
+            provenance: Some(self.provenance()),
         })
     }
 
@@ -211,20 +321,43 @@ impl Comparison {
 
 /// Merges `compare --shard` outputs (folders with `compare.json`) into the table the
 /// unsharded sweep would have given.
+///
+/// Every shard must record the same provenance (same inputs, overrides and settings); the
+/// merged files carry it, so they equal the unsharded sweep's byte for byte.
 pub fn merge<P: AsRef<Path>>(dirs: &[P]) -> Result<CompareOutputs> {
     let tables = dirs
         .iter()
         .map(|d| compare::read_table(d.as_ref()))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(CompareOutputs {
-        table: compare::merge(tables)?,
-    })
+    let provenances = dirs
+        .iter()
+        .map(|d| compare::read_provenance(d.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let table = compare::merge(tables)?;
+    let mut provenance = provenances.first().cloned().flatten();
+    for (d, p) in dirs.iter().zip(&provenances).skip(1) {
+        if *p != provenance {
+            return Err(Error::Sweep(SweepError::Merge(format!(
+                "shards come from different inputs or settings: the provenance in {} differs from {}'s",
+                d.as_ref().join("compare.json").display(),
+                dirs[0].as_ref().display()
+            ))));
+        }
+    }
+    if let Some(p) = provenance.as_mut() {
+        // A merge of shards is the sweep they came from.
+        p.command = "compare".to_string();
+    }
+    Ok(CompareOutputs { table, provenance })
 }
 
 /// A finished comparison (or merge).
 #[derive(Debug, Clone)]
 pub struct CompareOutputs {
     pub table: CompareTable,
+    /// What produced the table (`compare.json`'s `provenance`, `compare.provenance.json`);
+    /// `None` for shards written before provenance was recorded.
+    pub provenance: Option<Provenance>,
 }
 
 /// Files written, and what could not be drawn.
@@ -240,9 +373,14 @@ impl CompareOutputs {
     /// be drawn is a warning, not an error.
     pub fn write_to(&self, dir: impl AsRef<Path>) -> Result<Written> {
         let dir = dir.as_ref();
-        compare::write_table(dir, &self.table).map_err(Error::write(dir))?;
+        compare::write_table_with(dir, &self.table, self.provenance.as_ref())
+            .map_err(Error::write(dir))?;
+        let mut files = vec![dir.join("compare.csv"), dir.join("compare.json")];
+        if self.provenance.is_some() {
+            files.push(dir.join(compare::PROVENANCE_FILE));
+        }
         let mut out = Written {
-            files: vec![dir.join("compare.csv"), dir.join("compare.json")],
+            files,
             warnings: Vec::new(),
         };
         match crate::report::charts::compare::compare_charts(&self.table, dir) {

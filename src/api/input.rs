@@ -8,11 +8,11 @@
 use std::path::Path;
 
 use super::error::{Error, Result};
-use crate::config::{Scenario, ScenarioDraft};
+use crate::config::{Provenance, Scenario, ScenarioDraft};
 
 /// A scenario on its way into a command.
 #[derive(Debug, Clone)]
-pub struct ScenarioInput(Inner);
+pub struct ScenarioInput(Inner, Vec<String>);
 
 #[derive(Debug, Clone)]
 enum Inner {
@@ -28,32 +28,37 @@ impl ScenarioInput {
 
     /// A scenario file, or the built-in default scenario when `path` is `None`.
     pub fn load(path: Option<&Path>) -> Result<Self> {
-        Ok(ScenarioInput(Inner::Draft(ScenarioDraft::load(path)?)))
+        Ok(ScenarioInput(
+            Inner::Draft(ScenarioDraft::load(path)?),
+            Vec::new(),
+        ))
     }
 
     /// The built-in default scenario (`clustersim run` without a file).
     pub fn default_scenario() -> Self {
         let draft = ScenarioDraft::load(None).expect("the built-in default scenario parses");
-        ScenarioInput(Inner::Draft(draft))
+        ScenarioInput(Inner::Draft(draft), Vec::new())
     }
 
     /// Scenario YAML text; `name` names it in errors.
     pub fn from_yaml(name: &str, text: &str) -> Result<Self> {
         let draft = ScenarioDraft::parse(name, text, "scenario", None)?;
-        Ok(ScenarioInput(Inner::Draft(draft)))
+        Ok(ScenarioInput(Inner::Draft(draft), Vec::new()))
     }
 
     /// A scenario already resolved (built in code, or loaded before).
     pub fn from_scenario(s: Scenario) -> Self {
-        ScenarioInput(Inner::Resolved(Box::new(s)))
+        ScenarioInput(Inner::Resolved(Box::new(s)), Vec::new())
     }
 
     /// Applies `path=value` overrides (`parallelism.tp=4`) in order. Overrides edit the
     /// YAML, so a resolved scenario takes none: change its fields instead.
     pub fn with_overrides<S: AsRef<str>>(self, args: &[S]) -> Result<Self> {
+        let mut given = self.1;
+        given.extend(args.iter().map(|a| a.as_ref().to_string()));
         match self.0 {
-            Inner::Draft(d) => Ok(ScenarioInput(Inner::Draft(d.with_overrides(args)?))),
-            resolved if args.is_empty() => Ok(ScenarioInput(resolved)),
+            Inner::Draft(d) => Ok(ScenarioInput(Inner::Draft(d.with_overrides(args)?), given)),
+            resolved if args.is_empty() => Ok(ScenarioInput(resolved, given)),
             Inner::Resolved(_) => Err(Error::invalid(
                 "overrides apply to scenario YAML; set the fields of a resolved Scenario instead",
             )),
@@ -66,6 +71,30 @@ impl ScenarioInput {
             Inner::Draft(d) => Ok(d.resolve()?),
             Inner::Resolved(s) => Ok(*s),
         }
+    }
+
+    /// The resolved scenario and the provenance of `command` run on it: its sources with
+    /// their hashes and the overrides applied (seed, network and settings are the
+    /// command's to add). A scenario resolved in code records its source file, if any, and
+    /// `settings.scenario = "resolved in code"`.
+    pub fn resolve_with_provenance(self, command: &str) -> Result<(Scenario, Provenance)> {
+        let mut p = Provenance::new(command);
+        p.overrides = self.1;
+        let s = match self.0 {
+            Inner::Draft(d) => {
+                let (s, sources) = d.resolve_traced()?;
+                p.add_inputs(&sources);
+                s
+            }
+            Inner::Resolved(s) => {
+                if let Some(src) = &s.source {
+                    p.add_inputs(&[src.display().to_string()]);
+                }
+                p.set("scenario", "resolved in code");
+                *s
+            }
+        };
+        Ok((s, p))
     }
 }
 

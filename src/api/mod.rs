@@ -38,11 +38,11 @@ mod plan;
 mod simulation;
 mod validate;
 
-pub use checkpoint::{CheckpointOutputs, CheckpointSweep, DEFAULT_INTERVALS, DEFAULT_POINTS};
+pub use checkpoint::{CheckpointOutputs, CheckpointSweep, DEFAULT_POINTS, DEFAULT_SPAN};
 pub use collective::{CollectiveOutputs, CollectiveSweep, SweepRow};
 pub use compare::{CompareOutputs, Comparison, Written, merge};
 pub use error::{Error, Result};
 pub use input::ScenarioInput;
 pub use plan::{PlanOutputs, PlanSearch};
-pub use simulation::{RunOutputs, Simulation};
+pub use simulation::{DEFAULT_MAX_TIMELINE_BYTES, RunOutputs, Simulation, TIMELINE_GZIP_RATIO};
 pub use validate::{SOURCES, Validation, ValidationOutputs};

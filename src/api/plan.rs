@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
 use super::input::{ScenarioInput, scenario_constructors};
-use crate::config::Scenario;
+use crate::config::provenance::json_with;
+use crate::config::{Provenance, Scenario};
 use crate::plan::{Recompute, ScheduleKind};
 use crate::sweep::plan::{self, PlanOptions, PlanReport, SearchSpace};
 
@@ -149,9 +150,41 @@ impl PlanSearch {
 
     /// Ranks every plan in fast mode and replays the top K.
     pub fn run(&self) -> Result<PlanOutputs> {
-        let scenario = self.input.clone().resolve()?;
+        let (scenario, mut provenance) = self.input.clone().resolve_with_provenance("plan")?;
         let report = plan::search(&scenario, &self.options(&scenario))?;
-        Ok(PlanOutputs { scenario, report })
+        provenance.add_scenario(scenario.network.mode.label(), scenario.faults.seed);
+        provenance.set("top", self.top);
+        if let Some(g) = self.gpus {
+            provenance.set("gpus", g);
+        }
+        let list = |v: Vec<String>| v.join(",");
+        let restrictions = [
+            ("tp", list(self.tp.iter().map(u64::to_string).collect())),
+            ("pp", list(self.pp.iter().map(u64::to_string).collect())),
+            ("cp", list(self.cp.iter().map(u64::to_string).collect())),
+            ("ep", list(self.ep.iter().map(u64::to_string).collect())),
+            (
+                "micro_batch",
+                list(self.micro_batch.iter().map(u64::to_string).collect()),
+            ),
+            ("zero", list(self.zero.iter().map(u8::to_string).collect())),
+            (
+                "schedule",
+                list(self.schedules.iter().map(|s| format!("{s:?}")).collect()),
+            ),
+            (
+                "recompute",
+                list(self.recompute.iter().map(|r| format!("{r:?}")).collect()),
+            ),
+        ];
+        for (k, v) in restrictions.into_iter().filter(|(_, v)| !v.is_empty()) {
+            provenance.set(k, v);
+        }
+        Ok(PlanOutputs {
+            scenario,
+            report,
+            provenance,
+        })
     }
 }
 
@@ -160,18 +193,23 @@ impl PlanSearch {
 pub struct PlanOutputs {
     pub scenario: Scenario,
     pub report: PlanReport,
+    /// What produced the search (`plans.json`'s `provenance`, `plans.provenance.json`).
+    pub provenance: Provenance,
 }
 
 impl PlanOutputs {
-    /// Writes `plans.csv` and `plans.json` into `dir`.
+    /// Writes `plans.csv`, `plans.json` and `plans.provenance.json` (what produced
+    /// `plans.csv`) into `dir`.
     pub fn write_to(&self, dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(Error::write(dir))?;
         let csv = dir.join("plans.csv");
         std::fs::write(&csv, plan::plans_csv(&self.report)).map_err(Error::write(dir))?;
-        let json = serde_json::to_string_pretty(&self.report).map_err(Error::internal)?;
+        let json = json_with(&self.report, Some(&self.provenance)).map_err(Error::internal)?;
         let json_path = dir.join("plans.json");
-        std::fs::write(&json_path, json + "\n").map_err(Error::write(dir))?;
-        Ok(vec![csv, json_path])
+        std::fs::write(&json_path, json).map_err(Error::write(dir))?;
+        let prov = dir.join("plans.provenance.json");
+        std::fs::write(&prov, self.provenance.to_json()).map_err(Error::write(dir))?;
+        Ok(vec![csv, json_path, prov])
     }
 }

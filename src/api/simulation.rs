@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::error::{Error, Result};
 use super::input::{ScenarioInput, scenario_constructors};
-use crate::config::{Scenario, TimelineRanks};
+use crate::config::{Provenance, Scenario, TimelineRanks};
 use crate::faults;
 use crate::network::NetworkMode;
 use crate::plan::RankGrid;
@@ -39,9 +39,15 @@ pub struct Simulation {
     seed: Option<u64>,
     network: Option<NetworkMode>,
     timeline: Option<TimelineRanks>,
+    replicas: Option<u64>,
     strict_memory: bool,
     progress: bool,
+    max_timeline_bytes: u64,
+    timeline_gzip: bool,
 }
+
+/// The largest timeline a [`Simulation`] writes unless told otherwise: 4 GB.
+pub const DEFAULT_MAX_TIMELINE_BYTES: u64 = 4_000_000_000;
 
 scenario_constructors!(Simulation);
 
@@ -53,8 +59,11 @@ impl Simulation {
             seed: None,
             network: None,
             timeline: None,
+            replicas: None,
             strict_memory: false,
             progress: false,
+            max_timeline_bytes: DEFAULT_MAX_TIMELINE_BYTES,
+            timeline_gzip: false,
         }
     }
 
@@ -76,10 +85,31 @@ impl Simulation {
         self
     }
 
+    /// Monte-Carlo replicas of the long run (overrides `run.replicas`; at least 1). The
+    /// scenario must have a `run:` section.
+    pub fn with_replicas(mut self, replicas: u64) -> Self {
+        self.replicas = Some(replicas);
+        self
+    }
+
     /// Fail with [`Error::OutOfMemory`] when the plan does not fit in GPU memory (by
     /// default the memory report says `fits: false` and the step runs anyway).
     pub fn strict_memory(mut self, strict: bool) -> Self {
         self.strict_memory = strict;
+        self
+    }
+
+    /// Refuse (before simulating) a timeline estimated above `bytes` as written (after
+    /// gzip with [`Simulation::with_timeline_gzip`]); default
+    /// [`DEFAULT_MAX_TIMELINE_BYTES`].
+    pub fn with_max_timeline_bytes(mut self, bytes: u64) -> Self {
+        self.max_timeline_bytes = bytes;
+        self
+    }
+
+    /// Write the timeline gzipped, as `timeline.json.gz` (Perfetto opens it as is).
+    pub fn with_timeline_gzip(mut self, gzip: bool) -> Self {
+        self.timeline_gzip = gzip;
         self
     }
 
@@ -91,7 +121,12 @@ impl Simulation {
 
     /// The scenario as it will run: resolved, with the builder's settings applied.
     pub fn scenario(&self) -> Result<Scenario> {
-        let mut s = self.input.clone().resolve()?;
+        self.resolved().map(|(s, _)| s)
+    }
+
+    /// The scenario as it will run and the provenance of this run.
+    fn resolved(&self) -> Result<(Scenario, Provenance)> {
+        let (mut s, mut p) = self.input.clone().resolve_with_provenance("run")?;
         if let Some(seed) = self.seed {
             s.faults.seed = seed;
         }
@@ -101,18 +136,32 @@ impl Simulation {
         if let Some(t) = &self.timeline {
             s.outputs.timeline = t.clone();
         }
-        Ok(s)
+        p.add_scenario(s.network.mode.label(), s.faults.seed);
+        if let Some(n) = self.replicas {
+            p.set("replicas", n);
+        }
+        Ok((s, p))
     }
 
     /// Simulates the step, then the long run when the scenario has `run:`.
     pub fn run(&self) -> Result<RunOutputs> {
-        let scenario = self.scenario()?;
+        let (scenario, provenance) = self.resolved()?;
         let grid = RankGrid::new(&scenario.parallelism);
         check_timeline_ranks(&scenario.outputs.timeline, grid.world())?;
+        match self.replicas {
+            Some(0) => return Err(Error::invalid("--replicas: must be at least 1")),
+            Some(_) if scenario.run.is_none() => {
+                return Err(Error::invalid(
+                    "--replicas: the scenario has no `run:` section, so there is no long run to repeat (add `run: { duration: 30d }` or `--set run.duration=30d`)",
+                ));
+            }
+            _ => {}
+        }
         if self.strict_memory {
             sim::check_memory(&scenario)?;
         }
         let opts = ReportOptions::from_outputs(&scenario.outputs, &grid);
+        self.check_timeline_size(&scenario, &grid)?;
         let (speeds, link_faults) = faults::step_faults(&scenario.faults, grid.world())?;
         let step_opts = StepOptions {
             trace: opts.required_trace(&grid),
@@ -136,7 +185,66 @@ impl Simulation {
             step,
             run,
             links,
+            timeline_gzip: self.timeline_gzip,
+            progress: self.progress,
+            provenance,
         })
+    }
+
+    /// Refuses a timeline of all ranks (or a long list) whose estimated size is above the
+    /// limit, with the estimate and how to narrow it; checked before the step runs.
+    fn check_timeline_size(&self, s: &Scenario, grid: &RankGrid) -> Result<()> {
+        let spec = &s.outputs.timeline;
+        if !matches!(spec, TimelineRanks::All | TimelineRanks::List(_)) {
+            return Ok(());
+        }
+        let ranks = report::trace_ranks(spec, grid);
+        let gpn = s.cluster.node.gpus.clamp(1, u32::MAX as u64) as u32;
+        let graph = sim::build_graph(s);
+        let json = report::trace::estimate_timeline_bytes(&graph, grid, gpn, &ranks);
+        let written = if self.timeline_gzip {
+            json / TIMELINE_GZIP_RATIO
+        } else {
+            json
+        };
+        if written <= self.max_timeline_bytes {
+            return Ok(());
+        }
+        let n = match spec {
+            TimelineRanks::List(v) => v.len() as u64,
+            _ => u64::from(grid.world()),
+        };
+        let reps = report::representative_ranks(grid);
+        let rep_bytes = report::trace::estimate_timeline_bytes(
+            &graph,
+            grid,
+            gpn,
+            &crate::engine::TraceRanks::Some(reps.clone()),
+        );
+        let human = report::trace::human_bytes;
+        Err(Error::invalid(format!(
+            "timeline: {} ranks would write about {}{} (about {} per rank), above the {} limit (--max-timeline-gb {}). \
+             Narrow the ranks: --timeline representative (the first rank of each of the {} pipeline stages, about {}), \
+             or a list such as --timeline {}; {}or raise --max-timeline-gb",
+            n,
+            human(written),
+            if self.timeline_gzip { " gzipped" } else { "" },
+            human(json / n.max(1)),
+            human(self.max_timeline_bytes),
+            self.max_timeline_bytes as f64 / 1e9,
+            reps.len(),
+            human(rep_bytes),
+            reps.iter()
+                .take(4)
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            if self.timeline_gzip {
+                ""
+            } else {
+                "write it gzipped (--gzip-timeline, timeline.json.gz, which Perfetto opens); "
+            }
+        )))
     }
 
     /// The scenario's `run:` section: failures, checkpoints and restarts over its length.
@@ -144,6 +252,7 @@ impl Simulation {
         let steps = run::analytic_step_times(scenario);
         let run_opts = run::RunOptions {
             progress: self.progress,
+            replicas: self.replicas,
             ..Default::default()
         };
         Ok(run::simulate_run(scenario, &steps, &run_opts)?)
@@ -175,7 +284,17 @@ pub struct RunOutputs {
     pub run: Option<RunReport>,
     /// Per-link statistics of a contention-mode step (`links.csv`, the heat map).
     pub links: Option<LinkReport>,
+    /// Write the timeline gzipped (`timeline.json.gz`).
+    pub timeline_gzip: bool,
+    /// Show progress while writing a large timeline (terminal only).
+    pub progress: bool,
+    /// What produced this run (`summary.json`'s `provenance`).
+    pub provenance: Provenance,
 }
+
+/// How much smaller the gzipped timeline is assumed to be when checking the size limit:
+/// a conservative 8 (the default scenario's `--timeline all` compresses 16-fold).
+pub const TIMELINE_GZIP_RATIO: u64 = 8;
 
 impl RunOutputs {
     /// Headline metrics of the step.
@@ -208,6 +327,9 @@ impl RunOutputs {
     fn report_options(&self) -> ReportOptions {
         let mut opts = ReportOptions::from_outputs(&self.scenario.outputs, &self.step.grid);
         opts.links = self.links.clone();
+        opts.timeline_gzip = self.timeline_gzip;
+        opts.progress = self.progress;
+        opts.provenance = Some(self.provenance.to_value());
         opts.memory_gb = serde_json::to_value(&self.step.metrics.memory).ok();
         if let Some(rep) = &self.run {
             opts.run = serde_json::to_value(rep).ok();

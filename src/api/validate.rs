@@ -9,7 +9,7 @@ use super::error::{Error, Result};
 use crate::validate::{self, Prediction, Source};
 
 /// The tables, in the order they are read and reported.
-pub const SOURCES: [Source; 2] = [Source::MegatronSc21A100, Source::MegatronCoreH100];
+pub const SOURCES: [Source; 2] = Source::ALL;
 
 /// Predictions against the calibration CSVs of a folder.
 ///
@@ -22,12 +22,22 @@ pub const SOURCES: [Source; 2] = [Source::MegatronSc21A100, Source::MegatronCore
 #[derive(Debug, Clone)]
 pub struct Validation {
     dir: PathBuf,
+    progress: bool,
 }
 
 impl Validation {
     /// The calibration CSVs in `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Validation { dir: dir.into() }
+        Validation {
+            dir: dir.into(),
+            progress: false,
+        }
+    }
+
+    /// Draw a labelled progress bar over the rows (only ever on a terminal's stderr).
+    pub fn with_progress(mut self, progress: bool) -> Self {
+        self.progress = progress;
+        self
     }
 
     /// `dir`, or else `../shared/calibration` from the working directory or beside the
@@ -53,15 +63,23 @@ impl Validation {
 
     /// Predicts every row of every table.
     pub fn run(&self) -> Result<ValidationOutputs> {
-        let mut predictions = Vec::new();
+        let mut tables = Vec::new();
         for source in SOURCES {
             let base = validate::calibration_base(source).map_err(Error::internal)?;
             let rows = validate::read_rows(&self.dir, source).map_err(Error::Calibration)?;
+            tables.push((base, rows));
+        }
+        let n = tables.iter().map(|(_, rows)| rows.len() as u64).sum();
+        let bar = crate::progress::bar(n, "validate: calibration rows", self.progress);
+        let mut predictions = Vec::new();
+        for (base, rows) in tables {
             for row in rows {
                 predictions
                     .push(validate::predict(&row, &base, &base.cluster).map_err(Error::internal)?);
+                bar.inc(1);
             }
         }
+        bar.finish_and_clear();
         Ok(ValidationOutputs { predictions })
     }
 }
@@ -78,6 +96,11 @@ impl ValidationOutputs {
     pub fn error_stats(&self, source: Option<Source>) -> (f64, f64) {
         let rows: Vec<Prediction> = self.rows(source).cloned().collect();
         validate::error_stats(&rows)
+    }
+
+    /// Each table's error band, as `data/calibration-bands.json` holds it.
+    pub fn bands(&self) -> validate::BandsFile {
+        validate::bands_of(&self.predictions)
     }
 
     /// The predictions of one table, or all.

@@ -1,5 +1,6 @@
 //! `clustersim checkpoint SCENARIO [--intervals 5m:4h] [--replicas N] [--out DIR]`: goodput
-//! against checkpoint interval, the simulated optimum against Young's and Daly's.
+//! against checkpoint interval, the simulated optimum against Young's and Daly's; an
+//! optimum on an edge of the grid is marked in the table and warned about on stderr.
 //!
 //! [`CheckpointSweep`] does the work; this file parses, prints and picks the folder.
 
@@ -14,9 +15,11 @@ use crate::units::format_duration;
 pub struct CheckpointArgs {
     /// Scenario YAML (its `faults:`, `checkpoint:` and `run:` sections are used).
     pub scenario: PathBuf,
-    /// Interval range `LO:HI` or `LO:HI:POINTS` (log-spaced).
-    #[arg(long, default_value = "5m:4h")]
-    pub intervals: String,
+    /// Interval range `LO:HI` or `LO:HI:POINTS` (log-spaced; 24 points by default).
+    /// Default: Daly's interval / 20 to Daly × 20, no shorter than an async checkpoint's
+    /// flush allows.
+    #[arg(long, value_name = "LO:HI[:POINTS]")]
+    pub intervals: Option<String>,
     /// Monte-Carlo replicas per interval.
     #[arg(long, default_value_t = 16)]
     pub replicas: u64,
@@ -31,29 +34,53 @@ pub struct CheckpointArgs {
     pub overrides: Vec<String>,
 }
 
-/// The table printed to stdout.
+/// The table printed to stdout: the best grid point is marked (and whether it lies on an
+/// edge of the grid).
 pub fn table(c: &CheckpointCurve) -> String {
     let mut t = format!(
-        "MTBI {} | checkpoint stall {} | {} replicas per interval\n{:>12}  {:>8}  {:>17}\n",
+        "MTBI {} | checkpoint stall {} | {} replicas per interval | {}\n{:>12}  {:>8}  {:>17}\n",
         format_duration(c.mtbi_s),
         format_duration(c.checkpoint_stall_s),
         c.replicas,
+        if c.default_grid {
+            "grid: Daly / 20 to Daly x 20"
+        } else {
+            "grid: --intervals"
+        },
         "interval",
         "goodput",
         "95% CI"
     );
-    for p in &c.curve {
-        t += &format!(
-            "{:>12}  {:>8.4}  {:>8.4}..{:<8.4}\n",
+    let best = c
+        .curve
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.goodput.mean.total_cmp(&b.1.goodput.mean))
+        .map(|(i, _)| i);
+    for (i, p) in c.curve.iter().enumerate() {
+        let mark = match (Some(i) == best, c.optimum_at_edge) {
+            (true, true) => "  <- best, at the edge of the grid",
+            (true, false) => "  <- best",
+            _ => "",
+        };
+        let line = format!(
+            "{:>12}  {:>8.4}  {:>8.4}..{:<8.4}{mark}",
             format_duration(p.interval_s),
             p.goodput.mean,
             p.goodput.ci95_low,
             p.goodput.ci95_high
         );
+        t += line.trim_end();
+        t.push('\n');
     }
     t += &format!(
-        "optimum {} (simulated) | Young {} | Daly {}\n",
+        "optimum {} (simulated{}) | Young {} | Daly {}\n",
         format_duration(c.optimum_interval_s),
+        if c.optimum_at_edge {
+            ", AT THE EDGE OF THE GRID"
+        } else {
+            ""
+        },
         format_duration(c.young_interval_s),
         format_duration(c.daly_interval_s)
     );
@@ -61,18 +88,23 @@ pub fn table(c: &CheckpointCurve) -> String {
 }
 
 pub fn run(args: &CheckpointArgs) -> CliResult {
-    let s = ScenarioInput::from_file(&args.scenario)?
-        .with_overrides(&args.overrides)?
-        .resolve()?;
-    let mut sweep = CheckpointSweep::from_scenario(s)
-        .with_intervals(&args.intervals)?
+    let input = ScenarioInput::from_file(&args.scenario)?.with_overrides(&args.overrides)?;
+    // Bad scenario input is reported before bad flags.
+    input.clone().resolve()?;
+    let mut sweep = CheckpointSweep::new(input)
         .with_replicas(args.replicas)
         .with_progress(true);
+    if let Some(range) = &args.intervals {
+        sweep = sweep.with_intervals(range)?;
+    }
     if let Some(seed) = args.seed {
         sweep = sweep.with_seed(seed);
     }
     let out = sweep.run()?;
     print!("{}", table(&out.curve));
+    if let Some(w) = out.curve.edge_warning() {
+        eprintln!("warning: {w}");
+    }
     let dir = args
         .out
         .clone()
@@ -108,5 +140,6 @@ mod tests {
         let t = table(&c);
         assert!(t.contains("Young") && t.contains("Daly"), "{t}");
         assert_eq!(t.lines().count(), 2 + 6 + 1);
+        assert_eq!(t.matches("<- best").count(), 1, "{t}");
     }
 }

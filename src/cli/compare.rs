@@ -25,16 +25,20 @@ pub struct CompareArgs {
     /// Override a key in every point: `--set training.global_batch=512` (repeatable).
     #[arg(long = "set", value_name = "PATH=VALUE")]
     pub overrides: Vec<String>,
-    /// `as-is` (each scenario's plan) or `best` (search per point); default from the sweep.
+    /// `as-is` (each scenario's plan) or `best` (search per point), for every point;
+    /// default: each sweep file's `plan:`, else as-is.
     #[arg(long)]
     pub plan: Option<String>,
-    /// Full replays per point with `--plan best`.
+    /// Full replays per point with `--plan best`, for every point; default: each sweep
+    /// file's `top:`, else 3.
     #[arg(long)]
     pub top: Option<usize>,
-    /// Token budget for time and cost (e.g. 1T, 300B); default from the sweep, else 1T.
+    /// Token budget for time and cost (e.g. 1T, 300B), for every point; default: each
+    /// sweep file's `tokens:`, else 1T.
     #[arg(long)]
     pub tokens: Option<String>,
-    /// Price override, e.g. `--price switch_usd=25000` or `--price basis=ownership`.
+    /// Price override, e.g. `--price switch_usd=25000` or `--price basis=ownership`,
+    /// applied to every point after its sweep file's `prices:` (repeatable).
     #[arg(long = "price", value_name = "KEY=VALUE")]
     pub prices: Vec<String>,
 }

@@ -134,10 +134,10 @@ pub fn table(report: &PlanReport, show: usize) -> String {
 }
 
 pub fn run(args: &PlanArgs) -> CliResult {
-    let s = ScenarioInput::load(args.scenario.as_deref())?
-        .with_overrides(&args.overrides)?
-        .resolve()?;
-    let mut search = PlanSearch::from_scenario(s)
+    let input = ScenarioInput::load(args.scenario.as_deref())?.with_overrides(&args.overrides)?;
+    // Bad scenario input is reported before bad flags.
+    input.clone().resolve()?;
+    let mut search = PlanSearch::new(input)
         .with_top(args.top)
         .with_tp(&args.tp)
         .with_pp(&args.pp)

@@ -36,13 +36,25 @@ pub struct RunArgs {
     /// `network.mode`.
     #[arg(long, value_name = "MODE")]
     pub network: Option<NetworkMode>,
+    /// Monte-Carlo replicas of the long run (overrides `run.replicas`; at least 1; needs a
+    /// `run:` section). The run table then shows every figure as the mean over replicas
+    /// with its 95 % CI.
+    #[arg(long, value_name = "N")]
+    pub replicas: Option<u64>,
+    /// Refuse, before simulating, a timeline estimated above this many GB as written
+    /// (`--timeline all` on 16,384 GPUs is about 10 GB).
+    #[arg(long, value_name = "GB", default_value_t = 4.0)]
+    pub max_timeline_gb: f64,
+    /// Write the timeline gzipped, as `timeline.json.gz` (Perfetto opens it as is).
+    #[arg(long)]
+    pub gzip_timeline: bool,
 }
 
 pub fn run(args: &RunArgs) -> CliResult {
-    let scenario = ScenarioInput::load(args.scenario.as_deref())?
-        .with_overrides(&args.overrides)?
-        .resolve()?;
-    let mut sim = Simulation::from_scenario(scenario)
+    let input = ScenarioInput::load(args.scenario.as_deref())?.with_overrides(&args.overrides)?;
+    // Bad scenario input is reported before bad flags.
+    input.clone().resolve()?;
+    let mut sim = Simulation::new(input)
         .strict_memory(args.strict_memory)
         .with_progress(true);
     if let Some(seed) = args.seed {
@@ -51,6 +63,17 @@ pub fn run(args: &RunArgs) -> CliResult {
     if let Some(mode) = args.network {
         sim = sim.with_network(mode);
     }
+    if let Some(n) = args.replicas {
+        sim = sim.with_replicas(n);
+    }
+    if !(args.max_timeline_gb.is_finite() && args.max_timeline_gb > 0.0) {
+        return Err(CliError::bad(
+            "--max-timeline-gb: must be a positive number",
+        ));
+    }
+    sim = sim
+        .with_max_timeline_bytes((args.max_timeline_gb * 1e9) as u64)
+        .with_timeline_gzip(args.gzip_timeline);
     if let Some(t) = &args.timeline {
         sim = sim.with_timeline(parse_timeline(t).map_err(CliError::bad)?);
     }
@@ -66,10 +89,13 @@ pub fn run(args: &RunArgs) -> CliResult {
     );
     print_memory(outputs.memory());
     if let Some(rep) = &outputs.run {
-        println!(
-            "long run ({} replica(s)):",
-            rep.stats.as_ref().map_or(1, |s| s.replicas)
-        );
+        match &rep.stats {
+            Some(s) => println!(
+                "long run ({} replicas: means with 95 % CI over replicas):",
+                s.replicas
+            ),
+            None => println!("long run (1 replica):"),
+        }
         print!("{}", run::report::table(&rep.summary, rep.stats.as_ref()));
         println!();
     }

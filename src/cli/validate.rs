@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::CliResult;
+use super::{CliError, CliResult};
 use crate::api::{SOURCES, Validation};
 
 #[derive(Debug, clap::Args)]
@@ -11,10 +11,16 @@ pub struct ValidateArgs {
     /// Folder with the calibration CSVs (default: ../shared/calibration).
     #[arg(long)]
     pub calibration: Option<PathBuf>,
+    /// Also write each table's error band (MAPE, worst row) as JSON to FILE: what
+    /// `data/calibration-bands.json` holds (the band printed with every prediction).
+    #[arg(long, value_name = "FILE")]
+    pub write_bands: Option<PathBuf>,
 }
 
 pub fn run(args: &ValidateArgs) -> CliResult {
-    let out = Validation::find(args.calibration.as_deref())?.run()?;
+    let out = Validation::find(args.calibration.as_deref())?
+        .with_progress(true)
+        .run()?;
     println!(
         "{:<22} {:>8} {:>4} {:>4} {:>5} {:>6} {:>2} {:>10} {:>10} {:>8}",
         "source", "params_b", "tp", "pp", "gpus", "batch", "v", "published", "predicted", "error"
@@ -51,5 +57,10 @@ pub fn run(args: &ValidateArgs) -> CliResult {
         mape * 100.0,
         max * 100.0
     );
+    if let Some(path) = &args.write_bands {
+        std::fs::write(path, out.bands().to_json())
+            .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }

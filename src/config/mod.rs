@@ -16,6 +16,7 @@
 pub mod expand;
 pub mod overrides;
 pub mod presets;
+pub mod provenance;
 pub mod raw;
 pub mod resolve;
 pub mod run_spec;
@@ -31,6 +32,7 @@ use crate::hardware::ClusterSpec;
 use crate::model::ModelSpec;
 use crate::network::NetworkSpec;
 use crate::plan::{ParallelismSpec, TrainingSpec};
+pub use provenance::{InputFile, Provenance};
 use run_spec::{CheckpointSpec, RunSpec};
 
 /// Which ranks the timeline shows.
@@ -202,21 +204,35 @@ impl ScenarioDraft {
         })
     }
 
-    /// Applies `path=value` overrides in order; the first bad one is the error.
+    /// Applies `path=value` overrides in order (except `cluster.from=...`, which applies
+    /// first: it picks the topology every other `cluster.*` key applies over); the first
+    /// bad one is the error.
     pub fn with_overrides<S: AsRef<str>>(mut self, args: &[S]) -> Result<Self, ConfigError> {
-        for arg in args {
-            overrides::apply(&mut self.root, &overrides::parse(arg.as_ref())?)?;
+        let parsed = args
+            .iter()
+            .map(|a| overrides::parse(a.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        for ov in overrides::ordered(parsed) {
+            overrides::apply(&mut self.root, &ov)?;
         }
         Ok(self)
     }
 
     /// Expands presets and topology references, deserializes, resolves and validates.
-    pub fn resolve(mut self) -> Result<Scenario, ConfigError> {
+    pub fn resolve(self) -> Result<Scenario, ConfigError> {
+        self.resolve_traced().map(|(s, _)| s)
+    }
+
+    /// [`ScenarioDraft::resolve`], also returning the sources the scenario was read from
+    /// (the scenario file, topology files or built-in names, as given; see
+    /// [`provenance::tree_sources`]).
+    pub fn resolve_traced(mut self) -> Result<(Scenario, Vec<String>), ConfigError> {
         expand::expand_all(&mut self.root)?;
+        let sources = provenance::tree_sources(&self.root);
         let raw: raw::RawScenario = tree::from_node(&self.root, "")?;
         let scenario = resolve::scenario(raw, &self.root, &self.fallback_name, self.source)?;
         validate::validate(&scenario, &self.root)?;
-        Ok(scenario)
+        Ok((scenario, sources))
     }
 }
 

@@ -62,8 +62,63 @@ pub fn parse(arg: &str) -> Result<Override, ConfigError> {
     })
 }
 
+/// Whether an override picks the cluster's base topology (`cluster.from=...`).
+pub fn is_cluster_from(ov: &Override) -> bool {
+    ov.path.len() == 2 && ov.path[0] == "cluster" && ov.path[1] == "from"
+}
+
+/// Orders overrides for applying: every `cluster.from=...` first (in their order), then the
+/// rest in order. `cluster.from` picks the topology the scenario's own `cluster:` keys and
+/// every other `cluster.*` override apply over, wherever it stands on the command line.
+pub fn ordered(mut ovs: Vec<Override>) -> Vec<Override> {
+    ovs.sort_by_key(|o| !is_cluster_from(o));
+    ovs
+}
+
+/// `--set cluster.from=X`: the cluster becomes topology `X` with the scenario's own
+/// `cluster:` keys (those besides `from:`) merged over it. A `cluster:` given as a path or
+/// name has no keys of its own; an inline topology without `from:` (or one that earlier
+/// overrides expanded) cannot be rebased, so that is refused with the way out.
+fn rebase_cluster(root: &mut Node, ov: &Override) -> Result<(), ConfigError> {
+    let from_map = || {
+        let mut m = Node::new(Value::Map(Vec::new()), ov.origin.clone());
+        m.insert("from", ov.value.clone());
+        m
+    };
+    let Some(cluster) = root.get_mut("cluster") else {
+        if !root.insert("cluster", from_map()) {
+            return Err(not_a_mapping(root, &[], ov));
+        }
+        return Ok(());
+    };
+    match &cluster.value {
+        Value::Str(_) | Value::Null => {
+            *cluster = from_map();
+            Ok(())
+        }
+        Value::Map(_) if cluster.get("from").is_some() => {
+            cluster.insert("from", ov.value.clone());
+            Ok(())
+        }
+        Value::Map(_) => Err(bad(
+            &ov.origin,
+            "cluster.from",
+            format!(
+                "the scenario's cluster (at {}) is a whole topology written inline, with no \
+                 `from:` to replace; use `--set cluster=FILE` to replace the whole cluster, or \
+                 give the scenario `cluster: {{ from: ..., <changes> }}`",
+                cluster.origin
+            ),
+        )),
+        _ => Err(not_a_mapping(cluster, &["cluster"], ov)),
+    }
+}
+
 /// Applies one override to the scenario tree, creating missing mappings on the way.
 pub fn apply(root: &mut Node, ov: &Override) -> Result<(), ConfigError> {
+    if is_cluster_from(ov) {
+        return rebase_cluster(root, ov);
+    }
     let keys: Vec<&str> = ov.path.iter().map(String::as_str).collect();
     let Some((last, parents)) = keys.split_last() else {
         return Err(bad(&ov.origin, "", "empty path"));
@@ -164,6 +219,52 @@ mod tests {
             Value::Int(16) | Value::UInt(16)
         ));
         assert!(m.get("hidden").is_some());
+    }
+
+    fn cluster_of(text: &str, args: &[&str]) -> Result<Node, ConfigError> {
+        let parsed = args
+            .iter()
+            .map(|a| parse(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut root = tree::parse("s.yaml", text)?;
+        for ov in ordered(parsed) {
+            apply(&mut root, &ov)?;
+        }
+        expand::expand_all(&mut root)?;
+        Ok(root.get("cluster").unwrap().clone())
+    }
+
+    fn gpu_and_nodes(c: &Node) -> (String, Value) {
+        let gpu = c.get("gpu").unwrap().get("name").unwrap().as_str().unwrap();
+        (gpu.to_string(), c.get("nodes").unwrap().value.clone())
+    }
+
+    #[test]
+    fn cluster_from_replaces_the_scenarios_base_topology() {
+        let text = "cluster: { from: dgx-h100-ndr, nodes: 8 }\n";
+        // Without the override: the scenario's topology, resized.
+        let c = cluster_of(text, &[]).unwrap();
+        assert_eq!(gpu_and_nodes(&c), ("h100-sxm".into(), Value::UInt(8)));
+        // The override takes effect and keeps the scenario's own changes (nodes: 8) ...
+        let c = cluster_of(text, &["cluster.from=dgx-a100-hdr"]).unwrap();
+        assert_eq!(gpu_and_nodes(&c), ("a100-sxm-80gb".into(), Value::UInt(8)));
+        // ... and other `cluster.*` overrides, wherever they stand.
+        let c = cluster_of(text, &["cluster.nodes=4", "cluster.from=dgx-a100-hdr"]).unwrap();
+        assert_eq!(gpu_and_nodes(&c), ("a100-sxm-80gb".into(), Value::UInt(4)));
+        // A cluster given by name or path becomes that topology.
+        let c = cluster_of("cluster: dgx-h100-ndr\n", &["cluster.from=dgx-a100-hdr"]).unwrap();
+        assert_eq!(gpu_and_nodes(&c).0, "a100-sxm-80gb");
+        // An inline topology has nothing to rebase: refused, saying what to do instead.
+        let e = cluster_of(
+            "cluster: { gpu: h100-sxm, nodes: 2, node: { gpus: 8 } }\n",
+            &["cluster.from=dgx-a100-hdr"],
+        )
+        .unwrap_err();
+        assert!(e.message.contains("--set cluster=FILE"), "{e}");
+        assert!(
+            e.to_string().starts_with("--set cluster.from=dgx-a100-hdr"),
+            "{e}"
+        );
     }
 
     #[test]

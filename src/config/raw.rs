@@ -184,6 +184,9 @@ pub struct RawGpu {
     pub hbm_efficiency: Option<f64>,
     #[serde(default)]
     pub sustained_efficiency: Option<f64>,
+    /// The calibration table whose error bands this GPU's predictions
+    /// (`megatron-sc21-a100` or `megatron-core-h100`).
+    pub calibration: Option<String>,
     /// PCIe bandwidth per GPU per direction (the default for `node.pcie_gbs`).
     pub pcie_gbs: Option<f64>,
     /// Where the figures come from; free text, ignored by the simulator.

@@ -242,6 +242,7 @@ fn gpu(g: RawGpu) -> GpuSpec {
         fp8_gemm_efficiency: g.fp8_gemm_efficiency.or(Some(DEFAULT_FP8_GEMM_EFFICIENCY)),
         hbm_efficiency: g.hbm_efficiency.unwrap_or(DEFAULT_HBM_EFFICIENCY),
         sustained_efficiency: g.sustained_efficiency.unwrap_or(1.0),
+        calibration: g.calibration,
     }
 }
 

@@ -107,6 +107,7 @@ mod tests {
             fp8_gemm_efficiency: Some(1290.0 / 1979.0),
             hbm_efficiency: 2900.0 / 3350.0,
             sustained_efficiency: 1.0,
+            calibration: None,
         }
     }
 

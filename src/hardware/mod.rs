@@ -84,6 +84,11 @@ pub struct GpuSpec {
     /// GPU generation to the end-to-end tables in calibration/ (`cargo run --release
     /// --example calibrate`); 1.0 means "runs at microbenchmark speed".
     pub sustained_efficiency: f64,
+    /// The calibration table its `sustained_efficiency` was fitted to
+    /// (`megatron-sc21-a100`, `megatron-core-h100`), whose error (`clustersim validate`)
+    /// is the uncertainty band of its predictions; `None` for an uncalibrated GPU.
+    #[serde(default)]
+    pub calibration: Option<String>,
 }
 
 impl GpuSpec {

@@ -63,6 +63,8 @@ impl ReportError {
 
 pub const SUMMARY_FILE: &str = "summary.json";
 pub const TIMELINE_FILE: &str = "timeline.json";
+/// The timeline gzipped (`--gzip-timeline`); Perfetto opens it as is.
+pub const TIMELINE_GZ_FILE: &str = "timeline.json.gz";
 
 /// Writes extra files (a run's `run.csv` and charts, say) into the staging directory and
 /// returns their names, so they are committed with the rest, whole or not at all.
@@ -93,6 +95,12 @@ pub struct ReportOptions {
     pub extra: Option<ExtraFiles>,
     /// Link statistics of a contention-mode step: `links.csv` and the link heat map.
     pub links: Option<LinkReport>,
+    /// Write the timeline gzipped (`timeline.json.gz`).
+    pub timeline_gzip: bool,
+    /// Show a labelled progress bar while writing a large timeline (terminal only).
+    pub progress: bool,
+    /// What produced these outputs (`summary.json`'s `provenance`).
+    pub provenance: Option<serde_json::Value>,
 }
 
 impl Default for ReportOptions {
@@ -105,6 +113,9 @@ impl Default for ReportOptions {
             cost: None,
             extra: None,
             links: None,
+            timeline_gzip: false,
+            progress: false,
+            provenance: None,
         }
     }
 }
@@ -138,13 +149,18 @@ impl ReportOptions {
         s.memory_gb = self.memory_gb.clone();
         s.run = self.run.clone();
         s.cost = self.cost.clone();
+        s.provenance = self.provenance.clone();
         s
     }
 }
 
 /// Every file name this writer may produce (used to clear stale ones).
 pub fn owned_files() -> Vec<String> {
-    let mut names = vec![SUMMARY_FILE.to_string(), TIMELINE_FILE.to_string()];
+    let mut names = vec![
+        SUMMARY_FILE.to_string(),
+        TIMELINE_FILE.to_string(),
+        TIMELINE_GZ_FILE.to_string(),
+    ];
     names.extend(charts::file_names());
     names.push(crate::run::report::RUN_CSV.to_string());
     let progress = charts::run::PROGRESS;
@@ -184,7 +200,7 @@ fn render_all(
     let summary = opts.summary(scenario, result);
     let mut names = vec![write_summary(dir, &summary)?];
     if !matches!(opts.timeline, TraceRanks::None) {
-        names.push(write_timeline_file(dir, scenario, result, &opts.timeline)?);
+        names.push(write_timeline_file(dir, scenario, result, opts)?);
     }
     if opts.charts {
         names.extend(charts::write_charts(dir, &summary, result)?);
@@ -215,14 +231,35 @@ fn write_timeline_file(
     dir: &Path,
     scenario: &Scenario,
     result: &StepResult,
-    ranks: &TraceRanks,
+    opts: &ReportOptions,
 ) -> Result<String, ReportError> {
-    let path = dir.join(TIMELINE_FILE);
+    let name = if opts.timeline_gzip {
+        TIMELINE_GZ_FILE
+    } else {
+        TIMELINE_FILE
+    };
+    let path = dir.join(name);
     let file = fs::File::create(&path).map_err(|e| ReportError::io(&path, e))?;
     let gpn = scenario.cluster.node.gpus.clamp(1, u32::MAX as u64) as u32;
-    trace::write_timeline(file, result, &scenario.name, gpn, ranks)
-        .map_err(|e| ReportError::io(&path, e))?;
-    Ok(TIMELINE_FILE.to_string())
+    let large = result.replay.trace.len() >= trace::PROGRESS_EVENTS;
+    let bar = crate::progress::bar(0, &format!("writing {name}"), opts.progress && large);
+    let written = if opts.timeline_gzip {
+        // No file name or time in the header (flate2 writes mtime 0): same bytes every run.
+        let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+        trace::write_timeline_with_progress(
+            &mut gz,
+            result,
+            &scenario.name,
+            gpn,
+            &opts.timeline,
+            &bar,
+        )
+        .and_then(|()| gz.finish().map(drop))
+    } else {
+        trace::write_timeline_with_progress(file, result, &scenario.name, gpn, &opts.timeline, &bar)
+    };
+    written.map_err(|e| ReportError::io(&path, e))?;
+    Ok(name.to_string())
 }
 
 /// Moves the staged files into `out_dir` and removes stale files of ours.

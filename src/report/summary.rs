@@ -11,6 +11,7 @@ use crate::config::Scenario;
 use crate::hardware::Precision;
 use crate::plan::{Recompute, ScheduleKind};
 use crate::sim::{Breakdown, StepMetrics};
+use crate::validate::Uncertainty;
 
 /// Version of the `summary.json` layout; bump when a key changes meaning.
 pub const SUMMARY_SCHEMA: u32 = 1;
@@ -43,6 +44,14 @@ pub struct Summary {
     /// Cost figures (filled by the cost model).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<serde_json::Value>,
+    /// The band the calibration puts around the headline figures (step time, tokens/s,
+    /// TFLOP/s, MFU); absent for a GPU without a calibration table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uncertainty: Option<Uncertainty>,
+    /// What produced this file: clustersim version, inputs and their hashes, overrides,
+    /// seed, network mode (`config::Provenance`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<serde_json::Value>,
 }
 
 /// The scenario a summary belongs to, so the file stands on its own.
@@ -116,6 +125,8 @@ impl Summary {
             memory_gb: None,
             run: None,
             cost: None,
+            uncertainty: crate::validate::uncertainty(&s.cluster.gpu, m),
+            provenance: None,
         }
     }
 
@@ -150,19 +161,44 @@ pub fn human_table(s: &Summary) -> String {
         "{} — {} on {} x {} ({}), tp={} pp={} dp={} ep={} cp={}, {} micro-batches\n\n",
         e.name, e.model, e.gpus, e.gpu, e.cluster, e.tp, e.pp, e.dp, e.ep, e.cp, e.micro_batches
     ));
+    let pm = |digits: usize, scale: f64, f: fn(&Uncertainty) -> [f64; 2]| {
+        s.uncertainty.as_ref().map_or(String::new(), |u| {
+            let [lo, hi] = f(u);
+            format!(
+                "  ±{:.1} % ({:.digits$}..{:.digits$})",
+                u.relative * 100.0,
+                lo * scale,
+                hi * scale
+            )
+        })
+    };
     let rows = [
-        ("step time", format!("{:.4} s", s.step_time_s)),
+        (
+            "step time",
+            format!("{:.4} s{}", s.step_time_s, pm(3, 1.0, |u| u.step_time_s)),
+        ),
         ("tokens/s", format!("{:.0}", s.tokens_per_s)),
         (
             "TFLOP/s per GPU",
             format!("{:.1} (model FLOPs)", s.tflops_per_gpu),
         ),
-        ("MFU", format!("{:.1} %", s.mfu * 100.0)),
+        (
+            "MFU",
+            format!("{:.1} %{}", s.mfu * 100.0, pm(1, 100.0, |u| u.mfu)),
+        ),
         ("HFU", format!("{:.1} %", s.hfu * 100.0)),
         ("bubble", format!("{:.1} %", s.bubble_fraction * 100.0)),
     ];
     for (k, v) in rows {
         out.push_str(&format!("  {k:<18} {v}\n"));
+    }
+    match &s.uncertainty {
+        Some(u) => out.push_str(&format!(
+            "  ± calibration error of this GPU generation: MAPE of the {} table (worst row {:.1} %; clustersim validate)\n",
+            u.label,
+            u.max_error * 100.0
+        )),
+        None => out.push_str("  no calibration table for this GPU: no error band\n"),
     }
     out.push_str("\n  breakdown            seconds   % of step\n");
     let step = s.step_time_s.max(f64::MIN_POSITIVE);

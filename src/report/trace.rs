@@ -113,8 +113,25 @@ pub fn write_timeline<W: Write>(
     gpus_per_node: u32,
     ranks: &TraceRanks,
 ) -> io::Result<()> {
+    let hidden = indicatif::ProgressBar::hidden();
+    write_timeline_with_progress(out, result, name, gpus_per_node, ranks, &hidden)
+}
+
+/// Events above which writing the timeline shows a progress bar (when asked for).
+pub const PROGRESS_EVENTS: usize = 1_000_000;
+
+/// [`write_timeline`], advancing `bar` by one per event written (its length is set here).
+pub fn write_timeline_with_progress<W: Write>(
+    out: W,
+    result: &StepResult,
+    name: &str,
+    gpus_per_node: u32,
+    ranks: &TraceRanks,
+    bar: &indicatif::ProgressBar,
+) -> io::Result<()> {
     let mut w = io::BufWriter::new(out);
     let events = resolve(result, ranks);
+    bar.set_length(events.len() as u64);
     writeln!(w, "{{")?;
     writeln!(w, "\"displayTimeUnit\": \"ms\",")?;
     writeln!(
@@ -126,10 +143,14 @@ pub fn write_timeline<W: Write>(
     writeln!(w, "\"traceEvents\": [")?;
     let mut first = true;
     write_metadata(&mut w, &events, gpus_per_node, &mut first)?;
-    for e in &events {
+    for (i, e) in events.iter().enumerate() {
         sep(&mut w, &mut first)?;
         write_event(&mut w, e, &result.graph, &result.grid, gpus_per_node)?;
+        if i % 4096 == 4095 {
+            bar.inc(4096);
+        }
     }
+    bar.finish_and_clear();
     writeln!(w, "\n]")?;
     writeln!(w, "}}")?;
     w.flush()
@@ -263,6 +284,88 @@ fn write_comm_args<W: Write>(w: &mut W, comm: &Comm, grid: &RankGrid) -> io::Res
     match comm.group {
         GroupRef::Axes(mask) => write!(w, ", \"group_size\": {}", grid.group_size(mask)),
         GroupRef::P2p { from, to } => write!(w, ", \"from_stage\": {from}, \"to_stage\": {to}"),
+    }
+}
+
+/// Counts bytes written.
+struct Counter(u64);
+
+impl Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Size of one metadata record (process or thread name / sort index), bytes, rounded up.
+const METADATA_BYTES: u64 = 140;
+
+/// About how many bytes [`write_timeline`] writes for `ranks`, from the op graph alone
+/// (before the step is replayed): every op of a rank's stage program is one event, formatted
+/// as written with its stage's first selected rank's numbers, a start time of 10 s and a
+/// duration of 1 ms (`ts` and `dur` as wide as a typical step's), plus the process and
+/// thread records. Within 10 % of the written file (`tests/timeline_size.rs`).
+pub fn estimate_timeline_bytes(
+    graph: &StepGraph,
+    grid: &RankGrid,
+    gpus_per_node: u32,
+    ranks: &TraceRanks,
+) -> u64 {
+    let world = grid.world();
+    let sel = selected(ranks, world);
+    let gpn = gpus_per_node.max(1);
+    // Bytes of one rank's events, per stage, measured on the stage's first selected rank.
+    let mut per_stage: Vec<Option<(u64, u64)>> = vec![None; graph.stages.len()];
+    let mut total = 200u64; // header and footer
+    let mut last_node = None;
+    for rank in (0..world).filter(|&r| sel[r as usize]) {
+        let stage = grid.stage_of(rank) as usize;
+        let Some(program) = graph.stages.get(stage) else {
+            continue;
+        };
+        let (events, streams) = *per_stage[stage].get_or_insert_with(|| {
+            let mut c = Counter(0);
+            let mut used = [false; STREAMS];
+            for i in 0..program.len() as u32 {
+                let op = program.op(i);
+                used[op.stream as usize] = true;
+                let ev = TraceEvent {
+                    rank,
+                    op: i,
+                    start: 10_000_000_000,
+                    end: 10_000_000_000 + 1_000_000,
+                };
+                let r = Resolved {
+                    ev: &ev,
+                    op,
+                    stage: stage as u32,
+                };
+                let _ = write_event(&mut c, &r, graph, grid, gpn);
+                c.0 += 2; // ",\n"
+            }
+            (c.0, used.iter().filter(|&&u| u).count() as u64)
+        });
+        total += events + streams * 2 * METADATA_BYTES;
+        if last_node != Some(rank / gpn) {
+            last_node = Some(rank / gpn);
+            total += 2 * METADATA_BYTES;
+        }
+    }
+    total
+}
+
+/// Human size: `9.7 GB`, `512 MB`, `12 kB` (decimal units).
+pub fn human_bytes(b: u64) -> String {
+    let b = b as f64;
+    if b >= 1e9 {
+        format!("{:.1} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.0} MB", b / 1e6)
+    } else {
+        format!("{:.0} kB", (b / 1e3).max(1.0))
     }
 }
 

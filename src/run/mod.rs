@@ -28,7 +28,6 @@ pub use checkpoint::{CheckpointCost, daly_interval, young_interval};
 pub use report::{Estimate, ProgressSample, ReplicaStats, RunEvent, RunSummary};
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::sync::Mutex;
 
 use rayon::prelude::*;
@@ -193,6 +192,12 @@ impl RunSetup {
         }
         let tokens_per_step = (s.training.global_batch * s.training.seq_len) as f64;
         let run = s.run.clone().unwrap_or_default();
+        if opts.replicas == Some(0) {
+            return Err(RunError::spec("--replicas", "must be at least 1"));
+        }
+        if run.replicas == Some(0) {
+            return Err(RunError::spec("run.replicas", "must be at least 1"));
+        }
         let (target, tokens_target) = target(&run, tokens_per_step)?;
         Ok(RunSetup {
             model,
@@ -202,7 +207,7 @@ impl RunSetup {
             target,
             tokens_target,
             tokens_per_step,
-            replicas: opts.replicas.or(run.replicas).unwrap_or(1).max(1),
+            replicas: opts.replicas.or(run.replicas).unwrap_or(1),
             grid: RankGrid::new(&s.parallelism),
         })
     }
@@ -290,14 +295,10 @@ pub struct RunReport {
     pub stats: Option<ReplicaStats>,
 }
 
-/// A progress bar on stderr, hidden unless stderr is a terminal.
-pub fn progress_bar(len: u64, show: bool) -> indicatif::ProgressBar {
-    let target = if show && std::io::stderr().is_terminal() {
-        indicatif::ProgressDrawTarget::stderr()
-    } else {
-        indicatif::ProgressDrawTarget::hidden()
-    };
-    indicatif::ProgressBar::with_draw_target(Some(len), target)
+/// A labelled progress bar on stderr, hidden unless stderr is a terminal
+/// ([`crate::progress::bar`]).
+pub fn progress_bar(len: u64, label: &str, show: bool) -> indicatif::ProgressBar {
+    crate::progress::bar(len, label, show)
 }
 
 /// Simulates the scenario's run (`run:`, `checkpoint:`, `faults:`), with its replicas in
@@ -317,7 +318,7 @@ pub fn simulate_setup(
     src: &dyn StepTimeSource,
     progress: bool,
 ) -> Result<RunReport, RunError> {
-    let bar = progress_bar(setup.replicas, progress);
+    let bar = progress_bar(setup.replicas, "long run replicas", progress);
     let mut first = setup.simulate_one(src, 0, setup.interval_s, true)?;
     bar.inc(1);
     if setup.replicas > 1 {

@@ -144,16 +144,27 @@ impl Estimate {
     }
 }
 
-/// Statistics over Monte-Carlo replicas.
+/// Statistics over Monte-Carlo replicas: the mean and 95 % CI of every random figure of
+/// [`RunSummary`] (the checkpoint's size, stall and load are the same in every replica).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReplicaStats {
     pub replicas: u64,
     pub goodput: Estimate,
     pub interruptions: Estimate,
+    /// Interruptions per cause, over every replica (0 where a cause did not occur).
+    pub interruptions_by_cause: BTreeMap<String, Estimate>,
     pub lost_hours: Estimate,
+    pub lost_gpu_hours: Estimate,
+    pub rework_hours: Estimate,
     pub checkpoint_overhead_hours: Estimate,
     pub restart_hours: Estimate,
+    pub straggler_overhead_hours: Estimate,
+    /// Over the replicas that had at least one interruption.
+    pub mean_time_between_interruptions_h: Option<Estimate>,
     pub wall_time_h: Estimate,
+    pub productive_time_h: Estimate,
+    pub steps: Estimate,
+    pub checkpoints: Estimate,
     pub time_to_train_tokens_h: Option<Estimate>,
 }
 
@@ -161,19 +172,38 @@ impl ReplicaStats {
     pub fn of(runs: &[RunSummary]) -> Self {
         let e =
             |f: &dyn Fn(&RunSummary) -> f64| Estimate::of(&runs.iter().map(f).collect::<Vec<_>>());
-        let ttt: Vec<f64> = runs
+        let some = |f: &dyn Fn(&RunSummary) -> Option<f64>| {
+            let xs: Vec<f64> = runs.iter().filter_map(f).collect();
+            (!xs.is_empty()).then(|| Estimate::of(&xs))
+        };
+        let causes: std::collections::BTreeSet<&String> = runs
             .iter()
-            .filter_map(|r| r.time_to_train_tokens_h)
+            .flat_map(|r| r.interruptions_by_cause.keys())
+            .collect();
+        let interruptions_by_cause = causes
+            .into_iter()
+            .map(|c| {
+                let n = e(&|r| r.interruptions_by_cause.get(c).copied().unwrap_or(0) as f64);
+                (c.clone(), n)
+            })
             .collect();
         ReplicaStats {
             replicas: runs.len() as u64,
             goodput: e(&|r| r.goodput),
             interruptions: e(&|r| r.interruptions as f64),
+            interruptions_by_cause,
             lost_hours: e(&|r| r.lost_hours),
+            lost_gpu_hours: e(&|r| r.lost_gpu_hours),
+            rework_hours: e(&|r| r.rework_hours),
             checkpoint_overhead_hours: e(&|r| r.checkpoint_overhead_hours),
             restart_hours: e(&|r| r.restart_hours),
+            straggler_overhead_hours: e(&|r| r.straggler_overhead_hours),
+            mean_time_between_interruptions_h: some(&|r| r.mean_time_between_interruptions_h),
             wall_time_h: e(&|r| r.wall_time_h),
-            time_to_train_tokens_h: (!ttt.is_empty()).then(|| Estimate::of(&ttt)),
+            productive_time_h: e(&|r| r.productive_time_h),
+            steps: e(&|r| r.steps),
+            checkpoints: e(&|r| r.checkpoints as f64),
+            time_to_train_tokens_h: some(&|r| r.time_to_train_tokens_h),
         }
     }
 }
@@ -195,52 +225,132 @@ pub fn events_csv(events: &[RunEvent]) -> String {
     out
 }
 
-/// A human-readable table of a run.
+/// A figure of the run table: one run's value, or the mean over replicas with its 95 % CI.
+fn fig(single: f64, est: Option<&Estimate>, decimals: usize, unit: &str) -> String {
+    match est {
+        None => format!("{single:.decimals$}{unit}"),
+        Some(e) => format!(
+            "{:.decimals$}{unit} (95% CI {:.decimals$}..{:.decimals$})",
+            e.mean, e.ci95_low, e.ci95_high
+        ),
+    }
+}
+
+/// A human-readable table of a run. With replica statistics every random figure is the
+/// mean over replicas with its 95 % CI (never one replica's value).
 pub fn table(s: &RunSummary, stats: Option<&ReplicaStats>) -> String {
     let mut t = String::new();
-    let ci = |e: Option<Estimate>| {
-        e.map(|e| format!(" (95% CI {:.4}..{:.4})", e.ci95_low, e.ci95_high))
-            .unwrap_or_default()
+    let st = stats;
+    let _ = writeln!(
+        t,
+        "goodput            {}",
+        fig(s.goodput, st.map(|x| &x.goodput), 4, "")
+    );
+    let _ = writeln!(
+        t,
+        "wall time          {}",
+        fig(s.wall_time_h, st.map(|x| &x.wall_time_h), 1, " h")
+    );
+    let _ = writeln!(
+        t,
+        "productive time    {}",
+        fig(
+            s.productive_time_h,
+            st.map(|x| &x.productive_time_h),
+            1,
+            " h"
+        )
+    );
+    let causes: Vec<String> = match st {
+        None => s
+            .interruptions_by_cause
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect(),
+        Some(x) => x
+            .interruptions_by_cause
+            .iter()
+            .map(|(k, v)| format!("{k} {:.1}", v.mean))
+            .collect(),
     };
-    let _ = writeln!(
-        t,
-        "goodput            {:.4}{}",
-        stats.map_or(s.goodput, |x| x.goodput.mean),
-        ci(stats.map(|x| x.goodput))
-    );
-    let _ = writeln!(t, "wall time          {:.1} h", s.wall_time_h);
-    let _ = writeln!(t, "productive time    {:.1} h", s.productive_time_h);
-    let causes: Vec<String> = s
-        .interruptions_by_cause
-        .iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect();
-    let _ = writeln!(
-        t,
-        "interruptions      {} ({})",
-        s.interruptions,
-        causes.join(", ")
-    );
-    if let Some(m) = s.mean_time_between_interruptions_h {
-        let _ = writeln!(t, "MTBI               {m:.2} h");
+    match st {
+        None => {
+            let _ = writeln!(
+                t,
+                "interruptions      {} ({})",
+                s.interruptions,
+                causes.join(", ")
+            );
+        }
+        Some(x) => {
+            let _ = writeln!(
+                t,
+                "interruptions      {} per run; by cause: {}",
+                fig(0.0, Some(&x.interruptions), 1, ""),
+                causes.join(", ")
+            );
+        }
+    }
+    match st {
+        None => {
+            if let Some(m) = s.mean_time_between_interruptions_h {
+                let _ = writeln!(t, "MTBI               {m:.2} h");
+            }
+        }
+        Some(x) => {
+            if let Some(m) = &x.mean_time_between_interruptions_h {
+                let _ = writeln!(t, "MTBI               {}", fig(0.0, Some(m), 2, " h"));
+            }
+        }
     }
     let _ = writeln!(
         t,
-        "lost               {:.1} h = {:.0} GPU-h (rework {:.1} h, checkpoints {:.1} h, restarts {:.1} h)",
-        s.lost_hours,
-        s.lost_gpu_hours,
-        s.rework_hours,
-        s.checkpoint_overhead_hours,
-        s.restart_hours
+        "lost               {} = {} GPU-h",
+        fig(s.lost_hours, st.map(|x| &x.lost_hours), 1, " h"),
+        fig(s.lost_gpu_hours, st.map(|x| &x.lost_gpu_hours), 0, "")
     );
-    let _ = writeln!(t, "straggler overhead {:.2} h", s.straggler_overhead_hours);
+    let _ = writeln!(
+        t,
+        "  rework {}, checkpoints {}, restarts {}",
+        fig(s.rework_hours, st.map(|x| &x.rework_hours), 1, " h"),
+        fig(
+            s.checkpoint_overhead_hours,
+            st.map(|x| &x.checkpoint_overhead_hours),
+            1,
+            " h"
+        ),
+        fig(s.restart_hours, st.map(|x| &x.restart_hours), 1, " h")
+    );
+    let _ = writeln!(
+        t,
+        "straggler overhead {}",
+        fig(
+            s.straggler_overhead_hours,
+            st.map(|x| &x.straggler_overhead_hours),
+            2,
+            " h"
+        )
+    );
     let _ = writeln!(
         t,
         "checkpoints        {} of {:.1} GB, stall {:.1} s, load {:.1} s",
-        s.checkpoints, s.checkpoint_size_gb, s.checkpoint_stall_s, s.checkpoint_load_s
+        fig(s.checkpoints as f64, st.map(|x| &x.checkpoints), 0, ""),
+        s.checkpoint_size_gb,
+        s.checkpoint_stall_s,
+        s.checkpoint_load_s
     );
+    let ttt = st.and_then(|x| x.time_to_train_tokens_h.as_ref());
     if let Some(h) = s.time_to_train_tokens_h {
-        let _ = writeln!(t, "time to train      {:.2} d", h / 24.0);
+        let days = ttt.map(|e| Estimate {
+            mean: e.mean / 24.0,
+            ci95_low: e.ci95_low / 24.0,
+            ci95_high: e.ci95_high / 24.0,
+        });
+        let _ = writeln!(
+            t,
+            "time to train      {}",
+            fig(h / 24.0, days.as_ref(), 2, " d")
+        );
     }
     t
 }
@@ -260,6 +370,66 @@ pub const RUN_CSV: &str = "run.csv";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn summary(seed: u64, interruptions: u64, mtbi: Option<f64>) -> RunSummary {
+        RunSummary {
+            seed,
+            gpus: 8,
+            goodput: 0.9 + seed as f64 * 0.01,
+            interruptions,
+            interruptions_by_cause: [("gpu".to_string(), interruptions)].into(),
+            lost_hours: interruptions as f64,
+            lost_gpu_hours: 8.0 * interruptions as f64,
+            rework_hours: 0.5,
+            checkpoint_overhead_hours: 0.25,
+            restart_hours: 0.25,
+            straggler_overhead_hours: 0.0,
+            mean_time_between_interruptions_h: mtbi,
+            wall_time_h: 100.0,
+            productive_time_h: 90.0 + seed as f64,
+            steps: 1000.0,
+            tokens: 1e9,
+            time_to_train_tokens_h: None,
+            checkpoints: 10 + seed,
+            checkpoint_interval_s: Some(600.0),
+            checkpoint_stall_s: 1.0,
+            checkpoint_write_s: 10.0,
+            checkpoint_load_s: 20.0,
+            checkpoint_size_gb: 100.0,
+            step_time_s: 1.0,
+            distinct_step_states: 1,
+        }
+    }
+
+    #[test]
+    fn with_replicas_every_random_figure_is_the_mean_with_its_ci() {
+        let runs = [
+            summary(0, 7, Some(14.3)),
+            summary(1, 1, Some(100.0)),
+            summary(2, 4, Some(25.0)),
+        ];
+        let stats = ReplicaStats::of(&runs);
+        let t = table(&runs[0], Some(&stats));
+        // Replica 0's own interruption count (7) and MTBI (14.30 h) appear nowhere.
+        assert!(t.contains("interruptions      4.0 (95% CI"), "{t}");
+        assert!(t.contains("gpu 4.0"), "{t}");
+        assert!(!t.contains("14.30"), "{t}");
+        assert!(t.contains("MTBI               46.43 h (95% CI"), "{t}");
+        assert!(t.contains("productive time    91.0 h (95% CI"), "{t}");
+        assert!(t.contains("checkpoints        11 (95% CI"), "{t}");
+        for line in t.lines() {
+            assert!(
+                line.contains("95% CI"),
+                "`{line}` is not a mean with its CI:\n{t}"
+            );
+        }
+        // One run: its own figures, no CI.
+        let one = table(&runs[0], None);
+        assert!(
+            one.contains("interruptions      7 (gpu 7)") && !one.contains("CI"),
+            "{one}"
+        );
+    }
 
     #[test]
     fn estimate_uses_student_t() {

@@ -10,7 +10,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::report::Estimate;
-use super::{RunError, RunSetup, StepTimeSource, daly_interval, progress_bar, young_interval};
+use super::{
+    MIN_INTERVAL_S, RunError, RunSetup, StepTimeSource, daly_interval, progress_bar, young_interval,
+};
 use crate::faults::duration;
 
 /// One interval of the sweep.
@@ -32,7 +34,75 @@ pub struct CheckpointCurve {
     /// Blocking checkpoint cost δ.
     pub checkpoint_stall_s: f64,
     pub replicas: u64,
+    /// The best grid point is the grid's first or last: the true optimum may lie beyond
+    /// the grid (see [`CheckpointCurve::edge_warning`]).
+    pub optimum_at_edge: bool,
+    /// The grid was the default one, Daly / [`DEFAULT_SPAN`] to Daly × [`DEFAULT_SPAN`]
+    /// (its low end raised to [`CheckpointCurve::grid_floor_s`]); `false` when given.
+    pub default_grid: bool,
+    /// The shortest interval a checkpoint allows: an async checkpoint cannot start before
+    /// the previous one has flushed to storage (at least 1 s).
+    pub grid_floor_s: f64,
     pub curve: Vec<CurvePoint>,
+}
+
+/// The default grid spans Daly's interval divided and multiplied by this.
+pub const DEFAULT_SPAN: f64 = 20.0;
+
+/// Grid points when none are given.
+pub const DEFAULT_POINTS: usize = 24;
+
+/// The shortest interval a checkpoint of `setup` allows (its async flush; at least 1 s).
+pub fn interval_floor(setup: &RunSetup) -> f64 {
+    setup.cost.flush_s().max(MIN_INTERVAL_S)
+}
+
+/// The default interval grid: `points` log-spaced intervals from Daly / 20 to Daly × 20,
+/// the low end raised to [`interval_floor`] (and the high end then kept 20× above it).
+/// Without failures (Daly infinite) every interval is as good: 5 min to 4 h.
+pub fn default_grid(setup: &RunSetup, points: usize) -> Vec<f64> {
+    let daly = daly_interval(setup.cost.stall_s(), setup.mtbi_s());
+    if !daly.is_finite() || daly <= 0.0 {
+        return log_grid(300.0, 14_400.0, points);
+    }
+    let lo = (daly / DEFAULT_SPAN).max(interval_floor(setup));
+    let hi = (daly * DEFAULT_SPAN).max(lo * DEFAULT_SPAN);
+    log_grid(lo, hi, points)
+}
+
+impl CheckpointCurve {
+    /// Why the optimum should not be trusted as is, when it lies on an edge of the grid.
+    pub fn edge_warning(&self) -> Option<String> {
+        if !self.optimum_at_edge {
+            return None;
+        }
+        let best = self
+            .curve
+            .iter()
+            .max_by(|a, b| a.goodput.mean.total_cmp(&b.goodput.mean))?;
+        let first = self.curve.first()?.interval_s;
+        let last = self.curve.last()?.interval_s;
+        let fmt = crate::units::format_duration;
+        let at_floor = best.interval_s == first && first <= self.grid_floor_s * (1.0 + 1e-9);
+        Some(if at_floor {
+            format!(
+                "the best interval is the shortest the checkpoint allows ({}: an async checkpoint cannot start before the previous one has flushed); the optimum is this bound",
+                fmt(first)
+            )
+        } else if best.interval_s == first {
+            format!(
+                "the best interval is the grid's shortest ({}): the optimum may be shorter; widen the grid (--intervals LO:HI with LO below {})",
+                fmt(first),
+                fmt(first)
+            )
+        } else {
+            format!(
+                "the best interval is the grid's longest ({}): the optimum may be longer; widen the grid (--intervals LO:HI with HI above {})",
+                fmt(last),
+                fmt(last)
+            )
+        })
+    }
 }
 
 /// `n` log-spaced points from `lo` to `hi` inclusive.
@@ -143,7 +213,11 @@ pub fn goodput_curve(
     replicas: u64,
     progress: bool,
 ) -> Result<Vec<CurvePoint>, RunError> {
-    let bar = progress_bar(intervals.len() as u64 * replicas, progress);
+    let bar = progress_bar(
+        intervals.len() as u64 * replicas,
+        "checkpoint intervals x replicas",
+        progress,
+    );
     let jobs: Vec<(usize, u64)> = (0..intervals.len())
         .flat_map(|i| (0..replicas).map(move |r| (i, r)))
         .collect();
@@ -184,7 +258,11 @@ pub fn checkpoint_sweep(
     let curve = goodput_curve(setup, src, intervals, replicas.max(1), progress)?;
     let ys: Vec<f64> = curve.iter().map(|p| p.goodput.mean).collect();
     let (d, m) = (setup.cost.stall_s(), setup.mtbi_s());
+    let best = (0..ys.len()).max_by(|&a, &b| ys[a].total_cmp(&ys[b]));
     Ok(CheckpointCurve {
+        optimum_at_edge: best.is_some_and(|b| b == 0 || b + 1 == ys.len()),
+        default_grid: false,
+        grid_floor_s: interval_floor(setup),
         optimum_interval_s: fit_optimum(intervals, &ys),
         young_interval_s: young_interval(d, m),
         daly_interval_s: daly_interval(d, m),

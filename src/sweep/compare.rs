@@ -7,14 +7,14 @@
 //! of the unsharded sweep: rows carry their point index and every float is rounded to 9
 //! significant digits, so JSON round trips are exact.
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::memory;
 use super::plan::{self, PlanOptions, PlanPoint, ReplayFigures};
 use super::spec::{PlanChoice, Shard, SweepError, SweepPoint};
-use crate::config::Scenario;
+use crate::config::{Provenance, Scenario};
 use crate::cost::{self, Prices};
 use crate::faults::StepState;
 use crate::hardware::FabricKind;
@@ -74,6 +74,10 @@ pub struct Figures {
     pub effective_cost_usd: Option<f64>,
     #[serde(default)]
     pub effective_energy_mwh: Option<f64>,
+    /// The calibration band of this design's GPU (a fraction: the MAPE of its
+    /// generation's calibration table); `None` for an uncalibrated GPU.
+    #[serde(default)]
+    pub model_error: Option<f64>,
 }
 
 /// One row of the comparison.
@@ -84,6 +88,8 @@ pub struct CompareRow {
     pub gpu: String,
     pub gpus: u64,
     pub fabric: String,
+    /// Token budget this row's time and cost columns train (its sweep file's `tokens:`).
+    pub tokens: f64,
     pub figures: Option<Figures>,
     /// Why a point has no figures (e.g. no plan fits in memory).
     pub error: Option<String>,
@@ -95,6 +101,7 @@ pub struct CompareTable {
     pub name: String,
     /// Points in the unsharded sweep.
     pub points: usize,
+    /// Token budget of the first point's file (each row carries its own: `rows[i].tokens`).
     pub tokens: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
@@ -210,6 +217,7 @@ pub fn evaluate(point: &SweepPoint, s: &Scenario, opts: &CompareOptions) -> Comp
         gpu: s.cluster.gpu.name.clone(),
         gpus: s.cluster.total_gpus(),
         fabric: fabric_label(s),
+        tokens: opts.tokens,
         figures: None,
         error: None,
     };
@@ -249,6 +257,7 @@ pub fn evaluate(point: &SweepPoint, s: &Scenario, opts: &CompareOptions) -> Comp
                 effective_time_to_train_days: tc.effective.as_ref().map(|e| days(e.time_s)),
                 effective_cost_usd: tc.effective.as_ref().map(|e| sig(e.cost_usd)),
                 effective_energy_mwh: tc.effective.as_ref().map(|e| sig(e.energy_mwh)),
+                model_error: crate::validate::band_for(&s.cluster.gpu).map(|b| b.mape),
             });
         }
     }
@@ -256,14 +265,7 @@ pub fn evaluate(point: &SweepPoint, s: &Scenario, opts: &CompareOptions) -> Comp
 }
 
 fn progress_bar(n: usize, show: bool) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(n as u64);
-    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} points {elapsed}") {
-        pb.set_style(style);
-    }
-    pb
+    crate::progress::bar(n as u64, "compare points", show)
 }
 
 /// Loads every point (stopping at the first bad one), then simulates them in parallel.
@@ -276,13 +278,29 @@ pub fn run_points<L, E>(
 where
     L: Fn(&SweepPoint) -> Result<Scenario, E>,
 {
+    run_points_with(points, load, |_| opts, opts.progress)
+}
+
+/// [`run_points`] with options per point: `opts(i)` for `points[i]` (points of different
+/// sweep files keep their own token budget, plan choice and prices).
+pub fn run_points_with<'o, L, O, E>(
+    points: &[SweepPoint],
+    load: L,
+    opts: O,
+    progress: bool,
+) -> Result<Vec<CompareRow>, E>
+where
+    L: Fn(&SweepPoint) -> Result<Scenario, E>,
+    O: Fn(usize) -> &'o CompareOptions + Sync,
+{
     let scenarios = points.iter().map(&load).collect::<Result<Vec<_>, E>>()?;
-    let pb = progress_bar(points.len(), opts.progress);
+    let pb = progress_bar(points.len(), progress);
     let rows = points
         .par_iter()
         .zip(scenarios.par_iter())
-        .map(|(p, s)| {
-            let r = evaluate(p, s, opts);
+        .enumerate()
+        .map(|(i, (p, s))| {
+            let r = evaluate(p, s, opts(i));
             pb.inc(1);
             r
         })
@@ -291,12 +309,67 @@ where
     Ok(rows)
 }
 
+/// How a design compares with the best of the table, and whether the difference is
+/// within model error: smaller than the larger of the two designs' calibration bands
+/// ([`Figures::model_error`]). Speed is compared by throughput (tokens/s), cost by
+/// $ per million tokens, so rows with different token budgets compare fairly.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct VsBest {
+    /// How much longer this design takes to train than the fastest (0 for the fastest).
+    pub time_vs_fastest: f64,
+    /// The difference is smaller than the calibration band (`None`: a GPU without one).
+    pub time_within_model_error: Option<bool>,
+    /// How much more this design costs per token than the cheapest (0 for the cheapest).
+    pub cost_vs_cheapest: f64,
+    pub cost_within_model_error: Option<bool>,
+}
+
+/// [`VsBest`] for every row (`None` for a row without figures), over the whole table (so
+/// a merge of shards gives what the unsharded sweep gives).
+pub fn vs_best(t: &CompareTable) -> Vec<Option<VsBest>> {
+    let figs: Vec<Option<&Figures>> = t.rows.iter().map(|r| r.figures.as_ref()).collect();
+    let best = |key: fn(&Figures) -> f64, max: bool| {
+        figs.iter()
+            .flatten()
+            .filter(|f| key(f).is_finite() && key(f) > 0.0)
+            .copied()
+            .reduce(|a, b| {
+                let better = if max {
+                    key(b) > key(a)
+                } else {
+                    key(b) < key(a)
+                };
+                if better { b } else { a }
+            })
+    };
+    let fastest = best(|f| f.tokens_per_s, true);
+    let cheapest = best(|f| f.usd_per_million_tokens, false);
+    let within = |diff: f64, a: &Figures, b: &Figures| match (a.model_error, b.model_error) {
+        (Some(x), Some(y)) => Some(diff.abs() < x.max(y)),
+        _ => None,
+    };
+    figs.iter()
+        .map(|f| {
+            let (f, fast, cheap) = (f.as_ref()?, fastest?, cheapest?);
+            let time = sig(fast.tokens_per_s / f.tokens_per_s - 1.0);
+            let cost = sig(f.usd_per_million_tokens / cheap.usd_per_million_tokens - 1.0);
+            Some(VsBest {
+                time_vs_fastest: time,
+                time_within_model_error: within(time, f, fast),
+                cost_vs_cheapest: cost,
+                cost_within_model_error: within(cost, f, cheap),
+            })
+        })
+        .collect()
+}
+
 /// Columns of `compare.csv`.
 pub const COMPARE_CSV_HEADER: &str = "index,name,gpu,gpus,fabric,plan,step_time_s,tokens_per_s,\
 mfu,tflops_per_gpu,memory_gb,bubble_fraction,tp_exposed_s,pp_exposed_s,dp_exposed_s,\
 ep_exposed_s,time_to_train_days,gpu_hours,energy_mwh,cost_usd,\
 usd_per_million_tokens,capital_usd,facility_kw,goodput,effective_time_to_train_days,\
-effective_cost_usd,effective_energy_mwh,error";
+effective_cost_usd,effective_energy_mwh,tokens,model_error,time_vs_fastest,\
+time_within_model_error,cost_vs_cheapest,cost_within_model_error,error";
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
@@ -314,7 +387,8 @@ fn opt(x: Option<f64>) -> String {
 pub fn to_csv(t: &CompareTable) -> String {
     let mut out = String::from(COMPARE_CSV_HEADER);
     out.push('\n');
-    for r in &t.rows {
+    let marks = vs_best(t);
+    for (r, mark) in t.rows.iter().zip(&marks) {
         let head = format!(
             "{},{},{},{},{}",
             r.index,
@@ -352,7 +426,20 @@ pub fn to_csv(t: &CompareTable) -> String {
             None => ",".repeat(21),
         };
         let err = csv_field(r.error.as_deref().unwrap_or(""));
-        out += &format!("{head},{body},{err}\n");
+        let flag = |b: Option<bool>| b.map(|b| b.to_string()).unwrap_or_default();
+        let model = match (r.figures.as_ref(), mark) {
+            (Some(f), Some(m)) => format!(
+                "{},{},{},{},{}",
+                opt(f.model_error),
+                m.time_vs_fastest,
+                flag(m.time_within_model_error),
+                m.cost_vs_cheapest,
+                flag(m.cost_within_model_error)
+            ),
+            (Some(f), None) => format!("{},,,,", opt(f.model_error)),
+            _ => ",,,,".to_string(),
+        };
+        out += &format!("{head},{body},{},{model},{err}\n", r.tokens);
     }
     out
 }
@@ -477,6 +564,19 @@ fn figures_line(f: &Figures, w: Widths, with_goodput: bool) -> String {
     l
 }
 
+/// The token budget every row shares (the table's when it has no rows), or `None` when
+/// the rows come from sweep files with different budgets.
+pub fn common_tokens(t: &CompareTable) -> Option<f64> {
+    match t.rows.first() {
+        None => Some(t.tokens),
+        Some(r) => t
+            .rows
+            .iter()
+            .all(|x| x.tokens == r.tokens)
+            .then_some(r.tokens),
+    }
+}
+
 /// The terminal table; goodput-adjusted columns appear when some point simulated a run.
 /// Design names and plans are printed whole (their columns widen to fit).
 pub fn table_text(t: &CompareTable) -> String {
@@ -484,27 +584,146 @@ pub fn table_text(t: &CompareTable) -> String {
         .rows
         .iter()
         .any(|r| r.figures.as_ref().is_some_and(|f| f.goodput.is_some()));
+    let mut out = match common_tokens(t) {
+        Some(tokens) => format!(
+            "{}: {} points, cost to train {:.3e} tokens\n",
+            t.name, t.points, tokens
+        ),
+        None => {
+            let budgets: Vec<String> = t.rows.iter().fold(Vec::new(), |mut v, r| {
+                let b = format!("{:.3e}", r.tokens);
+                if !v.contains(&b) {
+                    v.push(b);
+                }
+                v
+            });
+            format!(
+                "{}: {} points, cost to train each file's token budget ({} tokens; compare.csv `tokens`)\n",
+                t.name,
+                t.points,
+                budgets.join(", ")
+            )
+        }
+    };
     let w = Widths::of(t);
-    let mut out = format!(
-        "{}: {} points, cost to train {:.3e} tokens\n",
-        t.name, t.points, t.tokens
-    );
-    out += &header_line(w, with_goodput);
-    for r in &t.rows {
+    out += header_line(w, with_goodput).trim_end();
+    out += "  vs best\n";
+    let marks = vs_best(t);
+    for (r, mark) in t.rows.iter().zip(&marks) {
         let body = match &r.figures {
-            Some(f) => figures_line(f, w, with_goodput),
+            Some(f) => format!("{}  {}", figures_line(f, w, with_goodput), mark_text(mark)),
             None => format!("error: {}", r.error.as_deref().unwrap_or("?")),
         };
-        out += &format!("{:<nw$} {:>6} {body}\n", r.name, r.gpus, nw = w.name);
+        out += format!("{:<nw$} {:>6} {body}", r.name, r.gpus, nw = w.name).trim_end();
+        out.push('\n');
     }
+    out += &model_error_note(t);
     out
+}
+
+/// The `vs best` column: `fastest` / `~fastest` (within model error of the fastest) /
+/// `+12%` (slower by more than the band), and the same for cost per token.
+fn mark_text(mark: &Option<VsBest>) -> String {
+    let Some(m) = mark else {
+        return String::new();
+    };
+    let part = |diff: f64, within: Option<bool>, word: &str| {
+        if diff == 0.0 {
+            word.to_string()
+        } else if within == Some(true) {
+            format!("~{word} ({:+.1}%)", diff * 100.0)
+        } else {
+            format!(
+                "{:+.1}% {}",
+                diff * 100.0,
+                if word == "fastest" { "time" } else { "cost" }
+            )
+        }
+    };
+    format!(
+        "{}, {}",
+        part(m.time_vs_fastest, m.time_within_model_error, "fastest"),
+        part(m.cost_vs_cheapest, m.cost_within_model_error, "cheapest")
+    )
+}
+
+/// The footnote saying what `~` means and which bands apply.
+fn model_error_note(t: &CompareTable) -> String {
+    let mut bands: Vec<(String, f64)> = Vec::new();
+    let mut uncalibrated = false;
+    for r in &t.rows {
+        let Some(f) = &r.figures else { continue };
+        match f.model_error {
+            Some(b) => {
+                if !bands.iter().any(|(g, _)| *g == r.gpu) {
+                    bands.push((r.gpu.clone(), b));
+                }
+            }
+            None => uncalibrated = true,
+        }
+    }
+    if bands.is_empty() && !uncalibrated {
+        return String::new();
+    }
+    let list: Vec<String> = bands
+        .iter()
+        .map(|(g, b)| format!("{g} ±{:.1} %", b * 100.0))
+        .collect();
+    let mut note = format!(
+        "~ within model error: the difference from the best is smaller than the calibration band ({}; MAPE of each GPU generation's calibration table, clustersim validate)\n",
+        list.join(", ")
+    );
+    if uncalibrated {
+        note +=
+            "  (GPUs without a calibration table have no band: their differences are not marked)\n";
+    }
+    note
 }
 
 /// Writes `compare.csv` and `compare.json` into `dir` (created if missing).
 pub fn write_table(dir: &std::path::Path, t: &CompareTable) -> std::io::Result<()> {
+    write_table_with(dir, t, None)
+}
+
+/// The sidecar recording what produced `compare.csv` (the same record as `compare.json`'s
+/// `provenance`).
+pub const PROVENANCE_FILE: &str = "compare.provenance.json";
+
+/// [`write_table`], with `provenance` in `compare.json` and beside `compare.csv`
+/// ([`PROVENANCE_FILE`]).
+pub fn write_table_with(
+    dir: &std::path::Path,
+    t: &CompareTable,
+    provenance: Option<&Provenance>,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("compare.csv"), to_csv(t))?;
-    std::fs::write(dir.join("compare.json"), to_json(t))
+    let json =
+        crate::config::provenance::json_with(t, provenance).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("compare.json"), json)?;
+    match provenance {
+        Some(p) => std::fs::write(dir.join(PROVENANCE_FILE), p.to_json()),
+        None => Ok(()),
+    }
+}
+
+/// The `provenance` of `dir/compare.json`, if it has one.
+pub fn read_provenance(dir: &std::path::Path) -> Result<Option<Provenance>, SweepError> {
+    let path = dir.join("compare.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| SweepError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    #[derive(Deserialize)]
+    struct Only {
+        provenance: Option<Provenance>,
+    }
+    serde_json::from_str::<Only>(&text)
+        .map(|o| o.provenance)
+        .map_err(|e| SweepError::Parse {
+            path,
+            message: e.to_string(),
+        })
 }
 
 /// Reads `dir/compare.json`.
@@ -555,6 +774,7 @@ mod tests {
             fabric: "fat tree".into(),
             figures,
             error: Some("no plan fits".into()),
+            tokens: 1e12,
         };
         let s = fixtures::toy_scenario(2, 2, 2, 8, 16);
         let point = crate::sweep::spec::SweepPoint {
@@ -578,7 +798,7 @@ mod tests {
         assert!(lines[2].starts_with(long), "{text}");
         // Columns stay aligned: the gpus column ends at the same place on every line.
         let end = lines[1].find("gpus").unwrap() + 4;
-        for l in &lines[2..] {
+        for l in &lines[2..2 + t.rows.len()] {
             assert_eq!(&l[end - 4..end], "1024", "{text}");
         }
         // Short names keep the usual width.
@@ -593,6 +813,69 @@ mod tests {
                 .unwrap()
                 .starts_with(&format!("{:<28} ", "short"))
         );
+    }
+
+    #[test]
+    fn differences_smaller_than_the_calibration_band_are_within_model_error() {
+        let s = fixtures::toy_scenario(2, 2, 2, 8, 16);
+        let point = SweepPoint {
+            index: 0,
+            name: "toy".into(),
+            scenario: None,
+            overrides: Vec::new(),
+        };
+        let base = evaluate(&point, &s, &CompareOptions::default());
+        // Throughput 100, 97 (3 % slower), 80 (25 % slower), and one GPU without a band.
+        let row = |i: usize, tput: f64, usd: f64, band: Option<f64>| {
+            let mut r = base.clone();
+            r.index = i;
+            r.name = format!("d{i}");
+            let f = r.figures.as_mut().unwrap();
+            f.tokens_per_s = tput;
+            f.usd_per_million_tokens = usd;
+            f.model_error = band;
+            r
+        };
+        let t = CompareTable {
+            name: "t".into(),
+            points: 4,
+            tokens: 1e12,
+            shard: None,
+            rows: vec![
+                row(0, 100.0, 2.0, Some(0.05)),
+                row(1, 97.0, 1.9, Some(0.05)),
+                row(2, 80.0, 1.0, Some(0.05)),
+                row(3, 99.0, 3.0, None),
+            ],
+        };
+        let m: Vec<VsBest> = vs_best(&t).into_iter().map(Option::unwrap).collect();
+        assert_eq!(m[0].time_vs_fastest, 0.0);
+        assert_eq!(m[1].time_within_model_error, Some(true));
+        assert_eq!(m[2].time_within_model_error, Some(false));
+        assert_eq!(m[3].time_within_model_error, None, "no band, no claim");
+        assert_eq!(m[2].cost_vs_cheapest, 0.0);
+        assert_eq!(m[1].cost_within_model_error, Some(false));
+        // The table, the CSV and the footnote say so.
+        let text = table_text(&t);
+        let line = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .unwrap()
+                .to_string()
+        };
+        assert!(
+            line("d1").ends_with("~fastest (+3.1%), +90.0% cost"),
+            "{text}"
+        );
+        assert!(line("d0").contains("fastest, +100.0% cost"), "{text}");
+        assert!(text.contains("~ within model error"), "{text}");
+        let csv = to_csv(&t);
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+        let d1: Vec<&str> = csv.lines().nth(2).unwrap().split(',').collect();
+        assert_eq!(d1[col("time_within_model_error")], "true");
+        assert_eq!(d1[col("model_error")], "0.05");
+        assert_eq!(d1.len(), header.len());
     }
 
     #[test]

@@ -28,6 +28,7 @@ fn figures(days: f64, goodput: Option<f64>) -> Figures {
         effective_time_to_train_days: goodput.map(|_| days / g),
         effective_cost_usd: goodput.map(|_| days * 24.0 * 1024.0 * 2.5 / g),
         effective_energy_mwh: goodput.map(|_| days * 30.0 / g),
+        model_error: Some(0.05),
     }
 }
 
@@ -53,6 +54,7 @@ pub(crate) fn table(goodput: bool) -> CompareTable {
             fabric: "rail-optimized 8x400G 1:1".into(),
             figures: (d > 0.0).then(|| figures(d, goodput.then_some(0.9 - 0.02 * i as f64))),
             error: (d == 0.0).then(|| "no plan fits".into()),
+            tokens: 1e12,
         })
         .collect();
     CompareTable {
@@ -83,6 +85,7 @@ fn crowded(n: usize) -> CompareTable {
                 Some(0.978 + 0.0001 * i as f64),
             )),
             error: None,
+            tokens: 1e12,
         })
         .collect();
     t

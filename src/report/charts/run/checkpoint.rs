@@ -298,6 +298,9 @@ mod tests {
             mtbi_s: 103846.0,
             checkpoint_stall_s: 0.015,
             replicas: 16,
+            optimum_at_edge: true,
+            default_grid: false,
+            grid_floor_s: 1.0,
             curve: grid
                 .iter()
                 .map(|&s| CurvePoint {
