@@ -74,6 +74,7 @@ impl PlanPoint {
         p.virtual_stages = self.virtual_stages;
         p.zero = self.zero;
         p.stage_layers = None;
+        p.split = crate::plan::PipelineSplit::default();
         s.training.micro_batch = self.micro_batch;
         s.training.recompute = self.recompute;
     }
