@@ -288,6 +288,7 @@ pub fn row_scenario(row: &Row, base: &Scenario, cluster: &ClusterSpec) -> Scenar
     s.parallelism.ep = 1;
     s.parallelism.dp = row.gpus / (row.tp * row.pp);
     s.parallelism.stage_layers = None;
+    s.parallelism.split = crate::plan::PipelineSplit::default();
     row.source.apply_rules(&mut s, row);
     s
 }

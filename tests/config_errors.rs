@@ -301,6 +301,70 @@ fn stage_layers_must_have_one_entry_per_stage_and_sum_to_layers() {
 }
 
 #[test]
+fn megatron_split_switches_are_checked() {
+    let interleaved = [
+        "parallelism.schedule=interleaved",
+        "parallelism.virtual_stages=2",
+    ];
+    let with = |extra: &[&'static str]| {
+        let mut v: Vec<&str> = interleaved.to_vec();
+        v.extend_from_slice(extra);
+        v
+    };
+    // 78 layers + 2 slots = 80 = 4 stages x 2 chunks x 10.
+    let ok = load(
+        BASE,
+        &with(&[
+            "model.layers=78",
+            "parallelism.account_for_embedding_in_pipeline_split=true",
+            "parallelism.account_for_loss_in_pipeline_split=true",
+        ]),
+    )
+    .unwrap();
+    assert!(ok.parallelism.split.embedding_slot && ok.parallelism.split.loss_slot);
+    let (e, shown) = fails(
+        BASE,
+        &with(&["parallelism.account_for_embedding_in_pipeline_split=true"]),
+    );
+    assert_eq!(
+        e.field,
+        "parallelism.account_for_embedding_in_pipeline_split"
+    );
+    assert!(shown.contains("81 is not divisible"), "{shown}");
+    let ok = load(
+        BASE,
+        &with(&[
+            "parallelism.decoder_first_pipeline_num_layers=18",
+            "parallelism.decoder_last_pipeline_num_layers=22",
+        ]),
+    )
+    .unwrap();
+    assert_eq!(ok.parallelism.split.first, Some(18));
+    let (e, shown) = fails(
+        BASE,
+        &with(&["parallelism.decoder_last_pipeline_num_layers=21"]),
+    );
+    assert_eq!(e.field, "parallelism.decoder_last_pipeline_num_layers");
+    assert!(shown.contains("do not divide evenly"), "{shown}");
+    let (e, _) = fails(
+        BASE,
+        &with(&[
+            "parallelism.decoder_first_pipeline_num_layers=18",
+            "parallelism.stage_layers=[18, 20, 20, 22]",
+        ]),
+    );
+    assert_eq!(e.field, "parallelism.decoder_first_pipeline_num_layers");
+    let (e, _) = fails(
+        BASE,
+        &[
+            "parallelism.schedule=dualpipe",
+            "parallelism.account_for_loss_in_pipeline_split=true",
+        ],
+    );
+    assert_eq!(e.field, "parallelism.schedule");
+}
+
+#[test]
 fn zero_sizes_are_rejected_everywhere() {
     let cases = [
         ("model.layers=0", "model.layers"),
@@ -375,6 +439,26 @@ fn interleaved_needs_pp_virtual_stages_divisible_layers_and_micro_batches() {
         shown.contains("model.layers=80 is not divisible by pp*virtual_stages = 4*3 = 12"),
         "{shown}"
     );
+    // Megatron's switches make the uneven interleaved split expressible.
+    let ok = load(
+        BASE,
+        &[
+            "parallelism.schedule=interleaved",
+            "parallelism.virtual_stages=3",
+            "parallelism.stage_layers=[18, 21, 21, 20]",
+            "training.global_batch=64",
+        ],
+    );
+    assert!(ok.is_err(), "18 layers over 3 chunks is fine but 20 is not");
+    let ok = load(
+        BASE,
+        &[
+            "parallelism.schedule=interleaved",
+            "parallelism.virtual_stages=3",
+            "parallelism.stage_layers=[18, 21, 21, 21]",
+        ],
+    );
+    assert!(ok.is_err(), "sums to 81");
     let (e, shown) = fails(
         BASE,
         &[

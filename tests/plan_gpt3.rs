@@ -121,6 +121,33 @@ fn fast_mode_matches_replay_on_a_small_pipeline() {
     }
 }
 
+/// Fast mode reads the same uneven layer split as the op graph: an interleaved pipeline
+/// whose embedding and loss take layer slots (first and last chunks one layer short).
+#[test]
+fn fast_mode_matches_replay_on_an_uneven_interleaved_split() {
+    use clustersim::fixtures::toy_scenario;
+    use clustersim::network::AnalyticNetwork;
+    use clustersim::plan::ScheduleKind;
+    let mut s = toy_scenario(2, 4, 2, 14, 32);
+    s.parallelism.schedule = ScheduleKind::Interleaved;
+    s.parallelism.virtual_stages = 2;
+    s.parallelism.split.embedding_slot = true;
+    s.parallelism.split.loss_slot = true;
+    let mut net = AnalyticNetwork::new(&s.cluster);
+    let p = plan::PlanPoint::of(&s);
+    let applied = p.applied(&s);
+    assert!(
+        applied.parallelism.split.embedding_slot,
+        "the plan keeps the slots"
+    );
+    let fast = plan::evaluate_fast(&s, &p, &mut net).fast.step_time_s;
+    let full = plan::replay(&s, &p).unwrap().step_time_s;
+    assert!(
+        (fast / full - 1.0).abs() < 0.03,
+        "fast {fast} replay {full}"
+    );
+}
+
 /// Fast mode vs replay for the schedules and ZeRO stages the search now tries: zero-bubble
 /// schedules (weight passes fill the bubble; gradients reduced after the last weight pass)
 /// and ZeRO-2/3 (ZeRO-2 reduce-scatters after every micro-batch; ZeRO-3 gathers every

@@ -109,6 +109,10 @@ pub struct RawParallelism {
     #[serde(default)]
     pub pp_comm_overlap: Option<bool>,
     pub stage_layers: Option<Vec<u64>>,
+    pub decoder_first_pipeline_num_layers: Option<u64>,
+    pub decoder_last_pipeline_num_layers: Option<u64>,
+    pub account_for_embedding_in_pipeline_split: Option<bool>,
+    pub account_for_loss_in_pipeline_split: Option<bool>,
     pub bucket_params: Option<u64>,
     pub zero_group: Option<u64>,
 }

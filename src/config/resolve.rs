@@ -9,7 +9,9 @@
 //! - parallelism: `tp`, `pp`, `ep`, `cp` 1; `dp` = GPUs / (tp·pp·cp) where GPUs = nodes ×
 //!   node.gpus; `sequence_parallel` true when tp > 1 (and always false at tp = 1, where it
 //!   means nothing); `schedule` 1f1b; `virtual_stages` 1; `zero` 1;
-//!   `overlap_grad_reduce` true; `stage_layers` even split; `bucket_params` 40M (Megatron).
+//!   `overlap_grad_reduce` true; `stage_layers` even split
+//!   (Megatron's `decoder_first/last_pipeline_num_layers` unset,
+//!   `account_for_embedding/loss_in_pipeline_split` false); `bucket_params` 40M (Megatron).
 //! - steps 1; outputs: `timeline` representative, `charts` true; network: `mode` analytic
 //!   (closed form, no contention; `contention` runs the flow-level model), `algorithm` auto.
 //! - topology: `node.nvlink_domain` = `node.gpus`; `node.pcie_gbs` from the GPU catalog
@@ -27,7 +29,9 @@ use crate::hardware::{
 };
 use crate::model::{FfnKind, ModelSpec, MoeSpec};
 use crate::network::NetworkSpec;
-use crate::plan::{Optimizer, ParallelismSpec, Recompute, ScheduleKind, TrainingSpec};
+use crate::plan::{
+    Optimizer, ParallelismSpec, PipelineSplit, Recompute, ScheduleKind, TrainingSpec,
+};
 
 use super::ConfigError;
 use super::raw::*;
@@ -138,6 +142,12 @@ fn parallelism(
         tp_comm_overlap: p.tp_comm_overlap.unwrap_or(false),
         pp_comm_overlap: p.pp_comm_overlap.unwrap_or(true),
         stage_layers: p.stage_layers,
+        split: PipelineSplit {
+            first: p.decoder_first_pipeline_num_layers,
+            last: p.decoder_last_pipeline_num_layers,
+            embedding_slot: p.account_for_embedding_in_pipeline_split.unwrap_or(false),
+            loss_slot: p.account_for_loss_in_pipeline_split.unwrap_or(false),
+        },
         bucket_params: p.bucket_params.unwrap_or(DEFAULT_BUCKET_PARAMS),
         zero_group: p.zero_group,
     })

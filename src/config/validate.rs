@@ -370,27 +370,55 @@ impl Rules<'_> {
                 p.pp, m.layers
             )
         })?;
-        let Some(stages) = &p.stage_layers else {
-            return Ok(());
+        let chunks = if p.schedule == ScheduleKind::Interleaved {
+            p.virtual_stages.max(1)
+        } else {
+            1
         };
-        let field = "parallelism.stage_layers";
-        self.ensure(p.schedule != ScheduleKind::Interleaved, field, || {
-            "stage_layers cannot be combined with the interleaved schedule (its chunks are \
-             split evenly); remove one"
-                .into()
-        })?;
-        self.ensure(stages.len() as u64 == p.pp, field, || {
-            format!(
-                "has {} entries but pp={}: give one per stage",
-                stages.len(),
-                p.pp
-            )
-        })?;
-        let sum = stages.iter().try_fold(0u64, |a, n| a.checked_add(*n));
-        self.ensure(sum == Some(m.layers), field, || {
-            let sum = sum.map_or("more than 2^64".into(), |s| s.to_string());
-            format!("sums to {sum} but model.layers={}", m.layers)
-        })
+        let uneven = p.stage_layers.is_some() || !p.split.is_default();
+        self.ensure(
+            !uneven || p.schedule != ScheduleKind::Dualpipe,
+            "parallelism.schedule",
+            || {
+                "dualpipe places two mirrored pieces on every stage and splits layers evenly; \
+                 stage_layers and the Megatron split switches need gpipe, 1f1b, interleaved, \
+                 zb-h1 or zb-h2"
+                    .into()
+            },
+        )?;
+        if p.stage_layers.is_some()
+            && let Some(field) = [
+                (
+                    p.split.first.is_some(),
+                    "parallelism.decoder_first_pipeline_num_layers",
+                ),
+                (
+                    p.split.last.is_some(),
+                    "parallelism.decoder_last_pipeline_num_layers",
+                ),
+                (
+                    p.split.embedding_slot,
+                    "parallelism.account_for_embedding_in_pipeline_split",
+                ),
+                (
+                    p.split.loss_slot,
+                    "parallelism.account_for_loss_in_pipeline_split",
+                ),
+            ]
+            .into_iter()
+            .find_map(|(set, f)| set.then_some(f))
+        {
+            return self.fail(
+                field,
+                "cannot be combined with parallelism.stage_layers (which gives every count); \
+                 remove one"
+                    .into(),
+            );
+        }
+        match crate::plan::pipeline_layout(m.layers, p, chunks) {
+            Ok(_) => Ok(()),
+            Err((field, why)) => self.fail(field, why),
+        }
     }
 
     fn micro_batches(&self) -> u64 {
@@ -416,7 +444,7 @@ impl Rules<'_> {
     }
 
     fn schedule(&self) -> Check {
-        let (m, p) = (&self.s.model, &self.s.parallelism);
+        let p = &self.s.parallelism;
         let field = "parallelism.schedule";
         self.ensure(!UNSUPPORTED_SCHEDULES.contains(&p.schedule), field, || {
             format!(
@@ -441,13 +469,6 @@ impl Rules<'_> {
         })?;
         self.ensure(p.virtual_stages > 1, "parallelism.virtual_stages", || {
             "the interleaved schedule needs virtual_stages > 1, got 1".into()
-        })?;
-        let chunks = p.pp * p.virtual_stages;
-        self.ensure(m.layers.is_multiple_of(chunks), "parallelism.virtual_stages", || {
-            format!(
-                "interleaved: model.layers={} is not divisible by pp*virtual_stages = {}*{} = {chunks}",
-                m.layers, p.pp, p.virtual_stages
-            )
         })?;
         let mbs = self.micro_batches();
         self.ensure(mbs.is_multiple_of(p.pp), "training.global_batch", || {

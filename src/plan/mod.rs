@@ -146,8 +146,13 @@ pub struct ParallelismSpec {
     /// Overlap pipeline sends with compute (Megatron-Core `--overlap-p2p-comm`); without it
     /// the sending stage waits for each send to complete.
     pub pp_comm_overlap: bool,
-    /// Layers per pipeline stage when uneven; `None` splits as evenly as possible.
+    /// Layers per pipeline stage (`pp` entries; under the interleaved schedule split evenly
+    /// over the stage's chunks) or per virtual stage (`pp * v` entries, in virtual-stage
+    /// order `chunk * pp + stage`); `None` derives the split from `split`.
     pub stage_layers: Option<Vec<u64>>,
+    /// Megatron's uneven-split and slot switches (used when `stage_layers` is `None`).
+    #[serde(default)]
+    pub split: PipelineSplit,
     /// Parameters per data-parallel gradient bucket (Megatron default 40M).
     pub bucket_params: u64,
     /// Hybrid sharding (FSDP `HYBRID_SHARD`, ZeRO++ hpZ): ZeRO shards over groups of this
@@ -172,6 +177,7 @@ impl Default for ParallelismSpec {
             tp_comm_overlap: false,
             pp_comm_overlap: true,
             stage_layers: None,
+            split: PipelineSplit::default(),
             bucket_params: 40_000_000,
             zero_group: None,
         }
@@ -425,6 +431,185 @@ impl ZeroGroups {
 
 /// Layers of each pipeline stage: explicit, or as even as possible with the remainder
 /// given to the middle stages (the first and last carry the embedding and the logits).
+/// How Megatron-Core splits the decoder over pipeline ranks when `stage_layers` is not
+/// given (`get_num_layers_to_build`, megatron/core/transformer/transformer_block.py,
+/// core_r0.12): the first and last ranks may hold a set number of layers
+/// (`--decoder-first/last-pipeline-num-layers`, the rest split evenly), or the embedding
+/// and the loss/output layer each take one layer's slot in an even split
+/// (`--account-for-embedding/loss-in-pipeline-split`): the first chunk of the first rank
+/// and the last chunk of the last rank then hold one layer less.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PipelineSplit {
+    pub first: Option<u64>,
+    pub last: Option<u64>,
+    pub embedding_slot: bool,
+    pub loss_slot: bool,
+}
+
+impl PipelineSplit {
+    pub fn is_default(&self) -> bool {
+        *self == PipelineSplit::default()
+    }
+}
+
+/// Layers of every virtual stage, in virtual-stage order (`chunk * pp + stage`), for
+/// `chunks` model chunks per stage; `Err((field, why))` names the parallelism field that
+/// makes the layout impossible. Without explicit counts or Megatron switches the split is
+/// as even as [`split_layers`] makes it.
+pub fn pipeline_layout(
+    layers: u64,
+    p: &ParallelismSpec,
+    chunks: u64,
+) -> Result<Vec<u64>, (&'static str, String)> {
+    let pp = p.pp.max(1);
+    let chunks = chunks.max(1);
+    let n = (pp * chunks) as usize;
+    // Per-rank counts → per-virtual-stage counts (a rank's layers split evenly over its
+    // chunks, as Megatron requires).
+    let spread =
+        |per_rank: &[u64], field: &'static str| -> Result<Vec<u64>, (&'static str, String)> {
+            let mut out = vec![0; n];
+            for (stage, &l) in per_rank.iter().enumerate() {
+                if !l.is_multiple_of(chunks) {
+                    return Err((
+                        field,
+                        format!(
+                            "pipeline stage {stage} holds {l} layers, not divisible by its \
+                         virtual_stages={chunks} chunks"
+                        ),
+                    ));
+                }
+                for c in 0..chunks as usize {
+                    out[c * pp as usize + stage] = l / chunks;
+                }
+            }
+            Ok(out)
+        };
+    let layout = if let Some(explicit) = &p.stage_layers {
+        let field = "parallelism.stage_layers";
+        if explicit.len() == n {
+            explicit.clone()
+        } else if explicit.len() as u64 == pp {
+            spread(explicit, field)?
+        } else {
+            let per_vs = if chunks > 1 {
+                format!(" or one per virtual stage (pp*virtual_stages = {n})")
+            } else {
+                String::new()
+            };
+            return Err((
+                field,
+                format!(
+                    "has {} entries but pp={pp}: give one per stage{per_vs}",
+                    explicit.len()
+                ),
+            ));
+        }
+    } else if p.split.first.is_some() || p.split.last.is_some() {
+        let field = uneven_field(&p.split);
+        if p.split.embedding_slot || p.split.loss_slot {
+            return Err((
+                field,
+                "an uneven first/last stage cannot be combined with \
+                 account_for_embedding/loss_in_pipeline_split (as in Megatron-Core); remove one"
+                    .into(),
+            ));
+        }
+        let (first, last) = (p.split.first, p.split.last);
+        let mut rest = layers;
+        let mut left = pp;
+        for x in [first, last].into_iter().flatten() {
+            rest = rest.checked_sub(x).ok_or_else(|| {
+                (
+                    field,
+                    format!("first and last stages hold more than model.layers={layers}"),
+                )
+            })?;
+            left = left.saturating_sub(1);
+        }
+        if pp == 1 || (first.is_some() && last.is_some() && pp == 2 && rest != 0) {
+            return Err((field, format!("needs more pipeline stages than pp={pp}")));
+        }
+        if left > 0 && !rest.is_multiple_of(left) {
+            return Err((
+                field,
+                format!("the {rest} layers left for the {left} middle stages do not divide evenly"),
+            ));
+        }
+        let mid = rest.checked_div(left).unwrap_or(0);
+        let mut per_rank = vec![mid; pp as usize];
+        if let Some(f) = first {
+            per_rank[0] = f;
+        }
+        if let Some(l) = last {
+            per_rank[pp as usize - 1] = l;
+        }
+        spread(&per_rank, field)?
+    } else if p.split.embedding_slot || p.split.loss_slot {
+        let field = "parallelism.account_for_embedding_in_pipeline_split";
+        let slots = u64::from(p.split.embedding_slot) + u64::from(p.split.loss_slot);
+        let total = layers + slots;
+        if !total.is_multiple_of(pp * chunks) {
+            return Err((
+                field,
+                format!(
+                    "model.layers + {slots} slot(s) = {total} is not divisible by \
+                     pp*virtual_stages = {}",
+                    pp * chunks
+                ),
+            ));
+        }
+        let mut out = vec![total / (pp * chunks); n];
+        if p.split.embedding_slot {
+            out[0] -= 1;
+        }
+        if p.split.loss_slot {
+            out[n - 1] -= 1;
+        }
+        out
+    } else if chunks > 1 && !layers.is_multiple_of(pp * chunks) {
+        // Megatron-Core's even split asserts this; the switches above are the way out.
+        return Err((
+            "parallelism.virtual_stages",
+            format!(
+                "interleaved: model.layers={layers} is not divisible by pp*virtual_stages = \
+                 {pp}*{chunks} = {}; give stage_layers, decoder_first/last_pipeline_num_layers \
+                 or account_for_embedding/loss_in_pipeline_split for an uneven split",
+                pp * chunks
+            ),
+        ));
+    } else {
+        return Ok(split_layers(layers, pp * chunks));
+    };
+    let field = if p.stage_layers.is_some() {
+        "parallelism.stage_layers"
+    } else if p.split.first.is_some() || p.split.last.is_some() {
+        uneven_field(&p.split)
+    } else {
+        "parallelism.account_for_embedding_in_pipeline_split"
+    };
+    if let Some(i) = layout.iter().position(|&l| l == 0) {
+        return Err((
+            field,
+            format!("virtual stage {i} would hold no layer; every chunk needs at least 1"),
+        ));
+    }
+    let sum = layout.iter().try_fold(0u64, |a, n| a.checked_add(*n));
+    if sum != Some(layers) {
+        let sum = sum.map_or("more than 2^64".into(), |s| s.to_string());
+        return Err((field, format!("sums to {sum} but model.layers={layers}")));
+    }
+    Ok(layout)
+}
+
+fn uneven_field(s: &PipelineSplit) -> &'static str {
+    if s.first.is_some() {
+        "parallelism.decoder_first_pipeline_num_layers"
+    } else {
+        "parallelism.decoder_last_pipeline_num_layers"
+    }
+}
+
 pub fn split_layers(layers: u64, stages: u64) -> Vec<u64> {
     let base = layers / stages;
     let extra = layers % stages;
@@ -557,5 +742,77 @@ mod tests {
         assert!(s.iter().all(|&l| l == 7 || l == 8));
         assert_eq!(s[0], 7);
         assert_eq!(s[15], 7);
+    }
+
+    fn layout_plan(pp: u64, v: u64) -> ParallelismSpec {
+        ParallelismSpec {
+            pp,
+            schedule: if v > 1 {
+                ScheduleKind::Interleaved
+            } else {
+                ScheduleKind::OneFOneB
+            },
+            virtual_stages: v,
+            ..ParallelismSpec::default()
+        }
+    }
+
+    /// Llama 3 405B as Meta ran it: 126 layers + embedding and loss slots = 128 slots over
+    /// 16 stages x 4 chunks; the first chunk of stage 0 and the last chunk of stage 15 hold
+    /// one layer, every other chunk two (Megatron-Core `get_num_layers_to_build`).
+    #[test]
+    fn embedding_and_loss_slots_shorten_the_end_chunks() {
+        let mut p = layout_plan(16, 4);
+        p.split.embedding_slot = true;
+        p.split.loss_slot = true;
+        let l = pipeline_layout(126, &p, 4).unwrap();
+        assert_eq!(l.len(), 64);
+        assert_eq!(l[0], 1, "chunk 0 of stage 0 (the embedding's slot)");
+        assert_eq!(l[63], 1, "chunk 3 of stage 15 (the loss's slot)");
+        assert!(l[1..63].iter().all(|&n| n == 2), "{l:?}");
+        assert_eq!(l.iter().sum::<u64>(), 126);
+        // Only one slot: 127 + 1 = 128 as well.
+        p.split.loss_slot = false;
+        assert!(
+            pipeline_layout(126, &p, 4).is_err(),
+            "126 + 1 does not divide"
+        );
+        let l = pipeline_layout(127, &p, 4).unwrap();
+        assert_eq!((l[0], l[63]), (1, 2));
+        // v = 8: the first chunk would hold no layer.
+        p.split.loss_slot = true;
+        let (field, why) = pipeline_layout(126, &layout_plan(16, 8), 8).unwrap_err();
+        assert_eq!(field, "parallelism.virtual_stages", "{why}");
+        let mut p8 = layout_plan(16, 8);
+        p8.split = p.split;
+        let (_, why) = pipeline_layout(126, &p8, 8).unwrap_err();
+        assert!(why.contains("no layer"), "{why}");
+    }
+
+    #[test]
+    fn first_and_last_stage_counts_and_explicit_lists() {
+        let mut p = layout_plan(4, 2);
+        p.split.first = Some(2);
+        p.split.last = Some(4);
+        // 2 + 4 on the ends, (20 - 6) / 2 = 7 per middle stage: 7 is odd, not v=2 chunks.
+        assert!(pipeline_layout(20, &p, 2).is_err());
+        let l = pipeline_layout(18, &p, 2).unwrap();
+        // chunk-major: stage s chunk c at c*pp + s.
+        assert_eq!(l, vec![1, 3, 3, 2, 1, 3, 3, 2]);
+        p.split = PipelineSplit::default();
+        p.stage_layers = Some(vec![2, 6, 6, 4]);
+        assert_eq!(
+            pipeline_layout(18, &p, 2).unwrap(),
+            vec![1, 3, 3, 2, 1, 3, 3, 2]
+        );
+        p.stage_layers = Some(vec![1, 3, 3, 2, 1, 3, 3, 3]);
+        assert_eq!(pipeline_layout(19, &p, 2).unwrap()[7], 3);
+        p.stage_layers = Some(vec![1, 3, 3]);
+        assert!(pipeline_layout(7, &p, 2).is_err());
+        // Without interleaving the default split stays as even as possible.
+        assert_eq!(
+            pipeline_layout(126, &layout_plan(16, 1), 1).unwrap(),
+            split_layers(126, 16)
+        );
     }
 }

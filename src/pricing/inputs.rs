@@ -7,7 +7,7 @@
 
 use crate::hardware::ComputeModel;
 use crate::model::{LayerShard, ModelSpec};
-use crate::plan::{ParallelismSpec, ScheduleKind, TrainingSpec, split_layers};
+use crate::plan::{ParallelismSpec, ScheduleKind, TrainingSpec, pipeline_layout, split_layers};
 
 /// Everything the op-graph builder and fast mode read about a plan.
 #[derive(Debug, Clone, Copy)]
@@ -31,13 +31,13 @@ pub fn model_chunks(p: &ParallelismSpec) -> u64 {
 }
 
 /// Layers of every virtual stage, in virtual-stage order (`chunk * pp + stage`): the
-/// explicit `stage_layers` without interleaving, else as even as [`split_layers`] makes them.
+/// explicit `stage_layers` or Megatron's uneven split and embedding/loss slots
+/// ([`pipeline_layout`]); a layout the loader would refuse falls back to the split
+/// [`split_layers`] makes.
 pub fn virtual_stage_layers(model: &ModelSpec, p: &ParallelismSpec) -> Vec<u64> {
     let chunks = model_chunks(p);
-    match &p.stage_layers {
-        Some(explicit) if chunks == 1 => explicit.clone(),
-        _ => split_layers(model.layers, p.pp.max(1) * chunks),
-    }
+    pipeline_layout(model.layers, p, chunks)
+        .unwrap_or_else(|_| split_layers(model.layers, p.pp.max(1) * chunks))
 }
 
 /// Layer ranges `[lo, hi)` of consecutive pieces of `layers` layers each.

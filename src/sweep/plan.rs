@@ -74,6 +74,15 @@ impl PlanPoint {
         p.virtual_stages = self.virtual_stages;
         p.zero = self.zero;
         p.stage_layers = None;
+        // Megatron's split switches carry over to plans where they still give a layout
+        // (e.g. the embedding/loss slots of a PP16 interleaved plan); elsewhere the split
+        // is the even one.
+        let chunks = crate::pricing::inputs::model_chunks(p);
+        if crate::plan::pipeline_layout(s.model.layers, p, chunks).is_err()
+            || p.schedule == crate::plan::ScheduleKind::Dualpipe
+        {
+            p.split = crate::plan::PipelineSplit::default();
+        }
         s.training.micro_batch = self.micro_batch;
         s.training.recompute = self.recompute;
     }

@@ -282,3 +282,69 @@ fn interleaved_bubble_equals_closed_form() {
         );
     }
 }
+
+/// Meta's Llama 3 layout in small: layers + embedding and loss slots split evenly into
+/// `p * v` chunks, the first and last chunks one layer short. When the embedding and the
+/// logits+loss ops each last one layer's pass (what the slot stands for), every chunk
+/// carries the same work and the replay's bubble equals the interleaved closed form
+/// `(p-1)/(m*v + p-1)` for the uneven layer split, with free communication.
+#[test]
+fn uneven_interleaved_split_with_slots_bubble_equals_closed_form() {
+    for (p, m, v, per_chunk) in [(4, 8, 2, 2), (4, 4, 2, 3), (8, 16, 2, 2), (2, 8, 4, 2)] {
+        let layers = p * v * per_chunk - 2;
+        let mut s = toy_scenario(1, p, 1, layers, m);
+        s.parallelism.schedule = ScheduleKind::Interleaved;
+        s.parallelism.virtual_stages = v;
+        s.parallelism.split.embedding_slot = true;
+        s.parallelism.split.loss_slot = true;
+        let layout = crate::pricing::inputs::virtual_stage_layers(&s.model, &s.parallelism);
+        assert_eq!(layout[0], per_chunk - 1);
+        assert_eq!(layout[(p * v - 1) as usize], per_chunk - 1);
+        let mut graph = build_graph(&s);
+        // One layer's forward and backward pass, from a layer that is not an end slot.
+        let (mut lf, mut lb) = (0, 0);
+        for st in &mut graph.stages {
+            for w in st.graph.node_weights_mut() {
+                if w.layers.0 == u16::MAX {
+                    continue;
+                }
+                w.duration = match w.category {
+                    Category::Forward => 3,
+                    Category::Backward => 5,
+                    _ => 0,
+                };
+                if w.micro_batch == 0 && w.layers.0 == 1 {
+                    match w.category {
+                        Category::Forward => lf += w.duration,
+                        Category::Backward => lb += w.duration,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        assert!(lf > 0 && lb > 0);
+        for st in &mut graph.stages {
+            for w in st.graph.node_weights_mut() {
+                if w.layers.0 == u16::MAX {
+                    w.duration = match w.category {
+                        Category::Forward => lf,
+                        Category::Backward => lb,
+                        _ => 0,
+                    };
+                }
+            }
+        }
+        let grid = RankGrid::new(&s.parallelism);
+        let r = engine::replay(
+            &graph,
+            &grid,
+            &mut FreeNetwork,
+            &RankSpeeds::uniform(),
+            &TraceRanks::None,
+        )
+        .unwrap();
+        let got = bubble_fraction(&grid, &r);
+        let want = (p - 1) as f64 / (m * v + p - 1) as f64;
+        assert_close(got, want, &format!("p={p} m={m} v={v} layers={layers}"));
+    }
+}
