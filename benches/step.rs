@@ -101,7 +101,7 @@ fn main() {
     println!(
         "  folded replay (one DP replica standing for {dp}): {:.3} s, {} events, same step time: {}",
         t2.elapsed().as_secs_f64(),
-        folded.events,
+        folded.replayed_events,
         folded.step_time == replay.step_time
     );
     println!(

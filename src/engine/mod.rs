@@ -131,7 +131,11 @@ pub struct Replay {
     pub step_time: Nanos,
     pub ranks: Vec<RankStats>,
     pub trace: Vec<TraceEvent>,
+    /// Events of the step: one per compute-op instance and one per collective instance
+    /// (what a full replay processes; [`event_count`] knows it before replaying).
     pub events: u64,
+    /// Events this replay actually processed (fewer than `events` when replicas were folded).
+    pub replayed_events: u64,
 }
 
 /// Which ranks to record op by op.
@@ -280,8 +284,8 @@ struct Fold {
     reduced: RankGrid,
     /// Full replica index of each simulated replica.
     replica_of: Vec<u32>,
-    /// Position in `replica_of` of the healthy replica standing for all unsimulated ones.
-    healthy: usize,
+    /// For each full replica, the simulated replica (index into `replica_of`) standing for it.
+    stand_in: Vec<u32>,
 }
 
 impl Fold {
@@ -618,7 +622,7 @@ pub fn replay<N: Network>(
     speeds: &RankSpeeds,
     trace_ranks: &TraceRanks,
 ) -> Result<Replay, EngineError> {
-    match plan_fold(grid, net, speeds, trace_ranks) {
+    match plan_fold(step, grid, net, speeds, trace_ranks) {
         Some(fold) => replay_folded(step, fold, net, speeds, trace_ranks),
         None => replay_grid(step, grid, net, speeds, trace_ranks, None),
     }
@@ -637,9 +641,18 @@ pub fn replay_all<N: Network>(
 
 /// The replicas a folded replay must simulate, or `None` when folding saves nothing or is
 /// not exact.
+///
+/// A replica is *special* when it holds a slow GPU, a degraded link or a traced rank: it is
+/// simulated as itself. The others are grouped into classes by their placement on the fabric
+/// ([`Network::group_key`] of every replica-local group: TP/CP/EP groups and pipeline hops);
+/// one replica per class is simulated and stands for the rest of its class. Exactness: a
+/// replica's ops depend only on its stage programs, its speeds, the times of its own groups'
+/// collectives (equal within a class) and the collectives spanning replicas, which start
+/// when every member has arrived and which the network times over the full group.
 fn plan_fold<N: Network>(
+    step: &StepGraph,
     grid: &RankGrid,
-    net: &N,
+    net: &mut N,
     speeds: &RankSpeeds,
     trace_ranks: &TraceRanks,
 ) -> Option<Fold> {
@@ -665,20 +678,86 @@ fn plan_fold<N: Network>(
     }
     special.sort_unstable();
     special.dedup();
-    let healthy = (0..replicas).find(|r| special.binary_search(r).is_err())?;
-    let mut replica_of = special;
-    replica_of.push(healthy);
-    replica_of.sort_unstable();
-    if replica_of.len() as u32 * 2 > replicas {
+    if special.len() as u32 * 2 > replicas {
         return None;
     }
-    let reduced = grid.with_replicas(replica_of.len() as u32);
-    let healthy = replica_of.binary_search(&healthy).ok()?;
+    // Replica-local group kinds: masks without the replica axis, and pipeline hops.
+    let mut masks: Vec<GroupMask> = Vec::new();
+    let mut hops: Vec<(u32, u32)> = Vec::new();
+    for c in &step.comms {
+        match c.group {
+            GroupRef::Axes(m) if !RankGrid::spans_replicas(m) => masks.push(m),
+            GroupRef::Axes(_) => {}
+            GroupRef::P2p { from, to } => hops.push((from.min(to), from.max(to))),
+        }
+    }
+    masks.sort_unstable();
+    masks.dedup();
+    hops.sort_unstable();
+    hops.dedup();
+    let one = grid.with_replicas(1);
+    let mut members = Vec::new();
+    let mut signature = |k: u32, key: &mut Vec<u64>| {
+        key.clear();
+        for &m in &masks {
+            for g in 0..one.group_count(m) {
+                members.clear();
+                members.extend(
+                    (0..one.group_size(m)).map(|i| one.rank_in(one.member(m, g, i), grid, k)),
+                );
+                net.group_key(&members, key);
+            }
+        }
+        let ss = one.stage_size();
+        for &(a, b) in &hops {
+            for local in 0..ss {
+                members.clear();
+                members.push(one.rank_in(local + a * ss, grid, k));
+                members.push(one.rank_in(local + b * ss, grid, k));
+                net.group_key(&members, key);
+            }
+        }
+    };
+    // Classes of the ordinary replicas, each represented by its first member.
+    let mut classes: std::collections::HashMap<Vec<u64>, u32> = std::collections::HashMap::new();
+    let mut class_of = vec![u32::MAX; replicas as usize];
+    let mut simulated = special.clone();
+    let mut key = Vec::new();
+    for k in 0..replicas {
+        if special.binary_search(&k).is_ok() {
+            continue;
+        }
+        signature(k, &mut key);
+        let rep = match classes.get(&key) {
+            Some(&rep) => rep,
+            None => {
+                if (simulated.len() as u32 + 1) * 2 > replicas {
+                    return None;
+                }
+                classes.insert(key.clone(), k);
+                simulated.push(k);
+                k
+            }
+        };
+        class_of[k as usize] = rep;
+    }
+    simulated.sort_unstable();
+    let stand_in = (0..replicas)
+        .map(|k| {
+            let rep = if class_of[k as usize] == u32::MAX {
+                k
+            } else {
+                class_of[k as usize]
+            };
+            simulated.binary_search(&rep).map(|i| i as u32).ok()
+        })
+        .collect::<Option<Vec<u32>>>()?;
+    let reduced = grid.with_replicas(simulated.len() as u32);
     Some(Fold {
         full: grid.clone(),
         reduced,
-        replica_of,
-        healthy,
+        replica_of: simulated,
+        stand_in,
     })
 }
 
@@ -717,16 +796,40 @@ fn replay_folded<N: Network>(
     // Every full rank takes the stats of the simulated rank standing for its replica.
     let stand_in = |r: u32| {
         let replica = full.coord(r, crate::plan::Axis::Edp);
-        let k = fold
-            .replica_of
-            .binary_search(&replica)
-            .unwrap_or(fold.healthy);
-        full.rank_in(r, &reduced, k as u32)
+        full.rank_in(r, &reduced, fold.stand_in[replica as usize])
     };
     let ranks = (0..full.world())
         .map(|r| small.ranks[stand_in(r) as usize].clone())
         .collect();
-    Ok(Replay { ranks, ..small })
+    Ok(Replay {
+        ranks,
+        events: event_count(step, &full),
+        ..small
+    })
+}
+
+/// Events a full replay of `step` on `grid` processes: one per compute-op instance (every
+/// rank of a stage runs its stage's program) and one per collective instance (one per
+/// group). It depends only on the graph and the grid, not on timing, so it is known before
+/// replaying.
+pub fn event_count(step: &StepGraph, grid: &RankGrid) -> u64 {
+    let stage_size = grid.stage_size() as u64;
+    let ops: u64 = step
+        .stages
+        .iter()
+        .map(|sp| sp.graph.node_weights().filter(|o| o.comm.is_none()).count() as u64)
+        .sum();
+    let pp = step.stages.len().max(1) as u64;
+    let collectives: u64 = step
+        .comms
+        .iter()
+        .map(|c| match c.group {
+            GroupRef::Axes(mask) if mask.0 & GroupMask::PP.0 != 0 => grid.group_count(mask) as u64,
+            GroupRef::Axes(mask) => grid.group_count(mask) as u64 / pp,
+            GroupRef::P2p { .. } => stage_size,
+        })
+        .sum();
+    ops * stage_size + collectives
 }
 
 fn replay_grid<N: Network>(
@@ -815,5 +918,6 @@ fn replay_grid<N: Network>(
         ranks: sim.stats,
         trace: sim.trace,
         events: sim.events,
+        replayed_events: sim.events,
     })
 }
