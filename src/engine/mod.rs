@@ -695,27 +695,37 @@ fn plan_fold<N: Network>(
     masks.dedup();
     hops.sort_unstable();
     hops.dedup();
+    // The replica-local groups of replica 0 as full ranks, flattened; replica `k`'s are the
+    // same plus `k` times the replica stride.
     let one = grid.with_replicas(1);
+    let stride = one.rank_in(0, grid, 1) - one.rank_in(0, grid, 0);
+    let mut flat: Vec<u32> = Vec::new();
+    let mut bounds: Vec<u32> = vec![0];
+    for &m in &masks {
+        for g in 0..one.group_count(m) {
+            flat.extend((0..one.group_size(m)).map(|i| one.rank_in(one.member(m, g, i), grid, 0)));
+            bounds.push(flat.len() as u32);
+        }
+    }
+    let ss = one.stage_size();
+    for &(a, b) in &hops {
+        for local in 0..ss {
+            flat.push(one.rank_in(local + a * ss, grid, 0));
+            flat.push(one.rank_in(local + b * ss, grid, 0));
+            bounds.push(flat.len() as u32);
+        }
+    }
     let mut members = Vec::new();
     let mut signature = |k: u32, key: &mut Vec<u64>| {
         key.clear();
-        for &m in &masks {
-            for g in 0..one.group_count(m) {
-                members.clear();
-                members.extend(
-                    (0..one.group_size(m)).map(|i| one.rank_in(one.member(m, g, i), grid, k)),
-                );
-                net.group_key(&members, key);
-            }
-        }
-        let ss = one.stage_size();
-        for &(a, b) in &hops {
-            for local in 0..ss {
-                members.clear();
-                members.push(one.rank_in(local + a * ss, grid, k));
-                members.push(one.rank_in(local + b * ss, grid, k));
-                net.group_key(&members, key);
-            }
+        for w in bounds.windows(2) {
+            members.clear();
+            members.extend(
+                flat[w[0] as usize..w[1] as usize]
+                    .iter()
+                    .map(|&r| r + k * stride),
+            );
+            net.group_key(&members, key);
         }
     };
     // Classes of the ordinary replicas, each represented by its first member.

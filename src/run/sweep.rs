@@ -143,6 +143,9 @@ pub fn goodput_curve(
     replicas: u64,
     progress: bool,
 ) -> Result<Vec<CurvePoint>, RunError> {
+    if let Some(&first) = intervals.first() {
+        super::prefetch_states(setup, src, first)?;
+    }
     let bar = progress_bar(intervals.len() as u64 * replicas, progress);
     let jobs: Vec<(usize, u64)> = (0..intervals.len())
         .flat_map(|i| (0..replicas).map(move |r| (i, r)))
