@@ -10,7 +10,8 @@ use std::path::Path;
 
 use clustersim::config;
 use clustersim::cost::Prices;
-use clustersim::sweep::{charts, compare, spec};
+use clustersim::report::charts;
+use clustersim::sweep::{compare, spec};
 
 #[test]
 #[cfg_attr(debug_assertions, ignore = "slow in debug builds; run with --release")]
@@ -70,7 +71,7 @@ fn seventy_b_designs_produce_table_and_charts() {
 
     let out = std::env::temp_dir().join(format!("clustersim-70b-{}", std::process::id()));
     compare::write_table(&out, &table).unwrap();
-    let written = charts::compare_charts(&table, &out).unwrap();
+    let written = charts::compare::compare_charts(&table, &out).unwrap();
     assert_eq!(written.len(), 12);
     let csv = std::fs::read_to_string(out.join("compare.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5);

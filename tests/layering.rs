@@ -57,8 +57,12 @@ fn module_of(path: &Path) -> Option<String> {
     (name != "lib" && name != "main").then(|| name.to_string())
 }
 
-/// `crate::x` paths in the non-test part of `src` (test modules sit at the end of a file).
+/// `crate::x` paths in the non-test part of `src` (test modules sit at the end of a file;
+/// a file marked `#![cfg(test)]` is test code as a whole).
 fn imports(src: &str) -> Vec<String> {
+    if src.contains("#![cfg(test)]") {
+        return Vec::new();
+    }
     let code = src.split("#[cfg(test)]").next().unwrap_or("");
     let mut found = Vec::new();
     let mut rest = code;
@@ -149,5 +153,6 @@ fn an_upward_import_is_caught() {
     let rank = ranks(&table);
     let found = imports("use crate::high::Thing;\n#[cfg(test)]\nmod tests { use crate::x; }");
     assert_eq!(found, vec!["high".to_string()]);
+    assert!(imports("//! Tests.\n#![cfg(test)]\nuse crate::high::Thing;\n").is_empty());
     assert!(rank["high"] > rank["low"]);
 }

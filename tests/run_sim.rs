@@ -105,12 +105,7 @@ fn job_mtbf_falls_as_one_over_n() {
         / x.iter().map(|a| (a - xm).powi(2)).sum::<f64>();
     assert!((slope + 1.0).abs() < 0.03, "log-log slope {slope}");
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
-    run::chart::mtbf_chart(
-        &dir.join("mtbf_vs_gpus"),
-        &points,
-        run::chart::embedded_font(),
-    )
-    .unwrap();
+    clustersim::report::charts::run::mtbf_chart(dir, &points).unwrap();
     assert!(dir.join("mtbf_vs_gpus.png").exists());
 }
 

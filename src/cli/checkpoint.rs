@@ -1,14 +1,13 @@
 //! `clustersim checkpoint SCENARIO [--intervals 5m:4h] [--replicas N] [--out DIR]`: goodput
 //! against checkpoint interval, the simulated optimum against Young's and Daly's.
 //!
-//! [`sweep`] is the library core (scenario in, curve out); [`run`] loads, prints and writes.
+//! [`CheckpointSweep`] does the work; this file parses, prints and picks the folder.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use super::{CliError, CliResult};
-use crate::config::Scenario;
-use crate::run::sweep::{CheckpointCurve, checkpoint_sweep, parse_intervals};
-use crate::run::{self, RunError, RunOptions, RunSetup, StepTimeSource};
+use super::CliResult;
+use crate::api::{CheckpointSweep, ScenarioInput};
+use crate::run::sweep::CheckpointCurve;
 use crate::units::format_duration;
 
 #[derive(Debug, clap::Args)]
@@ -30,36 +29,6 @@ pub struct CheckpointArgs {
     /// Override any scenario key: `--set parallelism.tp=4` (repeatable).
     #[arg(long = "set", value_name = "PATH=VALUE")]
     pub overrides: Vec<String>,
-}
-
-/// Default grid points.
-pub const DEFAULT_POINTS: usize = 24;
-
-impl From<RunError> for CliError {
-    fn from(e: RunError) -> Self {
-        match e {
-            RunError::Faults(f) => CliError::BadInput(f.to_string()),
-            other => CliError::Internal(other.to_string()),
-        }
-    }
-}
-
-/// The sweep for a loaded scenario (library entry point, no I/O).
-pub fn sweep(
-    s: &Scenario,
-    src: &dyn StepTimeSource,
-    intervals: &str,
-    replicas: u64,
-    seed: Option<u64>,
-    progress: bool,
-) -> Result<CheckpointCurve, RunError> {
-    let grid = parse_intervals(intervals, DEFAULT_POINTS)?;
-    let opts = RunOptions {
-        seed,
-        ..Default::default()
-    };
-    let setup = RunSetup::new(s, &opts)?;
-    checkpoint_sweep(&setup, src, &grid, replicas, progress)
 }
 
 /// The table printed to stdout.
@@ -91,27 +60,25 @@ pub fn table(c: &CheckpointCurve) -> String {
     t
 }
 
-/// Writes `checkpoint.json` and the chart into `dir`.
-pub fn write(dir: &Path, c: &CheckpointCurve) -> CliResult {
-    let io = |e: std::io::Error| CliError::internal(format!("{}: {e}", dir.display()));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let json = serde_json::to_string_pretty(c).map_err(|e| CliError::internal(e.to_string()))?;
-    std::fs::write(dir.join("checkpoint.json"), json + "\n").map_err(io)?;
-    run::chart::checkpoint_chart(&dir.join("checkpoint"), c, run::chart::embedded_font())
-        .map_err(|e| CliError::internal(e.to_string()))
-}
-
 pub fn run(args: &CheckpointArgs) -> CliResult {
-    let s = crate::config::load_scenario(Some(&args.scenario), &args.overrides)
-        .map_err(|e| CliError::bad(e.to_string()))?;
-    let steps = run::analytic_step_times(&s);
-    let c = sweep(&s, &steps, &args.intervals, args.replicas, args.seed, true)?;
-    print!("{}", table(&c));
+    let s = ScenarioInput::from_file(&args.scenario)?
+        .with_overrides(&args.overrides)?
+        .resolve()?;
+    let mut sweep = CheckpointSweep::from_scenario(s)
+        .with_intervals(&args.intervals)?
+        .with_replicas(args.replicas)
+        .with_progress(true);
+    if let Some(seed) = args.seed {
+        sweep = sweep.with_seed(seed);
+    }
+    let out = sweep.run()?;
+    print!("{}", table(&out.curve));
     let dir = args
         .out
         .clone()
-        .unwrap_or_else(|| PathBuf::from("output").join(&s.name));
-    write(&dir, &c)
+        .unwrap_or_else(|| PathBuf::from("output").join(&out.scenario.name));
+    out.write_to(&dir)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -121,7 +88,7 @@ mod tests {
     use crate::run::{CheckpointSpec, RunSpec, ScaledStepTime};
 
     #[test]
-    fn sweep_writes_json_with_the_contract_keys() {
+    fn table_names_every_interval_and_the_optima() {
         let mut s = toy_scenario(8, 4, 32, 32, 64);
         s.faults.failures.node.mtbf = Some("2000h".into());
         s.checkpoint = Some(CheckpointSpec {
@@ -132,25 +99,14 @@ mod tests {
             duration: Some("60d".into()),
             ..Default::default()
         });
-        let c = sweep(&s, &ScaledStepTime(1.0), "5m:4h:12", 4, None, false).unwrap();
-        assert_eq!(c.curve.len(), 12);
-        assert!(c.optimum_interval_s > 300.0 && c.optimum_interval_s < 14_400.0);
-        let dir = std::env::temp_dir().join(format!("clustersim-ckpt-{}", std::process::id()));
-        write(&dir, &c).unwrap();
-        let json: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("checkpoint.json")).unwrap())
-                .unwrap();
-        for key in [
-            "optimum_interval_s",
-            "young_interval_s",
-            "daly_interval_s",
-            "curve",
-        ] {
-            assert!(json.get(key).is_some(), "{key}");
-        }
-        assert!(dir.join("checkpoint.png").exists() && dir.join("checkpoint.svg").exists());
-        assert!(table(&c).contains("Daly"));
-        assert!(sweep(&s, &ScaledStepTime(1.0), "4h:5m", 4, None, false).is_err());
-        std::fs::remove_dir_all(&dir).ok();
+        let c = CheckpointSweep::from_scenario(s.clone())
+            .with_intervals("5m:4h:6")
+            .unwrap()
+            .with_replicas(2)
+            .curve(&s, &ScaledStepTime(1.0))
+            .unwrap();
+        let t = table(&c);
+        assert!(t.contains("Young") && t.contains("Daly"), "{t}");
+        assert_eq!(t.lines().count(), 2 + 6 + 1);
     }
 }

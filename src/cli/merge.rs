@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use super::{CliError, CliResult};
+use super::CliResult;
+use crate::api;
 use crate::sweep::compare;
 
 #[derive(Debug, clap::Args)]
@@ -17,13 +18,7 @@ pub struct MergeArgs {
 }
 
 pub fn run(args: &MergeArgs) -> CliResult {
-    let tables = args
-        .dirs
-        .iter()
-        .map(|d| compare::read_table(d))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| CliError::bad(e.to_string()))?;
-    let merged = compare::merge(tables).map_err(|e| CliError::bad(e.to_string()))?;
-    print!("{}", compare::table_text(&merged));
+    let merged = api::merge(&args.dirs)?;
+    print!("{}", compare::table_text(&merged.table));
     super::compare::write_outputs(&args.out, &merged)
 }

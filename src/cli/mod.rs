@@ -1,8 +1,9 @@
 //! Command implementations behind the thin `main.rs`: each subcommand parses its own
-//! arguments into library calls, prints a table, and writes files through `report`.
+//! arguments, calls the library API ([`crate::api`]), prints tables and picks output
+//! folders. It must hold no orchestration or simulation logic.
 //!
 //! Errors carry the exit code contract: 2 for bad input (the message names file, line,
-//! field), 1 for internal errors.
+//! field), 1 for internal errors; [`crate::api::Error::is_bad_input`] decides.
 
 pub mod checkpoint;
 pub mod collective;
@@ -49,15 +50,13 @@ impl fmt::Display for CliError {
     }
 }
 
-impl From<crate::config::ConfigError> for CliError {
-    fn from(e: crate::config::ConfigError) -> Self {
-        CliError::BadInput(e.to_string())
-    }
-}
-
-impl From<crate::engine::EngineError> for CliError {
-    fn from(e: crate::engine::EngineError) -> Self {
-        CliError::Internal(e.to_string())
+impl From<crate::api::Error> for CliError {
+    fn from(e: crate::api::Error) -> Self {
+        if e.is_bad_input() {
+            CliError::BadInput(e.to_string())
+        } else {
+            CliError::Internal(e.to_string())
+        }
     }
 }
 

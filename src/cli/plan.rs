@@ -1,12 +1,13 @@
 //! `clustersim plan [SCENARIO]`: best parallelism plans for the scenario's model and
-//! cluster: the fast-mode ranking, the top K replayed in full, `plans.csv`.
+//! cluster: the fast-mode ranking, the top K replayed in full, `plans.csv`. [`PlanSearch`]
+//! does the work; this file parses and prints.
 
 use std::path::PathBuf;
 
 use super::{CliError, CliResult};
-use crate::config;
+use crate::api::{PlanSearch, ScenarioInput};
 use crate::plan::{Recompute, ScheduleKind};
-use crate::sweep::plan::{self, PlanError, PlanOptions, PlanReport};
+use crate::sweep::plan::PlanReport;
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -78,43 +79,6 @@ fn parse_schedule(v: &str) -> Result<ScheduleKind, CliError> {
     }
 }
 
-fn options(args: &PlanArgs, s: &config::Scenario) -> Result<PlanOptions, CliError> {
-    let mut o = PlanOptions::for_scenario(s, args.top);
-    o.gpus = args.gpus;
-    let sp = &mut o.space;
-    let pick = |dst: &mut Vec<u64>, src: &Vec<u64>| {
-        if !src.is_empty() {
-            *dst = src.clone();
-        }
-    };
-    pick(&mut sp.tp, &args.tp);
-    pick(&mut sp.pp, &args.pp);
-    pick(&mut sp.cp, &args.cp);
-    pick(&mut sp.ep, &args.ep);
-    pick(&mut sp.micro_batch, &args.micro_batch);
-    if !args.zero.is_empty() {
-        if let Some(z) = args.zero.iter().find(|&&z| z > 3) {
-            return Err(CliError::bad(format!("--zero: {z} is not 0, 1, 2 or 3")));
-        }
-        sp.zero = args.zero.clone();
-    }
-    if !args.schedule.is_empty() {
-        sp.schedules = args
-            .schedule
-            .iter()
-            .map(|v| parse_schedule(v))
-            .collect::<Result<_, _>>()?;
-    }
-    if !args.recompute.is_empty() {
-        sp.recompute = args
-            .recompute
-            .iter()
-            .map(|r| parse_recompute(r))
-            .collect::<Result<_, _>>()?;
-    }
-    Ok(o)
-}
-
 /// The ranking as a terminal table.
 pub fn table(report: &PlanReport, show: usize) -> String {
     let mut out = format!(
@@ -170,21 +134,37 @@ pub fn table(report: &PlanReport, show: usize) -> String {
 }
 
 pub fn run(args: &PlanArgs) -> CliResult {
-    let s = config::load_scenario(args.scenario.as_deref(), &args.overrides)
-        .map_err(|e| CliError::bad(e.to_string()))?;
-    let opts = options(args, &s)?;
-    let report = plan::search(&s, &opts).map_err(|e| match e {
-        PlanError::Engine(e) => CliError::internal(e.to_string()),
-        other => CliError::bad(other.to_string()),
-    })?;
-    print!("{}", table(&report, args.show));
+    let s = ScenarioInput::load(args.scenario.as_deref())?
+        .with_overrides(&args.overrides)?
+        .resolve()?;
+    let mut search = PlanSearch::from_scenario(s)
+        .with_top(args.top)
+        .with_tp(&args.tp)
+        .with_pp(&args.pp)
+        .with_cp(&args.cp)
+        .with_ep(&args.ep)
+        .with_micro_batch(&args.micro_batch)
+        .with_zero(&args.zero)?;
+    if let Some(gpus) = args.gpus {
+        search = search.with_gpus(gpus);
+    }
+    let schedules = args
+        .schedule
+        .iter()
+        .map(|v| parse_schedule(v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let recompute = args
+        .recompute
+        .iter()
+        .map(|r| parse_recompute(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let out = search
+        .with_schedules(&schedules)
+        .with_recompute(&recompute)
+        .run()?;
+    print!("{}", table(&out.report, args.show));
     if let Some(dir) = &args.out {
-        let io = |e: std::io::Error| CliError::internal(format!("{}: {e}", dir.display()));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        std::fs::write(dir.join("plans.csv"), plan::plans_csv(&report)).map_err(io)?;
-        let json =
-            serde_json::to_string_pretty(&report).map_err(|e| CliError::internal(e.to_string()))?;
-        std::fs::write(dir.join("plans.json"), json + "\n").map_err(io)?;
+        out.write_to(dir)?;
         println!("wrote {}", dir.join("plans.csv").display());
     }
     Ok(())

@@ -1,15 +1,14 @@
-//! `clustersim run [SCENARIO]`: simulate one step and write the outputs.
+//! `clustersim run [SCENARIO]`: simulate one step (and the long run) through
+//! [`Simulation`], write the outputs and print the tables.
 
 use std::path::{Path, PathBuf};
 
 use super::{CliError, CliResult};
-use crate::config::{self, TimelineRanks};
-use crate::faults;
+use crate::api::{ScenarioInput, Simulation};
+use crate::config::TimelineRanks;
 use crate::network::NetworkMode;
-use crate::plan::RankGrid;
-use crate::report::{self, ExtraFiles, LinkReport, ReportOptions, Summary};
+use crate::report::{self, Summary};
 use crate::run;
-use crate::sim::{self, StepOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -40,53 +39,33 @@ pub struct RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> CliResult {
-    let mut scenario = config::load_scenario(args.scenario.as_deref(), &args.overrides)?;
+    let scenario = ScenarioInput::load(args.scenario.as_deref())?
+        .with_overrides(&args.overrides)?
+        .resolve()?;
+    let mut sim = Simulation::from_scenario(scenario)
+        .strict_memory(args.strict_memory)
+        .with_progress(true);
     if let Some(seed) = args.seed {
-        scenario.faults.seed = seed;
+        sim = sim.with_seed(seed);
     }
     if let Some(mode) = args.network {
-        scenario.network.mode = mode;
+        sim = sim.with_network(mode);
     }
     if let Some(t) = &args.timeline {
-        scenario.outputs.timeline = parse_timeline(t).map_err(CliError::bad)?;
+        sim = sim.with_timeline(parse_timeline(t).map_err(CliError::bad)?);
     }
-    let grid = RankGrid::new(&scenario.parallelism);
-    check_timeline_ranks(&scenario.outputs.timeline, grid.world()).map_err(CliError::bad)?;
-    if args.strict_memory {
-        sim::check_memory(&scenario).map_err(|e| CliError::bad(e.to_string()))?;
-    }
-    let mut opts = ReportOptions::from_outputs(&scenario.outputs, &grid);
-    let (speeds, link_faults) = faults::step_faults(&scenario.faults, grid.world())
-        .map_err(|e| CliError::bad(e.to_string()))?;
-    let step_opts = StepOptions {
-        trace: opts.required_trace(&grid),
-        speeds,
-    };
-    let (result, net) = sim::simulate_step_faulty(&scenario, &step_opts, &link_faults)?;
-    if result.metrics.step_time_s <= 0.0 {
-        return Err(CliError::internal("step time is zero"));
-    }
-    opts.links = net
-        .flows()
-        .map(|n| LinkReport::new(n, result.replay.step_time, &scenario.name));
-    drop(net);
-    opts.memory_gb = serde_json::to_value(&result.metrics.memory).ok();
-    let run_report = match scenario.run {
-        Some(_) => Some(simulate_run(&scenario, &mut opts)?),
-        None => None,
-    };
+    let outputs = sim.run()?;
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| default_out_dir(&scenario.name));
-    let files = report::write_step_outputs(&out, &scenario, &result, &opts)
-        .map_err(|e| CliError::internal(e.to_string()))?;
+        .unwrap_or_else(|| default_out_dir(&outputs.scenario.name));
+    let files = outputs.write_to(&out)?;
     print!(
         "{}",
-        report::human_table(&Summary::new(&scenario, &result.metrics))
+        report::human_table(&Summary::new(&outputs.scenario, outputs.metrics()))
     );
-    print_memory(&result.metrics.memory);
-    if let Some(rep) = &run_report {
+    print_memory(outputs.memory());
+    if let Some(rep) = &outputs.run {
         println!(
             "long run ({} replica(s)):",
             rep.stats.as_ref().map_or(1, |s| s.replicas)
@@ -98,27 +77,7 @@ pub fn run(args: &RunArgs) -> CliResult {
     Ok(())
 }
 
-/// Simulates the scenario's `run:` section and stages `run.csv` and its chart for the
-/// report writer.
-fn simulate_run(
-    scenario: &config::Scenario,
-    opts: &mut ReportOptions,
-) -> Result<run::RunReport, CliError> {
-    let steps = run::analytic_step_times(scenario);
-    let run_opts = run::RunOptions {
-        progress: true,
-        ..Default::default()
-    };
-    let rep = run::simulate_run(scenario, &steps, &run_opts)?;
-    opts.run = serde_json::to_value(&rep).ok();
-    let (events, samples) = (rep.events.clone(), rep.samples.clone());
-    opts.extra = Some(ExtraFiles(std::sync::Arc::new(move |dir: &Path| {
-        run::report::write_files(dir, &events, &samples, run::chart::embedded_font())
-    })));
-    Ok(rep)
-}
-
-fn print_memory(m: &crate::plan::MemoryReport) {
+fn print_memory(m: &crate::pricing::memory::MemoryReport) {
     println!(
         "  memory (rank {}, stage {}): {:.1} of {:.1} GB{} — weights {:.1}, grads {:.1}, optimizer {:.1}, activations {:.1}, buffers {:.1}, reserve {:.1}\n",
         m.rank,
@@ -152,19 +111,6 @@ pub fn parse_timeline(text: &str) -> Result<TimelineRanks, String> {
                 )
             }),
     }
-}
-
-/// Rejects timeline ranks outside the plan's world.
-fn check_timeline_ranks(spec: &TimelineRanks, world: u32) -> Result<(), String> {
-    if let TimelineRanks::List(ranks) = spec
-        && let Some(bad) = ranks.iter().find(|&&r| r >= world)
-    {
-        return Err(format!(
-            "outputs.timeline: rank {bad} does not exist; the plan has ranks 0..{}",
-            world.saturating_sub(1)
-        ));
-    }
-    Ok(())
 }
 
 /// `output/<name>/`, with characters that could leave `output/` replaced.
@@ -210,13 +156,6 @@ mod tests {
             Ok(TimelineRanks::List(vec![0, 8, 16]))
         );
         assert!(parse_timeline("0,x").unwrap_err().contains("0,8,16"));
-    }
-
-    #[test]
-    fn timeline_ranks_must_exist() {
-        assert!(check_timeline_ranks(&TimelineRanks::List(vec![0, 3]), 4).is_ok());
-        let e = check_timeline_ranks(&TimelineRanks::List(vec![4]), 4).unwrap_err();
-        assert!(e.contains("rank 4"), "{e}");
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! `clustersim validate`: predicted vs published TFLOP/s per GPU for every calibration row.
+//! `clustersim validate`: predicted vs published TFLOP/s per GPU for every calibration row
+//! ([`Validation`] predicts; this file prints).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use super::{CliError, CliResult};
-use crate::validate::{self, Prediction, Source};
+use super::CliResult;
+use crate::api::{SOURCES, Validation};
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
@@ -12,48 +13,13 @@ pub struct ValidateArgs {
     pub calibration: Option<PathBuf>,
 }
 
-/// Finds the calibration folder: the argument, `../shared/calibration` from the working
-/// directory, or beside the source checkout.
-pub fn calibration_dir(arg: Option<&Path>) -> Result<PathBuf, CliError> {
-    if let Some(p) = arg {
-        return Ok(p.to_path_buf());
-    }
-    let candidates = [
-        PathBuf::from("../shared/calibration"),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/calibration"),
-    ];
-    candidates.into_iter().find(|p| p.is_dir()).ok_or_else(|| {
-        CliError::bad(
-            "no calibration folder: pass --calibration DIR (expected ../shared/calibration)",
-        )
-    })
-}
-
-pub fn predict_all(dir: &Path) -> Result<Vec<Prediction>, CliError> {
-    let mut out = Vec::new();
-    for source in [Source::MegatronSc21A100, Source::MegatronCoreH100] {
-        let base =
-            validate::calibration_base(source).map_err(|e| CliError::internal(e.to_string()))?;
-        let cluster = base.cluster.clone();
-        let rows = validate::read_rows(dir, source).map_err(|e| CliError::bad(e.to_string()))?;
-        for row in rows {
-            out.push(
-                validate::predict(&row, &base, &cluster)
-                    .map_err(|e| CliError::internal(e.to_string()))?,
-            );
-        }
-    }
-    Ok(out)
-}
-
 pub fn run(args: &ValidateArgs) -> CliResult {
-    let dir = calibration_dir(args.calibration.as_deref())?;
-    let preds = predict_all(&dir)?;
+    let out = Validation::find(args.calibration.as_deref())?.run()?;
     println!(
         "{:<22} {:>8} {:>4} {:>4} {:>5} {:>6} {:>2} {:>10} {:>10} {:>8}",
         "source", "params_b", "tp", "pp", "gpus", "batch", "v", "published", "predicted", "error"
     );
-    for p in &preds {
+    for p in &out.predictions {
         let r = &p.row;
         println!(
             "{:<22} {:>8.1} {:>4} {:>4} {:>5} {:>6} {:>2} {:>10.1} {:>10.1} {:>+7.1}%",
@@ -69,22 +35,17 @@ pub fn run(args: &ValidateArgs) -> CliResult {
             p.error * 100.0
         );
     }
-    for source in [Source::MegatronSc21A100, Source::MegatronCoreH100] {
-        let subset: Vec<Prediction> = preds
-            .iter()
-            .filter(|p| p.row.source == source)
-            .cloned()
-            .collect();
-        let (mape, max) = validate::error_stats(&subset);
+    for source in SOURCES {
+        let (mape, max) = out.error_stats(Some(source));
         println!(
             "{}: MAPE {:.1} %, max error {:.1} % over {} rows",
             source.label(),
             mape * 100.0,
             max * 100.0,
-            subset.len()
+            out.rows(Some(source)).count()
         );
     }
-    let (mape, max) = validate::error_stats(&preds);
+    let (mape, max) = out.error_stats(None);
     println!(
         "all rows: MAPE {:.1} %, max error {:.1} % (bounds: MAPE <= 4 %, every row within 8 %)",
         mape * 100.0,

@@ -127,23 +127,9 @@ pub(crate) fn error_at(root: &tree::Node, field: &str, message: impl Into<String
 /// Loads a scenario file (or the built-in default when `path` is `None`), applies
 /// `--set path=value` overrides, resolves presets and topology, and validates the result.
 pub fn load_scenario(path: Option<&Path>, overrides: &[String]) -> Result<Scenario, ConfigError> {
-    let (source_name, text) = match path {
-        Some(p) => (p.display().to_string(), read_file(p)?),
-        None => (
-            presets::DEFAULT_SCENARIO_NAME.to_string(),
-            presets::DEFAULT_SCENARIO_YAML.to_string(),
-        ),
-    };
-    let fallback_name = path
-        .and_then(|p| p.file_stem())
-        .map_or("default".to_string(), |s| s.to_string_lossy().into_owned());
-    load_text(
-        &source_name,
-        &text,
-        overrides,
-        &fallback_name,
-        path.map(Path::to_path_buf),
-    )
+    ScenarioDraft::load(path)?
+        .with_overrides(overrides)?
+        .resolve()
 }
 
 /// Loads a scenario from YAML text; `source_name` names it in errors and anchors relative
@@ -153,7 +139,85 @@ pub fn load_scenario_str(
     text: &str,
     overrides: &[String],
 ) -> Result<Scenario, ConfigError> {
-    load_text(source_name, text, overrides, "scenario", None)
+    ScenarioDraft::parse(source_name, text, "scenario", None)?
+        .with_overrides(overrides)?
+        .resolve()
+}
+
+/// A scenario between its YAML and a [`Scenario`]: parsed into a located tree (stage 1),
+/// `--set` overrides applied one at a time (stage 2), then [`ScenarioDraft::resolve`]
+/// runs stages 3–6. [`load_scenario`] is the three calls in a row; the library API takes
+/// them one at a time, and each fails with the error `load_scenario` would give.
+#[derive(Debug, Clone)]
+pub struct ScenarioDraft {
+    root: tree::Node,
+    fallback_name: String,
+    source: Option<PathBuf>,
+}
+
+impl ScenarioDraft {
+    /// Reads and parses a scenario file, or the built-in default when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let (source_name, text) = match path {
+            Some(p) => (p.display().to_string(), read_file(p)?),
+            None => (
+                presets::DEFAULT_SCENARIO_NAME.to_string(),
+                presets::DEFAULT_SCENARIO_YAML.to_string(),
+            ),
+        };
+        let fallback_name = path
+            .and_then(|p| p.file_stem())
+            .map_or("default".to_string(), |s| s.to_string_lossy().into_owned());
+        Self::parse(
+            &source_name,
+            &text,
+            &fallback_name,
+            path.map(Path::to_path_buf),
+        )
+    }
+
+    /// Parses YAML text named `source_name` in errors; `fallback_name` names the scenario
+    /// when the text has no `name:`, `source` is the file it came from.
+    pub fn parse(
+        source_name: &str,
+        text: &str,
+        fallback_name: &str,
+        source: Option<PathBuf>,
+    ) -> Result<Self, ConfigError> {
+        let root = tree::parse(source_name, text)?;
+        if !matches!(root.value, tree::Value::Map(_)) {
+            return Err(ConfigError::new(
+                Some(&root.origin),
+                "",
+                format!(
+                    "a scenario is a mapping of keys (name, model, cluster, ...), found {}",
+                    root.kind()
+                ),
+            ));
+        }
+        Ok(ScenarioDraft {
+            root,
+            fallback_name: fallback_name.to_string(),
+            source,
+        })
+    }
+
+    /// Applies `path=value` overrides in order; the first bad one is the error.
+    pub fn with_overrides<S: AsRef<str>>(mut self, args: &[S]) -> Result<Self, ConfigError> {
+        for arg in args {
+            overrides::apply(&mut self.root, &overrides::parse(arg.as_ref())?)?;
+        }
+        Ok(self)
+    }
+
+    /// Expands presets and topology references, deserializes, resolves and validates.
+    pub fn resolve(mut self) -> Result<Scenario, ConfigError> {
+        expand::expand_all(&mut self.root)?;
+        let raw: raw::RawScenario = tree::from_node(&self.root, "")?;
+        let scenario = resolve::scenario(raw, &self.root, &self.fallback_name, self.source)?;
+        validate::validate(&scenario, &self.root)?;
+        Ok(scenario)
+    }
 }
 
 fn read_file(p: &Path) -> Result<String, ConfigError> {
@@ -162,34 +226,6 @@ fn read_file(p: &Path) -> Result<String, ConfigError> {
         field: String::new(),
         message: format!("cannot read scenario file: {e}"),
     })
-}
-
-fn load_text(
-    source_name: &str,
-    text: &str,
-    overrides: &[String],
-    fallback_name: &str,
-    source: Option<PathBuf>,
-) -> Result<Scenario, ConfigError> {
-    let mut root = tree::parse(source_name, text)?;
-    if !matches!(root.value, tree::Value::Map(_)) {
-        return Err(ConfigError::new(
-            Some(&root.origin),
-            "",
-            format!(
-                "a scenario is a mapping of keys (name, model, cluster, ...), found {}",
-                root.kind()
-            ),
-        ));
-    }
-    for arg in overrides {
-        overrides::apply(&mut root, &overrides::parse(arg)?)?;
-    }
-    expand::expand_all(&mut root)?;
-    let raw: raw::RawScenario = tree::from_node(&root, "")?;
-    let scenario = resolve::scenario(raw, &root, fallback_name, source)?;
-    validate::validate(&scenario, &root)?;
-    Ok(scenario)
 }
 
 /// Loads a topology file (or a shipped topology by name) on its own, for commands that time

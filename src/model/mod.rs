@@ -136,6 +136,15 @@ impl ModelSpec {
         self.attention_params() + mlp
     }
 
+    /// Parameters of a layer's routed experts, all of them (before expert parallelism);
+    /// 0 for a dense layer. The rest of the layer is dense (replicated over EP).
+    pub fn routed_expert_params(&self, layer: u64) -> u64 {
+        match &self.moe {
+            Some(m) if self.is_moe_layer(layer) => m.experts * self.expert_params(),
+            _ => 0,
+        }
+    }
+
     pub fn embedding_params(&self) -> u64 {
         self.vocab * self.hidden
     }

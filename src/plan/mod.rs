@@ -11,10 +11,7 @@
 //! is a contiguous block of `tp * cp * dp` ranks. Rank `r` runs on GPU `r` (node
 //! `r / gpus_per_node`). Pure arithmetic; no allocation on the hot lookups.
 
-pub mod memory;
 pub mod pipeline;
-
-pub use memory::{MemoryReport, OutOfMemory};
 
 use serde::{Deserialize, Serialize};
 

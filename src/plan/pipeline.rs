@@ -36,7 +36,7 @@ pub struct Slot {
 }
 
 impl Slot {
-    pub fn new(pass: Pass, micro_batch: u32, chunk: u32) -> Slot {
+    pub const fn new(pass: Pass, micro_batch: u32, chunk: u32) -> Slot {
         Slot {
             pass,
             micro_batch,

@@ -132,7 +132,8 @@ impl ReportOptions {
         }
     }
 
-    fn summary(&self, scenario: &Scenario, result: &StepResult) -> Summary {
+    /// The `summary.json` these options write for `result`.
+    pub fn summary(&self, scenario: &Scenario, result: &StepResult) -> Summary {
         let mut s = Summary::new(scenario, &result.metrics);
         s.memory_gb = self.memory_gb.clone();
         s.run = self.run.clone();
@@ -145,7 +146,9 @@ impl ReportOptions {
 pub fn owned_files() -> Vec<String> {
     let mut names = vec![SUMMARY_FILE.to_string(), TIMELINE_FILE.to_string()];
     names.extend(charts::file_names());
-    names.extend(["run.csv", "run_progress.png", "run_progress.svg"].map(String::from));
+    names.push(crate::run::report::RUN_CSV.to_string());
+    let progress = charts::run::PROGRESS;
+    names.extend([format!("{progress}.png"), format!("{progress}.svg")]);
     names.extend(links::file_names());
     names
 }

@@ -2,10 +2,11 @@
 //!
 //! Owns the `checkpoint:` and `run:` YAML types ([`spec`]), checkpoint costs and the
 //! Young/Daly intervals ([`checkpoint`]), the run event loop ([`sim`]), its outputs
-//! ([`report`], [`chart`]) and the checkpoint-interval sweep ([`sweep`]). Step times come
-//! from a [`StepTimeSource`] (the step simulator behind a cache keyed by cluster state), so a
-//! run with thousands of failures simulates each distinct state once. Randomness comes only
-//! from the fault model's seeded streams; the same inputs give the same bytes.
+//! ([`report`]; the charts are drawn by `report::charts::run`) and the checkpoint-interval
+//! sweep ([`sweep`]). Step times come from a [`StepTimeSource`] (the step simulator behind
+//! a cache keyed by cluster state), so a run with thousands of failures simulates each
+//! distinct state once. Randomness comes only from the fault model's seeded streams; the
+//! same inputs give the same bytes. It must not draw charts (that is `report`'s job).
 //!
 //! The lead's `clustersim run` calls, when `scenario.run` is set:
 //! ```no_run
@@ -16,7 +17,6 @@
 //! println!("{}", run::report::table(&report.summary, report.stats.as_ref()));
 //! ```
 
-pub mod chart;
 pub mod checkpoint;
 pub mod report;
 mod sim;

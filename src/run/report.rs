@@ -245,22 +245,17 @@ pub fn table(s: &RunSummary, stats: Option<&ReplicaStats>) -> String {
     t
 }
 
-/// Writes `run.csv` and the progress chart (`run_progress.png`/`.svg`) into `dir`.
-pub fn write_files(
-    dir: &std::path::Path,
-    events: &[RunEvent],
-    samples: &[ProgressSample],
-    font: Option<&str>,
-) -> Result<Vec<String>, String> {
+/// Writes `run.csv` into `dir`; returns its name. (The progress chart is drawn by
+/// `report::charts::run::progress_chart`.)
+pub fn write_csv(dir: &std::path::Path, events: &[RunEvent]) -> Result<String, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let csv = dir.join("run.csv");
+    let csv = dir.join(RUN_CSV);
     std::fs::write(&csv, events_csv(events)).map_err(|e| format!("{}: {e}", csv.display()))?;
-    super::chart::progress_chart(&dir.join("run_progress"), samples, font)
-        .map_err(|e| e.to_string())?;
-    Ok(["run.csv", "run_progress.png", "run_progress.svg"]
-        .map(String::from)
-        .to_vec())
+    Ok(RUN_CSV.to_string())
 }
+
+/// The run's event log.
+pub const RUN_CSV: &str = "run.csv";
 
 #[cfg(test)]
 mod tests {

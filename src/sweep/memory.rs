@@ -1,15 +1,15 @@
 //! The plan search's memory filter: the simulator's own memory model
-//! ([`crate::plan::memory`]) behind one function ([`estimate`]).
+//! ([`crate::pricing::memory`]) behind one function ([`estimate`]).
 //!
 //! The search runs this once per candidate plan, so it calls the lean entry point
-//! [`crate::plan::memory::most_loaded_stage`] (the most loaded rank only, no per-stage
+//! [`crate::pricing::memory::most_loaded_stage`] (the most loaded rank only, no per-stage
 //! list); its figures equal those of `sim::memory_report` for the same scenario, so `plan`
 //! drops exactly the plans a `--strict-memory` simulation would reject.
 
 use serde::Serialize;
 
 use crate::config::Scenario;
-use crate::plan::memory::{self, MemoryInputs, StageMemory};
+use crate::pricing::memory::{self, MemoryInputs, StageMemory};
 
 /// Memory of the most loaded rank of a plan, GB (10^9 bytes): that rank's stage figures
 /// (serialised flat, as `memory_gb` is in summary.json) with the capacity they are held to.

@@ -9,21 +9,14 @@
 use std::path::{Path, PathBuf};
 
 use plotters::coord::Shift;
-use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::ranged1d::{SegmentValue, SegmentedCoord};
+use plotters::coord::types::{RangedCoordf64, RangedCoordi32};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use thiserror::Error;
 
-use super::compare::{CompareTable, Figures};
-use crate::report::fonts;
-
-#[derive(Debug, Error)]
-pub enum ChartError {
-    #[error("chart font: {0}")]
-    Font(String),
-    #[error("chart {path}: {message}")]
-    Draw { path: PathBuf, message: String },
-}
+use super::{Chart, DrawResult, render};
+use crate::report::{ReportError, fonts};
+use crate::sweep::compare::{CompareTable, Figures};
 
 const GREY: RGBColor = RGBColor(110, 110, 110);
 
@@ -131,8 +124,7 @@ fn draw_metric<DB: DrawingBackend>(
     t: &CompareTable,
     m: &Metric,
     scale: f64,
-) -> Result<(), String> {
-    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+) -> DrawResult<DB> {
     let vals = values(t, m);
     let paired = vals.iter().any(|v| v.1.is_some());
     let n = vals.len().max(1);
@@ -149,8 +141,7 @@ fn draw_metric<DB: DrawingBackend>(
         .x_label_area_size(px(58.0))
         .y_label_area_size(px(72.0))
         // A segmented `0..k` range has k + 1 segments.
-        .build_cartesian_2d((0..(n as i32 - 1).max(0)).into_segmented(), 0.0..ymax)
-        .map_err(e)?;
+        .build_cartesian_2d((0..(n as i32 - 1).max(0)).into_segmented(), 0.0..ymax)?;
     let (w, _) = chart.plotting_area().dim_in_pixel();
     let seg = w as f64 / n as f64;
     // Design names fit their slot: shrink the font, then shorten the name.
@@ -172,52 +163,10 @@ fn draw_metric<DB: DrawingBackend>(
         .y_desc(m.unit)
         .label_style((fonts::FAMILY, label_size))
         .axis_desc_style((fonts::FAMILY, 15.0 * scale))
-        .draw()
-        .map_err(e)?;
-    let value_font = (fonts::FAMILY, 13.0 * scale).into_font();
-    for (i, &(raw, eff)) in vals.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        let x0 = SegmentValue::Exact(i as i32);
-        let x1 = SegmentValue::Exact(i as i32 + 1);
-        let side = (seg * 0.14) as u32;
-        let half = (seg * 0.5) as u32;
-        let bars = [
-            (
-                raw,
-                color.filled(),
-                if paired {
-                    (side, half + 1)
-                } else {
-                    (side, side)
-                },
-            ),
-            (eff, color.mix(0.45).filled(), (half + 1, side)),
-        ];
-        if raw.is_none() {
-            let text = EmptyElement::at((SegmentValue::CenterOf(i as i32), 0.0))
-                + Text::new(
-                    "no result",
-                    (0, -px(6.0)),
-                    TextStyle::from(value_font.clone())
-                        .color(&GREY)
-                        .pos(Pos::new(HPos::Center, VPos::Bottom)),
-                );
-            chart.draw_series([text]).map_err(e)?;
-        }
-        for (v, style, (left, right)) in bars {
-            let Some(v) = v else { continue };
-            let mut rect = Rectangle::new([(x0.clone(), 0.0), (x1.clone(), v)], style);
-            rect.set_margin(0, 0, left, right);
-            chart.draw_series([rect]).map_err(e)?;
-            let dx = (left as i32 - right as i32) / 2;
-            let text = EmptyElement::at((SegmentValue::CenterOf(i as i32), v))
-                + Text::new(
-                    fmt_value(v),
-                    (dx, -px(6.0)),
-                    TextStyle::from(value_font.clone()).pos(Pos::new(HPos::Center, VPos::Bottom)),
-                );
-            chart.draw_series([text]).map_err(e)?;
-        }
+        .draw()?;
+    let layout = Layout { seg, scale, paired };
+    for (i, &v) in vals.iter().enumerate() {
+        draw_design(&mut chart, i, v, &layout)?;
     }
     if paired {
         let note = "solid: step-level   light: goodput-adjusted (failures, restarts, checkpoints)";
@@ -227,86 +176,143 @@ fn draw_metric<DB: DrawingBackend>(
             (fonts::FAMILY, 12.0 * scale)
                 .into_font()
                 .color(&BLACK.mix(0.7)),
-        ))
-        .map_err(e)?;
+        ))?;
     }
     Ok(())
 }
 
-fn draw_single<DB: DrawingBackend>(
-    root: DrawingArea<DB, Shift>,
-    t: &CompareTable,
-    m: &Metric,
-) -> Result<(), String> {
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    draw_metric(&root, t, m, 1.0)?;
-    root.present().map_err(|e| e.to_string())
+/// What every design's bars of one panel share.
+struct Layout {
+    /// Pixels per design slot.
+    seg: f64,
+    /// Text and margin scale of the panel.
+    scale: f64,
+    /// Whether designs have a goodput-adjusted bar beside the raw one.
+    paired: bool,
 }
 
-fn draw_overview<DB: DrawingBackend>(
-    root: DrawingArea<DB, Shift>,
-    t: &CompareTable,
-    metrics: &[&Metric],
-) -> Result<(), String> {
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let title = format!("{}: training {} tokens", t.name, human_count(t.tokens));
-    let root = root
-        .titled(&title, (fonts::FAMILY, 26))
-        .map_err(|e| e.to_string())?;
-    let cols = 3;
-    let rows = metrics.len().div_ceil(cols);
-    let panels = root.split_evenly((rows, cols));
-    for (panel, m) in panels.iter().zip(metrics) {
-        draw_metric(panel, t, m, 0.9)?;
+type BarCoord = Cartesian2d<SegmentedCoord<RangedCoordi32>, RangedCoordf64>;
+
+/// Design `i`'s bars (raw, then goodput-adjusted) with their values, or "no result".
+fn draw_design<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, BarCoord>,
+    i: usize,
+    (raw, eff): (Option<f64>, Option<f64>),
+    l: &Layout,
+) -> DrawResult<DB> {
+    let px = |x: f64| (x * l.scale).round() as i32;
+    let value_font = (fonts::FAMILY, 13.0 * l.scale).into_font();
+    let color = PALETTE[i % PALETTE.len()];
+    let x0 = SegmentValue::Exact(i as i32);
+    let x1 = SegmentValue::Exact(i as i32 + 1);
+    let side = (l.seg * 0.14) as u32;
+    let half = (l.seg * 0.5) as u32;
+    let bars = [
+        (
+            raw,
+            color.filled(),
+            if l.paired {
+                (side, half + 1)
+            } else {
+                (side, side)
+            },
+        ),
+        (eff, color.mix(0.45).filled(), (half + 1, side)),
+    ];
+    if raw.is_none() {
+        let text = EmptyElement::at((SegmentValue::CenterOf(i as i32), 0.0))
+            + Text::new(
+                "no result",
+                (0, -px(6.0)),
+                TextStyle::from(value_font.clone())
+                    .color(&GREY)
+                    .pos(Pos::new(HPos::Center, VPos::Bottom)),
+            );
+        chart.draw_series([text])?;
     }
-    root.present().map_err(|e| e.to_string())
+    for (v, style, (left, right)) in bars {
+        let Some(v) = v else { continue };
+        let mut rect = Rectangle::new([(x0.clone(), 0.0), (x1.clone(), v)], style);
+        rect.set_margin(0, 0, left, right);
+        chart.draw_series([rect])?;
+        let dx = (left as i32 - right as i32) / 2;
+        let text = EmptyElement::at((SegmentValue::CenterOf(i as i32), v))
+            + Text::new(
+                fmt_value(v),
+                (dx, -px(6.0)),
+                TextStyle::from(value_font.clone()).pos(Pos::new(HPos::Center, VPos::Bottom)),
+            );
+        chart.draw_series([text])?;
+    }
+    Ok(())
 }
 
-/// Draws with both backends: `stem.png` and `stem.svg`.
-fn both(
-    stem: &Path,
-    size: (u32, u32),
-    draw_png: impl Fn(DrawingArea<BitMapBackend, Shift>) -> Result<(), String>,
-    draw_svg: impl Fn(DrawingArea<SVGBackend, Shift>) -> Result<(), String>,
-) -> Result<Vec<PathBuf>, ChartError> {
-    let png = stem.with_extension("png");
-    let svg = stem.with_extension("svg");
-    let err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |message| ChartError::Draw { path, message }
-    };
-    draw_png(BitMapBackend::new(&png, size).into_drawing_area()).map_err(err(&png))?;
-    draw_svg(SVGBackend::new(&svg, size).into_drawing_area()).map_err(err(&svg))?;
-    Ok(vec![png, svg])
+/// One metric's chart (`compare-time.png`, ...).
+struct Single<'a> {
+    table: &'a CompareTable,
+    metric: &'a Metric,
+}
+
+impl Chart for Single<'_> {
+    fn size(&self) -> (u32, u32) {
+        (900, 520)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        root.fill(&WHITE)?;
+        draw_metric(root, self.table, self.metric, 1.0)
+    }
+}
+
+/// Every metric's panel, three to a row (`compare.png`).
+struct Overview<'a> {
+    table: &'a CompareTable,
+    metrics: &'a [&'a Metric],
+}
+
+impl Chart for Overview<'_> {
+    fn size(&self) -> (u32, u32) {
+        (
+            1500,
+            440 * self.metrics.len().div_ceil(3).max(1) as u32 + 50,
+        )
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let t = self.table;
+        root.fill(&WHITE)?;
+        let title = format!("{}: training {} tokens", t.name, human_count(t.tokens));
+        let root = root.titled(&title, (fonts::FAMILY, 26))?;
+        let cols = 3;
+        let rows = self.metrics.len().div_ceil(cols);
+        let panels = root.split_evenly((rows, cols));
+        for (panel, m) in panels.iter().zip(self.metrics) {
+            draw_metric(panel, t, m, 0.9)?;
+        }
+        Ok(())
+    }
 }
 
 /// Writes every chart of the comparison into `dir`: `compare.png` / `compare.svg` (all
 /// panels) and one PNG + SVG per metric that has data (goodput only when a run was
 /// simulated). Returns the paths written.
-pub fn compare_charts(t: &CompareTable, dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
-    fonts::ensure_registered().map_err(ChartError::Font)?;
+pub fn compare_charts(t: &CompareTable, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     let metrics: Vec<&Metric> = METRICS.iter().filter(|m| has_data(t, m)).collect();
-    let mut out = both(
-        &dir.join("compare"),
-        (1500, 440 * metrics.len().div_ceil(3).max(1) as u32 + 50),
-        |r| draw_overview(r, t, &metrics),
-        |r| draw_overview(r, t, &metrics),
-    )?;
-    for m in &metrics {
-        out.extend(both(
-            &dir.join(m.stem),
-            (900, 520),
-            |r| draw_single(r, t, m),
-            |r| draw_single(r, t, m),
-        )?);
+    let overview = Overview {
+        table: t,
+        metrics: &metrics,
+    };
+    let mut names = render(dir, "compare", &overview)?;
+    for metric in &metrics {
+        names.extend(render(dir, metric.stem, &Single { table: t, metric })?);
     }
-    Ok(out)
+    Ok(names.iter().map(|n| dir.join(n)).collect())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::compare::CompareRow;
     use super::*;
+    use crate::sweep::compare::CompareRow;
 
     fn figures(days: f64, goodput: Option<f64>) -> Figures {
         let g = goodput.unwrap_or(1.0);

@@ -1,0 +1,175 @@
+//! `clustersim checkpoint` as a library call: goodput against checkpoint interval, the
+//! simulated optimum against Young's and Daly's, and `checkpoint.json` plus its chart.
+//!
+//! Must not print or pick output folders; that is the CLI's.
+
+use std::path::{Path, PathBuf};
+
+use super::error::{Error, Result};
+use super::input::{ScenarioInput, scenario_constructors};
+use crate::config::Scenario;
+use crate::report;
+use crate::run::sweep::{CheckpointCurve, checkpoint_sweep, parse_intervals};
+use crate::run::{self, RunOptions, RunSetup, StepTimeSource};
+
+/// Grid points when the interval range gives none.
+pub const DEFAULT_POINTS: usize = 24;
+
+/// The interval range when none is given.
+pub const DEFAULT_INTERVALS: &str = "5m:4h";
+
+/// A checkpoint-interval sweep over a scenario's `faults:`, `checkpoint:` and `run:`.
+///
+/// ```no_run
+/// let out = clustersim::CheckpointSweep::from_file("scenarios/llama3-70b-1k.yaml")?
+///     .with_intervals("10m:2h:12")?
+///     .with_replicas(8)
+///     .run()?;
+/// println!("optimum every {:.0} s", out.curve.optimum_interval_s);
+/// # Ok::<(), clustersim::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct CheckpointSweep {
+    input: ScenarioInput,
+    intervals: Option<Vec<f64>>,
+    replicas: u64,
+    seed: Option<u64>,
+    progress: bool,
+}
+
+scenario_constructors!(CheckpointSweep);
+
+impl CheckpointSweep {
+    /// A sweep of [`DEFAULT_INTERVALS`] with 16 replicas per interval.
+    pub fn new(input: ScenarioInput) -> Self {
+        CheckpointSweep {
+            input,
+            intervals: None,
+            replicas: 16,
+            seed: None,
+            progress: false,
+        }
+    }
+
+    /// Interval range `LO:HI` or `LO:HI:POINTS` (log-spaced; [`DEFAULT_POINTS`] points).
+    pub fn with_intervals(mut self, range: &str) -> Result<Self> {
+        self.intervals = Some(parse_intervals(range, DEFAULT_POINTS)?);
+        Ok(self)
+    }
+
+    /// Monte-Carlo replicas per interval.
+    pub fn with_replicas(mut self, replicas: u64) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    /// Seed for fault injection (overrides `faults.seed`).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Draw a progress bar (only ever on a terminal's stderr).
+    pub fn with_progress(mut self, progress: bool) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// Runs the sweep with step times from the step simulator.
+    pub fn run(&self) -> Result<CheckpointOutputs> {
+        let scenario = self.input.clone().resolve()?;
+        let curve = self.curve(&scenario, &run::analytic_step_times(&scenario))?;
+        Ok(CheckpointOutputs { scenario, curve })
+    }
+
+    /// Runs the sweep on a resolved scenario with step times from `src` (a stand-in such
+    /// as [`run::ScaledStepTime`], say).
+    pub fn curve(&self, s: &Scenario, src: &dyn StepTimeSource) -> Result<CheckpointCurve> {
+        let grid = match &self.intervals {
+            Some(g) => g.clone(),
+            None => parse_intervals(DEFAULT_INTERVALS, DEFAULT_POINTS)?,
+        };
+        let opts = RunOptions {
+            seed: self.seed,
+            ..Default::default()
+        };
+        let setup = RunSetup::new(s, &opts)?;
+        Ok(checkpoint_sweep(
+            &setup,
+            src,
+            &grid,
+            self.replicas,
+            self.progress,
+        )?)
+    }
+}
+
+/// A finished checkpoint sweep.
+#[derive(Debug, Clone)]
+pub struct CheckpointOutputs {
+    pub scenario: Scenario,
+    pub curve: CheckpointCurve,
+}
+
+impl CheckpointOutputs {
+    /// Writes `checkpoint.json` and the chart (`checkpoint.png`/`.svg`) into `dir`.
+    pub fn write_to(&self, dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
+        write_curve(dir.as_ref(), &self.curve)
+    }
+}
+
+fn write_curve(dir: &Path, c: &CheckpointCurve) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(Error::write(dir))?;
+    let json = serde_json::to_string_pretty(c).map_err(Error::internal)?;
+    std::fs::write(dir.join("checkpoint.json"), json + "\n").map_err(Error::write(dir))?;
+    let charts = report::charts::run::checkpoint_chart(dir, c).map_err(Error::internal)?;
+    let mut files = vec![dir.join("checkpoint.json")];
+    files.extend(charts.iter().map(|f| dir.join(f)));
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::toy_scenario;
+    use crate::run::{CheckpointSpec, RunSpec, ScaledStepTime};
+
+    #[test]
+    fn sweep_writes_json_with_the_contract_keys() {
+        let mut s = toy_scenario(8, 4, 32, 32, 64);
+        s.faults.failures.node.mtbf = Some("2000h".into());
+        s.checkpoint = Some(CheckpointSpec {
+            write_time: Some("90s".into()),
+            ..Default::default()
+        });
+        s.run = Some(RunSpec {
+            duration: Some("60d".into()),
+            ..Default::default()
+        });
+        let sweep = CheckpointSweep::from_scenario(s.clone())
+            .with_intervals("5m:4h:12")
+            .unwrap()
+            .with_replicas(4);
+        let c = sweep.curve(&s, &ScaledStepTime(1.0)).unwrap();
+        assert_eq!(c.curve.len(), 12);
+        assert!(c.optimum_interval_s > 300.0 && c.optimum_interval_s < 14_400.0);
+        let dir = std::env::temp_dir().join(format!("clustersim-ckpt-{}", std::process::id()));
+        let files = write_curve(&dir, &c).unwrap();
+        assert_eq!(files.len(), 3);
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("checkpoint.json")).unwrap())
+                .unwrap();
+        for key in [
+            "optimum_interval_s",
+            "young_interval_s",
+            "daly_interval_s",
+            "curve",
+        ] {
+            assert!(json.get(key).is_some(), "{key}");
+        }
+        assert!(files.iter().all(|f| f.exists()));
+        let bad = CheckpointSweep::from_scenario(s).with_intervals("4h:5m");
+        assert!(bad.unwrap_err().is_bad_input());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,236 @@
+//! `clustersim run` as a library call: one step of a scenario (with its stragglers and
+//! degraded links), the long-horizon run when the scenario has `run:`, and everything the
+//! report writers need ([`RunOutputs::write_to`]).
+//!
+//! Must not print or pick output folders; that is the CLI's.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::error::{Error, Result};
+use super::input::{ScenarioInput, scenario_constructors};
+use crate::config::{Scenario, TimelineRanks};
+use crate::faults;
+use crate::network::NetworkMode;
+use crate::plan::RankGrid;
+use crate::pricing::memory::MemoryReport;
+use crate::report::{self, ExtraFiles, LinkReport, ReportOptions, Summary};
+use crate::run::{self, RunReport};
+use crate::sim::{self, StepMetrics, StepOptions, StepResult};
+
+/// One simulated step of a scenario, set up with builder methods and run with
+/// [`Simulation::run`].
+///
+/// ```no_run
+/// use clustersim::{NetworkMode, Simulation};
+///
+/// let out = Simulation::from_file("scenarios/llama3-70b-1k.yaml")?
+///     .with_overrides(&["parallelism.tp=4", "parallelism.dp=64"])?
+///     .with_seed(7)
+///     .with_network(NetworkMode::Contention)
+///     .run()?;
+/// println!("{:.3} s per step, MFU {:.1} %", out.metrics().step_time_s, out.metrics().mfu * 100.0);
+/// out.write_to("output/llama3-70b-tp4")?;
+/// # Ok::<(), clustersim::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Simulation {
+    input: ScenarioInput,
+    seed: Option<u64>,
+    network: Option<NetworkMode>,
+    timeline: Option<TimelineRanks>,
+    strict_memory: bool,
+    progress: bool,
+}
+
+scenario_constructors!(Simulation);
+
+impl Simulation {
+    /// A simulation of the scenario `input` resolves to.
+    pub fn new(input: ScenarioInput) -> Self {
+        Simulation {
+            input,
+            seed: None,
+            network: None,
+            timeline: None,
+            strict_memory: false,
+            progress: false,
+        }
+    }
+
+    /// Seed for fault injection (overrides `faults.seed`).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Network model (overrides `network.mode`).
+    pub fn with_network(mut self, mode: NetworkMode) -> Self {
+        self.network = Some(mode);
+        self
+    }
+
+    /// Ranks the timeline shows (overrides `outputs.timeline`).
+    pub fn with_timeline(mut self, ranks: TimelineRanks) -> Self {
+        self.timeline = Some(ranks);
+        self
+    }
+
+    /// Fail with [`Error::OutOfMemory`] when the plan does not fit in GPU memory (by
+    /// default the memory report says `fits: false` and the step runs anyway).
+    pub fn strict_memory(mut self, strict: bool) -> Self {
+        self.strict_memory = strict;
+        self
+    }
+
+    /// Draw a progress bar for the long-horizon run (only ever on a terminal's stderr).
+    pub fn with_progress(mut self, progress: bool) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// The scenario as it will run: resolved, with the builder's settings applied.
+    pub fn scenario(&self) -> Result<Scenario> {
+        let mut s = self.input.clone().resolve()?;
+        if let Some(seed) = self.seed {
+            s.faults.seed = seed;
+        }
+        if let Some(mode) = self.network {
+            s.network.mode = mode;
+        }
+        if let Some(t) = &self.timeline {
+            s.outputs.timeline = t.clone();
+        }
+        Ok(s)
+    }
+
+    /// Simulates the step, then the long run when the scenario has `run:`.
+    pub fn run(&self) -> Result<RunOutputs> {
+        let scenario = self.scenario()?;
+        let grid = RankGrid::new(&scenario.parallelism);
+        check_timeline_ranks(&scenario.outputs.timeline, grid.world())?;
+        if self.strict_memory {
+            sim::check_memory(&scenario)?;
+        }
+        let opts = ReportOptions::from_outputs(&scenario.outputs, &grid);
+        let (speeds, link_faults) = faults::step_faults(&scenario.faults, grid.world())?;
+        let step_opts = StepOptions {
+            trace: opts.required_trace(&grid),
+            speeds,
+        };
+        let (step, net) = sim::simulate_step_faulty(&scenario, &step_opts, &link_faults)?;
+        if step.metrics.step_time_s <= 0.0 {
+            return Err(Error::internal("step time is zero"));
+        }
+        let links = net
+            .flows()
+            .map(|n| LinkReport::new(n, step.replay.step_time, &scenario.name));
+        // The flow network can be large; the long run below does not need it.
+        drop(net);
+        let run = match scenario.run {
+            Some(_) => Some(self.long_run(&scenario)?),
+            None => None,
+        };
+        Ok(RunOutputs {
+            scenario,
+            step,
+            run,
+            links,
+        })
+    }
+
+    /// The scenario's `run:` section: failures, checkpoints and restarts over its length.
+    fn long_run(&self, scenario: &Scenario) -> Result<RunReport> {
+        let steps = run::analytic_step_times(scenario);
+        let run_opts = run::RunOptions {
+            progress: self.progress,
+            ..Default::default()
+        };
+        Ok(run::simulate_run(scenario, &steps, &run_opts)?)
+    }
+}
+
+/// Rejects timeline ranks outside the plan's world.
+fn check_timeline_ranks(spec: &TimelineRanks, world: u32) -> Result<()> {
+    if let TimelineRanks::List(ranks) = spec
+        && let Some(bad) = ranks.iter().find(|&&r| r >= world)
+    {
+        return Err(Error::invalid(format!(
+            "outputs.timeline: rank {bad} does not exist; the plan has ranks 0..{}",
+            world.saturating_sub(1)
+        )));
+    }
+    Ok(())
+}
+
+/// Everything a [`Simulation`] produced: the step, its link statistics (contention
+/// mode), the long run, and the scenario as simulated.
+#[derive(Debug, Clone)]
+pub struct RunOutputs {
+    /// The scenario as simulated (seed, network and timeline settings applied).
+    pub scenario: Scenario,
+    /// Metrics, op graph, rank grid and replay of the step.
+    pub step: StepResult,
+    /// The long-horizon run, when the scenario has `run:`.
+    pub run: Option<RunReport>,
+    /// Per-link statistics of a contention-mode step (`links.csv`, the heat map).
+    pub links: Option<LinkReport>,
+}
+
+impl RunOutputs {
+    /// Headline metrics of the step.
+    pub fn metrics(&self) -> &StepMetrics {
+        &self.step.metrics
+    }
+
+    /// Memory of the most loaded rank.
+    pub fn memory(&self) -> &MemoryReport {
+        &self.step.metrics.memory
+    }
+
+    /// What `summary.json` holds.
+    pub fn summary(&self) -> Summary {
+        self.report_options().summary(&self.scenario, &self.step)
+    }
+
+    /// Writes `summary.json`, the timeline, charts, `links.csv` and `run.csv` (as the
+    /// scenario's `outputs:` asks) into `dir`, whole or not at all; returns the files.
+    pub fn write_to(&self, dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
+        let opts = self.report_options();
+        Ok(report::write_step_outputs(
+            dir.as_ref(),
+            &self.scenario,
+            &self.step,
+            &opts,
+        )?)
+    }
+
+    fn report_options(&self) -> ReportOptions {
+        let mut opts = ReportOptions::from_outputs(&self.scenario.outputs, &self.step.grid);
+        opts.links = self.links.clone();
+        opts.memory_gb = serde_json::to_value(&self.step.metrics.memory).ok();
+        if let Some(rep) = &self.run {
+            opts.run = serde_json::to_value(rep).ok();
+            let (events, samples) = (rep.events.clone(), rep.samples.clone());
+            opts.extra = Some(ExtraFiles(Arc::new(move |dir: &Path| {
+                let mut names = vec![run::report::write_csv(dir, &events)?];
+                let chart = report::charts::run::progress_chart(dir, &samples);
+                names.extend(chart.map_err(|e| e.to_string())?);
+                Ok(names)
+            })));
+        }
+        opts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeline_ranks_must_exist() {
+        assert!(check_timeline_ranks(&TimelineRanks::List(vec![0, 3]), 4).is_ok());
+        let e = check_timeline_ranks(&TimelineRanks::List(vec![4]), 4).unwrap_err();
+        assert!(e.to_string().contains("rank 4") && e.is_bad_input(), "{e}");
+    }
+}

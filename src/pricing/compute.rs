@@ -1,0 +1,266 @@
+//! What compute costs: the duration of every compute op of one micro-batch on one GPU
+//! ([`OpCosts`], from `model::kernels` and the roofline `hardware::ComputeModel`),
+//! including MoE routing and the hottest expert rank, QLoRA's dequantisation and frozen
+//! weights; per layer, which of them apply and how zero-bubble schedules split a backward
+//! into input- and weight-gradient passes ([`LayerCosts`]); the steps of ring attention.
+//!
+//! Both the op-graph builder (in nanoseconds) and fast mode (in seconds, via
+//! [`OpCosts::map`]) read these; neither recomputes them. Must not decide order or overlap.
+
+use std::ops::{Add, Sub};
+
+use super::StepInputs;
+use super::params::NF4_BYTES;
+use crate::hardware::ComputeModel;
+use crate::model::{self, Kernel, LayerShard, ModelSpec};
+use crate::plan::Finetune;
+use crate::units::{Nanos, secs_to_ns};
+
+/// Durations of the compute ops of one micro-batch on one GPU (nanoseconds, or seconds
+/// after [`OpCosts::map`]).
+#[derive(Debug, Clone, Default)]
+pub struct OpCosts<T = Nanos> {
+    pub attn_fwd: T,
+    pub attn_bwd: T,
+    pub mlp_fwd: T,
+    pub mlp_bwd: T,
+    pub moe_fwd: T,
+    pub moe_bwd: T,
+    pub selective_recompute: T,
+    pub embedding_fwd: T,
+    pub embedding_bwd: T,
+    pub logits_fwd: T,
+    pub logits_bwd: T,
+    /// Weight-gradient parts of the backward durations above (split off by zero-bubble
+    /// schedules): `(attention, dense MLP, MoE)`.
+    pub attn_wgrad: T,
+    pub mlp_wgrad: T,
+    pub moe_wgrad: T,
+}
+
+/// Duration of a kernel list, rounded to whole nanoseconds.
+pub fn kernels_time(cm: &ComputeModel, ks: &[Kernel]) -> Nanos {
+    secs_to_ns(cm.kernels_time_s(ks))
+}
+
+/// Time of the weight-gradient kernels of a backward list.
+fn wgrad_time(cm: &ComputeModel, bwd: &[Kernel]) -> Nanos {
+    let w: Vec<Kernel> = bwd
+        .iter()
+        .filter(|k| k.phase == model::Phase::BackwardWeight)
+        .cloned()
+        .collect();
+    kernels_time(cm, &w)
+}
+
+impl OpCosts {
+    /// Durations of one micro-batch's compute ops on one healthy GPU.
+    pub fn new(inp: &StepInputs) -> Self {
+        let (m, cm) = (inp.model, inp.compute);
+        let sh = inp.layer_shard();
+        let attn = model::kernels::attention_forward(m, &sh);
+        let mlp = model::kernels::mlp_forward(m, &sh);
+        let moe = moe_forward(inp, &sh);
+        let emb = model::kernels::embedding_forward(m, &sh);
+        let logits = model::kernels::logits_forward(m, &sh);
+        let frozen = inp.training.finetune.is_adapter();
+        // Frozen base weights (LoRA/QLoRA): backward computes input gradients only.
+        let bwd = |ks: &[Kernel]| {
+            let mut b = model::kernels::backward(ks);
+            if frozen {
+                b.retain(|k| k.phase != model::Phase::BackwardWeight);
+            }
+            b
+        };
+        let (attn, mlp, moe) = (
+            with_dequant(inp, attn, m.attention_params()),
+            with_dequant(inp, mlp, m.dense_mlp_params()),
+            with_dequant(inp, moe, moe_local_params(inp)),
+        );
+        let (attn_b, mlp_b, moe_b) = (
+            with_dequant(inp, bwd(&attn), m.attention_params()),
+            with_dequant(inp, bwd(&mlp), m.dense_mlp_params()),
+            with_dequant(inp, bwd(&moe), moe_local_params(inp)),
+        );
+        let time = |ks: &[Kernel]| kernels_time(cm, ks);
+        OpCosts {
+            attn_fwd: time(&attn),
+            attn_bwd: time(&attn_b),
+            mlp_fwd: time(&mlp),
+            mlp_bwd: time(&mlp_b),
+            moe_fwd: time(&moe),
+            moe_bwd: time(&moe_b),
+            attn_wgrad: wgrad_time(cm, &attn_b),
+            mlp_wgrad: wgrad_time(cm, &mlp_b),
+            moe_wgrad: wgrad_time(cm, &moe_b),
+            selective_recompute: time(&model::kernels::selective_recompute(&attn)),
+            embedding_fwd: time(&emb),
+            embedding_bwd: time(&bwd(&emb)),
+            logits_fwd: time(&logits),
+            logits_bwd: time(&bwd(&logits)),
+        }
+    }
+}
+
+impl<T: Copy> OpCosts<T> {
+    /// The same durations in another unit (fast mode: seconds).
+    pub fn map<U>(&self, f: impl Fn(T) -> U) -> OpCosts<U> {
+        OpCosts {
+            attn_fwd: f(self.attn_fwd),
+            attn_bwd: f(self.attn_bwd),
+            mlp_fwd: f(self.mlp_fwd),
+            mlp_bwd: f(self.mlp_bwd),
+            moe_fwd: f(self.moe_fwd),
+            moe_bwd: f(self.moe_bwd),
+            selective_recompute: f(self.selective_recompute),
+            embedding_fwd: f(self.embedding_fwd),
+            embedding_bwd: f(self.embedding_bwd),
+            logits_fwd: f(self.logits_fwd),
+            logits_bwd: f(self.logits_bwd),
+            attn_wgrad: f(self.attn_wgrad),
+            mlp_wgrad: f(self.mlp_wgrad),
+            moe_wgrad: f(self.moe_wgrad),
+        }
+    }
+
+    /// The compute of transformer layer `layer`: attention, and the MoE block on MoE
+    /// layers, else the dense MLP.
+    pub fn layer(&self, model: &ModelSpec, layer: u64) -> LayerCosts<T> {
+        let moe = model.is_moe_layer(layer);
+        let (mlp_fwd, mlp_bwd, mlp_wgrad) = if moe {
+            (self.moe_fwd, self.moe_bwd, self.moe_wgrad)
+        } else {
+            (self.mlp_fwd, self.mlp_bwd, self.mlp_wgrad)
+        };
+        LayerCosts {
+            moe,
+            attn_fwd: self.attn_fwd,
+            attn_bwd: self.attn_bwd,
+            attn_wgrad: self.attn_wgrad,
+            mlp_fwd,
+            mlp_bwd,
+            mlp_wgrad,
+        }
+    }
+}
+
+/// One transformer layer's compute (its MLP block is the MoE block on MoE layers).
+#[derive(Debug, Clone, Copy)]
+pub struct LayerCosts<T> {
+    pub moe: bool,
+    pub attn_fwd: T,
+    pub attn_bwd: T,
+    pub attn_wgrad: T,
+    pub mlp_fwd: T,
+    pub mlp_bwd: T,
+    pub mlp_wgrad: T,
+}
+
+/// A layer's backward as a schedule runs it.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerBackward<T> {
+    /// Attention and MLP backward passes (input gradients only when split).
+    pub attn: T,
+    pub mlp: T,
+    /// The layer's share of the separate weight-gradient pass (zero when not split).
+    pub weight: T,
+}
+
+impl<T: Copy + Default + Add<Output = T> + Sub<Output = T>> LayerCosts<T> {
+    /// The backward, with the weight gradients moved into their own pass when `split`
+    /// (zero-bubble schedules).
+    pub fn backward(&self, split: bool) -> LayerBackward<T> {
+        if split {
+            LayerBackward {
+                attn: self.attn_bwd - self.attn_wgrad,
+                mlp: self.mlp_bwd - self.mlp_wgrad,
+                weight: self.mlp_wgrad + self.attn_wgrad,
+            }
+        } else {
+            LayerBackward {
+                attn: self.attn_bwd,
+                mlp: self.mlp_bwd,
+                weight: T::default(),
+            }
+        }
+    }
+}
+
+/// Parameters of one MoE block on one GPU (local routed experts + shared), before TP.
+fn moe_local_params(inp: &StepInputs) -> u64 {
+    inp.model.moe.as_ref().map_or(0, |m| {
+        let local = (m.experts / inp.parallelism.ep.max(1)).max(1);
+        (local + m.shared_experts) * inp.model.expert_params()
+    })
+}
+
+/// QLoRA dequantises a block's 4-bit weights to 16 bits before its GEMMs (each pass):
+/// reads NF4, writes bf16 (memory bound). Other modes return `ks` unchanged.
+fn with_dequant(inp: &StepInputs, mut ks: Vec<Kernel>, params: u64) -> Vec<Kernel> {
+    if inp.training.finetune == Finetune::Qlora && params > 0 && !ks.is_empty() {
+        let local = params as f64 / inp.parallelism.tp.max(1) as f64;
+        ks.push(Kernel {
+            name: "nf4_dequant",
+            class: model::KernelClass::Memory,
+            flops: 0.0,
+            bytes: local * (NF4_BYTES + 2.0),
+            phase: model::Phase::Forward,
+        });
+    }
+    ks
+}
+
+/// Routed + shared experts of one MoE layer on one GPU, with tokens spread evenly.
+fn moe_forward(inp: &StepInputs, sh: &LayerShard) -> Vec<Kernel> {
+    let Some(moe) = &inp.model.moe else {
+        return Vec::new();
+    };
+    let ep = inp.parallelism.ep.max(1);
+    let tokens = sh.tokens();
+    let local_experts = (moe.experts / ep).max(1);
+    // Tokens per local expert on the most loaded EP rank (every rank waits for it in the
+    // combine all-to-all, so its time is the layer's time).
+    let per_expert = ((tokens * moe.top_k * ep) as f64 / moe.experts as f64
+        * moe.hottest_rank_load(ep))
+    .ceil() as u64;
+    let mut ks = vec![Kernel {
+        name: "router",
+        class: model::KernelClass::Gemm {
+            m: tokens,
+            n: moe.experts,
+            k: inp.model.hidden,
+        },
+        flops: 2.0 * (tokens * moe.experts * inp.model.hidden) as f64,
+        bytes: (tokens * inp.model.hidden) as f64 * 2.0,
+        phase: model::Phase::Forward,
+    }];
+    ks.extend(model::kernels::experts_forward(
+        inp.model,
+        sh,
+        local_experts,
+        per_expert,
+    ));
+    if moe.shared_experts > 0 {
+        ks.extend(model::kernels::experts_forward(
+            inp.model,
+            sh,
+            moe.shared_experts,
+            tokens,
+        ));
+    }
+    ks
+}
+
+/// Ring attention's compute in `cp` equal steps (the last takes the remainder), for a
+/// block of `duration` (Megatron-Core's load-balanced causal split: every step does the
+/// same work).
+pub fn ring_steps(duration: Nanos, cp: u32) -> impl Iterator<Item = Nanos> {
+    let piece = duration / cp as Nanos;
+    (0..cp).map(move |k| {
+        if k + 1 == cp {
+            duration - piece * (cp as Nanos - 1)
+        } else {
+            piece
+        }
+    })
+}

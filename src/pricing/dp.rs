@@ -1,0 +1,180 @@
+//! What data parallelism moves, and over which group: the gradient buckets of a stage
+//! (layers reduced together, formed in backward order up to `bucket_params`), each
+//! bucket's reduction (all-reduce, or reduce-scatter when ZeRO shards the gradients) and
+//! parameter all-gather, hybrid sharding's all-reduce of a gradient shard across replica
+//! groups, DualPipe's all-reduce between the two copies of a piece, and ZeRO-3/FSDP's
+//! per-layer parameter gathers (dense weights over DP, expert weights over expert-DP).
+//!
+//! Also the ZeRO facts both modes branch on ([`sharded`], [`reduces_every_micro_batch`],
+//! [`fsdp`], [`shard_ranks`]). Must not decide when a reduction is issued or what it
+//! overlaps: that is the builder's graph and fast mode's composition.
+
+use super::params::{adapters_only, gathered_weight_bytes, trainable_layer_params};
+use super::{CollectiveCost, Coverage, StepInputs};
+use crate::plan::pipeline;
+use crate::plan::{ParallelismSpec, ZeroGroups, hybrid_shard_ranks};
+use crate::vocab::Collective;
+
+/// The lowest layer of a bucket that holds no layer (an embedding-only chunk).
+pub const NO_LAYER: u64 = u64::MAX;
+
+/// ZeRO-1 and above with more than one data-parallel rank: optimizer states (and from
+/// ZeRO-2 gradients) are sharded, so gradients are reduce-scattered and parameters
+/// all-gathered.
+pub fn sharded(p: &ParallelismSpec) -> bool {
+    p.zero >= 1 && p.dp > 1
+}
+
+/// ZeRO-2 and ZeRO-3: gradients are sharded, so they cannot accumulate whole across
+/// micro-batches; every micro-batch's backward reduce-scatters its buckets (ZeRO-1
+/// reduces only the accumulated gradients, after the last micro-batch). FSDP does the
+/// same unless `no_sync` keeps whole gradients, which ZeRO-3's memory does not allow.
+pub fn reduces_every_micro_batch(p: &ParallelismSpec) -> bool {
+    p.zero >= 2 && p.dp > 1
+}
+
+/// ZeRO-3 / FSDP: whether parameters are sharded and gathered per layer.
+pub fn fsdp(p: &ParallelismSpec) -> bool {
+    p.zero >= 3 && p.dp * p.cp > 1
+}
+
+/// Data-parallel ranks ZeRO shards the model states over (the shard group under hybrid
+/// sharding).
+pub fn shard_ranks(p: &ParallelismSpec) -> u64 {
+    hybrid_shard_ranks(p).unwrap_or(p.dp)
+}
+
+/// A data-parallel gradient bucket: layers whose gradients are reduced together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    /// The stage's model chunk it belongs to.
+    pub chunk: u32,
+    /// Parameters that receive gradients (embeddings included where the chunk has them).
+    pub params: u64,
+    /// The layer whose backward completes the bucket: its lowest, backward runs in
+    /// reverse; [`NO_LAYER`] for an embedding-only bucket of a chunk without layers.
+    pub lowest: u64,
+}
+
+/// Gradient buckets of a stage, per chunk, formed in backward (reverse layer) order.
+pub fn buckets(inp: &StepInputs, stage: u32, cov: Coverage) -> Vec<Bucket> {
+    let (m, t, p) = (inp.model, inp.training, inp.parallelism);
+    let target = p.bucket_params.max(1);
+    let pp = p.pp as u32;
+    let chunks = pipeline::chunks_per_stage(p.schedule, inp.chunks() as u32);
+    let pieces = inp.piece_layers();
+    let embeddings_train = !adapters_only(t, cov);
+    let mut out = Vec::new();
+    for chunk in 0..chunks {
+        let at = pipeline::place(p.schedule, stage, chunk, pp, chunks);
+        let (lo, hi) = pieces[at.piece as usize];
+        let mut extra = 0;
+        if at.last && !m.tied_embeddings && embeddings_train {
+            extra += m.embedding_params();
+        }
+        if at.first && embeddings_train {
+            extra += m.embedding_params();
+        }
+        let mut current: Option<Bucket> = None;
+        for layer in (lo..hi).rev() {
+            let b = current.get_or_insert(Bucket {
+                chunk,
+                params: extra,
+                lowest: layer,
+            });
+            extra = 0;
+            b.params += trainable_layer_params(m, t, layer, cov);
+            b.lowest = layer;
+            if b.params >= target {
+                out.extend(current.take());
+            }
+        }
+        out.extend(current.take());
+        if hi == lo && extra > 0 {
+            out.push(Bucket {
+                chunk,
+                params: extra,
+                lowest: NO_LAYER,
+            });
+        }
+    }
+    out
+}
+
+/// Bytes of a bucket's gradients on one rank (after TP).
+fn grad_bytes(inp: &StepInputs, b: &Bucket) -> u64 {
+    let tp = inp.parallelism.tp.max(1);
+    ((b.params / tp) as f64 * inp.training.precision.grad_bytes()) as u64
+}
+
+/// A bucket's gradient reduction over DP (the shard group under hybrid sharding): a
+/// reduce-scatter when ZeRO shards gradients, else an all-reduce.
+pub fn grad_reduce(inp: &StepInputs, b: &Bucket) -> CollectiveCost {
+    let p = inp.parallelism;
+    CollectiveCost {
+        collective: if sharded(p) {
+            Collective::ReduceScatter
+        } else {
+            Collective::AllReduce
+        },
+        group: ZeroGroups::of(p).dense,
+        bytes: grad_bytes(inp, b),
+    }
+}
+
+/// Hybrid sharding: the all-reduce of this rank's shard of a bucket's gradients across
+/// the replica groups (once per step: the shards accumulate locally); `None` unless ZeRO
+/// shards over a `zero_group`.
+pub fn replica_reduce(inp: &StepInputs, b: &Bucket) -> Option<CollectiveCost> {
+    let p = inp.parallelism;
+    let replica = ZeroGroups::of(p).replica.filter(|_| sharded(p))?;
+    Some(CollectiveCost {
+        collective: Collective::AllReduce,
+        group: replica,
+        bytes: grad_bytes(inp, b) / (shard_ranks(p) * p.cp.max(1)),
+    })
+}
+
+/// The distributed optimizer's all-gather of a bucket's updated parameters (ZeRO-1/2),
+/// over the group its gradients were reduce-scattered over.
+pub fn param_gather(inp: &StepInputs, b: &Bucket) -> CollectiveCost {
+    CollectiveCost {
+        collective: Collective::AllGather,
+        group: ZeroGroups::of(inp.parallelism).dense,
+        bytes: grad_bytes(inp, b),
+    }
+}
+
+/// DualPipe: bytes of the all-reduce that sums a bucket's gradients between the two
+/// copies of its piece of the model, after the DP reduction: what that leaves on the
+/// rank, the whole bucket or its shard-group share under a distributed optimizer.
+pub fn mirror_reduce_bytes(inp: &StepInputs, b: &Bucket) -> u64 {
+    let p = inp.parallelism;
+    let shard = if sharded(p) { shard_ranks(p) } else { 1 };
+    let whole = (b.params / p.tp.max(1)) as f64 * inp.training.precision.grad_bytes();
+    (whole / shard as f64) as u64
+}
+
+/// ZeRO-3 / FSDP parameter all-gathers of one layer: its dense weights over DP and its
+/// expert weights (after EP) over expert-DP, in the precision they are stored in as `cov`
+/// prices it, each only where the layer has such weights.
+pub fn layer_gathers(
+    inp: &StepInputs,
+    layer: u64,
+    cov: Coverage,
+) -> impl Iterator<Item = CollectiveCost> {
+    let (m, p) = (inp.model, inp.parallelism);
+    let tp = p.tp.max(1);
+    let bytes_per = gathered_weight_bytes(inp.training, cov);
+    let routed = m.routed_expert_params(layer);
+    let dense = (m.layer_params(layer) - routed) / tp;
+    let zg = ZeroGroups::of(p);
+    [(dense, zg.dense), (routed / tp / p.ep.max(1), zg.expert)]
+        .into_iter()
+        .filter(|&(params, _)| params > 0)
+        .map(move |(params, group)| CollectiveCost {
+            collective: Collective::AllGather,
+            group,
+            bytes: (params as f64 * bytes_per) as u64,
+        })
+}

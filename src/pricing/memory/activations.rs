@@ -1,0 +1,221 @@
+//! Activation memory: the bytes one transformer layer keeps for its backward pass
+//! (Korthikanti et al., arXiv 2205.05198, Table 2, generalised from shapes: GQA, SwiGLU,
+//! MoE, CP) and the peak a stage holds under its actual pipeline order.
+//!
+//! Must not know about time: it walks the pipeline order ([`crate::plan::pipeline`]) only
+//! to count the micro-batches in flight.
+
+use crate::model::ModelSpec;
+use crate::plan::pipeline::{self, Pass};
+use crate::plan::{Recompute, ScheduleKind};
+
+/// Activation recompute and sharding options that decide bytes per layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ActivationShard {
+    /// Tokens per sequence this rank holds (`s / cp`).
+    pub seq_local: u64,
+    /// Full sequence length (keys a query attends to).
+    pub seq_len: u64,
+    pub micro_batch: u64,
+    pub tp: u64,
+    pub sequence_parallel: bool,
+    pub recompute: Recompute,
+    pub flash_attention: bool,
+}
+
+/// Bytes of activations one transformer layer stores for backward, one micro-batch on one
+/// rank: Korthikanti et al. Table 2 with GPT shapes (`34 s b h` + `5 a s² b`), generalised:
+/// attention `4 + 2 + 2 + 4r + 2 + 1` (norm, QKV input, Q, K and V with `r = h_kv/h`,
+/// projection input, dropout mask), MLP `2 + 1 + (2(k-1) + 2) f/h` (input, mask,
+/// up-projection outputs and activation output, `k` matrices), norm `2`. Without sequence
+/// parallel the norms, masks and block inputs (`10 s b h`) are replicated over TP.
+pub fn layer_activation_bytes(model: &ModelSpec, layer: u64, sh: &ActivationShard) -> f64 {
+    let h = model.hidden as f64;
+    let sbh = (sh.seq_local * sh.micro_batch) as f64 * h;
+    let t = sh.tp as f64;
+    if sh.recompute == Recompute::Full {
+        // Only the layer input is kept (sharded over TP with sequence parallel).
+        return if sh.sequence_parallel {
+            2.0 * sbh / t
+        } else {
+            2.0 * sbh
+        };
+    }
+    let r = model.kv_width() as f64 / h;
+    let k = model.ffn.matrices() as f64;
+    let mlp_sharded = match &model.moe {
+        Some(m) if model.is_moe_layer(layer) => {
+            // Routed copies of the token plus per-expert hidden activations.
+            // Dropless routing (capacity 0) holds the mean load.
+            let copies = m.top_k as f64
+                * if m.capacity_factor > 0.0 {
+                    m.capacity_factor
+                } else {
+                    1.0
+                };
+            let fe = m.expert_ffn_hidden as f64 / h;
+            copies * (2.0 + (2.0 * (k - 1.0) + 2.0) * fe)
+                + m.shared_experts as f64 * (2.0 * (k - 1.0) + 2.0) * fe
+        }
+        _ => (2.0 * (k - 1.0) + 2.0) * model.ffn_hidden as f64 / h,
+    };
+    // Q, K, V (K and V shrink with GQA), the projection input.
+    let sharded = 2.0 + 4.0 * r + 2.0 + mlp_sharded;
+    // Two norms' inputs, two dropout masks, the QKV and MLP inputs.
+    let replicated = 10.0;
+    let scores = if sh.flash_attention || sh.recompute == Recompute::Selective {
+        0.0
+    } else {
+        // Softmax output, dropout mask and dropout output: 5 bytes per score.
+        5.0 * model.heads as f64 * sh.seq_len as f64 / h
+    };
+    let per_sbh = if sh.sequence_parallel {
+        (replicated + sharded + scores) / t
+    } else {
+        replicated + (sharded + scores) / t
+    };
+    per_sbh * sbh
+}
+
+/// Peak activation bytes a stage holds: walks the stage's pipeline order and tracks the
+/// micro-batch chunks whose activations are alive (forward done, backward — the weight
+/// pass under zero-bubble schedules — not yet). Returns (bytes, peak in-flight micro-batches
+/// in units of the stage's layers).
+pub(super) fn peak_activations(
+    kind: ScheduleKind,
+    stage: u32,
+    (pp, m, v): (u32, u32, u32),
+    chunk_bytes: &[f64],
+) -> (f64, f64) {
+    // DualPipe: Table 2's `p + 1` micro-batches of a stage's layers, scaled from 1F1B's
+    // peak below (its two chunks hold half the micro-batches each).
+    let walk = if kind == ScheduleKind::Dualpipe {
+        ScheduleKind::OneFOneB
+    } else {
+        kind
+    };
+    let order = pipeline::stage_order(walk, stage, pp, m, v);
+    let release = if pipeline::splits_backward(walk) {
+        Pass::Weight
+    } else {
+        Pass::Backward
+    };
+    let (mut live, mut peak) = (0.0f64, 0.0f64);
+    for s in &order {
+        let b = chunk_bytes.get(s.chunk as usize).copied().unwrap_or(0.0);
+        if s.pass == Pass::Forward {
+            live += b;
+        } else if s.pass == release {
+            live -= b;
+        }
+        peak = peak.max(live);
+    }
+    let all: f64 = chunk_bytes.iter().sum();
+    let factor = if all > 0.0 { peak / all } else { 0.0 };
+    if kind == ScheduleKind::Dualpipe {
+        // DualPipe holds activations of `p + 1` micro-batches (DeepSeek-V3 Table 2).
+        let dual = factor * (pp as f64 + 1.0) / pp as f64;
+        return (dual * all, dual);
+    }
+    (peak, factor)
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::model::FfnKind;
+
+    /// GPT-3 175B shapes: the model of Korthikanti et al.'s Table 2 (MHA, GELU, f = 4h).
+    pub(in crate::pricing::memory) fn gpt3() -> ModelSpec {
+        ModelSpec {
+            name: "gpt3".into(),
+            layers: 96,
+            hidden: 12288,
+            heads: 96,
+            kv_heads: 96,
+            ffn_hidden: 4 * 12288,
+            ffn: FfnKind::Gelu,
+            vocab: 51200,
+            moe: None,
+            tied_embeddings: true,
+        }
+    }
+
+    pub(in crate::pricing::memory) fn shard(
+        tp: u64,
+        sp: bool,
+        recompute: Recompute,
+        flash: bool,
+    ) -> ActivationShard {
+        ActivationShard {
+            seq_local: 2048,
+            seq_len: 2048,
+            micro_batch: 1,
+            tp,
+            sequence_parallel: sp,
+            recompute,
+            flash_attention: flash,
+        }
+    }
+
+    pub(in crate::pricing::memory) fn close(a: f64, b: f64) -> bool {
+        (a / b - 1.0).abs() < 1e-12
+    }
+
+    #[test]
+    fn korthikanti_table2_every_recompute_and_sp_combination() {
+        let m = gpt3();
+        let (s, b, h, a) = (2048.0, 1.0, 12288.0, 96.0);
+        let sbh = s * b * h;
+        let t = 8.0;
+        let cases = [
+            // (tp, sp, recompute, flash) -> Table 2 row
+            ((1, false, Recompute::None), sbh * (34.0 + 5.0 * a * s / h)),
+            (
+                (8, false, Recompute::None),
+                sbh * (10.0 + 24.0 / t + 5.0 * a * s / (h * t)),
+            ),
+            (
+                (8, true, Recompute::None),
+                sbh * (34.0 / t + 5.0 * a * s / (h * t)),
+            ),
+            ((8, false, Recompute::Selective), sbh * (10.0 + 24.0 / t)),
+            ((8, true, Recompute::Selective), sbh * 34.0 / t),
+            ((1, false, Recompute::Selective), sbh * 34.0),
+            ((1, false, Recompute::Full), 2.0 * sbh),
+            ((8, false, Recompute::Full), 2.0 * sbh),
+            // Megatron keeps the checkpointed input sharded under sequence parallel.
+            ((8, true, Recompute::Full), 2.0 * sbh / t),
+        ];
+        for ((tp, sp, rc), want) in cases {
+            let got = layer_activation_bytes(&m, 0, &shard(tp, sp, rc, false));
+            assert!(close(got, want), "tp={tp} sp={sp} {rc:?}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn flash_attention_drops_the_score_term() {
+        let m = gpt3();
+        let sbh = 2048.0 * 12288.0;
+        let cases = [
+            ((1, false), sbh * 34.0),
+            ((8, false), sbh * (10.0 + 24.0 / 8.0)),
+            ((8, true), sbh * 34.0 / 8.0),
+        ];
+        for ((tp, sp), want) in cases {
+            let got = layer_activation_bytes(&m, 0, &shard(tp, sp, Recompute::None, true));
+            assert!(close(got, want), "tp={tp} sp={sp}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn context_parallel_divides_activations() {
+        let m = gpt3();
+        let one = layer_activation_bytes(&m, 0, &shard(8, true, Recompute::Selective, true));
+        let cp4 = ActivationShard {
+            seq_local: 512,
+            ..shard(8, true, Recompute::Selective, true)
+        };
+        assert!(close(one / layer_activation_bytes(&m, 0, &cp4), 4.0));
+    }
+}

@@ -1,0 +1,25 @@
+//! One training step end to end: scenario → op graph → replay → step metrics.
+//!
+//! The glue between the pure stages, in rooms of one concept each:
+//! - `step`: scenario → op graph → network → replay ([`simulate_step`] and its variants,
+//!   [`build_network`], the one place a scenario's network is built);
+//! - `metrics`: the headline metrics (step time, MFU, HFU, bubble fraction, breakdown),
+//!   defined once here so every command reports them the same way;
+//! - `memory`: a scenario's memory per rank and the `--strict-memory` check.
+//!
+//! Must not do file I/O (writers live in `report`) or orchestrate commands (that is
+//! `api`). Paths are flat: everything public is re-exported here as `sim::Item`.
+
+mod memory;
+mod metrics;
+mod step;
+
+pub use memory::{check_memory, memory_report};
+pub use metrics::{Breakdown, StepMetrics, bubble_fraction, recompute_flops};
+pub use step::{
+    StepOptions, StepResult, analytic_network, build_graph, build_network, simulate_step,
+    simulate_step_faulty, simulate_step_on,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,7 @@
+//! The step simulator's tests, one file per concern.
+#![cfg(test)]
+
+mod bubbles;
+mod folding;
+mod reductions;
+mod steps;
