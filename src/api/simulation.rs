@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::error::{Error, Result};
 use super::input::{ScenarioInput, scenario_constructors};
 use crate::config::{Scenario, TimelineRanks};
+use crate::engine::ReplayMode;
 use crate::faults;
 use crate::network::NetworkMode;
 use crate::plan::RankGrid;
@@ -41,6 +42,7 @@ pub struct Simulation {
     timeline: Option<TimelineRanks>,
     strict_memory: bool,
     progress: bool,
+    replay: ReplayMode,
 }
 
 scenario_constructors!(Simulation);
@@ -55,6 +57,7 @@ impl Simulation {
             timeline: None,
             strict_memory: false,
             progress: false,
+            replay: ReplayMode::Folded,
         }
     }
 
@@ -80,6 +83,13 @@ impl Simulation {
     /// default the memory report says `fits: false` and the step runs anyway).
     pub fn strict_memory(mut self, strict: bool) -> Self {
         self.strict_memory = strict;
+        self
+    }
+
+    /// Replay every rank (`ReplayMode::All`: no folding, no budget) instead of folding
+    /// identical replicas and refusing replays above the budget (the default).
+    pub fn with_replay(mut self, mode: ReplayMode) -> Self {
+        self.replay = mode;
         self
     }
 
@@ -117,6 +127,7 @@ impl Simulation {
         let step_opts = StepOptions {
             trace: opts.required_trace(&grid),
             speeds,
+            replay: self.replay,
         };
         let (step, net) = sim::simulate_step_faulty(&scenario, &step_opts, &link_faults)?;
         if step.metrics.step_time_s <= 0.0 {
@@ -141,7 +152,7 @@ impl Simulation {
 
     /// The scenario's `run:` section: failures, checkpoints and restarts over its length.
     fn long_run(&self, scenario: &Scenario) -> Result<RunReport> {
-        let steps = run::analytic_step_times(scenario);
+        let steps = run::step_times(scenario, self.replay);
         let run_opts = run::RunOptions {
             progress: self.progress,
             ..Default::default()

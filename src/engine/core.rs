@@ -298,6 +298,8 @@ struct CommInfo {
     lane_base: u32,
     /// The group spans data-parallel replicas (folding shows the network the full group).
     spans_replicas: bool,
+    /// The group's axes (`Axes` comms).
+    mask: GroupMask,
     from: u32,
     to: u32,
     /// The joining op in the first two participating stages.
@@ -328,10 +330,12 @@ struct Lane {
 /// which deadlocks (each waits, its stream blocked, on the other); the engine then leaves
 /// the later arrival waiting and reports the deadlock. Comms whose group spans pipeline
 /// stages (different programs) get lanes of their own.
+/// With `tables` false, group tables are left empty (sizes and lanes only: the estimate).
 fn comm_infos(
     step: &StepGraph,
     grid: &RankGrid,
     progs: &[Program],
+    build_tables: bool,
 ) -> (Vec<CommInfo>, Vec<GroupTable>, u32) {
     let stream_in = |c: &crate::schedule::Comm, stage: u32| {
         c.ops
@@ -358,6 +362,7 @@ fn comm_infos(
             size: 2,
             lane_base: 0,
             spans_replicas: false,
+            mask: GroupMask(0),
             from: 0,
             to: 0,
             stage_a,
@@ -370,7 +375,15 @@ fn comm_infos(
                     Some(t) => t,
                     None => {
                         masks.push(mask);
-                        tables.push(GroupTable::new(grid, mask));
+                        tables.push(if build_tables {
+                            GroupTable::new(grid, mask)
+                        } else {
+                            GroupTable {
+                                size: grid.group_size(mask),
+                                group_of: Vec::new(),
+                                members: Vec::new(),
+                            }
+                        });
                         masks.len() - 1
                     }
                 };
@@ -378,6 +391,7 @@ fn comm_infos(
                 info.table = t as u32;
                 info.size = tables[t].size;
                 info.spans_replicas = RankGrid::spans_replicas(mask);
+                info.mask = mask;
                 info.lane_base = if mask.0 & GroupMask::PP.0 != 0 {
                     alloc(count)
                 } else {
@@ -400,6 +414,19 @@ fn comm_infos(
 }
 
 const COMM_EVENT: u64 = 1 << 63;
+
+/// The GPUs the network sees for a folded replay's group `members` (reduced ranks): their
+/// GPUs, or the whole full group when it spans replicas.
+fn network_members(fold: &Fold, info: &CommInfo, members: &[u32], out: &mut Vec<u32>) {
+    out.clear();
+    if info.spans_replicas {
+        let first = fold.gpu(members[0]);
+        let g = fold.full.group_index(first, info.mask);
+        fold.full.members_into(info.mask, g, out);
+    } else {
+        out.extend(members.iter().map(|&m| fold.gpu(m)));
+    }
+}
 
 const NO_TIME: Nanos = Nanos::MAX;
 
@@ -425,12 +452,16 @@ impl Memo {
         tables: &[GroupTable],
         lanes: u32,
         stage_size: u32,
+        fold: Option<&Fold>,
     ) -> Option<Memo> {
         net.folding()?;
         let mut lane_class = vec![u32::MAX; lanes as usize];
         let mut ids: std::collections::HashMap<Vec<u64>, u32> = Default::default();
         let mut done = std::collections::HashSet::new();
-        let (mut key, mut members) = (Vec::new(), Vec::new());
+        let (mut key, mut members, mut visible) = (Vec::new(), Vec::new(), Vec::new());
+        // Full groups spanning replicas, classified once each (a folded replay shows the
+        // network the same full group for every comm of its kind).
+        let mut full_class: std::collections::HashMap<(GroupMask, u32), u32> = Default::default();
         for info in comms {
             if !done.insert(info.lane_base) {
                 continue;
@@ -450,10 +481,34 @@ impl Memo {
                     let start = (local * t.size) as usize;
                     members.extend_from_slice(&t.members[start..start + t.size as usize]);
                 }
+                let full_group = match fold {
+                    Some(f) if info.spans_replicas => {
+                        let g = f.full.group_index(f.gpu(members[0]), info.mask);
+                        full_class
+                            .get(&(info.mask, g))
+                            .map(|&c| (g, Some(c)))
+                            .or(Some((g, None)))
+                    }
+                    _ => None,
+                };
+                if let Some((_, Some(class))) = full_group {
+                    lane_class[(info.lane_base + local) as usize] = class;
+                    continue;
+                }
+                let shown: &[u32] = match fold {
+                    Some(f) => {
+                        network_members(f, info, &members, &mut visible);
+                        &visible
+                    }
+                    None => &members,
+                };
                 key.clear();
-                net.group_key(&members, &mut key);
+                net.group_key(shown, &mut key);
                 let next = ids.len() as u32;
                 let class = *ids.entry(key.clone()).or_insert(next);
+                if let Some((g, None)) = full_group {
+                    full_class.insert((info.mask, g), class);
+                }
                 lane_class[(info.lane_base + local) as usize] = class;
             }
         }
@@ -504,7 +559,7 @@ struct Sim<'a, N: Network> {
     fold: Option<Fold>,
     /// The members of the collective being started as the network sees them (GPU ids).
     net_members: Vec<u32>,
-    /// Known collective durations (unfolded replays on placement-only networks).
+    /// Known collective durations (placement-only networks).
     memo: Option<Memo>,
 }
 
@@ -586,30 +641,24 @@ impl<'a, N: Network> Sim<'a, N> {
         self.fill_members(info, lane);
         let comm = &self.step.comms[c as usize];
         let id = COMM_EVENT | ((c as u64) << 32) | lane as u64;
-        let members: &[u32] = match &self.fold {
-            None => &self.members,
-            Some(fold) => {
-                self.net_members.clear();
-                match comm.group {
-                    GroupRef::Axes(mask) if info.spans_replicas => {
-                        let first = fold.gpu(self.members[0]);
-                        let g = fold.full.group_index(first, mask);
-                        fold.full.members_into(mask, g, &mut self.net_members);
-                    }
-                    _ => self
-                        .net_members
-                        .extend(self.members.iter().map(|&m| fold.gpu(m))),
-                }
-                &self.net_members
-            }
-        };
-        let memo = self
+        let slot = self
             .memo
             .as_ref()
             .map(|m| (c as usize) * m.classes + m.lane_class[lane as usize] as usize);
-        let completion = match memo.map(|i| (i, self.memo.as_ref().map_or(NO_TIME, |m| m.dur[i]))) {
-            Some((_, d)) if d != NO_TIME => Completion::At(self.now + d),
-            _ => {
+        let known = match (slot, &self.memo) {
+            (Some(i), Some(m)) if m.dur[i] != NO_TIME => Some(m.dur[i]),
+            _ => None,
+        };
+        let completion = match known {
+            Some(d) => Completion::At(self.now + d),
+            None => {
+                let members: &[u32] = match &self.fold {
+                    None => &self.members,
+                    Some(fold) => {
+                        network_members(fold, info, &self.members, &mut self.net_members);
+                        &self.net_members
+                    }
+                };
                 let t = Transfer {
                     id,
                     collective: comm.collective,
@@ -619,7 +668,7 @@ impl<'a, N: Network> Sim<'a, N> {
                 };
                 let completion = self.net.begin(self.now, &t);
                 if let (Some(i), Some(m), Completion::At(end)) =
-                    (memo, self.memo.as_mut(), completion)
+                    (slot, self.memo.as_mut(), completion)
                 {
                     m.dur[i] = end - self.now;
                 }
@@ -807,11 +856,8 @@ pub(super) fn replay_grid<N: Network>(
             .filter(|&&r| (r as usize) < world)
             .for_each(|&r| ranks[r as usize].traced = true),
     }
-    let (comms, tables, lanes) = comm_infos(step, grid, &progs);
-    let memo = match fold {
-        None => Memo::new(net, &comms, &tables, lanes, stage_size),
-        Some(_) => None,
-    };
+    let (comms, tables, lanes) = comm_infos(step, grid, &progs, true);
+    let memo = Memo::new(net, &comms, &tables, lanes, stage_size, fold.as_ref());
     let mut sim = Sim {
         step,
         progs,
@@ -850,4 +896,28 @@ pub(super) fn replay_grid<N: Network>(
         events: sim.events,
         replayed_events: sim.events,
     })
+}
+
+/// What a replay of `grid` holds in memory, bytes, besides the op graph it is given:
+/// compiled programs, rank records, group tables, rendezvous lanes, the event queue's
+/// buffers (measured: about 250 bytes per rank in flight at 16,384 and 131,072 ranks),
+/// the collective memo, the per-rank results and the trace of `traced` ranks.
+pub(super) fn replay_bytes(step: &StepGraph, grid: &RankGrid, traced: u64) -> (u64, u64) {
+    let progs = compile(step);
+    let (comms, tables, lanes) = comm_infos(step, grid, &progs, false);
+    let ranks = grid.world() as u64;
+    let ops: u64 = progs.iter().map(|p| p.ops.len() as u64).sum();
+    let max_ops = progs.iter().map(|p| p.ops.len() as u64).max().unwrap_or(0);
+    let programs = ops * 48;
+    let records = ranks * std::mem::size_of::<RankState>() as u64;
+    let group_tables = tables.len() as u64 * ranks * 8;
+    let lanes = lanes as u64 * std::mem::size_of::<Lane>() as u64;
+    let queue = ranks * 256;
+    let memo = (comms.len() as u64 * 64).min(MEMO_ENTRIES as u64 * 8);
+    let results = ranks * std::mem::size_of::<RankStats>() as u64;
+    let trace = traced * max_ops * std::mem::size_of::<TraceEvent>() as u64;
+    (
+        programs + records + group_tables + lanes + queue + memo + results,
+        trace,
+    )
 }

@@ -11,8 +11,13 @@
 //! The engine knows nothing about YAML or reports: it returns a [`Replay`].
 
 mod core;
+mod estimate;
 mod fold;
 pub mod queue;
+
+pub use estimate::{
+    EVENTS_ENV, MEMORY_ENV, ReplayBudget, ReplayEstimate, ReplayMode, ReplayPlan, plan,
+};
 
 /// Stragglers' compute slowdown per rank, decided by `faults`, applied here.
 pub use crate::faults::RankSpeeds;
@@ -39,6 +44,10 @@ pub enum EngineError {
     },
     #[error("the plan has {grid} ranks but the op graph has {stages} stages for pp={pp}")]
     Shape { grid: u32, stages: usize, pp: u32 },
+    /// The replay is above the [`ReplayBudget`] (bad input: exit 2); the message names the
+    /// estimate and what shrinks it.
+    #[error("{0}")]
+    OverBudget(String),
 }
 
 /// An executed op of a traced rank.
@@ -104,6 +113,21 @@ pub fn replay<N: Network>(
     trace_ranks: &TraceRanks,
 ) -> Result<Replay, EngineError> {
     match fold::plan_fold(step, grid, net, speeds, trace_ranks) {
+        Some(fold) => fold::replay_folded(step, fold, net, speeds, trace_ranks),
+        None => core::replay_grid(step, grid, net, speeds, trace_ranks, None),
+    }
+}
+
+/// Runs a replay decided by [`plan`] (after, say, checking its estimate against a budget).
+pub fn replay_planned<N: Network>(
+    plan: ReplayPlan,
+    step: &StepGraph,
+    grid: &RankGrid,
+    net: &mut N,
+    speeds: &RankSpeeds,
+    trace_ranks: &TraceRanks,
+) -> Result<Replay, EngineError> {
+    match plan.fold {
         Some(fold) => fold::replay_folded(step, fold, net, speeds, trace_ranks),
         None => core::replay_grid(step, grid, net, speeds, trace_ranks, None),
     }

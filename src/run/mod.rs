@@ -54,6 +54,9 @@ pub enum RunError {
     Faults(#[from] FaultsError),
     #[error("step simulation failed: {0}")]
     Step(String),
+    /// A cluster state's step replay is above the replay budget (bad input: exit 2).
+    #[error("{0}")]
+    OverBudget(String),
     #[error(
         "the run made no progress: after {wall_h:.0} h only {steps:.0} steps were kept \
          (failures arrive faster than the job can restart and checkpoint)"
@@ -210,26 +213,35 @@ pub fn prefetch_states(
 /// degraded links through [`crate::faults::LinkFaults`]) on the scenario's network
 /// ([`crate::sim::build_network`]: analytic unless `network.mode` is contention).
 pub fn simulate_state(s: &Scenario, grid: &RankGrid, state: &StepState) -> Result<f64, RunError> {
-    simulate_state_on(s, &crate::sim::build_graph(s), grid, state)
+    let mode = crate::engine::ReplayMode::Folded;
+    simulate_state_on(s, &crate::sim::build_graph(s), grid, state, mode)
 }
 
 /// [`simulate_state`] with the step's op graph built once (it is the same in every state:
-/// faults act inside the replay). Replicas fold where the network allows it.
+/// faults act inside the replay). `ReplayMode::Folded`: replicas fold where the network
+/// allows it and a replay above the budget is refused; `All`: every rank, no budget.
 pub fn simulate_state_on(
     s: &Scenario,
     graph: &StepGraph,
     grid: &RankGrid,
     state: &StepState,
+    mode: crate::engine::ReplayMode,
 ) -> Result<f64, RunError> {
+    use crate::engine::{self, EngineError, ReplayBudget, ReplayMode};
+    let step_err = |e: EngineError| match e {
+        EngineError::OverBudget(m) => RunError::OverBudget(m),
+        other => RunError::Step(other.to_string()),
+    };
     let mut net = crate::sim::build_network(s, &state.link_faults(grid));
-    let replay = crate::engine::replay(
-        graph,
-        grid,
-        &mut net,
-        &state.rank_speeds(grid),
-        &TraceRanks::None,
-    )
-    .map_err(|e| RunError::Step(e.to_string()))?;
+    let speeds = state.rank_speeds(grid);
+    let plan = engine::plan(graph, grid, &mut net, &speeds, &TraceRanks::None, mode);
+    if mode == ReplayMode::Folded {
+        plan.estimate
+            .check(&ReplayBudget::from_env().map_err(step_err)?)
+            .map_err(step_err)?;
+    }
+    let replay = engine::replay_planned(plan, graph, grid, &mut net, &speeds, &TraceRanks::None)
+        .map_err(step_err)?;
     Ok(ns_to_secs(replay.step_time).max(1e-12))
 }
 
@@ -238,9 +250,17 @@ pub fn simulate_state_on(
 pub fn analytic_step_times(
     s: &Scenario,
 ) -> CachedStepTimes<impl Fn(&StepState) -> Result<f64, RunError> + Sync + '_> {
+    step_times(s, crate::engine::ReplayMode::Folded)
+}
+
+/// [`analytic_step_times`] with the replay mode of every state's step (`--replay`).
+pub fn step_times(
+    s: &Scenario,
+    mode: crate::engine::ReplayMode,
+) -> CachedStepTimes<impl Fn(&StepState) -> Result<f64, RunError> + Sync + '_> {
     let grid = RankGrid::new(&s.parallelism);
     let graph = crate::sim::build_graph(s);
-    CachedStepTimes::new(move |st: &StepState| simulate_state_on(s, &graph, &grid, st))
+    CachedStepTimes::new(move |st: &StepState| simulate_state_on(s, &graph, &grid, st, mode))
 }
 
 /// A fixed healthy step time scaled by the slowest GPU: a stand-in for tests and estimates.
