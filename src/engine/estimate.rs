@@ -132,16 +132,16 @@ impl ReplayEstimate {
         shrink.push("fewer micro-batches (--set training.global_batch=...)");
         shrink.push("fewer GPUs (--set parallelism.dp=... with cluster.nodes)");
         Err(EngineError::OverBudget(format!(
-            "this step replay is too large: {} events over {} of {} ranks{} and about {} \
-             (trace {}), above the budget of {} events and {} ({EVENTS_ENV}, {MEMORY_ENV}). \
+            "this step replay is too large: {:.3e} events over {} of {} ranks{} and about {} \
+             (trace {}), above the budget of {:.3e} events and {} ({EVENTS_ENV}, {MEMORY_ENV}). \
              Shrink it with {}; or force it with `--replay all`",
-            self.events,
+            self.events as f64,
             self.replayed_ranks,
             self.world,
             if self.folded { " (folded)" } else { "" },
             gb(self.bytes),
             gb(self.trace_bytes),
-            budget.max_events,
+            budget.max_events as f64,
             gb(budget.max_bytes),
             shrink.join(", "),
         )))
