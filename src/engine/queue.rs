@@ -21,6 +21,8 @@ use crate::units::Nanos;
 
 const LEVELS: usize = 8;
 const RADIX: usize = 256;
+/// Windows up to this many events are sorted by comparison, larger ones by counting.
+const SMALL_WINDOW: usize = 32;
 /// Emptied bucket buffers kept for reuse.
 const SPARES: usize = 16;
 
@@ -209,7 +211,13 @@ impl RadixHeap {
         let mut bucket = std::mem::take(&mut self.buckets[level * RADIX + d]);
         let new_last = bucket.iter().map(|&(k, _)| k).min().unwrap_or(self.last);
         self.last = new_last;
-        if level == 1 {
+        if level == 1 && bucket.len() <= SMALL_WINDOW {
+            // One small window: sorted in place, its buffer becomes the run.
+            std::mem::swap(&mut self.run, &mut bucket);
+            if !self.run.is_sorted() {
+                self.run.sort_unstable();
+            }
+        } else if level == 1 {
             // One window: the bytes above the lowest are all equal.
             sort_window(&bucket, &mut self.run, &mut self.counts);
         } else {
@@ -240,7 +248,7 @@ impl RadixHeap {
 /// (already ascending when pushed rank by rank, which the check skips).
 fn sort_window(events: &[(Nanos, u64)], out: &mut Vec<(Nanos, u64)>, counts: &mut [u32; RADIX]) {
     out.clear();
-    if events.len() <= 32 {
+    if events.len() <= SMALL_WINDOW {
         out.extend_from_slice(events);
         out.sort_unstable();
         return;
