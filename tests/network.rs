@@ -341,9 +341,9 @@ fn step_traffic_is_recorded_per_link() {
     let mut csv = Vec::new();
     net.write_links_csv(step, &mut csv).unwrap();
     let text = String::from_utf8(csv).unwrap();
-    assert!(
-        text.starts_with("id,kind,src,dst,capacity_gbs,bytes,busy_fraction,utilization,peak_flows")
-    );
+    assert!(text.starts_with(
+        "id,kind,src,dst,capacity_gbs,bytes,busy_fraction,utilization,peak_flows,peak_utilization"
+    ));
     assert!(
         text.lines().count() > 64,
         "NVLink and NIC links carried traffic"

@@ -66,7 +66,9 @@ fn contention_scenario_writes_links_csv_and_heat_map() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("id,kind,src,dst,capacity_gbs,bytes,busy_fraction,utilization,peak_flows")
+        Some(
+            "id,kind,src,dst,capacity_gbs,bytes,busy_fraction,utilization,peak_flows,peak_utilization"
+        )
     );
     assert!(
         csv.contains(",nvlink,") && csv.contains(",nic-leaf,"),
@@ -75,13 +77,23 @@ fn contention_scenario_writes_links_csv_and_heat_map() {
     for line in lines {
         let f: Vec<&str> = line.split(',').collect();
         let busy: f64 = f[6].parse().unwrap();
-        let peak: u32 = f[8].parse().unwrap();
+        let (util, peak): (f64, u32) = (f[7].parse().unwrap(), f[8].parse().unwrap());
+        let peak_util: f64 = f[9].parse().unwrap();
         assert!((0.0..=1.0).contains(&busy) && peak >= 1, "{line}");
+        // A link's peak load is at least its mean and at most its capacity.
+        assert!(
+            peak_util >= util - 1e-6 && peak_util <= 1.0 + 1e-6,
+            "{line}"
+        );
     }
     let png = fs::read(out.join("link_heatmap.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000);
     let svg = fs::read_to_string(out.join("link_heatmap.svg")).unwrap();
     assert!(svg.contains("Link utilization") && svg.contains("nvlink up"));
+    assert!(
+        svg.contains("peak during the step"),
+        "the heat map shows peaks"
+    );
 
     // The same scenario in analytic mode (flag over file) writes neither, and removes them.
     run_bin(&["run", file_s, "--out", out_s, "--network", "analytic"]);

@@ -114,15 +114,15 @@ pub struct CheckpointOutputs {
 impl CheckpointOutputs {
     /// Writes `checkpoint.json` and the chart (`checkpoint.png`/`.svg`) into `dir`.
     pub fn write_to(&self, dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
-        write_curve(dir.as_ref(), &self.curve)
+        write_curve(dir.as_ref(), &self.curve, &self.scenario.name)
     }
 }
 
-fn write_curve(dir: &Path, c: &CheckpointCurve) -> Result<Vec<PathBuf>> {
+fn write_curve(dir: &Path, c: &CheckpointCurve, name: &str) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).map_err(Error::write(dir))?;
     let json = serde_json::to_string_pretty(c).map_err(Error::internal)?;
     std::fs::write(dir.join("checkpoint.json"), json + "\n").map_err(Error::write(dir))?;
-    let charts = report::charts::run::checkpoint_chart(dir, c).map_err(Error::internal)?;
+    let charts = report::charts::run::checkpoint_chart(dir, c, name).map_err(Error::internal)?;
     let mut files = vec![dir.join("checkpoint.json")];
     files.extend(charts.iter().map(|f| dir.join(f)));
     Ok(files)
@@ -154,7 +154,7 @@ mod tests {
         assert_eq!(c.curve.len(), 12);
         assert!(c.optimum_interval_s > 300.0 && c.optimum_interval_s < 14_400.0);
         let dir = std::env::temp_dir().join(format!("clustersim-ckpt-{}", std::process::id()));
-        let files = write_curve(&dir, &c).unwrap();
+        let files = write_curve(&dir, &c, "toy").unwrap();
         assert_eq!(files.len(), 3);
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("checkpoint.json")).unwrap())

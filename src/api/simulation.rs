@@ -223,9 +223,10 @@ impl RunOutputs {
         if let Some(rep) = &self.run {
             opts.run = serde_json::to_value(rep).ok();
             let (events, samples) = (rep.events.clone(), rep.samples.clone());
+            let name = self.scenario.name.clone();
             opts.extra = Some(ExtraFiles(Arc::new(move |dir: &Path| {
                 let mut names = vec![run::report::write_csv(dir, &events)?];
-                let chart = report::charts::run::progress_chart(dir, &samples);
+                let chart = report::charts::run::progress_chart(dir, &samples, &events, &name);
                 names.extend(chart.map_err(|e| e.to_string())?);
                 Ok(names)
             })));

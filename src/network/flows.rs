@@ -2,7 +2,7 @@
 //! incrementally.
 //!
 //! Owns: the set of active flows, their rates and remaining bytes, their completion events,
-//! and per-link accounting (bytes, busy time, peak concurrent flows).
+//! and per-link accounting (bytes, busy time, peak concurrent flows, peak load).
 //! Must not: know about collectives or topologies beyond link capacities.
 //!
 //! A flow is a set of link traversals sharing one rate (a link may appear more than once:
@@ -27,6 +27,8 @@ pub struct LinkCounters {
     pub bytes: Vec<f64>,
     pub busy_ns: Vec<Nanos>,
     pub peak_flows: Vec<u32>,
+    /// Highest total rate of the flows on the link at any moment, bytes/s.
+    pub peak_rate: Vec<f64>,
 }
 
 /// One link's live state and accounting, kept together (one cache line) because adding
@@ -39,6 +41,8 @@ struct LinkState {
     busy_ns: Nanos,
     busy_since: Nanos,
     peak_flows: u32,
+    /// Highest sum of its flows' rates so far, bytes/s (rates change only at a solve).
+    peak_rate: f64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -111,12 +115,14 @@ impl FlowSolver {
         self.cap[link as usize]
     }
 
-    /// Per-link bytes, busy time and peak concurrent flows so far (a copy, for reports).
+    /// Per-link bytes, busy time, peak concurrent flows and peak load so far (a copy, for
+    /// reports).
     pub fn counters(&self) -> LinkCounters {
         LinkCounters {
             bytes: self.links.iter().map(|c| c.bytes).collect(),
             busy_ns: self.links.iter().map(|c| c.busy_ns).collect(),
             peak_flows: self.links.iter().map(|c| c.peak_flows).collect(),
+            peak_rate: self.links.iter().map(|c| c.peak_rate).collect(),
         }
     }
 
@@ -184,6 +190,11 @@ impl FlowSolver {
             .map(|&l| self.cap[l as usize] / self.links[l as usize].flows.len() as f64)
             .fold(f64::INFINITY, f64::min);
         self.flows[id as usize].rate = rate;
+        // Alone on its links: each carries the rate once per traversal.
+        for h in 0..self.flows[id as usize].path.len() {
+            let c = &mut self.links[self.flows[id as usize].path[h] as usize];
+            c.peak_rate = c.peak_rate.max(rate * c.flows.len() as f64);
+        }
         self.schedule(id, now);
     }
 
@@ -374,6 +385,14 @@ impl FlowSolver {
                 }
             }
         }
+        // Every flow of the component is frozen: a link's load is what it gave away.
+        for &l in &self.comp_links {
+            let li = l as usize;
+            let c = &mut self.links[li];
+            c.peak_rate = c
+                .peak_rate
+                .max((self.cap[li] - self.rem[li]).min(self.cap[li]));
+        }
     }
 
     fn schedule_component(&mut self, now: Nanos) {
@@ -460,6 +479,29 @@ mod tests {
         assert_eq!(done[1].0, 1_500_000_000);
         assert!((s.counters().busy_ns[0] as f64 - 1.5e9).abs() < 10.0);
         assert_eq!(s.counters().peak_flows[0], 2);
+        // Two flows share the link fully; alone, the long one then also fills it.
+        assert!((s.counters().peak_rate[0] - 1e9).abs() < 1.0);
+    }
+
+    #[test]
+    fn peak_rate_is_the_highest_load_not_the_mean() {
+        // Link 0 (10) carries a 10-byte flow for 1 s, then idles for 9 s: mean 10 %, peak
+        // 100 %. Link 1 (100) carries it too: peak 10 %.
+        let mut s = FlowSolver::new(vec![10.0, 100.0, 100.0]);
+        s.add_flow(0, &[0, 1], 10.0, 0);
+        let done = run_to_end(&mut s);
+        assert_eq!(done[0].0, 1_000_000_000);
+        let c = s.counters();
+        assert!((c.peak_rate[0] - 10.0).abs() < 1e-9 && (c.peak_rate[1] - 10.0).abs() < 1e-9);
+        // Alone, a flow through links 2 and 0 runs at link 0's 10; a second flow on link 2
+        // takes the remaining 90 through progressive filling: link 2's peak is 100.
+        s.add_flow(0, &[2, 0], 1.0, 0);
+        assert_eq!(s.counters().peak_rate[2], 10.0);
+        s.add_flow(0, &[2], 1.0, 0);
+        s.recompute(0);
+        let c = s.counters();
+        assert!((c.peak_rate[2] - 100.0).abs() < 1e-9, "{}", c.peak_rate[2]);
+        assert_eq!(c.peak_rate[0], 10.0);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! matrix behind the link heat map.
 //!
 //! Owns: turning [`LinkCounters`] into rows (bytes, busy fraction, utilization, peak
-//! concurrent flows) and a kind x position matrix of utilization.
+//! concurrent flows, peak utilization) and a kind x position matrix of utilization.
 //! Must not: change results or draw (see [`super::heatmap`]).
 
 use std::io::{self, Write};
@@ -24,6 +24,8 @@ pub struct LinkUsage {
     /// Bytes over capacity x step time.
     pub utilization: f64,
     pub peak_flows: u32,
+    /// Highest total rate of its flows at any moment over capacity.
+    pub peak_utilization: f64,
 }
 
 /// Usage of every link that carried traffic, in link id order.
@@ -42,6 +44,7 @@ pub fn link_usage(topo: &Topology, c: &LinkCounters, step: Nanos) -> Vec<LinkUsa
                 busy_fraction: (c.busy_ns[l] as f64 * 1e-9 / t).min(1.0),
                 utilization: c.bytes[l] / (topo.cap[l] * t),
                 peak_flows: c.peak_flows[l],
+                peak_utilization: c.peak_rate[l] / topo.cap[l],
             }
         })
         .collect()
@@ -57,12 +60,12 @@ pub fn write_links_csv(
 ) -> io::Result<()> {
     writeln!(
         w,
-        "id,kind,src,dst,capacity_gbs,bytes,busy_fraction,utilization,peak_flows"
+        "id,kind,src,dst,capacity_gbs,bytes,busy_fraction,utilization,peak_flows,peak_utilization"
     )?;
     for u in link_usage(topo, c, step) {
         writeln!(
             w,
-            "{},{},{},{},{:.3},{:.0},{:.6},{:.6},{}",
+            "{},{},{},{},{:.3},{:.0},{:.6},{:.6},{},{:.6}",
             u.id,
             u.kind.label(),
             u.src,
@@ -71,7 +74,8 @@ pub fn write_links_csv(
             u.bytes,
             u.busy_fraction,
             u.utilization,
-            u.peak_flows
+            u.peak_flows,
+            u.peak_utilization
         )?;
     }
     Ok(())
@@ -123,6 +127,9 @@ pub struct HeatRow {
     /// Mean utilization of consecutive groups of links, left to right (at most `cols`
     /// cells, fewer when the row has fewer links).
     pub cells: Vec<f64>,
+    /// Per cell, the highest peak utilization of its links (see
+    /// [`LinkCounters::peak_rate`]): where the mean hides short bursts, this shows them.
+    pub peaks: Vec<f64>,
 }
 
 impl HeatRow {
@@ -136,9 +143,10 @@ impl HeatRow {
     }
 }
 
-/// Mean utilization (bytes over capacity x step) per tier and direction (rows, in
-/// [`LinkKind::ALL`] order, up before down, tiers without links omitted), bucketed by
-/// position into at most `cols` cells.
+/// Mean utilization (bytes over capacity x step) and peak utilization per tier and
+/// direction (rows, in [`LinkKind::ALL`] order, up before down, tiers without links
+/// omitted), bucketed by position into at most `cols` cells (mean of the cell's links, and
+/// their highest peak).
 pub fn heat_rows(topo: &Topology, c: &LinkCounters, step: Nanos, cols: usize) -> Vec<HeatRow> {
     let t = (step.max(1)) as f64 * 1e-9;
     let mut ids: Vec<Vec<usize>> = vec![Vec::new(); 2 * LinkKind::ALL.len()];
@@ -154,10 +162,12 @@ pub fn heat_rows(topo: &Topology, c: &LinkCounters, step: Nanos, cols: usize) ->
         let n = cols.clamp(1, links.len());
         let mut sum = vec![0.0; n];
         let mut cnt = vec![0usize; n];
+        let mut peaks = vec![0.0f64; n];
         for (j, &l) in links.iter().enumerate() {
             let b = j * n / links.len();
             sum[b] += c.bytes[l] / (topo.cap[l] * t);
             cnt[b] += 1;
+            peaks[b] = peaks[b].max(c.peak_rate[l] / topo.cap[l]);
         }
         rows.push(HeatRow {
             kind: LinkKind::ALL[i / 2],
@@ -168,6 +178,7 @@ pub fn heat_rows(topo: &Topology, c: &LinkCounters, step: Nanos, cols: usize) ->
                 .zip(&cnt)
                 .map(|(s, &k)| s / k.max(1) as f64)
                 .collect(),
+            peaks,
         });
     }
     rows

@@ -408,10 +408,39 @@ fn human_usd(x: f64) -> String {
     }
 }
 
-fn header_line(with_goodput: bool) -> String {
+/// Widths of the terminal table's text columns: at least the usual 28 (design) and 44
+/// (plan) characters, wider when a name or plan is longer, so nothing is cut.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Widths {
+    name: usize,
+    plan: usize,
+}
+
+impl Widths {
+    fn of(t: &CompareTable) -> Widths {
+        let longest = |f: &dyn Fn(&CompareRow) -> usize| t.rows.iter().map(f).max().unwrap_or(0);
+        Widths {
+            name: longest(&|r| r.name.chars().count()).max(28),
+            plan: longest(&|r| r.figures.as_ref().map_or(0, |f| f.plan.chars().count())).max(44),
+        }
+    }
+}
+
+fn header_line(w: Widths, with_goodput: bool) -> String {
     let mut h = format!(
-        "{:<28} {:>6} {:<44} {:>8} {:>10} {:>6} {:>8} {:>8} {:>10} {:>9}",
-        "design", "gpus", "plan", "step s", "tokens/s", "MFU", "days", "MWh", "cost", "$/Mtok"
+        "{:<nw$} {:>6} {:<pw$} {:>8} {:>10} {:>6} {:>8} {:>8} {:>10} {:>9}",
+        "design",
+        "gpus",
+        "plan",
+        "step s",
+        "tokens/s",
+        "MFU",
+        "days",
+        "MWh",
+        "cost",
+        "$/Mtok",
+        nw = w.name,
+        pw = w.plan
     );
     if with_goodput {
         h += &format!(
@@ -422,9 +451,9 @@ fn header_line(with_goodput: bool) -> String {
     h + "\n"
 }
 
-fn figures_line(f: &Figures, with_goodput: bool) -> String {
+fn figures_line(f: &Figures, w: Widths, with_goodput: bool) -> String {
     let mut l = format!(
-        "{:<44} {:>8.3} {:>10.0} {:>5.1}% {:>8.1} {:>8.0} {:>10} {:>9.3}",
+        "{:<pw$} {:>8.3} {:>10.0} {:>5.1}% {:>8.1} {:>8.0} {:>10} {:>9.3}",
         f.plan,
         f.step_time_s,
         f.tokens_per_s,
@@ -432,7 +461,8 @@ fn figures_line(f: &Figures, with_goodput: bool) -> String {
         f.time_to_train_days,
         f.energy_mwh,
         human_usd(f.cost_usd),
-        f.usd_per_million_tokens
+        f.usd_per_million_tokens,
+        pw = w.plan
     );
     if with_goodput {
         let num = |x: Option<f64>, p: usize| x.map_or("-".into(), |v| format!("{v:.p$}"));
@@ -448,23 +478,24 @@ fn figures_line(f: &Figures, with_goodput: bool) -> String {
 }
 
 /// The terminal table; goodput-adjusted columns appear when some point simulated a run.
+/// Design names and plans are printed whole (their columns widen to fit).
 pub fn table_text(t: &CompareTable) -> String {
     let with_goodput = t
         .rows
         .iter()
         .any(|r| r.figures.as_ref().is_some_and(|f| f.goodput.is_some()));
+    let w = Widths::of(t);
     let mut out = format!(
         "{}: {} points, cost to train {:.3e} tokens\n",
         t.name, t.points, t.tokens
     );
-    out += &header_line(with_goodput);
+    out += &header_line(w, with_goodput);
     for r in &t.rows {
-        let name: String = r.name.chars().take(28).collect();
         let body = match &r.figures {
-            Some(f) => figures_line(f, with_goodput),
+            Some(f) => figures_line(f, w, with_goodput),
             None => format!("error: {}", r.error.as_deref().unwrap_or("?")),
         };
-        out += &format!("{:<28} {:>6} {body}\n", name, r.gpus);
+        out += &format!("{:<nw$} {:>6} {body}\n", r.name, r.gpus, nw = w.name);
     }
     out
 }
@@ -511,6 +542,57 @@ mod tests {
             .metrics
             .step_time_s;
         assert_eq!(goodput_of(&s, Some(healthy)).unwrap(), Some(g));
+    }
+
+    #[test]
+    fn terminal_table_prints_whole_names_in_aligned_columns() {
+        let long = "cluster.node.nic_gbps=200 cluster.fabric.oversubscription=1";
+        let row = |name: &str, figures: Option<Figures>| CompareRow {
+            index: 0,
+            name: name.into(),
+            gpu: "h100".into(),
+            gpus: 1024,
+            fabric: "fat tree".into(),
+            figures,
+            error: Some("no plan fits".into()),
+        };
+        let s = fixtures::toy_scenario(2, 2, 2, 8, 16);
+        let point = crate::sweep::spec::SweepPoint {
+            index: 0,
+            name: "toy".into(),
+            scenario: None,
+            overrides: Vec::new(),
+        };
+        let f = evaluate(&point, &s, &CompareOptions::default())
+            .figures
+            .unwrap();
+        let t = CompareTable {
+            name: "fabrics".into(),
+            points: 2,
+            tokens: 1e12,
+            shard: None,
+            rows: vec![row(long, Some(f.clone())), row("short", Some(f))],
+        };
+        let text = table_text(&t);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[2].starts_with(long), "{text}");
+        // Columns stay aligned: the gpus column ends at the same place on every line.
+        let end = lines[1].find("gpus").unwrap() + 4;
+        for l in &lines[2..] {
+            assert_eq!(&l[end - 4..end], "1024", "{text}");
+        }
+        // Short names keep the usual width.
+        let short = CompareTable {
+            rows: vec![t.rows[1].clone()],
+            ..t
+        };
+        assert!(
+            table_text(&short)
+                .lines()
+                .nth(2)
+                .unwrap()
+                .starts_with(&format!("{:<28} ", "short"))
+        );
     }
 
     #[test]

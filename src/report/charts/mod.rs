@@ -13,6 +13,9 @@
 //! - [`compare`]: one bar per design of a comparison table (`clustersim compare`);
 //! - [`run`]: run progress, goodput against checkpoint interval, MTBF against GPU count.
 //!
+//! [`layout`] holds the pure placement rules they share (legends that wrap, labels that do
+//! not overprint, nice axis steps).
+//!
 //! Data preparation is pure and separate from drawing, so it is tested without pixels;
 //! drawing is generic over the backend, so both formats come from one code path. Charts
 //! read results of lower modules (`sim`, `sweep`, `run`); they must not compute metrics or
@@ -21,6 +24,7 @@
 pub mod breakdown;
 pub mod compare;
 pub mod heatmap;
+pub(crate) mod layout;
 pub mod pipeline;
 pub mod run;
 pub mod utilization;
@@ -100,8 +104,9 @@ fn op_of(result: &StepResult, rank: u32, op: u32) -> Option<&Op> {
 // ---------------------------------------------------------------------------------------
 // Drawing to PNG and SVG
 
-pub(crate) type DrawResult<DB> =
-    Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+/// A drawing error of backend `DB`.
+pub(crate) type DrawErr<DB> = DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>;
+pub(crate) type DrawResult<DB> = Result<(), DrawErr<DB>>;
 
 /// A chart drawable on any plotters backend.
 pub(crate) trait Chart {
@@ -152,34 +157,37 @@ pub(crate) fn font(size: f64) -> TextStyle<'static> {
     TextStyle::from((FAMILY, size).into_font()).color(&TEXT)
 }
 
-/// Lays out `(label, colour)` swatches left to right from `left`, wrapping lines.
+/// Draws `(label, colour)` swatches left to right from `left`, wrapping lines (see
+/// [`layout::legend_layout`]).
 pub(crate) fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     entries: &[(String, RGBColor)],
     left: i32,
 ) -> DrawResult<DB> {
-    let style = font(17.0).pos(Pos::new(HPos::Left, VPos::Center));
     let width = area.dim_in_pixel().0 as i32;
-    let (mut x, mut y) = (left, 14);
-    for (label, color) in entries {
-        let text_w = area.estimate_text_size(label, &style)?.0 as i32;
-        let w = 22 + text_w + 24;
-        if x + w > width - 10 && x > left {
-            x = left;
-            y += 24;
+    let (items, _) = layout::legend_layout(entries, width, left, legend_text_width);
+    let style = font(layout::LEGEND_FONT).pos(Pos::new(HPos::Left, VPos::Center));
+    for item in items {
+        let (x, y) = (item.x, item.y);
+        let swatch = [(x, y - 7), (x + 16, y + 7)];
+        area.draw(&Rectangle::new(swatch, item.color.filled()))?;
+        area.draw(&Rectangle::new(swatch, BLACK.stroke_width(1)))?;
+        for (k, line) in item.lines.into_iter().enumerate() {
+            let at = (x + 22, y + k as i32 * layout::LEGEND_LINE);
+            area.draw(&Text::new(line, at, style.clone()))?;
         }
-        area.draw(&Rectangle::new(
-            [(x, y - 7), (x + 16, y + 7)],
-            color.filled(),
-        ))?;
-        area.draw(&Rectangle::new(
-            [(x, y - 7), (x + 16, y + 7)],
-            BLACK.stroke_width(1),
-        ))?;
-        area.draw(&Text::new(label.clone(), (x + 22, y), style.clone()))?;
-        x += w;
     }
     Ok(())
+}
+
+/// Height in pixels of the legend [`draw_legend`] draws for `entries` in `width`.
+pub(crate) fn legend_height(entries: &[(String, RGBColor)], width: u32, left: i32) -> u32 {
+    let (_, h) = layout::legend_layout(entries, width as i32, left, legend_text_width);
+    h.max(0) as u32
+}
+
+fn legend_text_width(text: &str) -> i32 {
+    layout::text_size(text, layout::LEGEND_FONT).0
 }
 
 /// A tick label without trailing zeros: `10`, `2.5`, `0.125`.

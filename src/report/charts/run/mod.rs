@@ -1,6 +1,6 @@
-//! Charts of the long-horizon run: progress and goodput over time (`run_progress`),
-//! goodput against checkpoint interval (`checkpoint`) and job MTBF against GPU count
-//! (log-log), each a line chart with optional vertical marks.
+//! Charts of the long-horizon run: progress and goodput over time (`run_progress`,
+//! [`progress`]), goodput against checkpoint interval (`checkpoint`, [`checkpoint`]) and
+//! job MTBF against GPU count (log-log, a plain line chart).
 //!
 //! Draws what `run` computed ([`ProgressSample`], [`CheckpointCurve`]); must not simulate
 //! or fit anything.
@@ -14,8 +14,11 @@ use plotters::prelude::*;
 use super::{Chart, DrawResult, render};
 use crate::report::ReportError;
 use crate::report::fonts::FAMILY;
-use crate::run::report::ProgressSample;
+use crate::run::report::{ProgressSample, RunEvent};
 use crate::run::sweep::CheckpointCurve;
+
+pub mod checkpoint;
+pub mod progress;
 
 pub const PROGRESS: &str = "run_progress";
 pub const CHECKPOINT: &str = "checkpoint";
@@ -78,69 +81,33 @@ where
     }
 }
 
-/// Progress (share of the final step count, blue) and cumulative goodput (green) against
-/// days, as `run_progress.png` / `.svg` in `dir`; returns the file names.
-pub fn progress_chart(dir: &Path, samples: &[ProgressSample]) -> Result<Vec<String>, ReportError> {
-    let last = samples.last().copied().unwrap_or(ProgressSample {
-        time_s: 1.0,
-        steps: 1.0,
-        productive_s: 1.0,
-    });
-    let days = (last.time_s / 86_400.0).max(1e-9);
-    let steps = last.steps.max(1e-9);
-    let progress: Vec<(f64, f64)> = samples
-        .iter()
-        .map(|s| (s.time_s / 86_400.0, s.steps / steps))
-        .collect();
-    let goodput: Vec<(f64, f64)> = samples
-        .iter()
-        .filter(|s| s.time_s > 0.0)
-        .map(|s| (s.time_s / 86_400.0, s.productive_s / s.time_s))
-        .collect();
-    let chart = LineChart {
-        x: 0.0..days,
-        y: 0.0..1.0,
-        series: vec![(progress, BLUE), (goodput, GREEN)],
-        marks: vec![],
-        title: "Run progress (blue) and goodput (green)",
-        x_desc: "days",
-        y_desc: "fraction",
+/// Progress and cumulative goodput against days, with every failure and restart from a
+/// checkpoint marked ([`progress`]), as `run_progress.png` / `.svg` in `dir`; `name` (the
+/// scenario) goes in the title. Returns the file names.
+pub fn progress_chart(
+    dir: &Path,
+    samples: &[ProgressSample],
+    events: &[RunEvent],
+    name: &str,
+) -> Result<Vec<String>, ReportError> {
+    let chart = progress::ProgressChart {
+        data: progress::ProgressData::new(samples, events),
+        name: name.to_string(),
     };
     render(dir, PROGRESS, &chart)
 }
 
-/// Goodput against checkpoint interval (log x) with its 95 % band; marks: fitted optimum
-/// (red), Young (blue), Daly (green). Written as `checkpoint.png` / `.svg` in `dir`.
-pub fn checkpoint_chart(dir: &Path, c: &CheckpointCurve) -> Result<Vec<String>, ReportError> {
-    let points = |f: fn(&crate::run::Estimate) -> f64| -> Vec<(f64, f64)> {
-        c.curve
-            .iter()
-            .map(|p| (p.interval_s / 60.0, f(&p.goodput)))
-            .collect()
-    };
-    let (mean, lo, hi) = (
-        points(|g| g.mean),
-        points(|g| g.ci95_low),
-        points(|g| g.ci95_high),
-    );
-    let xs = || mean.iter().map(|p| p.0);
-    let (x0, x1) = (xs().fold(f64::INFINITY, f64::min), xs().fold(0.0, f64::max));
-    let ys = || lo.iter().chain(&hi).map(|p| p.1).filter(|v| v.is_finite());
-    let (y0, y1) = (ys().fold(1.0, f64::min), ys().fold(0.0, f64::max));
-    let pad = ((y1 - y0) * 0.05).max(1e-4);
-    let grey = RGBColor(170, 170, 170);
-    let chart = LineChart {
-        x: (x0.max(1e-9)..x1.max(x0 * 1.0001)).log_scale(),
-        y: (y0 - pad)..(y1 + pad),
-        series: vec![(lo, grey), (hi, grey), (mean, BLACK)],
-        marks: vec![
-            (c.optimum_interval_s / 60.0, RED),
-            (c.young_interval_s / 60.0, BLUE),
-            (c.daly_interval_s / 60.0, GREEN),
-        ],
-        title: "Goodput vs checkpoint interval",
-        x_desc: "interval (min)",
-        y_desc: "goodput",
+/// Goodput against checkpoint interval with its 95 % band and the optimum, Young and
+/// Daly intervals marked and labelled ([`checkpoint`]), as `checkpoint.png` / `.svg` in
+/// `dir`; `name` (the scenario) goes in the title. Returns the file names.
+pub fn checkpoint_chart(
+    dir: &Path,
+    c: &CheckpointCurve,
+    name: &str,
+) -> Result<Vec<String>, ReportError> {
+    let chart = checkpoint::CheckpointChart {
+        curve: c,
+        name: name.to_string(),
     };
     render(dir, CHECKPOINT, &chart)
 }
@@ -184,12 +151,12 @@ mod tests {
                 productive_s: i as f64 * 3000.0,
             })
             .collect();
-        let names = progress_chart(&dir, &samples).unwrap();
+        let names = progress_chart(&dir, &samples, &[], "toy").unwrap();
         assert_eq!(names, ["run_progress.png", "run_progress.svg"]);
         mtbf_chart(&dir, &[(8.0, 1000.0), (64.0, 120.0), (512.0, 16.0)]).unwrap();
         assert!(dir.join("run_progress.png").exists() && dir.join("mtbf_vs_gpus.svg").exists());
         let svg = std::fs::read_to_string(dir.join("run_progress.svg")).unwrap();
-        assert!(svg.contains("Run progress"), "text drawn");
+        assert!(svg.contains("Run progress and goodput — toy"), "text drawn");
         std::fs::remove_dir_all(&dir).ok();
     }
 }
