@@ -26,6 +26,15 @@ fn vm_hwm() -> String {
         .unwrap_or_else(|| "VmHWM: n/a".into())
 }
 
+/// User + system CPU seconds of this process, all threads (`/proc/self/stat`, 100 Hz).
+fn cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
 fn scenario() -> clustersim::config::Scenario {
     let mut s = toy_scenario(8, 16, 128, 128, 2048);
     s.name = "bench-16k".into();
@@ -91,22 +100,24 @@ fn main() {
             );
             step
         });
-        // First pass fills the step-time cache (one step simulation per distinct state)...
-        let t0 = Instant::now();
+        // First pass fills the step-time cache (one step simulation per distinct state, the
+        // states simulated in parallel)...
+        let (t0, c0) = (Instant::now(), cpu_s());
         run::simulate_setup(&setup, &steps, false).expect("run");
-        let first = t0.elapsed().as_secs_f64();
+        let (first, first_cpu) = (t0.elapsed().as_secs_f64(), cpu_s() - c0);
         // ...the second pass is the run loop alone.
-        let t1 = Instant::now();
+        let (t1, c1) = (Instant::now(), cpu_s());
         let r = run::simulate_setup(&setup, &steps, false).expect("run");
-        let loop_s = t1.elapsed().as_secs_f64();
+        let (loop_s, loop_cpu) = (t1.elapsed().as_secs_f64(), cpu_s() - c1);
         println!(
-            "step simulations: {} distinct states, {:.2} s ({:.2} s each)",
+            "step simulations: {} distinct states, {:.2} s wall, {:.2} s CPU ({} threads)",
             steps.len(),
             first - loop_s,
-            (first - loop_s) / steps.len().max(1) as f64
+            first_cpu - loop_cpu,
+            rayon::current_num_threads()
         );
         println!(
-            "run loop (cached step times): {loop_s:.3} s; first run incl. step sims: {first:.2} s"
+            "run loop (cached step times): {loop_s:.3} s; first run incl. step sims: {first:.2} s wall, {first_cpu:.2} s CPU"
         );
         r
     };

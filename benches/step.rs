@@ -2,11 +2,13 @@
 //!
 //! `cargo bench --bench step` prints wall time per phase, events per second and peak RSS.
 //! `CLUSTERSIM_BENCH_DP=1024 cargo bench --bench step` runs the same plan on 131,072 GPUs
-//! (DP1024, 16,384 sequences per step, so every replica keeps 16 sequences).
+//! (DP1024, 16,384 sequences per step, so every replica keeps 16 sequences), and
+//! `CLUSTERSIM_BENCH_DP=8192` on 1,048,576 GPUs. `CLUSTERSIM_BENCH_FOLDED=1` skips the full
+//! replay (the folded one alone, as `clustersim run` does by default).
 
 use std::time::Instant;
 
-use clustersim::engine::{self, RankSpeeds, TraceRanks};
+use clustersim::engine::{self, RankSpeeds, ReplayMode, TraceRanks};
 use clustersim::fixtures;
 use clustersim::network::AnalyticNetwork;
 use clustersim::plan::RankGrid;
@@ -47,6 +49,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(128);
+    let full = std::env::var_os("CLUSTERSIM_BENCH_FOLDED").is_none();
     scenario.parallelism.dp = dp;
     scenario.training.global_batch = 16 * dp;
     scenario.cluster.nodes = (8 * 16 * dp).div_ceil(8);
@@ -54,19 +57,11 @@ fn main() {
     let graph = sim::build_graph(&scenario);
     let build_s = t0.elapsed().as_secs_f64();
     let grid = RankGrid::new(&scenario.parallelism);
-    let mut net = AnalyticNetwork::new(&scenario.cluster);
-    let t1 = Instant::now();
-    // Every rank replayed: no folding of identical data-parallel replicas.
-    let replay = engine::replay_all(
-        &graph,
-        &grid,
-        &mut net,
-        &RankSpeeds::uniform(),
-        &TraceRanks::None,
-    )
-    .expect("replay");
-    let replay_s = t1.elapsed().as_secs_f64();
-    let total = t0.elapsed().as_secs_f64();
+    let speeds = RankSpeeds::uniform();
+    let est = |mode| {
+        let mut net = AnalyticNetwork::new(&scenario.cluster);
+        engine::plan(&graph, &grid, &mut net, &speeds, &TraceRanks::None, mode).estimate
+    };
     let ops_per_rank: usize = graph.stages.iter().map(|s| s.len()).max().unwrap_or(0);
     println!(
         "llama3-405b step on {} GPUs (TP8 PP16 DP{dp}), analytic network",
@@ -76,36 +71,55 @@ fn main() {
         "  ops per stage program (max): {ops_per_rank}; op instances: {}",
         graph.op_count() as u64 * grid.stage_size() as u64
     );
-    println!(
-        "  simulated step time:  {:.3} s",
-        replay.step_time as f64 / 1e9
-    );
     println!("  graph build:          {build_s:.3} s");
+    let mut full_time = None;
+    if full {
+        let e = est(ReplayMode::All);
+        println!(
+            "  estimate before the full replay: {} events, {:.0} MB of engine state",
+            e.events,
+            e.bytes as f64 / 1e6
+        );
+        let (t1, c1) = (Instant::now(), cpu_seconds());
+        let mut net = AnalyticNetwork::new(&scenario.cluster);
+        // Every rank replayed: no folding of identical data-parallel replicas.
+        let replay = engine::replay_all(&graph, &grid, &mut net, &speeds, &TraceRanks::None)
+            .expect("replay");
+        let (wall, cpu) = (t1.elapsed().as_secs_f64(), cpu_seconds() - c1);
+        println!(
+            "  simulated step time:  {:.3} s",
+            replay.step_time as f64 / 1e9
+        );
+        println!(
+            "  full replay (every rank): {wall:.3} s wall, {cpu:.3} s CPU, {} events, {:.1} M events/s of CPU",
+            replay.events,
+            replay.events as f64 / cpu / 1e6
+        );
+        println!("  peak RSS after the full replay: {:.0} MB", peak_rss_mb());
+        full_time = Some(replay.step_time);
+    }
+    let e = est(ReplayMode::Folded);
+    let (t2, c2) = (Instant::now(), cpu_seconds());
+    let mut net = AnalyticNetwork::new(&scenario.cluster);
+    let folded =
+        engine::replay(&graph, &grid, &mut net, &speeds, &TraceRanks::None).expect("folded replay");
+    let (wall, cpu) = (t2.elapsed().as_secs_f64(), cpu_seconds() - c2);
+    let replica = grid.world() as u64 / grid.replicas() as u64;
     println!(
-        "  replay:               {replay_s:.3} s ({} events, {:.1} M events/s)",
-        replay.events,
-        replay.events as f64 / replay_s / 1e6
+        "  folded replay ({} of {dp} replicas simulated): {wall:.3} s wall, {cpu:.3} s CPU, {} events (estimated {}), simulated step time {:.3} s{}",
+        e.replayed_ranks / replica,
+        folded.replayed_events,
+        e.events,
+        folded.step_time as f64 / 1e9,
+        match full_time {
+            Some(t) => format!(", same as the full replay: {}", t == folded.step_time),
+            None => String::new(),
+        }
     );
-    let target = if dp == 128 { " (target <= 5 s)" } else { "" };
-    println!("  total wall:           {total:.3} s{target}");
+    println!(
+        "  total wall:           {:.3} s",
+        t0.elapsed().as_secs_f64()
+    );
     println!("  CPU time:             {:.3} s", cpu_seconds());
-    let t2 = Instant::now();
-    let folded = engine::replay(
-        &graph,
-        &grid,
-        &mut net,
-        &RankSpeeds::uniform(),
-        &TraceRanks::None,
-    )
-    .expect("folded replay");
-    println!(
-        "  folded replay (one DP replica standing for {dp}): {:.3} s, {} events, same step time: {}",
-        t2.elapsed().as_secs_f64(),
-        folded.events,
-        folded.step_time == replay.step_time
-    );
-    println!(
-        "  peak RSS:             {:.0} MB (target <= 4096 MB)",
-        peak_rss_mb()
-    );
+    println!("  peak RSS:             {:.0} MB", peak_rss_mb());
 }

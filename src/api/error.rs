@@ -83,8 +83,9 @@ impl Error {
     /// than the simulator (exit code 1).
     pub fn is_bad_input(&self) -> bool {
         match self {
-            Error::Run(e) => matches!(e, RunError::Faults(_)),
-            Error::Engine(_) | Error::Report(_) | Error::Write { .. } | Error::Internal(_) => false,
+            Error::Run(e) => matches!(e, RunError::Faults(_) | RunError::OverBudget(_)),
+            Error::Engine(e) => matches!(e, EngineError::OverBudget(_)),
+            Error::Report(_) | Error::Write { .. } | Error::Internal(_) => false,
             _ => true,
         }
     }

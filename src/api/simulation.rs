@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::error::{Error, Result};
 use super::input::{ScenarioInput, scenario_constructors};
 use crate::config::{Provenance, Scenario, TimelineRanks};
+use crate::engine::ReplayMode;
 use crate::faults;
 use crate::network::NetworkMode;
 use crate::plan::RankGrid;
@@ -44,6 +45,7 @@ pub struct Simulation {
     progress: bool,
     max_timeline_bytes: u64,
     timeline_gzip: bool,
+    replay: ReplayMode,
 }
 
 /// The largest timeline a [`Simulation`] writes unless told otherwise: 4 GB.
@@ -64,6 +66,7 @@ impl Simulation {
             progress: false,
             max_timeline_bytes: DEFAULT_MAX_TIMELINE_BYTES,
             timeline_gzip: false,
+            replay: ReplayMode::Folded,
         }
     }
 
@@ -110,6 +113,13 @@ impl Simulation {
     /// Write the timeline gzipped, as `timeline.json.gz` (Perfetto opens it as is).
     pub fn with_timeline_gzip(mut self, gzip: bool) -> Self {
         self.timeline_gzip = gzip;
+        self
+    }
+
+    /// Replay every rank (`ReplayMode::All`: no folding, no budget) instead of folding
+    /// identical replicas and refusing replays above the budget (the default).
+    pub fn with_replay(mut self, mode: ReplayMode) -> Self {
+        self.replay = mode;
         self
     }
 
@@ -166,6 +176,7 @@ impl Simulation {
         let step_opts = StepOptions {
             trace: opts.required_trace(&grid),
             speeds,
+            replay: self.replay,
         };
         let (step, net) = sim::simulate_step_faulty(&scenario, &step_opts, &link_faults)?;
         if step.metrics.step_time_s <= 0.0 {
@@ -249,7 +260,7 @@ impl Simulation {
 
     /// The scenario's `run:` section: failures, checkpoints and restarts over its length.
     fn long_run(&self, scenario: &Scenario) -> Result<RunReport> {
-        let steps = run::analytic_step_times(scenario);
+        let steps = run::step_times(scenario, self.replay);
         let run_opts = run::RunOptions {
             progress: self.progress,
             replicas: self.replicas,

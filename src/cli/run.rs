@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::{CliError, CliResult};
 use crate::api::{ScenarioInput, Simulation};
 use crate::config::TimelineRanks;
+use crate::engine::ReplayMode;
 use crate::network::NetworkMode;
 use crate::report::{self, Summary};
 use crate::run;
@@ -48,6 +49,12 @@ pub struct RunArgs {
     /// Write the timeline gzipped, as `timeline.json.gz` (Perfetto opens it as is).
     #[arg(long)]
     pub gzip_timeline: bool,
+    /// `folded` (default): identical data-parallel replicas are simulated once where that
+    /// is exact, and a replay above the budget (CLUSTERSIM_MAX_STEP_EVENTS,
+    /// CLUSTERSIM_MAX_STEP_MEMORY) is refused with its estimate; `all`: replay every rank,
+    /// whatever it costs.
+    #[arg(long, value_name = "MODE", default_value = "folded")]
+    pub replay: ReplayMode,
 }
 
 pub fn run(args: &RunArgs) -> CliResult {
@@ -56,7 +63,8 @@ pub fn run(args: &RunArgs) -> CliResult {
     input.clone().resolve()?;
     let mut sim = Simulation::new(input)
         .strict_memory(args.strict_memory)
-        .with_progress(true);
+        .with_progress(true)
+        .with_replay(args.replay);
     if let Some(seed) = args.seed {
         sim = sim.with_seed(seed);
     }

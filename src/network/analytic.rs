@@ -175,6 +175,24 @@ impl Network for AnalyticNetwork {
     fn folding(&self) -> Option<Vec<u32>> {
         Some(self.link_faults.degraded_gpus())
     }
+
+    /// The group's shape (all that [`AnalyticNetwork::collective_time_s`] reads of its
+    /// placement) and its slowest member's link factors.
+    fn group_key(&mut self, members: &[u32], key: &mut Vec<u64>) {
+        if members.len() < 2 {
+            key.push(members.len() as u64);
+            return;
+        }
+        let sh = self.shape(members);
+        let (nvl, nic) = if self.link_faults.is_empty() {
+            (1.0, 1.0)
+        } else {
+            self.link_faults.slowest(members)
+        };
+        key.push(sh.n as u64 | (sh.domains as u64) << 32);
+        key.push(sh.per_domain as u64 | (sh.hops as u64) << 32);
+        key.push((nvl as f32).to_bits() as u64 | ((nic as f32).to_bits() as u64) << 32);
+    }
 }
 
 /// A network where communication is free: for validating schedules against closed forms.
@@ -189,4 +207,6 @@ impl Network for FreeNetwork {
     fn folding(&self) -> Option<Vec<u32>> {
         Some(Vec::new())
     }
+
+    fn group_key(&mut self, _: &[u32], _: &mut Vec<u64>) {}
 }

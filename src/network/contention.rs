@@ -263,4 +263,12 @@ impl Network for FlowNetwork {
             completed.push(id);
         }
     }
+
+    /// Never: every flow shares links with other replicas' traffic (a replica simulated
+    /// alone would see an empty fabric), so replicas are not independent.
+    fn folding(&self) -> Option<Vec<u32>> {
+        None
+    }
+
+    fn group_key(&mut self, _: &[u32], _: &mut Vec<u64>) {}
 }

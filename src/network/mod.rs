@@ -68,7 +68,18 @@ pub trait Network {
     /// Whether a collective's time depends only on its own members (no contention with other
     /// traffic), so identical data-parallel replicas may be simulated once. Returns the GPUs
     /// whose links differ from the rest (degraded links), or `None` when it cannot fold.
-    fn folding(&self) -> Option<Vec<u32>> {
-        None
-    }
+    /// Required (no default), so a wrapper cannot silently turn folding off by forgetting to
+    /// delegate it.
+    fn folding(&self) -> Option<Vec<u32>>;
+
+    /// Appends to `key` words that identify how this network times a collective over
+    /// `members`: two groups with equal keys take equal time for every collective and size.
+    /// Folding compares replicas by these keys (a replica placed differently on the fabric,
+    /// say across a leaf boundary, is not a stand-in for one that is not), and the engine
+    /// reuses a collective's duration for every group with an equal key instead of calling
+    /// [`Network::begin`] again. So a network whose `folding` is `Some` must answer `begin`
+    /// with `Completion::At(now + d)`, `d` a function of the collective, its size and this
+    /// key alone, and nothing else may depend on the calls. Only called when
+    /// [`Network::folding`] is `Some`.
+    fn group_key(&mut self, members: &[u32], key: &mut Vec<u64>);
 }

@@ -107,6 +107,20 @@ impl Network for AnyNetwork {
             AnyNetwork::Contention(n) => n.advance(now, completed),
         }
     }
+
+    fn folding(&self) -> Option<Vec<u32>> {
+        match self {
+            AnyNetwork::Analytic(n) => n.folding(),
+            AnyNetwork::Contention(n) => n.folding(),
+        }
+    }
+
+    fn group_key(&mut self, members: &[u32], key: &mut Vec<u64>) {
+        match self {
+            AnyNetwork::Analytic(n) => n.group_key(members, key),
+            AnyNetwork::Contention(n) => n.group_key(members, key),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -35,9 +35,11 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::config::Scenario;
+use crate::engine::TraceRanks;
 use crate::faults::{FaultModel, FaultsError, FaultsSpec, StepState, duration, rng};
 use crate::plan::RankGrid;
-use crate::sim::{StepOptions, simulate_step_faulty};
+use crate::schedule::StepGraph;
+use crate::units::ns_to_secs;
 
 /// Shortest checkpoint interval accepted, seconds.
 pub const MIN_INTERVAL_S: f64 = 1.0;
@@ -51,6 +53,9 @@ pub enum RunError {
     Faults(#[from] FaultsError),
     #[error("step simulation failed: {0}")]
     Step(String),
+    /// A cluster state's step replay is above the replay budget (bad input: exit 2).
+    #[error("{0}")]
+    OverBudget(String),
     #[error(
         "the run made no progress: after {wall_h:.0} h only {steps:.0} steps were kept \
          (failures arrive faster than the job can restart and checkpoint)"
@@ -67,6 +72,17 @@ impl RunError {
 /// Step time of each cluster state.
 pub trait StepTimeSource: Sync {
     fn step_time_s(&self, state: &StepState) -> Result<f64, RunError>;
+
+    /// Whether knowing the states ahead of time helps ([`StepTimeSource::prefetch`] does
+    /// real work): true for sources that simulate states and cache them.
+    fn wants_prefetch(&self) -> bool {
+        false
+    }
+
+    /// Computes the step times of `states` ahead of their use, in parallel where it can.
+    /// Results must not depend on it: a state it skips or fails on is computed (and its
+    /// error reported) when it is looked up.
+    fn prefetch(&self, _states: &[StepState]) {}
 }
 
 /// Any step-time function behind a cache shared by every run and replica.
@@ -93,29 +109,139 @@ impl<F: Fn(&StepState) -> Result<f64, RunError> + Sync> CachedStepTimes<F> {
     }
 }
 
-impl<F: Fn(&StepState) -> Result<f64, RunError> + Sync> StepTimeSource for CachedStepTimes<F> {
-    fn step_time_s(&self, state: &StepState) -> Result<f64, RunError> {
+impl<F: Fn(&StepState) -> Result<f64, RunError> + Sync> CachedStepTimes<F> {
+    fn cached(&self, state: &StepState) -> Option<f64> {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.get(state).copied()
+    }
+
+    fn insert(&self, state: &StepState, t: f64) {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(&t) = cache.get(state) {
+        cache.insert(state.clone(), t);
+    }
+}
+
+impl<F: Fn(&StepState) -> Result<f64, RunError> + Sync> StepTimeSource for CachedStepTimes<F> {
+    /// The lock is not held while a state is simulated, so replicas and prefetches in
+    /// parallel do not wait on each other (two threads may simulate one state twice; both
+    /// get the same value, the function being deterministic).
+    fn step_time_s(&self, state: &StepState) -> Result<f64, RunError> {
+        if let Some(t) = self.cached(state) {
             return Ok(t);
         }
         let t = (self.f)(state)?;
-        cache.insert(state.clone(), t);
+        self.insert(state, t);
         Ok(t)
     }
+
+    fn wants_prefetch(&self) -> bool {
+        true
+    }
+
+    /// Simulates the states not cached yet in parallel (rayon), each once.
+    fn prefetch(&self, states: &[StepState]) {
+        let mut todo: Vec<&StepState> =
+            states.iter().filter(|s| self.cached(s).is_none()).collect();
+        todo.sort_unstable();
+        todo.dedup();
+        todo.par_iter().for_each(|st| {
+            if let Ok(t) = (self.f)(st) {
+                self.insert(st, t);
+            }
+        });
+    }
+}
+
+/// A stand-in source that records every state asked for and answers with a guess
+/// (`healthy_s` scaled by the slowest GPU): the run loop's sequence of states does not
+/// depend on step times (stragglers come and go on their own clocks), only where a run
+/// ends for a step or token target does, so a pass over it lists the states to prefetch.
+struct StateRecorder {
+    healthy_s: f64,
+    seen: Mutex<std::collections::BTreeSet<StepState>>,
+}
+
+impl StepTimeSource for StateRecorder {
+    fn step_time_s(&self, state: &StepState) -> Result<f64, RunError> {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if !seen.contains(state) {
+            seen.insert(state.clone());
+        }
+        Ok(self.healthy_s * state.max_slowdown())
+    }
+}
+
+/// Lists the cluster states the runs of `setup` (every replica, at `interval_s`) visit
+/// and has `src` compute their step times in parallel before the runs need them. Distinct
+/// states are independent step simulations; results do not depend on this (a state missed
+/// here is simulated when a run looks it up).
+pub fn prefetch_states(
+    setup: &RunSetup,
+    src: &dyn StepTimeSource,
+    interval_s: f64,
+) -> Result<(), RunError> {
+    if !src.wants_prefetch() {
+        return Ok(());
+    }
+    let healthy = StepState::healthy();
+    let base = StepState::new(
+        setup.model.stragglers.iter().map(|s| (s.gpu, s.factor)),
+        &setup.model.links,
+        &setup.grid,
+    );
+    src.prefetch(&[healthy.clone(), base]);
+    let recorder = StateRecorder {
+        healthy_s: src.step_time_s(&healthy)?,
+        seen: Mutex::new(Default::default()),
+    };
+    // A run that fails here fails again, with its own error, when it runs for real.
+    (0..setup.replicas).into_par_iter().for_each(|r| {
+        let _ = setup.simulate_one(&recorder, r, interval_s, false);
+    });
+    let states: Vec<StepState> = recorder
+        .seen
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .collect();
+    src.prefetch(&states);
+    Ok(())
 }
 
 /// Simulates one step of `s` in `state` (stragglers through [`crate::engine::RankSpeeds`],
 /// degraded links through [`crate::faults::LinkFaults`]) on the scenario's network
 /// ([`crate::sim::build_network`]: analytic unless `network.mode` is contention).
 pub fn simulate_state(s: &Scenario, grid: &RankGrid, state: &StepState) -> Result<f64, RunError> {
-    let opts = StepOptions {
-        speeds: state.rank_speeds(grid),
-        ..StepOptions::default()
+    let mode = crate::engine::ReplayMode::Folded;
+    simulate_state_on(s, &crate::sim::build_graph(s), grid, state, mode)
+}
+
+/// [`simulate_state`] with the step's op graph built once (it is the same in every state:
+/// faults act inside the replay). `ReplayMode::Folded`: replicas fold where the network
+/// allows it and a replay above the budget is refused; `All`: every rank, no budget.
+pub fn simulate_state_on(
+    s: &Scenario,
+    graph: &StepGraph,
+    grid: &RankGrid,
+    state: &StepState,
+    mode: crate::engine::ReplayMode,
+) -> Result<f64, RunError> {
+    use crate::engine::{self, EngineError, ReplayBudget, ReplayMode};
+    let step_err = |e: EngineError| match e {
+        EngineError::OverBudget(m) => RunError::OverBudget(m),
+        other => RunError::Step(other.to_string()),
     };
-    let (r, _) = simulate_step_faulty(s, &opts, &state.link_faults(grid))
-        .map_err(|e| RunError::Step(e.to_string()))?;
-    Ok(r.metrics.step_time_s)
+    let mut net = crate::sim::build_network(s, &state.link_faults(grid));
+    let speeds = state.rank_speeds(grid);
+    let plan = engine::plan(graph, grid, &mut net, &speeds, &TraceRanks::None, mode);
+    if mode == ReplayMode::Folded {
+        plan.estimate
+            .check(&ReplayBudget::from_env().map_err(step_err)?)
+            .map_err(step_err)?;
+    }
+    let replay = engine::replay_planned(plan, graph, grid, &mut net, &speeds, &TraceRanks::None)
+        .map_err(step_err)?;
+    Ok(ns_to_secs(replay.step_time).max(1e-12))
 }
 
 /// The step simulator (the scenario's network, analytic by default) behind a cache: the
@@ -123,8 +249,17 @@ pub fn simulate_state(s: &Scenario, grid: &RankGrid, state: &StepState) -> Resul
 pub fn analytic_step_times(
     s: &Scenario,
 ) -> CachedStepTimes<impl Fn(&StepState) -> Result<f64, RunError> + Sync + '_> {
+    step_times(s, crate::engine::ReplayMode::Folded)
+}
+
+/// [`analytic_step_times`] with the replay mode of every state's step (`--replay`).
+pub fn step_times(
+    s: &Scenario,
+    mode: crate::engine::ReplayMode,
+) -> CachedStepTimes<impl Fn(&StepState) -> Result<f64, RunError> + Sync + '_> {
     let grid = RankGrid::new(&s.parallelism);
-    CachedStepTimes::new(move |st: &StepState| simulate_state(s, &grid, st))
+    let graph = crate::sim::build_graph(s);
+    CachedStepTimes::new(move |st: &StepState| simulate_state_on(s, &graph, &grid, st, mode))
 }
 
 /// A fixed healthy step time scaled by the slowest GPU: a stand-in for tests and estimates.
@@ -318,6 +453,7 @@ pub fn simulate_setup(
     src: &dyn StepTimeSource,
     progress: bool,
 ) -> Result<RunReport, RunError> {
+    prefetch_states(setup, src, setup.interval_s)?;
     let bar = progress_bar(setup.replicas, "long run replicas", progress);
     let mut first = setup.simulate_one(src, 0, setup.interval_s, true)?;
     bar.inc(1);

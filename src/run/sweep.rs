@@ -213,6 +213,9 @@ pub fn goodput_curve(
     replicas: u64,
     progress: bool,
 ) -> Result<Vec<CurvePoint>, RunError> {
+    if let Some(&first) = intervals.first() {
+        super::prefetch_states(setup, src, first)?;
+    }
     let bar = progress_bar(
         intervals.len() as u64 * replicas,
         "checkpoint intervals x replicas",

@@ -5,7 +5,7 @@
 
 use super::metrics::{StepMetrics, step_metrics};
 use crate::config::Scenario;
-use crate::engine::{self, EngineError, RankSpeeds, Replay, TraceRanks};
+use crate::engine::{self, EngineError, RankSpeeds, Replay, ReplayBudget, ReplayMode, TraceRanks};
 use crate::faults::LinkFaults;
 use crate::hardware::ComputeModel;
 use crate::network::{
@@ -19,6 +19,9 @@ use crate::schedule::{self, StepGraph, StepInputs};
 pub struct StepOptions {
     pub trace: TraceRanks,
     pub speeds: RankSpeeds,
+    /// Fold identical replicas and respect the replay budget (default), or replay every
+    /// rank whatever it costs (`--replay all`).
+    pub replay: ReplayMode,
 }
 
 impl Default for StepOptions {
@@ -26,6 +29,7 @@ impl Default for StepOptions {
         StepOptions {
             trace: TraceRanks::None,
             speeds: RankSpeeds::uniform(),
+            replay: ReplayMode::Folded,
         }
     }
 }
@@ -102,7 +106,11 @@ pub fn simulate_step_on<N: Network>(
 ) -> Result<StepResult, EngineError> {
     let graph = build_graph(s);
     let grid = RankGrid::new(&s.parallelism);
-    let replay = engine::replay(&graph, &grid, net, &opts.speeds, &opts.trace)?;
+    let plan = engine::plan(&graph, &grid, net, &opts.speeds, &opts.trace, opts.replay);
+    if opts.replay == ReplayMode::Folded {
+        plan.estimate.check(&ReplayBudget::from_env()?)?;
+    }
+    let replay = engine::replay_planned(plan, &graph, &grid, net, &opts.speeds, &opts.trace)?;
     let metrics = step_metrics(s, &graph, &grid, &replay);
     Ok(StepResult {
         metrics,
