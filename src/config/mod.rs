@@ -19,6 +19,7 @@ pub mod presets;
 pub mod raw;
 pub mod resolve;
 pub mod run_spec;
+pub mod stack;
 pub mod tree;
 pub mod validate;
 

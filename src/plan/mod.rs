@@ -12,6 +12,9 @@
 //! `r / gpus_per_node`). Pure arithmetic; no allocation on the hot lookups.
 
 pub mod pipeline;
+pub mod stack;
+
+pub use stack::{ResolvedStack, StackSpec};
 
 use serde::{Deserialize, Serialize};
 
@@ -154,6 +157,9 @@ pub struct ParallelismSpec {
     /// many data-parallel ranks and replicates across groups; `None` shards over all of DP.
     #[serde(default)]
     pub zero_group: Option<u64>,
+    /// The software stack's remaining fields (`stack:`).
+    #[serde(default)]
+    pub stack: StackSpec,
 }
 
 impl Default for ParallelismSpec {
@@ -174,6 +180,7 @@ impl Default for ParallelismSpec {
             stage_layers: None,
             bucket_params: 40_000_000,
             zero_group: None,
+            stack: StackSpec::default(),
         }
     }
 }
