@@ -20,6 +20,7 @@ pub mod provenance;
 pub mod raw;
 pub mod resolve;
 pub mod run_spec;
+pub mod stack;
 pub mod tree;
 pub mod validate;
 

@@ -14,6 +14,7 @@ use crate::faults::FaultsSpec;
 use crate::hardware::{FabricKind, Precision};
 use crate::model::FfnKind;
 use crate::network::{AlgorithmChoice, NetworkMode};
+use crate::plan::stack::{GradReduceDtype, P2p, TpOverlap, Zero3Gather};
 use crate::plan::{Finetune, Optimizer, Recompute, ScheduleKind};
 
 /// A whole scenario file, after preset names (`model`, `cluster.gpu`) and topology paths
@@ -35,6 +36,34 @@ pub struct RawScenario {
     pub outputs: RawOutputs,
     #[serde(default)]
     pub network: RawNetwork,
+    pub stack: Option<RawStack>,
+}
+
+/// `stack:`: a preset from `data/stacks.yaml` and any field overridden on its own.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStack {
+    pub preset: Option<String>,
+    pub tp_comm_overlap: Option<TpOverlap>,
+    pub overlap_grad_reduce: Option<bool>,
+    pub overlap_param_gather: Option<bool>,
+    pub pp_p2p: Option<P2p>,
+    pub grad_accum_fusion: Option<bool>,
+    pub grad_reduce_dtype: Option<GradReduceDtype>,
+    pub fp8_attention: Option<bool>,
+    pub zero3: Option<RawZero3>,
+}
+
+/// `stack.zero3:`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawZero3 {
+    pub gather: Option<Zero3Gather>,
+    pub prefetch: Option<u64>,
+    pub sync_per_gather: Option<bool>,
+    pub recompute_regathers: Option<bool>,
+    pub host_us: Option<f64>,
+    pub host_us_per_rank: Option<f64>,
 }
 
 /// `network: { mode: analytic | contention, algorithm: auto | ring | tree | nvls | hierarchical }`.

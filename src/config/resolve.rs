@@ -53,13 +53,23 @@ pub fn scenario(
 ) -> Result<Scenario, ConfigError> {
     let cluster = cluster(raw.cluster);
     let model = model(raw.model);
-    let parallelism = parallelism(raw.parallelism, &cluster, root)?;
+    let training = training(raw.training);
+    let rp = raw.parallelism;
+    let (stack_raw, rp_flags) = (raw.stack, flags(&rp));
+    let mut parallelism = parallelism(rp, &cluster, root)?;
+    super::stack::resolve(
+        stack_raw,
+        &rp_flags,
+        &mut parallelism,
+        training.precision,
+        root,
+    )?;
     Ok(Scenario {
         name: raw.name.unwrap_or_else(|| fallback_name.to_string()),
         source,
         model,
         cluster,
-        training: training(raw.training),
+        training,
         parallelism,
         steps: raw.steps.unwrap_or(1),
         faults: raw.faults.unwrap_or_default(),
@@ -150,7 +160,18 @@ fn parallelism(
         },
         bucket_params: p.bucket_params.unwrap_or(DEFAULT_BUCKET_PARAMS),
         zero_group: p.zero_group,
+        stack: Default::default(),
     })
+}
+
+/// The plan keys `stack:` also spells, as the scenario set them.
+fn flags(p: &RawParallelism) -> RawParallelism {
+    RawParallelism {
+        overlap_grad_reduce: p.overlap_grad_reduce,
+        tp_comm_overlap: p.tp_comm_overlap,
+        pp_comm_overlap: p.pp_comm_overlap,
+        ..RawParallelism::default()
+    }
 }
 
 /// `dp` when not given: every GPU of the cluster is used.

@@ -12,6 +12,9 @@
 //! `r / gpus_per_node`). Pure arithmetic; no allocation on the hot lookups.
 
 pub mod pipeline;
+pub mod stack;
+
+pub use stack::{ResolvedStack, StackSpec};
 
 use serde::{Deserialize, Serialize};
 
@@ -159,6 +162,9 @@ pub struct ParallelismSpec {
     /// many data-parallel ranks and replicates across groups; `None` shards over all of DP.
     #[serde(default)]
     pub zero_group: Option<u64>,
+    /// The software stack's remaining fields (`stack:`).
+    #[serde(default)]
+    pub stack: StackSpec,
 }
 
 impl Default for ParallelismSpec {
@@ -180,6 +186,7 @@ impl Default for ParallelismSpec {
             split: PipelineSplit::default(),
             bucket_params: 40_000_000,
             zero_group: None,
+            stack: StackSpec::default(),
         }
     }
 }

@@ -12,6 +12,7 @@
 use super::params::{adapters_only, gathered_weight_bytes, trainable_layer_params};
 use super::{CollectiveCost, Coverage, StepInputs};
 use crate::plan::pipeline;
+use crate::plan::stack::GradReduceDtype;
 use crate::plan::{ParallelismSpec, ZeroGroups, hybrid_shard_ranks};
 use crate::vocab::Collective;
 
@@ -101,8 +102,23 @@ pub fn buckets(inp: &StepInputs, stage: u32, cov: Coverage) -> Vec<Bucket> {
     out
 }
 
-/// Bytes of a bucket's gradients on one rank (after TP).
+/// Bytes of one gradient element as reduced across data-parallel ranks: the training
+/// dtype's, or 4 when the stack reduces in FP32 (`stack.grad_reduce_dtype`).
+pub fn grad_element_bytes(inp: &StepInputs) -> f64 {
+    match inp.parallelism.stack.grad_reduce_dtype {
+        GradReduceDtype::Fp32 => 4.0,
+        GradReduceDtype::Training => inp.training.precision.grad_bytes(),
+    }
+}
+
+/// Bytes of a bucket's gradients on one rank (after TP), in the reduction dtype.
 fn grad_bytes(inp: &StepInputs, b: &Bucket) -> u64 {
+    let tp = inp.parallelism.tp.max(1);
+    ((b.params / tp) as f64 * grad_element_bytes(inp)) as u64
+}
+
+/// Bytes of a bucket's updated parameters on one rank (after TP), in the training dtype.
+fn param_bytes(inp: &StepInputs, b: &Bucket) -> u64 {
     let tp = inp.parallelism.tp.max(1);
     ((b.params / tp) as f64 * inp.training.precision.grad_bytes()) as u64
 }
@@ -141,7 +157,7 @@ pub fn param_gather(inp: &StepInputs, b: &Bucket) -> CollectiveCost {
     CollectiveCost {
         collective: Collective::AllGather,
         group: ZeroGroups::of(inp.parallelism).dense,
-        bytes: grad_bytes(inp, b),
+        bytes: param_bytes(inp, b),
     }
 }
 
@@ -151,7 +167,7 @@ pub fn param_gather(inp: &StepInputs, b: &Bucket) -> CollectiveCost {
 pub fn mirror_reduce_bytes(inp: &StepInputs, b: &Bucket) -> u64 {
     let p = inp.parallelism;
     let shard = if sharded(p) { shard_ranks(p) } else { 1 };
-    let whole = (b.params / p.tp.max(1)) as f64 * inp.training.precision.grad_bytes();
+    let whole = (b.params / p.tp.max(1)) as f64 * grad_element_bytes(inp);
     (whole / shard as f64) as u64
 }
 

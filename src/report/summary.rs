@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::Scenario;
 use crate::hardware::Precision;
-use crate::plan::{Recompute, ScheduleKind};
+use crate::plan::{Recompute, ResolvedStack, ScheduleKind};
 use crate::sim::{Breakdown, StepMetrics};
 use crate::validate::Uncertainty;
 
@@ -76,6 +76,8 @@ pub struct ScenarioEcho {
     pub seq_len: u64,
     pub precision: Precision,
     pub recompute: Recompute,
+    /// The software stack as resolved (`stack:`, preset and overrides).
+    pub stack: ResolvedStack,
 }
 
 impl ScenarioEcho {
@@ -102,6 +104,7 @@ impl ScenarioEcho {
             seq_len: t.seq_len,
             precision: t.precision,
             recompute: t.recompute,
+            stack: ResolvedStack::of(p),
         }
     }
 }

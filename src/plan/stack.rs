@@ -1,0 +1,150 @@
+//! The software stack a plan runs on: how the training framework issues its kernels and
+//! collectives (`stack:` in a scenario, presets in `data/stacks.yaml`). The fields that
+//! duplicate older plan keys (`tp_comm_overlap`, `overlap_grad_reduce`,
+//! `pp_comm_overlap`) stay on [`super::ParallelismSpec`], which the mechanisms read;
+//! [`StackSpec`] holds the rest and [`ResolvedStack`] is the whole stack as reported.
+
+use serde::{Deserialize, Serialize};
+
+/// Tensor-parallel communication overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TpOverlap {
+    /// Every TP collective on the critical path.
+    #[default]
+    None,
+    /// Megatron's asynchronous input-gradient reduction behind the weight-gradient GEMM.
+    Backward,
+    /// Userbuffers-style overlap of forward and backward (Transformer Engine).
+    Full,
+}
+
+/// Pipeline point-to-point communication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum P2p {
+    /// Sends and receives overlap compute.
+    #[default]
+    Async,
+    /// The stage waits for each send/receive to complete.
+    Sync,
+}
+
+/// The dtype gradients are reduced in across data-parallel ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum GradReduceDtype {
+    /// The training dtype (2 bytes under BF16/FP16/FP8).
+    #[default]
+    Training,
+    /// FP32 (4 bytes per element).
+    Fp32,
+}
+
+/// ZeRO-3 parameter-gather granularity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Zero3Gather {
+    /// One all-gather per parameter tensor.
+    Tensor,
+    /// One all-gather per transformer layer (FSDP2 `fully_shard` per block).
+    #[default]
+    Layer,
+}
+
+/// ZeRO-3 / FSDP behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Zero3Stack {
+    pub gather: Zero3Gather,
+    /// Gathers issued ahead of the layer that needs them (0 = no overlap).
+    pub prefetch: u64,
+    /// Whether each gather synchronises the device before compute continues.
+    pub sync_per_gather: bool,
+    /// Whether recomputation gathers the parameters again.
+    pub recompute_regathers: bool,
+    /// Host time per collective issued, µs, plus `host_us_per_rank` × data-parallel ranks.
+    pub host_us: f64,
+    pub host_us_per_rank: f64,
+}
+
+impl Default for Zero3Stack {
+    fn default() -> Self {
+        Zero3Stack {
+            gather: Zero3Gather::Layer,
+            prefetch: 1,
+            sync_per_gather: false,
+            recompute_regathers: false,
+            host_us: 0.0,
+            host_us_per_rank: 0.0,
+        }
+    }
+}
+
+/// The stack fields the plan keys do not already hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StackSpec {
+    /// The preset the stack started from (`default` when none was named).
+    pub preset: String,
+    /// Distributed-optimizer parameter all-gathers overlap the next forward.
+    pub overlap_param_gather: bool,
+    /// Weight gradients accumulate in the GEMM (`gradient_accumulation_fusion`).
+    pub grad_accum_fusion: bool,
+    pub grad_reduce_dtype: GradReduceDtype,
+    /// Dot-product attention in FP8 under FP8 training.
+    pub fp8_attention: bool,
+    pub zero3: Zero3Stack,
+}
+
+impl Default for StackSpec {
+    fn default() -> Self {
+        StackSpec {
+            preset: "default".into(),
+            overlap_param_gather: true,
+            grad_accum_fusion: true,
+            grad_reduce_dtype: GradReduceDtype::Training,
+            fp8_attention: true,
+            zero3: Zero3Stack::default(),
+        }
+    }
+}
+
+/// The whole stack as resolved and reported in `summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResolvedStack {
+    pub preset: String,
+    pub tp_comm_overlap: TpOverlap,
+    pub overlap_grad_reduce: bool,
+    pub overlap_param_gather: bool,
+    pub pp_p2p: P2p,
+    pub grad_accum_fusion: bool,
+    pub grad_reduce_dtype: GradReduceDtype,
+    pub fp8_attention: bool,
+    pub zero3: Zero3Stack,
+}
+
+impl ResolvedStack {
+    pub fn of(p: &super::ParallelismSpec) -> Self {
+        let s = &p.stack;
+        ResolvedStack {
+            preset: s.preset.clone(),
+            tp_comm_overlap: if p.tp_comm_overlap {
+                TpOverlap::Full
+            } else {
+                TpOverlap::None
+            },
+            overlap_grad_reduce: p.overlap_grad_reduce,
+            overlap_param_gather: p.overlap_grad_reduce && s.overlap_param_gather,
+            pp_p2p: if p.pp_comm_overlap {
+                P2p::Async
+            } else {
+                P2p::Sync
+            },
+            grad_accum_fusion: s.grad_accum_fusion,
+            grad_reduce_dtype: s.grad_reduce_dtype,
+            fp8_attention: s.fp8_attention,
+            zero3: s.zero3.clone(),
+        }
+    }
+}
