@@ -33,6 +33,22 @@ fn two_tier_fabric(kind: FabricKind, oversubscription: f64) -> FabricSpec {
     }
 }
 
+/// The toy scenario with a node MTBF of 2,000 h, 90 s synchronous checkpoints and a
+/// 60-day run: what checkpoint-interval tests sweep.
+pub fn toy_checkpoint_scenario() -> Scenario {
+    let mut s = toy_scenario(8, 4, 32, 32, 64);
+    s.faults.failures.node.mtbf = Some("2000h".into());
+    s.checkpoint = Some(crate::config::run_spec::CheckpointSpec {
+        write_time: Some("90s".into()),
+        ..Default::default()
+    });
+    s.run = Some(crate::config::run_spec::RunSpec {
+        duration: Some("60d".into()),
+        ..Default::default()
+    });
+    s
+}
+
 /// A 2048-hidden GPT-like model on DGX-H100-like nodes with the given plan.
 pub fn toy_scenario(tp: u64, pp: u64, dp: u64, layers: u64, global_batch: u64) -> Scenario {
     let gpus = tp * pp * dp;

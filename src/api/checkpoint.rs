@@ -159,21 +159,12 @@ fn write_curve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::toy_scenario;
-    use crate::run::{CheckpointSpec, RunSpec, ScaledStepTime};
+    use crate::fixtures::toy_checkpoint_scenario;
+    use crate::run::ScaledStepTime;
 
     #[test]
     fn sweep_writes_json_with_the_contract_keys() {
-        let mut s = toy_scenario(8, 4, 32, 32, 64);
-        s.faults.failures.node.mtbf = Some("2000h".into());
-        s.checkpoint = Some(CheckpointSpec {
-            write_time: Some("90s".into()),
-            ..Default::default()
-        });
-        s.run = Some(RunSpec {
-            duration: Some("60d".into()),
-            ..Default::default()
-        });
+        let s = toy_checkpoint_scenario();
         let sweep = CheckpointSweep::from_scenario(s.clone())
             .with_intervals("5m:4h:12")
             .unwrap()

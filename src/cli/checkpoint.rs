@@ -116,21 +116,12 @@ pub fn run(args: &CheckpointArgs) -> CliResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::toy_scenario;
-    use crate::run::{CheckpointSpec, RunSpec, ScaledStepTime};
+    use crate::fixtures::toy_checkpoint_scenario;
+    use crate::run::ScaledStepTime;
 
     #[test]
     fn table_names_every_interval_and_the_optima() {
-        let mut s = toy_scenario(8, 4, 32, 32, 64);
-        s.faults.failures.node.mtbf = Some("2000h".into());
-        s.checkpoint = Some(CheckpointSpec {
-            write_time: Some("90s".into()),
-            ..Default::default()
-        });
-        s.run = Some(RunSpec {
-            duration: Some("60d".into()),
-            ..Default::default()
-        });
+        let s = toy_checkpoint_scenario();
         let c = CheckpointSweep::from_scenario(s.clone())
             .with_intervals("5m:4h:6")
             .unwrap()
