@@ -21,13 +21,22 @@ pub fn run(args: &ValidateArgs) -> CliResult {
     let out = Validation::find(args.calibration.as_deref())?
         .with_progress(true)
         .run()?;
-    println!(
+    outln!(
         "{:<22} {:>8} {:>4} {:>4} {:>5} {:>6} {:>2} {:>10} {:>10} {:>8}",
-        "source", "params_b", "tp", "pp", "gpus", "batch", "v", "published", "predicted", "error"
+        "source",
+        "params_b",
+        "tp",
+        "pp",
+        "gpus",
+        "batch",
+        "v",
+        "published",
+        "predicted",
+        "error"
     );
     for p in &out.predictions {
         let r = &p.row;
-        println!(
+        outln!(
             "{:<22} {:>8.1} {:>4} {:>4} {:>5} {:>6} {:>2} {:>10.1} {:>10.1} {:>+7.1}%",
             r.source.label(),
             r.params_b,
@@ -43,7 +52,7 @@ pub fn run(args: &ValidateArgs) -> CliResult {
     }
     for source in SOURCES {
         let (mape, max) = out.error_stats(Some(source));
-        println!(
+        outln!(
             "{}: MAPE {:.1} %, max error {:.1} % over {} rows",
             source.label(),
             mape * 100.0,
@@ -52,7 +61,7 @@ pub fn run(args: &ValidateArgs) -> CliResult {
         );
     }
     let (mape, max) = out.error_stats(None);
-    println!(
+    outln!(
         "all rows: MAPE {:.1} %, max error {:.1} % (bounds: MAPE <= 4 %, every row within 8 %)",
         mape * 100.0,
         max * 100.0
@@ -60,7 +69,7 @@ pub fn run(args: &ValidateArgs) -> CliResult {
     if let Some(path) = &args.write_bands {
         std::fs::write(path, out.bands().to_json())
             .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display());
     }
     Ok(())
 }
