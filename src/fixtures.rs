@@ -66,6 +66,8 @@ pub fn toy_scenario(tp: u64, pp: u64, dp: u64, layers: u64, global_batch: u64) -
             vocab: 32000,
             moe: None,
             tied_embeddings: false,
+            mla: None,
+            mtp_depth: 0,
         },
         cluster: ClusterSpec {
             name: "toy".into(),
@@ -139,6 +141,8 @@ pub fn llama3_405b() -> ModelSpec {
         vocab: 128256,
         moe: None,
         tied_embeddings: false,
+        mla: None,
+        mtp_depth: 0,
     }
 }
 
@@ -211,9 +215,10 @@ pub fn toy_moe(ep: u64, skew: f64) -> Scenario {
         top_k: 2,
         expert_ffn_hidden: 4096,
         shared_experts: 0,
-        capacity_factor: 0.0,
+        capacity_factor: None,
         dense_layers: 0,
         skew,
+        max_nodes_per_token: None,
     });
     s.parallelism.ep = ep;
     s
@@ -236,11 +241,14 @@ pub fn deepseek_v3() -> ModelSpec {
             top_k: 8,
             expert_ffn_hidden: 2048,
             shared_experts: 1,
-            capacity_factor: 0.0,
+            capacity_factor: None,
             dense_layers: 3,
             skew: 0.0,
+            max_nodes_per_token: None,
         }),
         tied_embeddings: false,
+        mla: None,
+        mtp_depth: 0,
     }
 }
 
@@ -275,11 +283,14 @@ pub fn mixtral_8x7b() -> ModelSpec {
             top_k: 2,
             expert_ffn_hidden: 14336,
             shared_experts: 0,
-            capacity_factor: 0.0,
+            capacity_factor: None,
             dense_layers: 0,
             skew: 0.0,
+            max_nodes_per_token: None,
         }),
         tied_embeddings: false,
+        mla: None,
+        mtp_depth: 0,
     }
 }
 
@@ -296,6 +307,8 @@ pub fn llama2_7b() -> ModelSpec {
         vocab: 32000,
         moe: None,
         tied_embeddings: false,
+        mla: None,
+        mtp_depth: 0,
     }
 }
 
@@ -396,11 +409,14 @@ pub fn frontier_moe_1_8t() -> ModelSpec {
             top_k: 2,
             expert_ffn_hidden: 24576,
             shared_experts: 0,
-            capacity_factor: 1.0,
+            capacity_factor: Some(1.0),
             dense_layers: 0,
             skew: 0.0,
+            max_nodes_per_token: None,
         }),
         tied_embeddings: false,
+        mla: None,
+        mtp_depth: 0,
     }
 }
 

@@ -500,6 +500,45 @@ fn ep_must_divide_dp_and_experts_and_needs_moe() {
 }
 
 #[test]
+fn moe_capacity_dropless_skew_and_node_limit() {
+    let moe = |extra: &str| {
+        BASE.replacen(
+            "model: llama3-70b",
+            &format!(
+                "model:\n  layers: 4\n  hidden: 1024\n  heads: 8\n  vocab: 32000\n  \
+                 moe: {{ experts: 8, top_k: 2, expert_ffn_hidden: 2048{extra} }}"
+            ),
+            1,
+        )
+    };
+    let cap = |s: &Scenario| s.model.moe.as_ref().unwrap().capacity_factor;
+    assert_eq!(cap(&load(&moe(""), &[]).unwrap()), Some(1.0));
+    assert_eq!(
+        cap(&load(&moe(", capacity_factor: null"), &[]).unwrap()),
+        None
+    );
+    assert_eq!(cap(&load(&moe(", dropless: true"), &[]).unwrap()), None);
+    assert_eq!(
+        cap(&load(&moe(", capacity_factor: 1.5"), &[]).unwrap()),
+        Some(1.5)
+    );
+    let (e, shown) = fails(&moe(", dropless: true, capacity_factor: 1.25"), &[]);
+    assert_eq!(e.field, "model.moe.dropless");
+    assert!(
+        shown.contains("capacity_factor: null is dropless"),
+        "{shown}"
+    );
+    let (e, _) = fails(&moe(", capacity_factor: 0"), &[]);
+    assert_eq!(e.field, "model.moe.capacity_factor");
+    let (e, _) = fails(&moe(", skew: -1"), &[]);
+    assert_eq!(e.field, "model.moe.skew");
+    let (e, _) = fails(&moe(", max_nodes_per_token: 0"), &[]);
+    assert_eq!(e.field, "model.moe.max_nodes_per_token");
+    let limited = load(&moe(", max_nodes_per_token: 1"), &[]).unwrap();
+    assert_eq!(limited.model.moe.unwrap().dispatch_copies(), 1);
+}
+
+#[test]
 fn cp_must_divide_seq_len() {
     let (e, shown) = fails(
         BASE,

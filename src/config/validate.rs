@@ -184,8 +184,8 @@ impl Rules<'_> {
         if c.node.nics > 0 {
             positive.push(("cluster.node.nic_gbps", c.node.nic_gbps));
         }
-        if let Some(moe) = &self.s.model.moe {
-            positive.push(("model.moe.capacity_factor", moe.capacity_factor));
+        if let Some(c) = self.s.model.moe.as_ref().and_then(|m| m.capacity_factor) {
+            positive.push(("model.moe.capacity_factor", c));
         }
         for (field, value) in positive {
             self.ensure(value.is_finite() && value > 0.0, field, || {
@@ -262,7 +262,48 @@ impl Rules<'_> {
                     )
                 },
             )?;
+            self.ensure(
+                moe.skew.is_finite() && moe.skew >= 0.0,
+                "model.moe.skew",
+                || {
+                    format!(
+                        "skew={} must be a Zipf exponent >= 0 (0 = balanced routing)",
+                        moe.skew
+                    )
+                },
+            )?;
+            if let Some(n) = moe.max_nodes_per_token {
+                self.ensure(n >= 1, "model.moe.max_nodes_per_token", || {
+                    "max_nodes_per_token=0 routes no token; use 1 or more (DeepSeek-V3: 4)"
+                        .to_string()
+                })?;
+            }
         }
+        if let Some(a) = &m.mla {
+            let dims = [
+                ("model.mla.kv_lora_rank", a.kv_lora_rank),
+                ("model.mla.qk_nope_head_dim", a.qk_nope_head_dim),
+                ("model.mla.qk_rope_head_dim", a.qk_rope_head_dim),
+                ("model.mla.v_head_dim", a.v_head_dim),
+                ("model.mla.q_lora_rank", a.q_lora_rank.unwrap_or(1)),
+            ];
+            for (field, v) in dims {
+                self.ensure(v > 0, field, || "must be at least 1".to_string())?;
+            }
+            self.ensure(m.kv_heads == m.heads, "model.kv_heads", || {
+                format!(
+                    "kv_heads={} with model.mla: latent attention projects keys and values \
+                     up for every head; leave kv_heads out (or set it to heads={})",
+                    m.kv_heads, m.heads
+                )
+            })?;
+        }
+        self.ensure(m.mtp_depth <= 8, "model.mtp_depth", || {
+            format!(
+                "mtp_depth={} multi-token prediction modules; at most 8 (DeepSeek-V3 uses 1)",
+                m.mtp_depth
+            )
+        })?;
         let params = self.approx_params();
         self.ensure(params <= MAX_PARAMS, "model", || {
             format!("about {params:.2e} parameters; the simulator supports up to {MAX_PARAMS:.0e}")

@@ -62,7 +62,8 @@ impl OpCosts {
         let mlp = model::kernels::mlp_forward(m, &sh);
         let moe = moe_forward(inp, &sh);
         let emb = model::kernels::embedding_forward(m, &sh);
-        let logits = model::kernels::logits_forward(m, &sh);
+        let mut logits = model::kernels::logits_forward(m, &sh);
+        logits.extend(model::kernels::mtp_heads_forward(m, &sh));
         let frozen = inp.training.finetune.is_adapter();
         // Frozen base weights (LoRA/QLoRA): backward computes input gradients only.
         let bwd = |ks: &[Kernel]| {

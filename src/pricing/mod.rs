@@ -60,6 +60,6 @@ impl Coverage {
     pub const FAST: Coverage = Coverage {
         adapters: false,
         offload: false,
-        routing_imbalance: false,
+        routing_imbalance: true,
     };
 }

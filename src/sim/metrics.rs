@@ -71,9 +71,12 @@ pub fn recompute_flops(s: &Scenario) -> f64 {
     let m = &s.model;
     match s.training.recompute {
         Recompute::None => 0.0,
-        Recompute::Selective => 4.0 * seq * seq * m.hidden as f64 * m.layers as f64 * gb,
+        Recompute::Selective => {
+            m.attention_core_flops(s.training.seq_len) * m.stack_layers() as f64 * gb
+        }
         Recompute::Full => {
-            let logits = 2.0 * seq * m.hidden as f64 * m.vocab as f64;
+            // Output heads (the main one and each prediction module's) are not recomputed.
+            let logits = (1 + m.mtp_depth) as f64 * (2.0 * seq * m.hidden as f64 * m.vocab as f64);
             (m.forward_flops_per_sequence(s.training.seq_len) - logits) * gb
         }
     }

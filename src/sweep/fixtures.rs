@@ -19,6 +19,8 @@ pub fn gpt3_175b() -> ModelSpec {
         vocab: 50257,
         moe: None,
         tied_embeddings: true,
+        mla: None,
+        mtp_depth: 0,
     }
 }
 
@@ -50,6 +52,8 @@ pub fn llama3_70b() -> ModelSpec {
         vocab: 128256,
         moe: None,
         tied_embeddings: false,
+        mla: None,
+        mtp_depth: 0,
     }
 }
 

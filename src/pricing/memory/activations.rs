@@ -21,6 +21,8 @@ pub struct ActivationShard {
     pub sequence_parallel: bool,
     pub recompute: Recompute,
     pub flash_attention: bool,
+    /// Expert-parallel ranks (the hottest one holds the most routed tokens).
+    pub ep: u64,
 }
 
 /// Bytes of activations one transformer layer stores for backward, one micro-batch on one
@@ -41,26 +43,31 @@ pub fn layer_activation_bytes(model: &ModelSpec, layer: u64, sh: &ActivationShar
             2.0 * sbh
         };
     }
-    let r = model.kv_width() as f64 / h;
+    // Q, K and V as attention reads them, and its output (the projection input), per
+    // token over h: `2 + 4r + 2` for (grouped-query) multi-head attention.
+    let attn_sharded = if model.mla.is_none() {
+        let r = model.kv_width() as f64 / h;
+        2.0 + 4.0 * r + 2.0
+    } else {
+        let (n, kv) = (model.heads as f64, model.attended_kv_heads() as f64);
+        let (d_qk, d_v) = (model.qk_head_dim() as f64, model.v_head_dim() as f64);
+        2.0 * (n * d_qk + kv * d_qk + kv * d_v + n * d_v) / h
+    };
+    // MLA's latents, each stored before and after its RMSNorm (16-bit), on every TP rank.
+    let latents = 2.0 * 2.0 * model.mla_latent_width() as f64 / h;
     let k = model.ffn.matrices() as f64;
     let mlp_sharded = match &model.moe {
         Some(m) if model.is_moe_layer(layer) => {
-            // Routed copies of the token plus per-expert hidden activations.
-            // Dropless routing (capacity 0) holds the mean load.
-            let copies = m.top_k as f64
-                * if m.capacity_factor > 0.0 {
-                    m.capacity_factor
-                } else {
-                    1.0
-                };
+            // Routed copies of the token plus per-expert hidden activations, on the most
+            // loaded expert-parallel rank (capped at capacity, or the hottest dropless).
+            let copies = m.top_k as f64 * m.hottest_rank_load(sh.ep);
             let fe = m.expert_ffn_hidden as f64 / h;
             copies * (2.0 + (2.0 * (k - 1.0) + 2.0) * fe)
                 + m.shared_experts as f64 * (2.0 * (k - 1.0) + 2.0) * fe
         }
         _ => (2.0 * (k - 1.0) + 2.0) * model.ffn_hidden as f64 / h,
     };
-    // Q, K, V (K and V shrink with GQA), the projection input.
-    let sharded = 2.0 + 4.0 * r + 2.0 + mlp_sharded;
+    let sharded = attn_sharded + mlp_sharded;
     // Two norms' inputs, two dropout masks, the QKV and MLP inputs.
     let replicated = 10.0;
     let scores = if sh.flash_attention || sh.recompute == Recompute::Selective {
@@ -74,7 +81,7 @@ pub fn layer_activation_bytes(model: &ModelSpec, layer: u64, sh: &ActivationShar
     } else {
         replicated + (sharded + scores) / t
     };
-    per_sbh * sbh
+    (per_sbh + latents) * sbh
 }
 
 /// Peak activation bytes a stage holds: walks the stage's pipeline order and tracks the
@@ -138,6 +145,8 @@ pub(super) mod tests {
             vocab: 51200,
             moe: None,
             tied_embeddings: true,
+            mla: None,
+            mtp_depth: 0,
         }
     }
 
@@ -155,6 +164,7 @@ pub(super) mod tests {
             sequence_parallel: sp,
             recompute,
             flash_attention: flash,
+            ep: 1,
         }
     }
 

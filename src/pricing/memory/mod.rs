@@ -170,6 +170,7 @@ impl MemoryInputs<'_> {
             sequence_parallel: p.sequence_parallel && p.tp > 1,
             recompute: t.recompute,
             flash_attention: t.flash_attention,
+            ep: p.ep.max(1),
         }
     }
 

@@ -116,6 +116,68 @@ fn expert_skew_slows_the_step_as_the_hottest_rank_predicts() {
 }
 
 #[test]
+fn capacity_factor_caps_the_hottest_expert_and_reports_drops() {
+    let moe_fwd_and_step = |s: &crate::config::Scenario| {
+        let moe_fwd = build_graph(s).stages[0]
+            .graph
+            .node_weights()
+            .find(|o| o.label == "moe fwd")
+            .map(|o| o.duration as f64)
+            .unwrap();
+        let r = simulate_step(s, &StepOptions::default()).unwrap();
+        (moe_fwd, r.metrics.step_time_s)
+    };
+    let capped = |skew| {
+        let mut s = crate::fixtures::toy_moe(8, skew);
+        s.model.moe.as_mut().unwrap().capacity_factor = Some(1.25);
+        s
+    };
+    let (even, _) = moe_fwd_and_step(&crate::fixtures::toy_moe(8, 0.0));
+    let (balanced_capped, _) = moe_fwd_and_step(&capped(0.0));
+    // No padding to capacity: balanced routing under a capacity factor computes the same.
+    assert_eq!(balanced_capped, even);
+    let (hot_capped, step_capped) = moe_fwd_and_step(&capped(1.2));
+    let (hot_dropless, step_dropless) = moe_fwd_and_step(&crate::fixtures::toy_moe(8, 1.2));
+    let ratio = hot_capped / even;
+    assert!(ratio > 0.8 * 1.25 && ratio < 1.05 * 1.25, "{ratio}");
+    assert!(
+        hot_dropless > 1.5 * hot_capped,
+        "{hot_dropless} vs {hot_capped}"
+    );
+    assert!(
+        step_dropless > step_capped,
+        "{step_dropless} vs {step_capped}"
+    );
+    // What the capacity drops: Zipf 1.2 over 8 experts, by hand.
+    let w: Vec<f64> = (1..=8).map(|e| (e as f64).powf(-1.2)).collect();
+    let sum: f64 = w.iter().sum();
+    let dropped: f64 = w
+        .iter()
+        .map(|x| (x / sum * 8.0 - 1.25).max(0.0) / 8.0)
+        .sum();
+    let moe = capped(1.2).model.moe.unwrap();
+    assert!((moe.dropped_fraction() - dropped).abs() < 1e-12);
+    assert!(moe.dropped_fraction() > 0.1);
+}
+
+#[test]
+fn skew_shapes_the_all_to_all_of_the_hottest_rank() {
+    let a2a = |s: &crate::config::Scenario| {
+        let g = build_graph(s);
+        g.comms
+            .iter()
+            .find(|c| c.category == Category::Ep)
+            .map(|c| c.bytes)
+            .unwrap()
+    };
+    let even = a2a(&crate::fixtures::toy_moe(8, 0.0)) as f64;
+    let hot = crate::fixtures::toy_moe(8, 1.2);
+    let load = hot.model.moe.as_ref().unwrap().hottest_rank_load(8);
+    let ratio = a2a(&hot) as f64 / even;
+    assert!((ratio / load - 1.0).abs() < 1e-6, "{ratio} vs {load}");
+}
+
+#[test]
 fn deepseek_v3_and_mixtral_layouts_are_expressible() {
     let s = crate::fixtures::deepseek_v3_2048();
     let grid = RankGrid::new(&s.parallelism);

@@ -27,7 +27,7 @@
 //! Deterministic and allocation-light; it never runs the engine. Must not price anything
 //! itself: a mechanism is priced in `crate::pricing` and composed here. Known gaps, where
 //! fast mode composes less than the replay runs: what [`Coverage::FAST`] leaves out
-//! (adapters, optimizer offload, routing imbalance in all-to-all bytes), context
+//! (adapters, optimizer offload), context
 //! parallelism's ring-attention K/V exchange, and DualPipe (not in the plan search).
 
 mod dp;
@@ -148,7 +148,7 @@ impl Ctx<'_> {
             return Vec::new();
         }
         let inp = self.inp;
-        (0..self.s.model.layers)
+        (0..self.s.model.stack_layers())
             .map(|layer| {
                 let mut g = 0.0;
                 for cost in crate::pricing::dp::layer_gathers(&inp, layer, Coverage::FAST) {
