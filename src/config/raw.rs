@@ -155,6 +155,7 @@ pub struct RawParallelism {
     pub account_for_loss_in_pipeline_split: Option<bool>,
     pub bucket_params: Option<u64>,
     pub zero_group: Option<u64>,
+    pub overlap_sm_share: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -187,6 +187,7 @@ fn parallelism(
         bucket_params: p.bucket_params.unwrap_or(DEFAULT_BUCKET_PARAMS),
         zero_group: p.zero_group,
         stack: Default::default(),
+        overlap_sm_share: p.overlap_sm_share,
     })
 }
 

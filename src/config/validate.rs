@@ -496,6 +496,7 @@ impl Rules<'_> {
         if p.schedule == ScheduleKind::Dualpipe {
             self.dualpipe()?;
         }
+        self.overlap_sm_share()?;
         if p.schedule != ScheduleKind::Interleaved {
             return self.ensure(p.virtual_stages == 1, "parallelism.virtual_stages", || {
                 format!(
@@ -519,6 +520,33 @@ impl Rules<'_> {
                 p.pp
             )
         })
+    }
+
+    /// `overlap_sm_share` prices DualPipe's overlapped all-to-alls: it means nothing
+    /// without DualPipe and expert parallelism, and must leave SMs to compute.
+    fn overlap_sm_share(&self) -> Check {
+        let (m, p) = (&self.s.model, &self.s.parallelism);
+        let Some(share) = p.overlap_sm_share else {
+            return Ok(());
+        };
+        self.ensure(
+            p.schedule == ScheduleKind::Dualpipe && p.ep > 1 && m.moe.is_some(),
+            "parallelism.overlap_sm_share",
+            || {
+                format!(
+                    "overlap_sm_share is the SM share DualPipe gives the expert all-to-alls it \
+                     overlaps; it needs schedule: dualpipe and ep > 1 on a MoE model \
+                     (schedule is {}, ep={})",
+                    schedule_name(p.schedule),
+                    p.ep
+                )
+            },
+        )?;
+        self.ensure(
+            share.is_finite() && (0.0..1.0).contains(&share),
+            "parallelism.overlap_sm_share",
+            || format!("overlap_sm_share={share} must be in [0, 1) (DeepSeek-V3: 20/132 = 0.152)"),
+        )
     }
 
     /// DualPipe feeds half the micro-batches from each end of a symmetric pipeline: an even

@@ -250,3 +250,127 @@ fn worked_case_frontier_moe_fits_at_25k_and_one_replica_runs() {
         .metrics;
     assert!(r.mfu > 0.1 && r.mfu < 0.7, "{}", r.mfu);
 }
+
+/// A network on which only expert all-to-alls take time (`t` each): the rest is free.
+struct AllToAllOnly(u64);
+
+impl crate::network::Network for AllToAllOnly {
+    fn begin(
+        &mut self,
+        now: crate::units::Nanos,
+        t: &crate::network::Transfer<'_>,
+    ) -> crate::network::Completion {
+        let d = if t.category == Category::Ep {
+            self.0
+        } else {
+            0
+        };
+        crate::network::Completion::At(now + d)
+    }
+
+    fn folding(&self) -> Option<Vec<u32>> {
+        Some(Vec::new())
+    }
+
+    fn group_key(&mut self, _: &[u32], _: &mut Vec<u64>) {}
+}
+
+/// DualPipe on a small MoE (PP 2, EP 2, 2 MoE layers per piece, 8 micro-batches): inside
+/// every forward-and-backward chunk pair the all-to-alls run under the other micro-batch's
+/// compute, so with all-to-alls shorter than any block only the unpaired passes expose
+/// them, `2 t` per MoE layer each (by hand from the stage order); 1F1B-style chaining
+/// exposes all of them. The pair's compute runs on `1 - share` of the SMs.
+#[test]
+fn dualpipe_overlaps_expert_all_to_alls_within_chunk_pairs() {
+    use crate::plan::pipeline::{self, Pass};
+    let mut s = crate::fixtures::toy_moe(2, 0.0);
+    s.parallelism.schedule = crate::plan::ScheduleKind::Dualpipe;
+    let replay = |s: &crate::config::Scenario, t: u64| {
+        let graph = build_graph(s);
+        let grid = RankGrid::new(&s.parallelism);
+        let r = engine::replay(
+            &graph,
+            &grid,
+            &mut AllToAllOnly(t),
+            &RankSpeeds::uniform(),
+            &TraceRanks::None,
+        )
+        .unwrap();
+        (graph, r)
+    };
+    let (graph, _) = replay(&s, 0);
+    let shortest = graph
+        .stages
+        .iter()
+        .flat_map(|st| st.graph.node_weights())
+        .filter(|o| o.comm.is_none() && o.duration > 0 && o.layers.0 != u16::MAX)
+        .map(|o| o.duration)
+        .min()
+        .unwrap();
+    let t = shortest / 4;
+    assert!(t > 0);
+    let (_, r) = replay(&s, t);
+    let pp = s.parallelism.pp as u32;
+    let m = (s.training.global_batch / s.parallelism.dp) as u32;
+    assert_eq!(m, 8);
+    let moe_layers_per_piece = s.model.layers / s.parallelism.pp;
+    for (rank, stats) in r.ranks.iter().enumerate() {
+        let stage = grid_stage(&s, rank as u32);
+        let order = pipeline::stage_order(s.parallelism.schedule, stage, pp, m, 2);
+        let unpaired = order
+            .iter()
+            .enumerate()
+            .filter(|&(i, sl)| match sl.pass {
+                Pass::Forward => !sl.paired,
+                Pass::Backward => i == 0 || !order[i - 1].paired,
+                Pass::Weight => false,
+            })
+            .count() as u64;
+        let want = unpaired * moe_layers_per_piece * 2 * t;
+        assert_eq!(stats.attributed[Category::Ep as usize], want, "rank {rank}");
+        assert!(
+            unpaired > 0 && unpaired < order.len() as u64 / 2,
+            "{unpaired} of {}",
+            order.len()
+        );
+    }
+    // The SM share: every compute op of a pair is slower by 1 / (1 - share), the rest not.
+    let mut half = s.clone();
+    half.parallelism.overlap_sm_share = Some(0.5);
+    let mut none = s.clone();
+    none.parallelism.overlap_sm_share = Some(0.0);
+    let (g_half, g_none) = (build_graph(&half), build_graph(&none));
+    let (mut slowed, mut same) = (0, 0);
+    for (a, b) in g_half.stages[0]
+        .graph
+        .node_weights()
+        .zip(g_none.stages[0].graph.node_weights())
+    {
+        assert_eq!(a.label, b.label);
+        if a.comm.is_some() || b.duration == 0 {
+            continue;
+        }
+        if a.duration == 2 * b.duration {
+            slowed += 1;
+        } else {
+            assert_eq!(a.duration, b.duration, "{}", a.label);
+            same += 1;
+        }
+    }
+    assert!(slowed > 0 && same > 0, "{slowed} {same}");
+    // Without the overlap (1F1B), every pass exposes its all-to-alls.
+    let mut chained = s.clone();
+    chained.parallelism.schedule = crate::plan::ScheduleKind::OneFOneB;
+    let (_, r1) = replay(&chained, t);
+    let passes = 2 * m as u64;
+    for stats in &r1.ranks {
+        assert_eq!(
+            stats.attributed[Category::Ep as usize],
+            passes * moe_layers_per_piece * 2 * t
+        );
+    }
+}
+
+fn grid_stage(s: &crate::config::Scenario, rank: u32) -> u32 {
+    RankGrid::new(&s.parallelism).stage_of(rank)
+}
