@@ -68,6 +68,7 @@ pub fn toy_scenario(tp: u64, pp: u64, dp: u64, layers: u64, global_batch: u64) -
             tied_embeddings: false,
             mla: None,
             mtp_depth: 0,
+            dropout: 0.1,
         },
         cluster: ClusterSpec {
             name: "toy".into(),
@@ -143,6 +144,7 @@ pub fn llama3_405b() -> ModelSpec {
         tied_embeddings: false,
         mla: None,
         mtp_depth: 0,
+        dropout: 0.1,
     }
 }
 
@@ -249,6 +251,7 @@ pub fn deepseek_v3() -> ModelSpec {
         tied_embeddings: false,
         mla: None,
         mtp_depth: 0,
+        dropout: 0.1,
     }
 }
 
@@ -291,6 +294,7 @@ pub fn mixtral_8x7b() -> ModelSpec {
         tied_embeddings: false,
         mla: None,
         mtp_depth: 0,
+        dropout: 0.1,
     }
 }
 
@@ -309,6 +313,7 @@ pub fn llama2_7b() -> ModelSpec {
         tied_embeddings: false,
         mla: None,
         mtp_depth: 0,
+        dropout: 0.1,
     }
 }
 
@@ -417,6 +422,7 @@ pub fn frontier_moe_1_8t() -> ModelSpec {
         tied_embeddings: false,
         mla: None,
         mtp_depth: 0,
+        dropout: 0.1,
     }
 }
 

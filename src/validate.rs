@@ -272,6 +272,7 @@ pub fn row_model(row: &Row) -> ModelSpec {
         tied_embeddings: row.source == Source::MegatronSc21A100,
         mla: None,
         mtp_depth: 0,
+        dropout: 0.1,
     }
 }
 

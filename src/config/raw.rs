@@ -89,6 +89,7 @@ pub struct RawModel {
     pub tied_embeddings: Option<bool>,
     pub mla: Option<crate::model::MlaSpec>,
     pub mtp_depth: Option<u64>,
+    pub dropout: Option<f64>,
     /// Where the figures come from (catalog entries); free text, ignored by the simulator.
     pub source: Option<String>,
 }

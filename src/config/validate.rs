@@ -298,6 +298,11 @@ impl Rules<'_> {
                 )
             })?;
         }
+        self.ensure(
+            m.dropout.is_finite() && (0.0..1.0).contains(&m.dropout),
+            "model.dropout",
+            || format!("dropout={} must be a probability in [0, 1)", m.dropout),
+        )?;
         self.ensure(m.mtp_depth <= 8, "model.mtp_depth", || {
             format!(
                 "mtp_depth={} multi-token prediction modules; at most 8 (DeepSeek-V3 uses 1)",

@@ -359,6 +359,7 @@ mod tests {
             tied_embeddings: true,
             mla: None,
             mtp_depth: 0,
+            dropout: 0.1,
         }
     }
 

@@ -190,6 +190,11 @@ pub struct ModelSpec {
     /// They run on the last pipeline stage (DeepSeek-V3 §3.2.1; Megatron-Core places
     /// `mtp_num_layers` there too).
     pub mtp_depth: u64,
+    /// Dropout probability on attention scores and hidden states (Megatron's
+    /// `attention_dropout`/`hidden_dropout`, default 0.1). At 0 no dropout masks are kept
+    /// for backward (PyTorch's `dropout` with `p = 0` returns its input): Llama, Mixtral
+    /// and DeepSeek train without dropout. Changes activation memory only.
+    pub dropout: f64,
 }
 
 impl ModelSpec {
@@ -428,6 +433,7 @@ mod tests {
             tied_embeddings: true,
             mla: None,
             mtp_depth: 0,
+            dropout: 0.1,
         }
     }
 
@@ -521,6 +527,7 @@ mod tests {
             tied_embeddings: false,
             mla: None,
             mtp_depth: 0,
+            dropout: 0.1,
         };
         let p = m.total_params() as f64 / 1e9;
         assert!((p - 70.6).abs() < 0.2, "{p}");

@@ -21,6 +21,7 @@ pub fn gpt3_175b() -> ModelSpec {
         tied_embeddings: true,
         mla: None,
         mtp_depth: 0,
+        dropout: 0.1,
     }
 }
 
@@ -54,6 +55,7 @@ pub fn llama3_70b() -> ModelSpec {
         tied_embeddings: false,
         mla: None,
         mtp_depth: 0,
+        dropout: 0.1,
     }
 }
 

@@ -68,13 +68,16 @@ pub fn layer_activation_bytes(model: &ModelSpec, layer: u64, sh: &ActivationShar
         _ => (2.0 * (k - 1.0) + 2.0) * model.ffn_hidden as f64 / h,
     };
     let sharded = attn_sharded + mlp_sharded;
-    // Two norms' inputs, two dropout masks, the QKV and MLP inputs.
-    let replicated = 10.0;
+    // Two norms' inputs, two dropout masks (none without dropout), the QKV and MLP inputs.
+    let dropout = model.dropout > 0.0;
+    let replicated = if dropout { 10.0 } else { 8.0 };
     let scores = if sh.flash_attention || sh.recompute == Recompute::Selective {
         0.0
     } else {
-        // Softmax output, dropout mask and dropout output: 5 bytes per score.
-        5.0 * model.heads as f64 * sh.seq_len as f64 / h
+        // Softmax output, dropout mask and dropout output: 5 bytes per score (the softmax
+        // output alone, 2 bytes, without dropout).
+        let per_score = if dropout { 5.0 } else { 2.0 };
+        per_score * model.heads as f64 * sh.seq_len as f64 / h
     };
     let per_sbh = if sh.sequence_parallel {
         (replicated + sharded + scores) / t
@@ -147,6 +150,7 @@ pub(super) mod tests {
             tied_embeddings: true,
             mla: None,
             mtp_depth: 0,
+            dropout: 0.1,
         }
     }
 
