@@ -12,7 +12,10 @@
 //! - zero-bubble schedules (ZB-H1/H2, arXiv 2401.10241) split backward into input- and
 //!   weight-gradient passes; the weight passes fill the bubble, which becomes
 //!   `Σ_{s≠crit} (X_s − 2W_s)` (H1) or `Σ_{s≠crit} max(X_s − 3W_s, F_s)` (H2), the closed
-//!   forms `sim`'s tests check; gradients are reduced after the last weight pass;
+//!   forms `sim`'s tests check; gradients are reduced after the last weight pass; with
+//!   too few micro-batches for the deferred weight passes to fill the bubble (m < p under
+//!   H1, m < 2p - 1 under H2) the stages' orders are walked with their pass times instead
+//!   ([`pipeline::walk_passes`]): the last weight passes then end the pipeline;
 //! - the data-parallel tail ([`dp`]): parameter all-gathers at the start (delaying the
 //!   first forwards that need them), gradient reduction overlapped with the last backward
 //!   of each chunk, then the optimizer; under ZeRO-2 every micro-batch's gradient pass
@@ -189,7 +192,7 @@ pub fn estimate(s: &Scenario, net: &mut AnalyticNetwork) -> FastEstimate {
     let v = inp.chunks() as f64;
     let m = inp.micro_batches() as f64;
     let pipe = pipeline::pipeline(s, &st, &comms, v, m);
-    let tail = dp::data_parallel(&mut ctx, &st, &comms, pipe.span);
+    let tail = dp::data_parallel(&mut ctx, &st, &comms, pipe.span, pipe.ends.as_deref());
     let step = tail.end + tail.gather_delay;
     let tokens = (s.training.global_batch * s.training.seq_len) as f64;
     let gpus = ctx.grid.world() as f64;
