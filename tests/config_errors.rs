@@ -249,11 +249,22 @@ fn tp_must_divide_heads() {
 }
 
 #[test]
-fn tp_must_divide_kv_heads() {
-    let (e, shown) = fails(&replace("  tp: 8", "  tp: 16"), &["parallelism.dp=2"]);
+fn tp_above_kv_heads_replicates_them_and_other_degrees_are_refused() {
+    // Llama 3 70B has 8 KV heads: TP 16 replicates each over 2 ranks (Megatron-Core).
+    let ok = load(&replace("  tp: 8", "  tp: 16"), &["parallelism.dp=2"]).unwrap();
+    assert_eq!(ok.model.kv_heads_per_rank(16), 1);
+    let custom = BASE.replacen(
+        "model: llama3-70b",
+        "model: { layers: 8, hidden: 1536, heads: 12, kv_heads: 3, ffn_hidden: 6144, vocab: 32000 }",
+        1,
+    );
+    let (e, shown) = fails(
+        &custom.replacen("  tp: 8", "  tp: 4", 1),
+        &["parallelism.dp=8"],
+    );
     assert_eq!(e.field, "parallelism.tp");
     assert!(
-        shown.contains("parallelism.tp=16 does not divide model.kv_heads=8"),
+        shown.contains("parallelism.tp=4 neither divides nor is a multiple of model.kv_heads=3"),
         "{shown}"
     );
 }

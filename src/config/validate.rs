@@ -386,25 +386,34 @@ impl Rules<'_> {
 
     fn tensor_parallel(&self) -> Check {
         let (m, tp) = (&self.s.model, self.s.parallelism.tp);
-        let mut dims = vec![
-            ("model.heads", m.heads),
-            ("model.kv_heads", m.kv_heads),
-            ("model.ffn_hidden", m.ffn_hidden),
-        ];
+        let mut dims = vec![("model.heads", m.heads), ("model.ffn_hidden", m.ffn_hidden)];
         if let Some(moe) = &m.moe {
             dims.push(("model.moe.expert_ffn_hidden", moe.expert_ffn_hidden));
         }
         // The vocabulary needs no check: Megatron pads it to a multiple of 128 x tp.
         let common = dims.iter().fold(0, |g, (_, d)| gcd(g, *d));
+        // Key/value heads: split over TP, or with fewer than TP ranks replicated so that
+        // each rank holds one (Megatron-Core: `num_query_groups % tp == 0` or
+        // `tp % num_query_groups == 0`).
+        let kv_ok = |t: u64| m.kv_heads.is_multiple_of(t) || t.is_multiple_of(m.kv_heads);
+        let allowed: Vec<u64> = divisors(common).into_iter().filter(|&t| kv_ok(t)).collect();
         for (name, value) in &dims {
             self.ensure(value.is_multiple_of(tp), "parallelism.tp", || {
                 format!(
-                    "parallelism.tp={tp} does not divide {name}={value}; tp must divide heads, \
-                     kv_heads and ffn_hidden: allowed {}",
-                    list(&divisors(common))
+                    "parallelism.tp={tp} does not divide {name}={value}; tp must divide heads \
+                     and ffn_hidden: allowed {}",
+                    list(&allowed)
                 )
             })?;
         }
+        self.ensure(kv_ok(tp), "parallelism.tp", || {
+            format!(
+                "parallelism.tp={tp} neither divides nor is a multiple of model.kv_heads={}: \
+                 key/value heads are split over TP or replicated (one per rank); allowed {}",
+                m.kv_heads,
+                list(&allowed)
+            )
+        })?;
         Ok(())
     }
 

@@ -90,7 +90,13 @@ fn memory(name: &'static str, bytes: f64) -> Kernel {
 
 /// One attention projection on this GPU: column-parallel ones split their outputs over
 /// TP, row-parallel ones their inputs, replicated ones run whole on every TP rank.
-fn projection(p: &super::Projection, tokens: u64, t: u64, e: f64) -> Kernel {
+fn projection(model: &ModelSpec, p: &super::Projection, tokens: u64, t: u64, e: f64) -> Kernel {
+    if p.name == "qkv" && model.kv_heads < t {
+        // Fewer key/value heads than TP ranks: each rank computes its queries and one
+        // replicated key/value head.
+        let n = model.hidden / t + 2 * model.head_dim() * model.kv_heads_per_rank(t);
+        return gemm(p.name, tokens, n, p.inputs, e);
+    }
     let (n, k) = match p.split {
         super::TpSplit::Column => (p.outputs / t, p.inputs),
         super::TpSplit::Row => (p.outputs, p.inputs / t),
@@ -113,7 +119,7 @@ pub fn attention_forward(model: &ModelSpec, sh: &LayerShard) -> Vec<Kernel> {
     let (out_proj, in_proj) = projections.split_last().expect("an output projection");
     let mut ks = vec![memory("layernorm", 2.0 * act)];
     for p in in_proj {
-        ks.push(projection(p, tokens, t, e));
+        ks.push(projection(model, p, tokens, t, e));
         if p.split == super::TpSplit::Replicated {
             // MLA's latent RMSNorm: reads and writes the latent (16-bit).
             ks.push(memory(
@@ -172,7 +178,7 @@ pub fn attention_forward(model: &ModelSpec, sh: &LayerShard) -> Vec<Kernel> {
         ks.push(memory("softmax_dropout", 9.0 * scores));
         ks.push(av);
     }
-    ks.push(projection(out_proj, tokens, t, e));
+    ks.push(projection(model, out_proj, tokens, t, e));
     ks.push(memory("dropout_residual", 3.0 * act));
     ks
 }
@@ -391,6 +397,46 @@ mod tests {
         let fwd = mlp_forward(&m, &shard(true));
         let bwd = backward(&fwd);
         assert!((total_flops(&bwd) / total_flops(&fwd) - 2.0).abs() < 1e-12);
+    }
+
+    /// GQA with 8 KV heads on TP 16: each rank computes its 2 query heads and one
+    /// replicated KV head (Megatron-Core), not 1/16 of the KV projection.
+    #[test]
+    fn kv_heads_replicate_when_tp_exceeds_them() {
+        let m = ModelSpec {
+            hidden: 8192,
+            heads: 64,
+            kv_heads: 8,
+            ..gpt()
+        };
+        let sh = LayerShard {
+            tp: 16,
+            ..shard(true)
+        };
+        let qkv = attention_forward(&m, &sh)
+            .into_iter()
+            .find(|k| k.name == "qkv")
+            .unwrap();
+        assert_eq!(
+            qkv.class,
+            KernelClass::Gemm {
+                m: 4096,
+                n: 8192 / 16 + 2 * 128,
+                k: 8192
+            }
+        );
+        let tp8 = attention_forward(&m, &LayerShard { tp: 8, ..sh })
+            .into_iter()
+            .find(|k| k.name == "qkv")
+            .unwrap();
+        assert_eq!(
+            tp8.class,
+            KernelClass::Gemm {
+                m: 4096,
+                n: (8192 + 2 * 1024) / 8,
+                k: 8192
+            }
+        );
     }
 
     #[test]

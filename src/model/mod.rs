@@ -207,6 +207,18 @@ impl ModelSpec {
         self.kv_heads * self.head_dim()
     }
 
+    /// Key/value heads one of `tp` tensor-parallel ranks holds: `kv_heads / tp`, or one
+    /// when there are fewer heads than ranks (Megatron-Core replicates each of them over
+    /// `tp / kv_heads` ranks).
+    pub fn kv_heads_per_rank(&self, tp: u64) -> u64 {
+        (self.kv_heads / tp.max(1)).max(1)
+    }
+
+    /// Key/value heads summed over `tp` ranks: `kv_heads`, more when replicated.
+    pub fn kv_heads_over_tp(&self, tp: u64) -> u64 {
+        self.kv_heads.max(tp.max(1))
+    }
+
     /// Per-head width of queries and keys (MLA: no-RoPE part + decoupled RoPE part).
     pub fn qk_head_dim(&self) -> u64 {
         self.mla

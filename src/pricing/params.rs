@@ -97,6 +97,27 @@ pub fn lora_layer_params(model: &ModelSpec, layer: u64, rank: u64) -> u64 {
     attn + mlp
 }
 
+/// Model FLOPs of one training step, the MFU numerator: forward and backward of every
+/// matmul (`3 x` forward, [`ModelSpec::model_flops_per_step`]). Under LoRA/QLoRA the
+/// frozen base weights get no weight gradients, so only the work done counts: the
+/// forward, the input-gradient half of the backward (`2 x` forward), the attention
+/// core's second backward GEMM (it has no weights to freeze), and the adapters' forward
+/// and backward (`6 s` FLOPs per adapter parameter and token). QLoRA's dequantisation is
+/// memory traffic, no FLOPs: its time is in the compute ops.
+pub fn model_flops_per_step(model: &ModelSpec, t: &TrainingSpec) -> f64 {
+    if !t.finetune.is_adapter() {
+        return model.model_flops_per_step(t.seq_len, t.global_batch);
+    }
+    let seq = t.seq_len;
+    let adapters: u64 = (0..model.stack_layers())
+        .map(|l| lora_layer_params(model, l, t.lora_rank))
+        .sum();
+    let per_sequence = 2.0 * model.forward_flops_per_sequence(seq)
+        + model.attention_core_flops(seq) * model.stack_layers() as f64
+        + 6.0 * seq as f64 * adapters as f64;
+    per_sequence * t.global_batch as f64
+}
+
 /// Whether only adapters train (LoRA/QLoRA), as `cov` prices it.
 pub fn adapters_only(t: &TrainingSpec, cov: Coverage) -> bool {
     cov.adapters && t.finetune.is_adapter()

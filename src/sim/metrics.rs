@@ -91,9 +91,7 @@ pub(crate) fn step_metrics(
 ) -> StepMetrics {
     let step = ns_to_secs(replay.step_time).max(1e-12);
     let gpus = grid.world() as u64;
-    let model_flops = s
-        .model
-        .model_flops_per_step(s.training.seq_len, s.training.global_batch);
+    let model_flops = crate::pricing::params::model_flops_per_step(&s.model, &s.training);
     let hardware_flops = model_flops + recompute_flops(s);
     let peak = s.cluster.gpu.peak_flops(s.training.precision) * gpus as f64;
     StepMetrics {

@@ -214,7 +214,10 @@ impl SearchSpace {
             .min(s.cluster.node.gpus.max(1));
         let tp = powers_of_two(domain)
             .into_iter()
-            .filter(|t| m.heads.is_multiple_of(*t) && m.kv_heads.is_multiple_of(*t))
+            .filter(|t| {
+                m.heads.is_multiple_of(*t)
+                    && (m.kv_heads.is_multiple_of(*t) || t.is_multiple_of(m.kv_heads))
+            })
             .collect();
         // Divisors of the layer count, and the powers of two (which tile power-of-two
         // clusters) even where they do not divide it: an uneven split (Megatron's, or

@@ -374,3 +374,56 @@ fn dualpipe_overlaps_expert_all_to_alls_within_chunk_pairs() {
 fn grid_stage(s: &crate::config::Scenario, rank: u32) -> u32 {
     RankGrid::new(&s.parallelism).stage_of(rank)
 }
+
+/// LoRA/QLoRA count only the work done: no weight-gradient GEMMs for the frozen base
+/// (`2 x` forward + the attention core's second backward GEMM + `6 s` per adapter
+/// parameter), so hardware FLOPs utilisation stays under the best GEMM efficiency the
+/// compute model grants any of the model's GEMMs (it was 70 % against a 54 % ceiling
+/// when frozen weights were counted as trained).
+#[test]
+fn adapter_flops_count_only_work_done_and_stay_under_the_gemm_ceiling() {
+    use crate::hardware::ComputeModel;
+    use crate::model::{KernelClass, kernels};
+    use crate::plan::Finetune;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/llama405b-qlora-8xh100.yaml");
+    for finetune in [Finetune::Qlora, Finetune::Lora] {
+        let mut s = crate::config::load_scenario(Some(&path), &[]).unwrap();
+        s.training.finetune = finetune;
+        let r = simulate_step(&s, &StepOptions::default()).unwrap();
+        let (m, t) = (&s.model, &s.training);
+        let adapters: u64 = (0..m.layers)
+            .map(|l| crate::pricing::params::lora_layer_params(m, l, t.lora_rank))
+            .sum();
+        let seq = t.seq_len as f64;
+        let by_hand = (2.0 * m.forward_flops_per_sequence(t.seq_len)
+            + 4.0 * seq * seq * m.hidden as f64 * m.layers as f64
+            + 6.0 * seq * adapters as f64)
+            * t.global_batch as f64;
+        assert!((r.metrics.model_flops / by_hand - 1.0).abs() < 1e-12);
+        assert!(r.metrics.model_flops < 0.7 * m.model_flops_per_step(t.seq_len, t.global_batch));
+        let cm = ComputeModel::new(&s.cluster.gpu, t.precision);
+        let inp = crate::pricing::StepInputs {
+            model: m,
+            training: t,
+            parallelism: &s.parallelism,
+            compute: &cm,
+            pcie_gbs: s.cluster.node.pcie_gbs,
+        };
+        let sh = inp.layer_shard();
+        let best = kernels::attention_forward(m, &sh)
+            .into_iter()
+            .chain(kernels::mlp_forward(m, &sh))
+            .filter_map(|k| match k.class {
+                KernelClass::Gemm { m, n, k } => Some(cm.gemm_efficiency(m, n, k)),
+                _ => None,
+            })
+            .fold(0.0f64, f64::max);
+        let ceiling = best * s.cluster.gpu.sustained_efficiency;
+        assert!(
+            r.metrics.hfu <= ceiling,
+            "{finetune:?}: HFU {} above the GEMM ceiling {ceiling}",
+            r.metrics.hfu
+        );
+    }
+}

@@ -196,9 +196,7 @@ pub fn estimate(s: &Scenario, net: &mut AnalyticNetwork) -> FastEstimate {
     let step = tail.end + tail.gather_delay;
     let tokens = (s.training.global_batch * s.training.seq_len) as f64;
     let gpus = ctx.grid.world() as f64;
-    let flops = s
-        .model
-        .model_flops_per_step(s.training.seq_len, s.training.global_batch);
+    let flops = crate::pricing::params::model_flops_per_step(&s.model, &s.training);
     let c: &Stage = &st[pipe.crit];
     FastEstimate {
         step_time_s: step,
