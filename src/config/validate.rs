@@ -37,6 +37,7 @@ pub fn validate(s: &Scenario, root: &Node) -> Check {
     v.schedule()?;
     v.expert_parallel()?;
     v.hybrid_sharding()?;
+    v.offload()?;
     v.precision()?;
     v.timeline()
 }
@@ -534,6 +535,29 @@ impl Rules<'_> {
                 p.pp
             )
         })
+    }
+
+    /// `offload_params` keeps each rank's parameter shard in host memory and copies it in
+    /// before every ZeRO-3 gather: it needs ZeRO-3 over more than one data-parallel rank
+    /// (without sharded gathers the parameters would have to stay on the GPU).
+    fn offload(&self) -> Check {
+        let p = &self.s.parallelism;
+        if !self.s.training.offload_params {
+            return Ok(());
+        }
+        self.ensure(
+            p.zero >= 3 && p.dp * p.cp > 1,
+            "training.offload_params",
+            || {
+                format!(
+                    "offload_params fetches each layer's parameter shard from host memory \
+                     before its ZeRO-3 all-gather (ZeRO-Infinity, FSDP CPU offload); it needs \
+                     parallelism.zero: 3 and dp*cp > 1 (zero={}, dp*cp={})",
+                    p.zero,
+                    p.dp * p.cp
+                )
+            },
+        )
     }
 
     /// `overlap_sm_share` prices DualPipe's overlapped all-to-alls: it means nothing

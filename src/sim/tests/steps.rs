@@ -427,3 +427,43 @@ fn adapter_flops_count_only_work_done_and_stay_under_the_gemm_ceiling() {
         );
     }
 }
+
+/// `offload_params` under ZeRO-3: before every gather of a layer its shard (`P_layer x 2`
+/// bytes over 4 DP ranks) comes over PCIe, once per layer per forward and backward pass
+/// of each micro-batch; on a slow host link the step is bounded below by the copies, one
+/// after another on the DP stream, and fast mode prices the same copies.
+#[test]
+fn offloaded_parameters_cost_their_pcie_copies() {
+    let mut s = toy_scenario(1, 1, 4, 4, 16);
+    s.parallelism.zero = 3;
+    s.cluster.node.pcie_gbs = 0.5;
+    let base = simulate_step(&s, &StepOptions::default()).unwrap();
+    s.training.offload_params = true;
+    let graph = build_graph(&s);
+    let copies: Vec<_> = graph.stages[0]
+        .graph
+        .node_weights()
+        .filter(|o| o.label == "param h2d (offload)")
+        .collect();
+    let m = s.training.global_batch / (s.parallelism.dp * s.training.micro_batch);
+    assert_eq!(copies.len() as u64, 2 * m * s.model.layers);
+    let shard_bytes = s.model.layer_params(0) as f64 * 2.0 / 4.0;
+    let by_hand = crate::units::secs_to_ns(shard_bytes / 0.5e9);
+    assert!(copies.iter().all(|o| o.duration == by_hand));
+    let r = simulate_step(&s, &StepOptions::default()).unwrap();
+    let total = copies.len() as f64 * by_hand as f64 * 1e-9;
+    assert!(
+        r.metrics.step_time_s >= total,
+        "{} vs {total}",
+        r.metrics.step_time_s
+    );
+    assert!(r.metrics.step_time_s > base.metrics.step_time_s + 0.5 * total);
+    // Fast mode: the same copies.
+    let mut net = crate::network::AnalyticNetwork::new(&s.cluster);
+    let fast = crate::sweep::fast::estimate(&s, &mut net).step_time_s;
+    assert!(
+        (fast / r.metrics.step_time_s - 1.0).abs() < 0.05,
+        "{fast} vs {}",
+        r.metrics.step_time_s
+    );
+}

@@ -153,7 +153,8 @@ impl Ctx<'_> {
         let inp = self.inp;
         (0..self.s.model.stack_layers())
             .map(|layer| {
-                let mut g = 0.0;
+                let mut g = crate::pricing::dp::param_upload_time(&inp, layer, Coverage::FAST)
+                    .map_or(0.0, secs);
                 for cost in crate::pricing::dp::layer_gathers(&inp, layer, Coverage::FAST) {
                     g += self.time(cost);
                 }
