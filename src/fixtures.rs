@@ -69,6 +69,7 @@ pub fn toy_scenario(tp: u64, pp: u64, dp: u64, layers: u64, global_batch: u64) -
             mla: None,
             mtp_depth: 0,
             dropout: 0.1,
+            norm: Default::default(),
         },
         cluster: ClusterSpec {
             name: "toy".into(),
@@ -145,6 +146,7 @@ pub fn llama3_405b() -> ModelSpec {
         mla: None,
         mtp_depth: 0,
         dropout: 0.1,
+        norm: Default::default(),
     }
 }
 
@@ -252,6 +254,7 @@ pub fn deepseek_v3() -> ModelSpec {
         mla: None,
         mtp_depth: 0,
         dropout: 0.1,
+        norm: Default::default(),
     }
 }
 
@@ -295,6 +298,7 @@ pub fn mixtral_8x7b() -> ModelSpec {
         mla: None,
         mtp_depth: 0,
         dropout: 0.1,
+        norm: Default::default(),
     }
 }
 
@@ -314,6 +318,7 @@ pub fn llama2_7b() -> ModelSpec {
         mla: None,
         mtp_depth: 0,
         dropout: 0.1,
+        norm: Default::default(),
     }
 }
 
@@ -423,6 +428,7 @@ pub fn frontier_moe_1_8t() -> ModelSpec {
         mla: None,
         mtp_depth: 0,
         dropout: 0.1,
+        norm: Default::default(),
     }
 }
 

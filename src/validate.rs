@@ -273,6 +273,7 @@ pub fn row_model(row: &Row) -> ModelSpec {
         mla: None,
         mtp_depth: 0,
         dropout: 0.1,
+        norm: Default::default(),
     }
 }
 

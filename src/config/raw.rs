@@ -90,6 +90,7 @@ pub struct RawModel {
     pub mla: Option<crate::model::MlaSpec>,
     pub mtp_depth: Option<u64>,
     pub dropout: Option<f64>,
+    pub norm: Option<crate::model::Norm>,
     /// Where the figures come from (catalog entries); free text, ignored by the simulator.
     pub source: Option<String>,
 }

@@ -5,7 +5,7 @@
 //!   `tied_embeddings` = false; moe: `shared_experts` 0, `capacity_factor` 1.0
 //!   (`null` or `dropless: true`: dropless), `dense_layers` 0, `skew` 0,
 //!   `max_nodes_per_token` unlimited; `mla` none (multi-head attention), `mtp_depth` 0, `dropout` 0.1
-//!   (Megatron's default).
+//!   (Megatron's default), `norm` rmsnorm.
 //! - training: `micro_batch` 1, `precision` bf16, `recompute` selective, `optimizer` adam,
 //!   `flash_attention` true (`seq_len` and `global_batch` are required).
 //! - parallelism: `tp`, `pp`, `ep`, `cp` 1; `dp` = GPUs / (tp·pp·cp) where GPUs = nodes ×
@@ -128,6 +128,7 @@ fn model(m: RawModel, root: &Node) -> Result<ModelSpec, ConfigError> {
         mla: m.mla,
         mtp_depth: m.mtp_depth.unwrap_or(0),
         dropout: m.dropout.unwrap_or(0.1),
+        norm: m.norm.unwrap_or_default(),
     })
 }
 

@@ -366,6 +366,7 @@ mod tests {
             mla: None,
             mtp_depth: 0,
             dropout: 0.1,
+            norm: Default::default(),
         }
     }
 
@@ -397,6 +398,49 @@ mod tests {
         let fwd = mlp_forward(&m, &shard(true));
         let bwd = backward(&fwd);
         assert!((total_flops(&bwd) / total_flops(&fwd) - 2.0).abs() < 1e-12);
+    }
+
+    /// MLA with DeepSeek-V3's ranks: the unfused layer's kernels add up to the model's
+    /// attention FLOPs (`2 s` per projection weight + `2 s^2 n (d_qk + d_v)`), and the
+    /// causal FlashAttention kernel does half the core.
+    #[test]
+    fn mla_kernels_match_the_model_flops() {
+        let m = ModelSpec {
+            hidden: 7168,
+            heads: 128,
+            kv_heads: 128,
+            mla: Some(crate::model::MlaSpec {
+                q_lora_rank: Some(1536),
+                kv_lora_rank: 512,
+                qk_nope_head_dim: 128,
+                qk_rope_head_dim: 64,
+                v_head_dim: 128,
+            }),
+            ..gpt()
+        };
+        let sh = LayerShard {
+            micro_batch: 1,
+            ..shard(false)
+        };
+        let s = 2048.0;
+        let weights: u64 = m
+            .attention_projections()
+            .iter()
+            .map(|p| p.inputs * p.outputs)
+            .sum();
+        let core = 2.0 * s * s * 128.0 * (192.0 + 128.0);
+        let want = 2.0 * s * weights as f64 + core;
+        let got = total_flops(&attention_forward(&m, &sh));
+        assert!((got / want - 1.0).abs() < 1e-12, "{got} vs {want}");
+        assert_eq!(m.attention_core_flops(2048), core);
+        let flash = total_flops(&attention_forward(
+            &m,
+            &LayerShard {
+                flash_attention: true,
+                ..sh
+            },
+        ));
+        assert!((flash / (want - core / 2.0) - 1.0).abs() < 1e-12);
     }
 
     /// GQA with 8 KV heads on TP 16: each rank computes its 2 query heads and one

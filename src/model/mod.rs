@@ -27,6 +27,26 @@ impl FfnKind {
     }
 }
 
+/// Normalisation layers: RMSNorm (a gain per feature: Llama, Mixtral, DeepSeek) or
+/// LayerNorm (a gain and a bias per feature: GPT-2/3, Megatron's GPT default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Norm {
+    #[default]
+    Rmsnorm,
+    Layernorm,
+}
+
+impl Norm {
+    /// Parameters of one norm over `hidden` features.
+    pub fn params(self, hidden: u64) -> u64 {
+        match self {
+            Norm::Rmsnorm => hidden,
+            Norm::Layernorm => 2 * hidden,
+        }
+    }
+}
+
 /// Mixture-of-experts block replacing the dense MLP in MoE layers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -195,6 +215,8 @@ pub struct ModelSpec {
     /// for backward (PyTorch's `dropout` with `p = 0` returns its input): Llama, Mixtral
     /// and DeepSeek train without dropout. Changes activation memory only.
     pub dropout: f64,
+    /// The normalisation layers (their parameters; both are one fused memory-bound kernel).
+    pub norm: Norm,
 }
 
 impl ModelSpec {
@@ -305,8 +327,8 @@ impl ModelSpec {
             .iter()
             .map(|p| p.inputs * p.outputs)
             .sum();
-        // Two RMSNorm gains (attention and MLP inputs), and MLA's latent norms.
-        gemms + 2 * h + self.mla_latent_width()
+        // Two norms (attention and MLP inputs), and MLA's latent RMSNorms.
+        gemms + 2 * self.norm.params(h) + self.mla_latent_width()
     }
 
     /// Forward FLOPs of the attention core over one sequence of `seq` tokens, counted in
@@ -325,7 +347,7 @@ impl ModelSpec {
     /// are shared with the main model).
     pub fn mtp_extra_params(&self) -> u64 {
         let h = self.hidden;
-        2 * h * h + 2 * h
+        2 * h * h + 2 * self.norm.params(h)
     }
 
     pub fn dense_mlp_params(&self) -> u64 {
@@ -375,7 +397,7 @@ impl ModelSpec {
         } else {
             self.embedding_params()
         };
-        layers + self.embedding_params() + head + self.hidden
+        layers + self.embedding_params() + head + self.norm.params(self.hidden)
     }
 
     /// Parameters a token actually multiplies through (MoE: top-k plus shared experts only).
@@ -446,6 +468,7 @@ mod tests {
             mla: None,
             mtp_depth: 0,
             dropout: 0.1,
+            norm: Default::default(),
         }
     }
 
@@ -517,6 +540,19 @@ mod tests {
         assert_eq!(m.dispatch_copies(), 2);
     }
 
+    /// LayerNorm adds a bias to each norm's gain: `h` more parameters per norm, two per
+    /// layer and the final one (by hand).
+    #[test]
+    fn layernorm_has_a_bias_per_feature() {
+        let rms = gpt(4, 1024, 8, 32000);
+        let ln = ModelSpec {
+            norm: Norm::Layernorm,
+            ..rms.clone()
+        };
+        assert_eq!(ln.total_params() - rms.total_params(), (2 * 4 + 1) * 1024);
+        assert_eq!(ln.attention_params() - rms.attention_params(), 2 * 1024);
+    }
+
     #[test]
     fn gpt3_has_175b_parameters() {
         let m = gpt(96, 12288, 96, 50257);
@@ -540,6 +576,7 @@ mod tests {
             mla: None,
             mtp_depth: 0,
             dropout: 0.1,
+            norm: Default::default(),
         };
         let p = m.total_params() as f64 / 1e9;
         assert!((p - 70.6).abs() < 0.2, "{p}");

@@ -22,6 +22,7 @@ pub fn gpt3_175b() -> ModelSpec {
         mla: None,
         mtp_depth: 0,
         dropout: 0.1,
+        norm: Default::default(),
     }
 }
 
@@ -56,6 +57,7 @@ pub fn llama3_70b() -> ModelSpec {
         mla: None,
         mtp_depth: 0,
         dropout: 0.1,
+        norm: Default::default(),
     }
 }
 

@@ -158,6 +158,7 @@ pub(super) mod tests {
             mla: None,
             mtp_depth: 0,
             dropout: 0.1,
+            norm: Default::default(),
         }
     }
 

@@ -139,7 +139,7 @@ fn stage_params(
     }
     if last {
         // The output head (a copy of the embedding when tied and pipelined) + final norm.
-        dense += model.embedding_params() as f64 + model.hidden as f64;
+        dense += model.embedding_params() as f64 + model.norm.params(model.hidden) as f64;
     }
     (dense / t, expert / (t * ep))
 }
