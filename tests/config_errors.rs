@@ -711,3 +711,20 @@ fn semantic_errors_about_overridden_values_name_the_argument() {
         "{shown}"
     );
 }
+
+#[test]
+fn fp4_needs_fp4_tensor_cores_and_uses_their_peak() {
+    let (e, shown) = fails(BASE, &["training.precision=fp4"]);
+    assert_eq!(e.field, "training.precision");
+    assert!(
+        shown.contains("fp4 needs a GPU with FP4 tensor cores"),
+        "{shown}"
+    );
+    let b200 = load(BASE, &["training.precision=fp4", "cluster.gpu=b200"]).unwrap();
+    assert_eq!(
+        b200.cluster
+            .gpu
+            .peak_flops(clustersim::hardware::Precision::Fp4),
+        9000e12
+    );
+}

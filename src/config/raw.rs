@@ -248,6 +248,7 @@ pub struct RawPeak {
     pub bf16: f64,
     pub fp16: Option<f64>,
     pub fp8: Option<f64>,
+    pub fp4: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -294,6 +294,7 @@ fn gpu(g: RawGpu) -> GpuSpec {
             bf16: g.peak_tflops.bf16,
             fp16: g.peak_tflops.fp16,
             fp8: g.peak_tflops.fp8,
+            fp4: g.peak_tflops.fp4,
         },
         memory_gb: g.memory_gb,
         memory_bw_gbs: g.memory_bw_gbs,

@@ -176,6 +176,7 @@ impl Rules<'_> {
             ("cluster.gpu.peak_tflops.tf32", g.peak_tflops.tf32),
             ("cluster.gpu.peak_tflops.fp16", g.peak_tflops.fp16),
             ("cluster.gpu.peak_tflops.fp8", g.peak_tflops.fp8),
+            ("cluster.gpu.peak_tflops.fp4", g.peak_tflops.fp4),
         ];
         positive.extend(
             optional_peaks
@@ -687,6 +688,14 @@ impl Rules<'_> {
             format!(
                 "fp8 needs a GPU with FP8 tensor cores, but {} has no peak_tflops.fp8; use \
                  bf16 or fp16",
+                g.name
+            )
+        })?;
+        let ok = t.precision != Precision::Fp4 || g.peak_tflops.fp4.is_some();
+        self.ensure(ok, "training.precision", || {
+            format!(
+                "fp4 needs a GPU with FP4 tensor cores (Blackwell: b200, gb200), but {} has no \
+                 peak_tflops.fp4; use fp8 or bf16",
                 g.name
             )
         })

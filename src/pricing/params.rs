@@ -38,12 +38,15 @@ impl std::ops::Add for StateBytes {
 
 /// Bytes per trainable parameter: 16-bit weights and gradients; Adam keeps fp32 master,
 /// momentum and variance (12 bytes), 8-bit Adam fp32 master + two 1-byte moments (6),
-/// SGD fp32 master + momentum (8). FP8 training adds a 1-byte FP8 weight copy; fp32
+/// SGD fp32 master + momentum (8). FP8 training adds a 1-byte FP8 weight copy, FP4 a
+/// 4.5-bit NVFP4 copy; fp32
 /// training needs no separate master copy.
 pub fn trainable_state_bytes(precision: Precision, optimizer: Optimizer) -> StateBytes {
     let (weights, grads) = match precision {
         Precision::Fp32 => (4.0, 4.0),
         Precision::Fp8 => (3.0, 2.0),
+        // 16-bit weights plus the NVFP4 copy the GEMMs read (4.5 bits).
+        Precision::Fp4 => (2.0 + 4.5 / 8.0, 2.0),
         _ => (2.0, 2.0),
     };
     let master = if precision == Precision::Fp32 {
