@@ -270,6 +270,10 @@ pub fn row_model(row: &Row) -> ModelSpec {
         vocab: row.source.vocab(),
         moe: None,
         tied_embeddings: row.source == Source::MegatronSc21A100,
+        mla: None,
+        mtp_depth: 0,
+        dropout: 0.1,
+        norm: Default::default(),
     }
 }
 

@@ -37,6 +37,7 @@ pub fn validate(s: &Scenario, root: &Node) -> Check {
     v.schedule()?;
     v.expert_parallel()?;
     v.hybrid_sharding()?;
+    v.offload()?;
     v.precision()?;
     v.timeline()
 }
@@ -175,6 +176,7 @@ impl Rules<'_> {
             ("cluster.gpu.peak_tflops.tf32", g.peak_tflops.tf32),
             ("cluster.gpu.peak_tflops.fp16", g.peak_tflops.fp16),
             ("cluster.gpu.peak_tflops.fp8", g.peak_tflops.fp8),
+            ("cluster.gpu.peak_tflops.fp4", g.peak_tflops.fp4),
         ];
         positive.extend(
             optional_peaks
@@ -184,8 +186,8 @@ impl Rules<'_> {
         if c.node.nics > 0 {
             positive.push(("cluster.node.nic_gbps", c.node.nic_gbps));
         }
-        if let Some(moe) = &self.s.model.moe {
-            positive.push(("model.moe.capacity_factor", moe.capacity_factor));
+        if let Some(c) = self.s.model.moe.as_ref().and_then(|m| m.capacity_factor) {
+            positive.push(("model.moe.capacity_factor", c));
         }
         for (field, value) in positive {
             self.ensure(value.is_finite() && value > 0.0, field, || {
@@ -262,7 +264,53 @@ impl Rules<'_> {
                     )
                 },
             )?;
+            self.ensure(
+                moe.skew.is_finite() && moe.skew >= 0.0,
+                "model.moe.skew",
+                || {
+                    format!(
+                        "skew={} must be a Zipf exponent >= 0 (0 = balanced routing)",
+                        moe.skew
+                    )
+                },
+            )?;
+            if let Some(n) = moe.max_nodes_per_token {
+                self.ensure(n >= 1, "model.moe.max_nodes_per_token", || {
+                    "max_nodes_per_token=0 routes no token; use 1 or more (DeepSeek-V3: 4)"
+                        .to_string()
+                })?;
+            }
         }
+        if let Some(a) = &m.mla {
+            let dims = [
+                ("model.mla.kv_lora_rank", a.kv_lora_rank),
+                ("model.mla.qk_nope_head_dim", a.qk_nope_head_dim),
+                ("model.mla.qk_rope_head_dim", a.qk_rope_head_dim),
+                ("model.mla.v_head_dim", a.v_head_dim),
+                ("model.mla.q_lora_rank", a.q_lora_rank.unwrap_or(1)),
+            ];
+            for (field, v) in dims {
+                self.ensure(v > 0, field, || "must be at least 1".to_string())?;
+            }
+            self.ensure(m.kv_heads == m.heads, "model.kv_heads", || {
+                format!(
+                    "kv_heads={} with model.mla: latent attention projects keys and values \
+                     up for every head; leave kv_heads out (or set it to heads={})",
+                    m.kv_heads, m.heads
+                )
+            })?;
+        }
+        self.ensure(
+            m.dropout.is_finite() && (0.0..1.0).contains(&m.dropout),
+            "model.dropout",
+            || format!("dropout={} must be a probability in [0, 1)", m.dropout),
+        )?;
+        self.ensure(m.mtp_depth <= 8, "model.mtp_depth", || {
+            format!(
+                "mtp_depth={} multi-token prediction modules; at most 8 (DeepSeek-V3 uses 1)",
+                m.mtp_depth
+            )
+        })?;
         let params = self.approx_params();
         self.ensure(params <= MAX_PARAMS, "model", || {
             format!("about {params:.2e} parameters; the simulator supports up to {MAX_PARAMS:.0e}")
@@ -340,25 +388,34 @@ impl Rules<'_> {
 
     fn tensor_parallel(&self) -> Check {
         let (m, tp) = (&self.s.model, self.s.parallelism.tp);
-        let mut dims = vec![
-            ("model.heads", m.heads),
-            ("model.kv_heads", m.kv_heads),
-            ("model.ffn_hidden", m.ffn_hidden),
-        ];
+        let mut dims = vec![("model.heads", m.heads), ("model.ffn_hidden", m.ffn_hidden)];
         if let Some(moe) = &m.moe {
             dims.push(("model.moe.expert_ffn_hidden", moe.expert_ffn_hidden));
         }
         // The vocabulary needs no check: Megatron pads it to a multiple of 128 x tp.
         let common = dims.iter().fold(0, |g, (_, d)| gcd(g, *d));
+        // Key/value heads: split over TP, or with fewer than TP ranks replicated so that
+        // each rank holds one (Megatron-Core: `num_query_groups % tp == 0` or
+        // `tp % num_query_groups == 0`).
+        let kv_ok = |t: u64| m.kv_heads.is_multiple_of(t) || t.is_multiple_of(m.kv_heads);
+        let allowed: Vec<u64> = divisors(common).into_iter().filter(|&t| kv_ok(t)).collect();
         for (name, value) in &dims {
             self.ensure(value.is_multiple_of(tp), "parallelism.tp", || {
                 format!(
-                    "parallelism.tp={tp} does not divide {name}={value}; tp must divide heads, \
-                     kv_heads and ffn_hidden: allowed {}",
-                    list(&divisors(common))
+                    "parallelism.tp={tp} does not divide {name}={value}; tp must divide heads \
+                     and ffn_hidden: allowed {}",
+                    list(&allowed)
                 )
             })?;
         }
+        self.ensure(kv_ok(tp), "parallelism.tp", || {
+            format!(
+                "parallelism.tp={tp} neither divides nor is a multiple of model.kv_heads={}: \
+                 key/value heads are split over TP or replicated (one per rank); allowed {}",
+                m.kv_heads,
+                list(&allowed)
+            )
+        })?;
         Ok(())
     }
 
@@ -455,6 +512,7 @@ impl Rules<'_> {
         if p.schedule == ScheduleKind::Dualpipe {
             self.dualpipe()?;
         }
+        self.overlap_sm_share()?;
         if p.schedule != ScheduleKind::Interleaved {
             return self.ensure(p.virtual_stages == 1, "parallelism.virtual_stages", || {
                 format!(
@@ -478,6 +536,56 @@ impl Rules<'_> {
                 p.pp
             )
         })
+    }
+
+    /// `offload_params` keeps each rank's parameter shard in host memory and copies it in
+    /// before every ZeRO-3 gather: it needs ZeRO-3 over more than one data-parallel rank
+    /// (without sharded gathers the parameters would have to stay on the GPU).
+    fn offload(&self) -> Check {
+        let p = &self.s.parallelism;
+        if !self.s.training.offload_params {
+            return Ok(());
+        }
+        self.ensure(
+            p.zero >= 3 && p.dp * p.cp > 1,
+            "training.offload_params",
+            || {
+                format!(
+                    "offload_params fetches each layer's parameter shard from host memory \
+                     before its ZeRO-3 all-gather (ZeRO-Infinity, FSDP CPU offload); it needs \
+                     parallelism.zero: 3 and dp*cp > 1 (zero={}, dp*cp={})",
+                    p.zero,
+                    p.dp * p.cp
+                )
+            },
+        )
+    }
+
+    /// `overlap_sm_share` prices DualPipe's overlapped all-to-alls: it means nothing
+    /// without DualPipe and expert parallelism, and must leave SMs to compute.
+    fn overlap_sm_share(&self) -> Check {
+        let (m, p) = (&self.s.model, &self.s.parallelism);
+        let Some(share) = p.overlap_sm_share else {
+            return Ok(());
+        };
+        self.ensure(
+            p.schedule == ScheduleKind::Dualpipe && p.ep > 1 && m.moe.is_some(),
+            "parallelism.overlap_sm_share",
+            || {
+                format!(
+                    "overlap_sm_share is the SM share DualPipe gives the expert all-to-alls it \
+                     overlaps; it needs schedule: dualpipe and ep > 1 on a MoE model \
+                     (schedule is {}, ep={})",
+                    schedule_name(p.schedule),
+                    p.ep
+                )
+            },
+        )?;
+        self.ensure(
+            share.is_finite() && (0.0..1.0).contains(&share),
+            "parallelism.overlap_sm_share",
+            || format!("overlap_sm_share={share} must be in [0, 1) (DeepSeek-V3: 20/132 = 0.152)"),
+        )
     }
 
     /// DualPipe feeds half the micro-batches from each end of a symmetric pipeline: an even
@@ -580,6 +688,14 @@ impl Rules<'_> {
             format!(
                 "fp8 needs a GPU with FP8 tensor cores, but {} has no peak_tflops.fp8; use \
                  bf16 or fp16",
+                g.name
+            )
+        })?;
+        let ok = t.precision != Precision::Fp4 || g.peak_tflops.fp4.is_some();
+        self.ensure(ok, "training.precision", || {
+            format!(
+                "fp4 needs a GPU with FP4 tensor cores (Blackwell: b200, gb200), but {} has no \
+                 peak_tflops.fp4; use fp8 or bf16",
                 g.name
             )
         })

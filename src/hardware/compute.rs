@@ -37,7 +37,10 @@ fn dim_factor(d: f64) -> f64 {
 impl ComputeModel {
     pub fn new(gpu: &GpuSpec, precision: Precision) -> Self {
         let gemm_efficiency = match precision {
-            Precision::Fp8 => gpu.fp8_gemm_efficiency.unwrap_or(gpu.gemm_efficiency),
+            // FP4 GEMMs: the FP8 ratio (assumed: no FP4 measurement in kernels.csv).
+            Precision::Fp8 | Precision::Fp4 => {
+                gpu.fp8_gemm_efficiency.unwrap_or(gpu.gemm_efficiency)
+            }
             _ => gpu.gemm_efficiency,
         };
         let sustained = if gpu.sustained_efficiency > 0.0 {
@@ -98,6 +101,7 @@ mod tests {
                 bf16: 989.0,
                 fp16: None,
                 fp8: Some(1979.0),
+                fp4: None,
             },
             memory_gb: 80.0,
             memory_bw_gbs: 3350.0,

@@ -62,7 +62,8 @@ impl OpCosts {
         let mlp = model::kernels::mlp_forward(m, &sh);
         let moe = moe_forward(inp, &sh);
         let emb = model::kernels::embedding_forward(m, &sh);
-        let logits = model::kernels::logits_forward(m, &sh);
+        let mut logits = model::kernels::logits_forward(m, &sh);
+        logits.extend(model::kernels::mtp_heads_forward(m, &sh));
         let frozen = inp.training.finetune.is_adapter();
         // Frozen base weights (LoRA/QLoRA): backward computes input gradients only.
         let bwd = |ks: &[Kernel]| {
@@ -249,6 +250,29 @@ fn moe_forward(inp: &StepInputs, sh: &LayerShard) -> Vec<Kernel> {
         ));
     }
     ks
+}
+
+/// DeepSeek-V3's SM split for DualPipe's overlapped chunk pairs: 20 of the H800's 132 SMs
+/// run the all-to-all kernels (arXiv 2412.19437 §3.2.2).
+pub const DUALPIPE_COMM_SM_SHARE: f64 = 20.0 / 132.0;
+
+/// DualPipe's overlap of expert all-to-alls with compute (arXiv 2412.19437 §3.2.1,
+/// Figure 4; `deepseek-ai/DualPipe`): in each forward-and-backward chunk pair the dispatch
+/// and combine of one micro-batch run while the other micro-batch computes, on SMs taken
+/// from compute. Returns the factor by which the pair's compute slows (`1 / (1 - share)`),
+/// `None` where nothing is overlapped (no DualPipe, no expert parallelism).
+pub fn dualpipe_overlap_slowdown(inp: &StepInputs) -> Option<f64> {
+    let p = inp.parallelism;
+    if p.schedule != crate::plan::ScheduleKind::Dualpipe || p.ep <= 1 || inp.model.moe.is_none() {
+        return None;
+    }
+    let share = p.overlap_sm_share.unwrap_or(DUALPIPE_COMM_SM_SHARE);
+    Some(1.0 / (1.0 - share))
+}
+
+/// A compute op's duration when it runs on the SMs communication leaves it.
+pub fn slowed(duration: Nanos, slowdown: f64) -> Nanos {
+    (duration as f64 * slowdown).round() as Nanos
 }
 
 /// Ring attention's compute in `cp` equal steps (the last takes the remainder), for a

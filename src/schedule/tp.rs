@@ -96,7 +96,16 @@ impl Builder<'_> {
 
     /// A block's compute op after `deps`; attention under context parallelism runs as ring
     /// attention. Returns the op (or the last ring step) that completes the block.
-    fn block_compute(&mut self, sb: &mut StageBuilder, op: Op, deps: &[NodeIndex]) -> NodeIndex {
+    fn block_compute(
+        &mut self,
+        sb: &mut StageBuilder,
+        mut op: Op,
+        deps: &[NodeIndex],
+    ) -> NodeIndex {
+        if let (Some(slow), Some(_)) = (self.overlap_slowdown, &self.pair_comms) {
+            // A DualPipe chunk pair's compute runs on the SMs communication leaves it.
+            op.duration = crate::pricing::compute::slowed(op.duration, slow);
+        }
         let cp = self.inp.parallelism.cp.max(1) as u32;
         if cp == 1 || !matches!(op.label, "attn fwd" | "attn bwd" | "recompute attn") {
             return sb.push(op, deps);
