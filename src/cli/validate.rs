@@ -53,8 +53,9 @@ pub fn run(args: &ValidateArgs) -> CliResult {
     for source in SOURCES {
         let (mape, max) = out.error_stats(Some(source));
         outln!(
-            "{}: MAPE {:.1} %, max error {:.1} % over {} rows",
+            "{} (stack {}): MAPE {:.1} %, max error {:.1} % over {} rows",
             source.label(),
+            source.stack(),
             mape * 100.0,
             max * 100.0,
             out.rows(Some(source)).count()

@@ -59,13 +59,7 @@ pub fn scenario(
     let rp = raw.parallelism;
     let (stack_raw, rp_flags) = (raw.stack, flags(&rp));
     let mut parallelism = parallelism(rp, &cluster, root)?;
-    super::stack::resolve(
-        stack_raw,
-        &rp_flags,
-        &mut parallelism,
-        training.precision,
-        root,
-    )?;
+    super::stack::resolve(stack_raw, &rp_flags, &mut parallelism, root)?;
     Ok(Scenario {
         name: raw.name.unwrap_or_else(|| fallback_name.to_string()),
         source,

@@ -201,6 +201,16 @@ impl ParallelismSpec {
     pub fn world_size(&self) -> u64 {
         self.tp * self.pp * self.dp * self.cp
     }
+
+    /// Tensor-parallel overlap: `Full` when `tp_comm_overlap` is set, else the stack's
+    /// (`None` or Megatron's backward overlap).
+    pub fn tp_overlap(&self) -> stack::TpOverlap {
+        match (self.tp_comm_overlap, self.stack.tp_comm_overlap) {
+            (true, _) => stack::TpOverlap::Full,
+            (false, stack::TpOverlap::Backward) => stack::TpOverlap::Backward,
+            (false, _) => stack::TpOverlap::None,
+        }
+    }
 }
 
 /// Axes of the rank grid; the discriminant is the axis's bit in a [`GroupMask`], [`ORDER`]

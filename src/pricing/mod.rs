@@ -18,7 +18,7 @@ pub mod memory;
 pub mod optimizer;
 pub mod params;
 
-pub use compute::{LayerBackward, LayerCosts, OpCosts};
+pub use compute::{ColumnGemms, LayerBackward, LayerCosts, OpCosts};
 pub use inputs::StepInputs;
 
 use crate::plan::GroupMask;

@@ -116,11 +116,11 @@ impl Ctx<'_> {
     /// Communication times of one micro-batch.
     fn comms(&mut self) -> Comms {
         let p = self.s.parallelism.clone();
-        let (tp_block, tp_after) = match collectives::tp_block(&self.inp) {
+        let (tp_before, tp_after) = match collectives::tp_block(&self.inp) {
             None => (0.0, 0.0),
             Some(tp) => {
                 let after = self.time(tp.after);
-                (tp.before.map_or(0.0, |b| self.time(b)) + after, after)
+                (tp.before.map_or(0.0, |b| self.time(b)), after)
             }
         };
         let a2a = match collectives::ep_all_to_all(&self.inp, Coverage::FAST) {
@@ -136,9 +136,10 @@ impl Ctx<'_> {
             0.0
         };
         Comms {
-            tp_block,
+            tp_block: tp_before + tp_after,
+            tp_before,
             tp_after,
-            tp_overlap: p.tp_comm_overlap,
+            tp_overlap: p.tp_overlap(),
             a2a,
             p2p,
             split: crate::plan::pipeline::splits_backward(p.schedule),
@@ -166,7 +167,11 @@ impl Ctx<'_> {
 
 /// Estimates the step time of the scenario's plan in closed form.
 pub fn estimate(s: &Scenario, net: &mut AnalyticNetwork) -> FastEstimate {
-    let compute = ComputeModel::new(&s.cluster.gpu, s.training.precision);
+    let compute = ComputeModel::for_training(
+        &s.cluster.gpu,
+        s.training.precision,
+        s.parallelism.stack.fp8_attention,
+    );
     let inp = StepInputs {
         model: &s.model,
         training: &s.training,
