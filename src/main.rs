@@ -34,6 +34,7 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    cli::install_interrupt_handler();
     let result = match &cli.command {
         Command::Run(a) => cli::run::run(a),
         Command::Validate(a) => cli::validate::run(a),
