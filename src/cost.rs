@@ -34,7 +34,7 @@ pub enum CostError {
     #[error("price `{key}`: {value} is outside the allowed range {lo} to {hi}")]
     Range {
         key: String,
-        value: f64,
+        value: String,
         lo: f64,
         hi: f64,
     },
@@ -133,7 +133,7 @@ impl Prices {
         if !(lo..=hi).contains(&v) {
             return Err(CostError::Range {
                 key: crate::units::shorten(key),
-                value: v,
+                value: crate::units::short_num(v),
                 lo,
                 hi,
             });

@@ -25,6 +25,16 @@ pub fn ns_to_secs(ns: Nanos) -> f64 {
 /// Longest duration any input may give: 100 years, in seconds.
 pub const MAX_DURATION_S: f64 = 100.0 * 365.25 * 86_400.0;
 
+/// A number as an error message shows it: plain when short, else in exponent form.
+pub fn short_num(v: f64) -> String {
+    let plain = v.to_string();
+    if plain.len() <= 12 {
+        plain
+    } else {
+        format!("{v:e}")
+    }
+}
+
 /// Longest value an error message echoes, in characters.
 pub const MAX_ECHO_CHARS: usize = 48;
 
@@ -109,9 +119,10 @@ pub fn parse_size_bytes(text: &str) -> Result<u64, String> {
         "M" => 1024.0 * 1024.0,
         "G" => 1024.0 * 1024.0 * 1024.0,
         "T" => 1024f64.powi(4),
+        "P" => 1024f64.powi(5),
         _ => {
             return Err(format!(
-                "`{shown}` has unknown unit `{}`; allowed: K, M, G, T",
+                "`{shown}` has unknown unit `{}`; allowed: K, M, G, T, P",
                 shorten(unit)
             ));
         }

@@ -105,6 +105,13 @@ impl CheckpointSweep {
         if self.replicas == 0 {
             return Err(Error::invalid("--replicas: must be at least 1"));
         }
+        let most = crate::config::budget::MAX_REPLICAS;
+        if self.replicas > most {
+            return Err(Error::invalid(format!(
+                "--replicas: {} is more than the most allowed, {most}",
+                self.replicas
+            )));
+        }
         let opts = RunOptions {
             seed: self.seed,
             ..Default::default()

@@ -90,20 +90,20 @@ pub fn check_reference(target: &Path, written_in: Option<&Path>) -> Result<(), S
             .iter()
             .cloned(),
     );
+    // Paths given on the command line (`--set`) resolve inside the working directory.
     let own = written_in
         .and_then(|f| f.canonicalize().ok())
-        .and_then(|f| f.parent().map(Path::to_path_buf));
-    match &own {
-        Some(dir) => roots.push(dir.clone()),
-        // Paths given on the command line (`--set`) are the user's own.
-        None => return Ok(()),
+        .and_then(|f| f.parent().map(Path::to_path_buf))
+        .or_else(|| std::env::current_dir().ok());
+    if let Some(dir) = &own {
+        roots.push(dir.clone());
     }
     if roots.iter().any(|r| canonical.starts_with(r)) {
         return Ok(());
     }
     let own = own.map_or_else(String::new, |d| d.display().to_string());
     Err(format!(
-        "`{}` is outside the folder of the file that names it ({own}) and the shipped \
+        "`{}` is outside the folder that names it ({own}) and the shipped \
          scenarios/ and topologies/; allowed: a path inside those folders, or add \
          `--allow-path DIR` to allow a folder",
         crate::units::shorten(&target.display().to_string())
@@ -132,6 +132,6 @@ mod tests {
         assert!(check_reference(&topo, Some(&scenario)).is_ok());
         let e = check_reference(Path::new("/etc/passwd"), Some(&scenario)).unwrap_err();
         assert!(e.contains("--allow-path"), "{e}");
-        assert!(check_reference(Path::new("/etc/passwd"), None).is_ok());
+        assert!(check_reference(Path::new("/etc/passwd"), None).is_err());
     }
 }

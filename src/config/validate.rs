@@ -246,7 +246,10 @@ impl Rules<'_> {
                     } else {
                         ""
                     };
-                    format!("must be between {lo} and {hi}{zero}, got {value}")
+                    format!(
+                        "must be between {lo} and {hi}{zero}, got {}",
+                        crate::units::short_num(value)
+                    )
                 },
             )?;
         }
