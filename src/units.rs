@@ -22,8 +22,8 @@ pub fn ns_to_secs(ns: Nanos) -> f64 {
     ns as f64 / NS_PER_S
 }
 
-/// Longest duration any input may give: 100 years, in seconds.
-pub const MAX_DURATION_S: f64 = 100.0 * 365.25 * 86_400.0;
+/// Longest duration any input may give: 10,000 years, in seconds.
+pub const MAX_DURATION_S: f64 = 10_000.0 * 365.25 * 86_400.0;
 
 /// A number as an error message shows it: plain when short, else in exponent form.
 pub fn short_num(v: f64) -> String {
@@ -91,7 +91,7 @@ pub fn parse_duration_s(text: &str) -> Result<f64, String> {
     let seconds = value * scale;
     if seconds > MAX_DURATION_S {
         return Err(format!(
-            "`{shown}` is longer than the longest duration allowed (100 years)"
+            "`{shown}` is longer than the longest duration allowed (10,000 years)"
         ));
     }
     Ok(seconds)

@@ -246,7 +246,7 @@ fn durations_in_exponent_form_parse_or_are_refused_clearly() {
             "--out",
             &o,
         ],
-        &["100 years"],
+        &["10,000 years"],
     );
     let out = clustersim(&[
         "checkpoint",
