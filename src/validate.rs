@@ -259,7 +259,7 @@ fn parse_rows(source: Source, path: &Path, text: &str) -> Result<Vec<Row>, Valid
 /// Reads one calibration table from `dir`.
 pub fn read_rows(dir: &Path, source: Source) -> Result<Vec<Row>, ValidateError> {
     let path = dir.join(source.file_name());
-    let text = std::fs::read_to_string(&path).map_err(|e| ValidateError::Io {
+    let text = crate::config::input::read_text(&path).map_err(|e| ValidateError::Io {
         path: path.clone(),
         source: e,
     })?;

@@ -91,3 +91,21 @@ impl From<crate::api::Error> for CliError {
 }
 
 pub type CliResult = Result<(), CliError>;
+
+/// Exit code after SIGINT/SIGTERM (128 + SIGINT, as shells report Ctrl-C).
+pub const INTERRUPTED_EXIT: i32 = 130;
+
+/// Installs the SIGINT/SIGTERM (and SIGHUP) handler: it removes this process's staging
+/// folders ([`crate::report::staging`]) and exits with [`INTERRUPTED_EXIT`]. `ctrlc` runs
+/// the handler on its own thread, not in signal context, so removing folders is safe there;
+/// a commit in progress finishes first (the registry lock). Call once, at start.
+pub fn install_interrupt_handler() {
+    let installed = ctrlc::set_handler(|| {
+        let _held = crate::report::staging::remove_all_registered();
+        eprintln!("interrupted: no output written");
+        std::process::exit(INTERRUPTED_EXIT);
+    });
+    if let Err(e) = installed {
+        eprintln!("warning: cannot clean up on Ctrl-C ({e})");
+    }
+}

@@ -68,9 +68,27 @@ pub fn run(args: &ValidateArgs) -> CliResult {
         max * 100.0
     );
     if let Some(path) = &args.write_bands {
-        std::fs::write(path, out.bands().to_json())
+        write_whole(path, &out.bands().to_json())
             .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
         outln!("wrote {}", path.display());
     }
+    Ok(())
+}
+
+/// Writes `text` to `path` through a staging folder beside it (whole or not at all).
+fn write_whole(path: &std::path::Path, text: &str) -> Result<(), String> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| "not a file name".to_string())?
+        .to_string_lossy()
+        .into_owned();
+    let staging = crate::report::staging::Staging::new(parent).map_err(|e| e.to_string())?;
+    std::fs::write(staging.path().join(&name), text).map_err(|e| e.to_string())?;
+    let names = [name];
+    staging.commit(&names, &names).map_err(|e| e.to_string())?;
     Ok(())
 }

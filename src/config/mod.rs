@@ -13,7 +13,9 @@
 //! 5. [`resolve`]: apply defaults and build domain types;
 //! 6. [`validate`]: semantic rules (divisibility, sizes, GPU counts, ...).
 
+pub mod budget;
 pub mod expand;
+pub mod input;
 pub mod overrides;
 pub mod presets;
 pub mod provenance;
@@ -238,7 +240,7 @@ impl ScenarioDraft {
 }
 
 fn read_file(p: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(p).map_err(|e| ConfigError {
+    input::read_text(p).map_err(|e| ConfigError {
         location: Some(p.display().to_string()),
         field: String::new(),
         message: format!("cannot read scenario file: {e}"),

@@ -17,6 +17,8 @@ const UNSUPPORTED_SCHEDULES: &[ScheduleKind] = &[];
 
 /// Largest value any integer size may take (keeps every product of sizes in `u64`).
 const MAX_SIZE: u64 = 1_000_000_000;
+/// Most GPUs one scenario may have (2^24: 16 times the largest shipped scenario).
+const MAX_GPUS: u64 = 1 << 24;
 /// Largest model, in parameters, the simulator accepts (keeps counts in `u64`).
 const MAX_PARAMS: f64 = 1e15;
 
@@ -39,7 +41,8 @@ pub fn validate(s: &Scenario, root: &Node) -> Check {
     v.hybrid_sharding()?;
     v.offload()?;
     v.precision()?;
-    v.timeline()
+    v.timeline()?;
+    v.work()
 }
 
 struct Rules<'a> {
@@ -102,44 +105,55 @@ impl Rules<'_> {
     fn integer_sizes(&self) -> Check {
         let s = self.s;
         let (m, t, p, c) = (&s.model, &s.training, &s.parallelism, &s.cluster);
+        // Physical ranges (README, "Input limits"): each bound is well past any machine or
+        // model built so far and keeps every product of sizes in `u64`.
+        const K: u64 = 1024;
         let mut sizes = vec![
-            ("model.layers", m.layers),
-            ("model.hidden", m.hidden),
-            ("model.heads", m.heads),
-            ("model.kv_heads", m.kv_heads),
-            ("model.ffn_hidden", m.ffn_hidden),
-            ("model.vocab", m.vocab),
-            ("training.seq_len", t.seq_len),
-            ("training.global_batch", t.global_batch),
-            ("training.micro_batch", t.micro_batch),
-            ("parallelism.tp", p.tp),
-            ("parallelism.pp", p.pp),
-            ("parallelism.dp", p.dp),
-            ("parallelism.ep", p.ep),
-            ("parallelism.cp", p.cp),
-            ("parallelism.virtual_stages", p.virtual_stages),
-            ("parallelism.bucket_params", p.bucket_params),
-            ("cluster.nodes", c.nodes),
-            ("cluster.node.gpus", c.node.gpus),
-            ("cluster.node.nvlink_domain", c.node.nvlink_domain),
-            ("cluster.fabric.tiers", c.fabric.tiers),
-            ("cluster.fabric.switch_radix", c.fabric.switch_radix),
-            ("steps", s.steps),
+            ("model.layers", m.layers, 10_000),
+            ("model.hidden", m.hidden, 1 << 20),
+            ("model.heads", m.heads, 64 * K),
+            ("model.kv_heads", m.kv_heads, 64 * K),
+            ("model.ffn_hidden", m.ffn_hidden, 4 << 20),
+            ("model.vocab", m.vocab, 16 << 20),
+            ("training.seq_len", t.seq_len, 16 << 20),
+            ("training.global_batch", t.global_batch, 16 << 20),
+            ("training.micro_batch", t.micro_batch, 64 * K),
+            ("parallelism.tp", p.tp, 64 * K),
+            ("parallelism.pp", p.pp, 64 * K),
+            ("parallelism.dp", p.dp, 16 << 20),
+            ("parallelism.ep", p.ep, 64 * K),
+            ("parallelism.cp", p.cp, 64 * K),
+            ("parallelism.virtual_stages", p.virtual_stages, K),
+            (
+                "parallelism.bucket_params",
+                p.bucket_params,
+                MAX_SIZE * 1000,
+            ),
+            ("cluster.nodes", c.nodes, 16 << 20),
+            ("cluster.node.gpus", c.node.gpus, K),
+            ("cluster.node.nvlink_domain", c.node.nvlink_domain, 64 * K),
+            ("cluster.fabric.tiers", c.fabric.tiers, 8),
+            ("cluster.fabric.switch_radix", c.fabric.switch_radix, 64 * K),
+            ("steps", s.steps, 1_000),
         ];
         if let Some(moe) = &m.moe {
-            sizes.push(("model.moe.experts", moe.experts));
-            sizes.push(("model.moe.top_k", moe.top_k));
-            sizes.push(("model.moe.expert_ffn_hidden", moe.expert_ffn_hidden));
+            sizes.push(("model.moe.experts", moe.experts, 64 * K));
+            sizes.push(("model.moe.top_k", moe.top_k, 64 * K));
+            sizes.push((
+                "model.moe.expert_ffn_hidden",
+                moe.expert_ffn_hidden,
+                4 << 20,
+            ));
         }
         if let Some(pod) = c.fabric.pod_gpus {
-            sizes.push(("cluster.fabric.pod_gpus", pod));
+            sizes.push(("cluster.fabric.pod_gpus", pod, 16 << 20));
         }
-        for (field, value) in sizes {
+        for (field, value, max) in sizes {
             self.ensure(value >= 1, field, || {
                 format!("must be at least 1, got {value}")
             })?;
-            self.ensure(value <= MAX_SIZE, field, || {
-                format!("{value} is larger than the supported maximum {MAX_SIZE}")
+            self.ensure(value <= max, field, || {
+                format!("{value} is larger than the supported maximum {max}")
             })?;
         }
         if let Some(stages) = &p.stage_layers {
@@ -157,19 +171,50 @@ impl Rules<'_> {
     fn real_sizes(&self) -> Check {
         let c = &self.s.cluster;
         let g = &c.gpu;
-        let mut positive = vec![
-            ("cluster.gpu.peak_tflops.bf16", g.peak_tflops.bf16),
-            ("cluster.gpu.memory_gb", g.memory_gb),
-            ("cluster.gpu.memory_bw_gbs", g.memory_bw_gbs),
-            ("cluster.gpu.power_w", g.power_w),
-            ("cluster.node.pcie_gbs", c.node.pcie_gbs),
-            ("cluster.fabric.oversubscription", c.fabric.oversubscription),
+        // (field, value, least, most): physical ranges (README, "Input limits"). The least
+        // bandwidth, 1 MB/s, keeps every transfer time of a step far inside `u64`
+        // nanoseconds; denormal and tiny values are refused, not computed with.
+        let mut ranged = vec![
+            (
+                "cluster.gpu.peak_tflops.bf16",
+                g.peak_tflops.bf16,
+                1e-3,
+                1e6,
+            ),
+            ("cluster.gpu.memory_gb", g.memory_gb, 1e-3, 1e6),
+            ("cluster.gpu.memory_bw_gbs", g.memory_bw_gbs, 1e-3, 1e7),
+            ("cluster.gpu.power_w", g.power_w, 1.0, 1e5),
+            ("cluster.node.pcie_gbs", c.node.pcie_gbs, 1e-3, 1e6),
+            (
+                "cluster.fabric.oversubscription",
+                c.fabric.oversubscription,
+                1e-3,
+                1e3,
+            ),
             (
                 "cluster.fabric.pod_oversubscription",
                 c.fabric.pod_oversubscription,
+                1e-3,
+                1e3,
             ),
-            ("cluster.storage.write_gbs", c.storage.write_gbs),
-            ("cluster.storage.read_gbs", c.storage.read_gbs),
+            ("cluster.storage.write_gbs", c.storage.write_gbs, 1e-3, 1e9),
+            ("cluster.storage.read_gbs", c.storage.read_gbs, 1e-3, 1e9),
+            (
+                "cluster.fabric.hop_latency_us",
+                c.fabric.hop_latency_us,
+                0.0,
+                1e6,
+            ),
+            ("cluster.gpu.price_usd", g.price_usd, 0.0, 1e9),
+            ("cluster.cost.gpu_hour_usd", c.cost.gpu_hour_usd, 0.0, 1e6),
+            (
+                "cluster.cost.power_kw_per_node",
+                c.cost.power_kw_per_node,
+                0.0,
+                1e4,
+            ),
+            ("cluster.cost.usd_per_kwh", c.cost.usd_per_kwh, 0.0, 1e3),
+            ("cluster.cost.pue", c.cost.pue, 1.0, 10.0),
         ];
         let optional_peaks = [
             ("cluster.gpu.peak_tflops.fp32", g.peak_tflops.fp32),
@@ -178,39 +223,38 @@ impl Rules<'_> {
             ("cluster.gpu.peak_tflops.fp8", g.peak_tflops.fp8),
             ("cluster.gpu.peak_tflops.fp4", g.peak_tflops.fp4),
         ];
-        positive.extend(
+        ranged.extend(
             optional_peaks
                 .iter()
-                .filter_map(|(f, v)| v.map(|v| (*f, v))),
+                .filter_map(|(f, v)| v.map(|v| (*f, v, 1e-3, 1e6))),
         );
         if c.node.nics > 0 {
-            positive.push(("cluster.node.nic_gbps", c.node.nic_gbps));
+            ranged.push(("cluster.node.nic_gbps", c.node.nic_gbps, 1e-3, 1e7));
+        }
+        // No NVLink (0) or a real one.
+        if c.node.nvlink_gbs != 0.0 {
+            ranged.push(("cluster.node.nvlink_gbs", c.node.nvlink_gbs, 1e-3, 1e7));
         }
         if let Some(c) = self.s.model.moe.as_ref().and_then(|m| m.capacity_factor) {
-            positive.push(("model.moe.capacity_factor", c));
+            ranged.push(("model.moe.capacity_factor", c, 1e-3, 1e3));
         }
-        for (field, value) in positive {
-            self.ensure(value.is_finite() && value > 0.0, field, || {
-                format!("must be a positive number, got {value}")
-            })?;
+        for (field, value, lo, hi) in ranged {
+            self.ensure(
+                value.is_finite() && (lo..=hi).contains(&value),
+                field,
+                || {
+                    let zero = if field == "cluster.node.nvlink_gbs" {
+                        " (or 0: no NVLink)"
+                    } else {
+                        ""
+                    };
+                    format!(
+                        "must be between {lo} and {hi}{zero}, got {}",
+                        crate::units::short_num(value)
+                    )
+                },
+            )?;
         }
-        let non_negative = [
-            ("cluster.node.nvlink_gbs", c.node.nvlink_gbs),
-            ("cluster.fabric.hop_latency_us", c.fabric.hop_latency_us),
-            ("cluster.gpu.price_usd", g.price_usd),
-            ("cluster.cost.gpu_hour_usd", c.cost.gpu_hour_usd),
-            ("cluster.cost.power_kw_per_node", c.cost.power_kw_per_node),
-            ("cluster.cost.usd_per_kwh", c.cost.usd_per_kwh),
-        ];
-        for (field, value) in non_negative {
-            self.ensure(value.is_finite() && value >= 0.0, field, || {
-                format!("must be zero or positive, got {value}")
-            })?;
-        }
-        let pue = c.cost.pue;
-        self.ensure(pue.is_finite() && pue >= 1.0, "cluster.cost.pue", || {
-            format!("power usage effectiveness is at least 1.0, got {pue}")
-        })?;
         self.efficiencies()
     }
 
@@ -383,7 +427,20 @@ impl Rules<'_> {
                 "tp*pp*dp*cp = {}*{}*{}*{} = {world} but the cluster has {} nodes x {} GPUs = {gpus}",
                 p.tp, p.pp, p.dp, p.cp, c.nodes, c.node.gpus
             )
+        })?;
+        let world = world.unwrap_or(u64::MAX);
+        self.ensure(world <= MAX_GPUS, "cluster.nodes", || {
+            format!("{world} GPUs is more than the supported maximum {MAX_GPUS} (2^24)")
         })
+    }
+
+    /// The work a step asks for, estimated before the op graph is built
+    /// ([`super::budget`]).
+    fn work(&self) -> Check {
+        match super::budget::check_graph(self.s) {
+            Ok(()) => Ok(()),
+            Err(message) => self.fail("training.global_batch", message),
+        }
     }
 
     fn tensor_parallel(&self) -> Check {

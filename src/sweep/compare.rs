@@ -715,7 +715,7 @@ pub fn write_table_with(
 /// The `provenance` of `dir/compare.json`, if it has one.
 pub fn read_provenance(dir: &std::path::Path) -> Result<Option<Provenance>, SweepError> {
     let path = dir.join("compare.json");
-    let text = std::fs::read_to_string(&path).map_err(|source| SweepError::Io {
+    let text = crate::config::input::read_text(&path).map_err(|source| SweepError::Io {
         path: path.clone(),
         source,
     })?;
@@ -734,7 +734,7 @@ pub fn read_provenance(dir: &std::path::Path) -> Result<Option<Provenance>, Swee
 /// Reads `dir/compare.json`.
 pub fn read_table(dir: &std::path::Path) -> Result<CompareTable, SweepError> {
     let path = dir.join("compare.json");
-    let text = std::fs::read_to_string(&path).map_err(|source| SweepError::Io {
+    let text = crate::config::input::read_text(&path).map_err(|source| SweepError::Io {
         path: path.clone(),
         source,
     })?;
