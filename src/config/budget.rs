@@ -41,7 +41,7 @@ pub const SWEEP_POINTS: Limit = Limit {
 pub const RUN_EVENTS: Limit = Limit {
     what: "run-level events (failures, checkpoints, slowdowns) over all runs",
     env: "CLUSTERSIM_MAX_RUN_EVENTS",
-    default: 200_000_000,
+    default: 10_000_000,
 };
 
 /// Runs one command simulates (replicas × checkpoint intervals).

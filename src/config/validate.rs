@@ -156,6 +156,11 @@ impl Rules<'_> {
                 format!("{value} is larger than the supported maximum {max}")
             })?;
         }
+        // 0 NICs is a node without scale-out; the failure model counts every NIC.
+        let nics = c.node.nics;
+        self.ensure(nics <= K, "cluster.node.nics", || {
+            format!("{nics} is larger than the supported maximum {K}")
+        })?;
         if let Some(stages) = &p.stage_layers {
             for (i, &n) in stages.iter().enumerate() {
                 self.ensure(
