@@ -257,26 +257,36 @@ fn run_event_estimate_by_hand() {
     assert!((e.checkpoints - 2000.0).abs() < 1e-9, "{e:?}");
     assert_eq!(e.episodes, 0.0);
     assert!((e.total() - (80.0 + 2000.0 + 1002.0)).abs() < 1e-9);
-    // 10,000 replicas x 3082 events = 3.08e7, above the default 1e7.
+    // 100,000 replicas x 3082 events = 3.082e8, above the default 1e8.
     let mut many = setup.clone();
     let err = many
-        .check_work(1.0, &[3600.0], 10_000)
+        .check_work(1.0, &[3600.0], 100_000, false)
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("30820000") && err.contains("CLUSTERSIM_MAX_RUN_EVENTS"),
+        err.contains("308200000") && err.contains("CLUSTERSIM_MAX_RUN_EVENTS"),
         "{err}"
     );
     assert!(
         err.contains("run.duration") && err.contains("checkpoint.every"),
         "{err}"
     );
-    // 1,000 replicas fit; each run's share of the budget is 1e7 / 1000 = 10,000, raised
-    // to the floor of 100,000.
+    // 10,000 replicas fit; each run's share of the budget is 1e8 / 10,000 = 10,000,
+    // raised to the floor of 100,000.
     let mut some = setup.clone();
-    some.check_work(1.0, &[3600.0], 1_000).unwrap();
+    some.check_work(1.0, &[3600.0], 10_000, false).unwrap();
     assert_eq!(some.max_events_per_run, 100_000);
+    // The recorded run keeps its events: above 2e6 of them it is refused.
+    let err = setup
+        .clone()
+        .check_work(1.0, &[1.0], 1, true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("CLUSTERSIM_MAX_RUN_CSV_ROWS"), "{err}");
     // A duration shorter than one step is refused.
-    let err = setup.clone().check_work(3.6e7, &[3600.0], 1).unwrap_err();
+    let err = setup
+        .clone()
+        .check_work(3.6e7, &[3600.0], 1, true)
+        .unwrap_err();
     assert!(err.to_string().contains("shorter than one step"), "{err}");
 }

@@ -309,6 +309,8 @@ pub struct RunSetup {
     /// Events one run may handle before it is stopped as over the run-event budget
     /// ([`RunSetup::check_work`] sets it to the budget's share of one run).
     pub max_events_per_run: u64,
+    /// Events the recorded run (replica 0 of `run`) may keep.
+    pub max_recorded_events: u64,
 }
 
 /// Samples of the progress chart one recorded run takes (`sim`: one per 1/1000 of the
@@ -380,6 +382,7 @@ impl RunSetup {
             replicas: opts.replicas.or(run.replicas).unwrap_or(1),
             grid: RankGrid::new(&s.parallelism),
             max_events_per_run: crate::config::budget::RUN_EVENTS.default,
+            max_recorded_events: crate::config::budget::RECORDED_RUN_EVENTS.default,
         })
     }
 
@@ -430,8 +433,9 @@ impl RunSetup {
         healthy_step_s: f64,
         intervals: &[f64],
         replicas: u64,
+        recorded: bool,
     ) -> Result<(), RunError> {
-        use crate::config::budget::{RUN_EVENTS, RUNS};
+        use crate::config::budget::{RECORDED_RUN_EVENTS, RUN_EVENTS, RUNS};
         use crate::units::{format_duration as format_duration_s, short_num};
         let short_number = |x: f64| {
             if x < 1e12 {
@@ -504,6 +508,22 @@ impl RunSetup {
             .map_err(RunError::OverBudget)?;
         let limit = RUN_EVENTS.value().map_err(RunError::OverBudget)?;
         self.max_events_per_run = (limit / runs).max(MIN_EVENTS_PER_RUN);
+        if recorded {
+            RECORDED_RUN_EVENTS
+                .check(
+                    worst.total() as u64,
+                    &format!(
+                        "{} failures ({}) and {} checkpoint events are kept for run.csv; \
+                         shorten the run (run.*), make failures rarer (faults.failures.*) \
+                         or checkpoint less often (checkpoint.every)",
+                        short_number(worst.failures),
+                        every(worst.failures),
+                        short_number(worst.checkpoints),
+                    ),
+                )
+                .map_err(RunError::OverBudget)?;
+            self.max_recorded_events = RECORDED_RUN_EVENTS.value().map_err(RunError::OverBudget)?;
+        }
         Ok(())
     }
 
@@ -632,7 +652,7 @@ pub fn simulate_setup(
 ) -> Result<RunReport, RunError> {
     let healthy_s = src.step_time_s(&StepState::healthy())?;
     let mut setup = setup.clone();
-    setup.check_work(healthy_s, &[setup.interval_s], setup.replicas)?;
+    setup.check_work(healthy_s, &[setup.interval_s], setup.replicas, true)?;
     let setup = &setup;
     prefetch_states(setup, src, setup.interval_s)?;
     let bar = progress_bar(setup.replicas, "long run replicas", progress);
@@ -654,5 +674,10 @@ pub fn simulate_setup(
         first.stats = Some(ReplicaStats::of(&all));
     }
     bar.finish_and_clear();
+    first.summary.check_invariants().map_err(|m| {
+        RunError::Step(format!(
+            "run result invariant violated, nothing written: {m}"
+        ))
+    })?;
     Ok(first)
 }

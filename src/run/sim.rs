@@ -193,9 +193,16 @@ impl<'a> RunSim<'a> {
         self.sample_every_s = expected / 1000.0;
         self.emit(EventKind::Start, String::new(), 0.0);
         let mut handled = 0u64;
+        let cap = if self.record {
+            self.setup
+                .max_events_per_run
+                .min(self.setup.max_recorded_events)
+        } else {
+            self.setup.max_events_per_run
+        };
         loop {
             handled += 1;
-            if handled > self.setup.max_events_per_run {
+            if handled > cap {
                 return Err(RunError::OverBudget(format!(
                     "a run handled {handled} run-level events (failures, checkpoints, \
                      slowdowns) by {:.0} h of wall time, its share of the limit \

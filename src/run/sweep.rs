@@ -216,7 +216,7 @@ pub fn goodput_curve(
 ) -> Result<Vec<CurvePoint>, RunError> {
     let healthy_s = src.step_time_s(&crate::faults::StepState::healthy())?;
     let mut setup = setup.clone();
-    setup.check_work(healthy_s, intervals, replicas)?;
+    setup.check_work(healthy_s, intervals, replicas, false)?;
     let setup = &setup;
     if let Some(&first) = intervals.first() {
         super::prefetch_states(setup, src, first)?;
