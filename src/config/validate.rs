@@ -781,6 +781,26 @@ fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
+/// The semantic checks of `faults:` (rates, distributions, lemons, durations, straggler
+/// and link entries: `faults::FaultModel::resolve`), run at load time so that their errors
+/// carry the file and line of the key (list entries are located at their list's key).
+pub fn faults(s: &Scenario, root: &Node) -> Check {
+    let gpus = s.parallelism.world_size();
+    crate::faults::FaultModel::resolve(&s.faults, &s.cluster, gpus)
+        .map(|_| ())
+        .map_err(|e| {
+            let path: String = e
+                .field
+                .split('.')
+                .map(|k| k.split('[').next().unwrap_or(k))
+                .collect::<Vec<_>>()
+                .join(".");
+            let mut err = super::error_at(root, &path, e.message);
+            err.field = e.field;
+            err
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
