@@ -145,6 +145,9 @@ impl Rules<'_> {
                 4 << 20,
             ));
         }
+        // An adapter of rank above the hidden size is not low-rank: its FLOPs outgrow the
+        // layer's and MFU passes 1 (a fuzz finding, seed 3).
+        sizes.push(("training.lora_rank", t.lora_rank, m.hidden.max(1)));
         if let Some(pod) = c.fabric.pod_gpus {
             sizes.push(("cluster.fabric.pod_gpus", pod, 16 << 20));
         }
