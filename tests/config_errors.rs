@@ -386,7 +386,6 @@ fn zero_sizes_are_rejected_everywhere() {
         ("cluster.nodes=0", "cluster.nodes"),
         ("cluster.node.gpus=0", "cluster.node.gpus"),
         ("parallelism.tp=0", "parallelism.tp"),
-        ("steps=0", "steps"),
         ("cluster.node.nic_gbps=0", "cluster.node.nic_gbps"),
         ("cluster.node.nvlink_gbs=-450", "cluster.node.nvlink_gbs"),
         ("cluster.gpu.memory_bw_gbs=0", "cluster.gpu.memory_bw_gbs"),

@@ -74,7 +74,6 @@ pub struct Scenario {
     pub cluster: ClusterSpec,
     pub training: TrainingSpec,
     pub parallelism: ParallelismSpec,
-    pub steps: u64,
     pub faults: FaultsSpec,
     pub checkpoint: Option<CheckpointSpec>,
     pub run: Option<RunSpec>,
@@ -408,7 +407,6 @@ mod tests {
         assert_eq!(s.training.micro_batch, 1);
         assert_eq!(s.cluster.node.nvlink_domain, 8);
         assert_eq!(s.cluster.node.pcie_gbs, 64.0);
-        assert_eq!(s.steps, 1);
     }
 
     #[test]

@@ -28,7 +28,6 @@ pub struct RawScenario {
     pub training: RawTraining,
     #[serde(default)]
     pub parallelism: RawParallelism,
-    pub steps: Option<u64>,
     pub faults: Option<FaultsSpec>,
     pub checkpoint: Option<CheckpointSpec>,
     pub run: Option<RunSpec>,

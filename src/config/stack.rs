@@ -197,6 +197,23 @@ pub fn resolve(
             "overlap_param_gather different from overlap_grad_reduce",
         ));
     }
+    // Elsewhere the field has nothing to act on: only the distributed optimizer gathers
+    // parameters after the step (ZeRO-3 gathers per layer, overlapped per
+    // `stack.zero3.prefetch`). A value set in the scenario that would differ is refused
+    // rather than ignored.
+    if let (false, true, Src::Scenario(key)) = (distributed_optimizer, gather != grad, gather_from)
+    {
+        return Err(super::error_at(
+            root,
+            key,
+            format!(
+                "{key} = {gather} has no effect here: only the distributed optimizer (ZeRO-1/2 \
+                 with dp > 1) gathers parameters after the step, and its gathers overlap \
+                 exactly when the gradient reductions do (overlap_grad_reduce = {grad}); \
+                 ZeRO-3's per-layer gathers overlap per stack.zero3.prefetch"
+            ),
+        ));
+    }
     p.tp_comm_overlap = tp == TpOverlap::Full;
     p.overlap_grad_reduce = grad;
     p.pp_comm_overlap = p2p == P2p::Async;

@@ -134,7 +134,6 @@ impl Rules<'_> {
             ("cluster.node.nvlink_domain", c.node.nvlink_domain, 64 * K),
             ("cluster.fabric.tiers", c.fabric.tiers, 8),
             ("cluster.fabric.switch_radix", c.fabric.switch_radix, 64 * K),
-            ("steps", s.steps, 1_000),
         ];
         if let Some(moe) = &m.moe {
             sizes.push(("model.moe.experts", moe.experts, 64 * K));
