@@ -46,11 +46,10 @@ impl Builder<'_> {
             ));
         }
         let (lo, hi) = self.layers_of(at);
-        let mut issue_after = sb.frontier;
+        self.fsdp_pass_start(sb);
         for layer in lo..hi {
-            let here = sb.frontier;
-            self.fsdp_prefetch(sb, slot, layer, issue_after);
-            issue_after = here;
+            self.fsdp_prefetch(sb, slot, layer);
+            self.fsdp_sync(sb);
             let a = self.block(
                 sb,
                 slot,
@@ -101,14 +100,13 @@ impl Builder<'_> {
             ));
         }
         let (lo, hi) = self.layers_of(at);
-        let mut issue_after = sb.frontier;
+        self.fsdp_pass_start(sb);
         for layer in (lo..hi).rev() {
-            let here = sb.frontier;
-            self.fsdp_prefetch(sb, slot, layer, issue_after);
-            issue_after = here;
+            self.fsdp_prefetch(sb, slot, layer);
             if self.fsdp() {
                 self.fsdp_reduce_completed(sb, layer, walk, reduce);
             }
+            self.fsdp_sync(sb);
             let n = self.layer_backward(sb, slot, layer);
             walk.grads_done.insert(layer, n);
         }
@@ -141,6 +139,12 @@ impl Builder<'_> {
                 None,
             );
             self.mlp_recompute(sb, slot, layer);
+            // ZeRO-3 that re-gathers: the recompute released the parameters; the
+            // backward is its own unit, gathered again.
+            if crate::pricing::dp::regathers(&self.inp) {
+                self.fsdp_prefetch(sb, slot, layer);
+                self.fsdp_sync(sb);
+            }
         }
         self.mlp_block(sb, slot, layer, false);
         if recompute == Recompute::Selective && self.costs.selective_recompute > 0 {

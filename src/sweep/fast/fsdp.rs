@@ -14,40 +14,55 @@ use crate::plan::pipeline::{self, Pass, Slot};
 use crate::plan::stack::TpOverlap;
 use crate::pricing::OpCosts;
 
-/// One pass of a chunk under ZeRO-3, relative to the start of its layers, as the generator
-/// issues it on the in-order DP stream (busy until `carry` when the pass starts): layer `j`
-/// (time `layers[j]`, in pass order) waits for its parameter all-gather `gathers[j]`,
-/// issued once layer `j − 2` has finished (the first two at the pass start), so each gather
-/// prefetches while the previous layer computes. In backward, `reduces[j]` is the
-/// reduce-scatter of the bucket layer `j` completes (0 if none), ready `lead` before the
-/// layer ends (ahead of its closing TP collective) and queued right after the gather of
-/// layer `j + 1`, as FSDP's post-backward hook issues it. Returns the end of the last
-/// layer and of the DP stream.
+/// How a ZeRO-3 stack fetches: gathers issued `prefetch` units ahead, and whether each
+/// fetch synchronises the device (`stack.zero3`).
+#[derive(Debug, Clone, Copy)]
+pub struct Fetch {
+    pub prefetch: usize,
+    pub sync: bool,
+}
+
+/// One pass of a chunk under ZeRO-3, relative to the start of its compute units, as the
+/// generator issues it on the in-order DP stream (busy until `carry` when the pass
+/// starts): unit `j` (time `units[j]`, in pass order: a layer, or under re-gathering
+/// recompute a layer's recompute and its backward) waits for its parameter all-gathers
+/// `gathers[j]`, issued once unit `j − 1 − prefetch` has finished (the first ones at the
+/// pass start), so each gather prefetches while earlier units compute; a fetch that
+/// synchronises waits for everything on the DP stream before it. In backward,
+/// `reduces[j]` is the reduce-scatter of the bucket unit `j` completes (0 if none), ready
+/// `lead` before the unit ends (ahead of its closing TP collective) and queued right after
+/// the gather of unit `j + 1`, as FSDP's post-backward hook issues it. Returns the end of
+/// the last unit and of the DP stream.
 pub fn fsdp_pass(
-    layers: &[f64],
+    units: &[f64],
     gathers: &[f64],
     reduces: &[f64],
     lead: f64,
     carry: f64,
+    fetch: Fetch,
 ) -> (f64, f64) {
     let (mut dp, mut end) = (carry, 0.0f64);
-    let (mut end_1, mut end_2) = (0.0f64, 0.0f64);
+    let mut ends: Vec<f64> = Vec::with_capacity(units.len());
     let reduce = |dp: f64, end: f64, j: usize| match reduces.get(j) {
         Some(&r) if r > 0.0 => dp.max(end - lead) + r,
         _ => dp,
     };
-    for (j, (l, g)) in layers.iter().zip(gathers).enumerate() {
-        dp = dp.max(end_2) + g;
+    for (j, (l, g)) in units.iter().zip(gathers).enumerate() {
+        let issue = match j.checked_sub(1 + fetch.prefetch) {
+            Some(i) => ends[i],
+            None => 0.0,
+        };
+        dp = dp.max(issue) + g;
         let gathered = dp;
         if j > 0 {
             dp = reduce(dp, end, j - 1);
         }
-        end = end.max(gathered) + l;
-        end_2 = end_1;
-        end_1 = end;
+        let ready = if fetch.sync { dp } else { gathered };
+        end = end.max(ready) + l;
+        ends.push(end);
     }
-    if !layers.is_empty() {
-        dp = reduce(dp, end, layers.len() - 1);
+    if !units.is_empty() {
+        dp = reduce(dp, end, units.len() - 1);
     }
     (end, dp)
 }
@@ -70,24 +85,37 @@ fn chunk_walks(
     si: usize,
     bs: &[TimedBucket],
     gathers: &[f64],
-    in_pass: bool,
+    (in_pass, regather): (bool, bool),
     embedding_fwd: f64,
 ) -> Vec<ChunkWalk> {
     let chunk_walk = |(ci, ch): (usize, &super::stages::Chunk)| {
         let n = ch.layer_fwd.len();
         let hi = ch.lo + n as u64;
         let g = gathers[ch.lo as usize..ch.lo as usize + n].to_vec();
-        let mut rs = [vec![0.0; n], vec![0.0; n]];
+        // Backward units: each layer in reverse, split into its recompute and its
+        // backward when the recompute gathers on its own.
+        let per = if regather { 2 } else { 1 };
+        let mut rs = [vec![0.0; n * per], vec![0.0; n * per]];
         for b in bs.iter().filter(|b| b.chunk == ci && in_pass) {
-            let j = (hi - 1 - b.lowest) as usize;
+            let j = (hi - 1 - b.lowest) as usize * per + per - 1;
             rs[0][j] += b.time_rs;
             rs[1][j] += b.time_rs + b.time_ar;
         }
+        let (mut bwd, mut rg) = (Vec::new(), Vec::new());
+        for j in (0..n).rev() {
+            if regather {
+                bwd.extend([ch.layer_fwd[j], ch.layer_bwd[j] - ch.layer_fwd[j]]);
+                rg.extend([g[j], g[j]]);
+            } else {
+                bwd.push(ch.layer_bwd[j]);
+                rg.push(g[j]);
+            }
+        }
         let first_vs = si == 0 && ci == 0;
         ChunkWalk {
-            rg: g.iter().rev().copied().collect(),
+            rg,
             g,
-            bwd: ch.layer_bwd.iter().rev().copied().collect(),
+            bwd,
             rs,
             fwd_in: if first_vs { embedding_fwd } else { 0.0 },
             bwd_in: ch.bwd_head,
@@ -120,7 +148,7 @@ fn walk_passes(
     stage: &Stage,
     si: usize,
     walks: &[ChunkWalk],
-    (split, in_pass, lead): (bool, bool, f64),
+    (split, in_pass, lead, fetch): (bool, bool, f64, Fetch),
 ) -> (Vec<(f64, f64)>, f64, f64) {
     let p = &ctx.s.parallelism;
     let v = stage.chunks.len();
@@ -149,7 +177,7 @@ fn walk_passes(
             Pass::Forward => {
                 let start = t + w.fwd_in;
                 let (end, d) = pass(ci, 0, (dp - start).max(0.0), &|carry| {
-                    fsdp_pass(&ch.layer_fwd, &w.g, &[], 0.0, carry)
+                    fsdp_pass(&ch.layer_fwd, &w.g, &[], 0.0, carry, fetch)
                 });
                 let x = end - sum(&ch.layer_fwd);
                 exposed[ci].0 += x;
@@ -160,7 +188,7 @@ fn walk_passes(
                 let start = t + w.bwd_in;
                 let rs: &[f64] = if split { &[] } else { r };
                 let (end, d) = pass(ci, 1 + is_last as usize, (dp - start).max(0.0), &|carry| {
-                    fsdp_pass(&w.bwd, &w.rg, rs, lead, carry)
+                    fsdp_pass(&w.bwd, &w.rg, rs, lead, carry, fetch)
                 });
                 let x = end - sum(&w.bwd);
                 exposed[ci].1 += x;
@@ -197,6 +225,11 @@ pub(super) fn apply_fsdp(
     let m = ctx.inp.micro_batches() as u32;
     let in_pass = p.dp > 1 && p.overlap_grad_reduce;
     let dp_ranks = p.dp;
+    let regather = crate::pricing::dp::regathers(&ctx.inp);
+    let fetch = Fetch {
+        prefetch: p.stack.zero3.prefetch as usize,
+        sync: p.stack.zero3.sync_per_gather,
+    };
     // Gradients of a layer are complete when its attention backward ends, before the TP
     // collective that closes the layer (under backward overlap: when the column-parallel
     // weight-gradient GEMM ends, beside the reduction).
@@ -218,11 +251,19 @@ pub(super) fn apply_fsdp(
         } else {
             Vec::new()
         };
-        let walks = chunk_walks(stage, si, &bs, gathers, in_pass, c.embedding_fwd);
-        let (exposed, t, dp) = walk_passes(ctx, stage, si, &walks, (comms.split, in_pass, lead));
+        let walks = chunk_walks(
+            stage,
+            si,
+            &bs,
+            gathers,
+            (in_pass, regather),
+            c.embedding_fwd,
+        );
+        let (exposed, t, dp) =
+            walk_passes(ctx, stage, si, &walks, (comms.split, in_pass, lead, fetch));
         stage.fsdp_tail = (dp - t).max(0.0);
         for (ch, w) in stage.chunks.iter().zip(&walks) {
-            let fill = fsdp_pass(&ch.layer_fwd, &w.g, &[], 0.0, 0.0).0 - sum(&ch.layer_fwd);
+            let fill = fsdp_pass(&ch.layer_fwd, &w.g, &[], 0.0, 0.0, fetch).0 - sum(&ch.layer_fwd);
             stage.fill_fwd += fill;
         }
         for (ch, (f, b)) in stage.chunks.iter_mut().zip(exposed) {

@@ -156,8 +156,9 @@ impl Ctx<'_> {
             .map(|layer| {
                 let mut g = crate::pricing::dp::param_upload_time(&inp, layer, Coverage::FAST)
                     .map_or(0.0, secs);
+                let host = secs(crate::pricing::dp::gather_host_time(&self.s.parallelism));
                 for cost in crate::pricing::dp::layer_gathers(&inp, layer, Coverage::FAST) {
-                    g += self.time(cost);
+                    g += host + self.time(cost);
                 }
                 g
             })
