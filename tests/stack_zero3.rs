@@ -1,7 +1,9 @@
 //! ZeRO-3 stack behaviour (`stack.zero3`) against hand-derived cases: a per-tensor gather
 //! with no prefetch exposes every gather; re-gathering recompute adds one more gather per
 //! layer; the host cost adds its time per collective; a synchronising fetch waits for the
-//! reduce-scatters in flight; fast mode agrees with the replay under every combination.
+//! reduce-scatters in flight; the embedding and output layer are gathered; synchronous
+//! pipeline p2p adds exactly one hop to a two-stage, two-micro-batch step; fast mode
+//! agrees with the replay under every combination.
 
 use clustersim::config::Scenario;
 use clustersim::fixtures::toy_scenario;
@@ -136,8 +138,10 @@ fn the_host_cost_adds_its_time_per_gather_collective() {
     s.parallelism.stack.zero3.host_us = 30.0;
     s.parallelism.stack.zero3.host_us_per_rank = 5.0;
     let slow = run(&s).step_time_s;
-    // 30 + 5 x 2 ranks = 40 µs per collective, 6 per layer, forward and backward.
-    let want = 2.0 * micro_batches(&s) * s.model.layers as f64 * 6.0 * 40e-6;
+    // 30 + 5 x 2 ranks = 40 µs per collective: 6 per layer, forward and backward, and the
+    // embedding and output-layer gathers (3 per micro-batch).
+    let per_mb = 2.0 * s.model.layers as f64 * 6.0 + 3.0;
+    let want = micro_batches(&s) * per_mb * 40e-6;
     assert!(
         (slow - base - want).abs() < 1e-6 * want,
         "{} vs {want}",
@@ -172,4 +176,59 @@ fn a_synchronising_fetch_waits_for_the_reduce_scatters_in_flight() {
     let synced = run(&s).step_time_s;
     assert!(synced > free, "{synced} vs {free}");
     fast_agrees(&s, "synchronised");
+}
+
+#[test]
+fn the_embedding_and_the_output_layer_are_gathered_too() {
+    // Issue 11.3: under ZeRO-3 the embedding and output layer were reduce-scattered but
+    // never gathered. Now the embedding is gathered before the embedding forward and the
+    // output layer before the logits forward and backward.
+    let s = zero3(Zero3Gather::Layer);
+    let mut whole = s.clone();
+    // Every tensor of this model kept whole: nothing gathered.
+    whole.parallelism.stack.zero3.persist_below = s.model.embedding_params() + 1;
+    assert_eq!(layer_gather_s(&whole, 0).0, 0);
+    let (_, layer_s) = layer_gather_s(&s, 0);
+    let head_s = all_gather_s(&s, 2 * s.model.embedding_params());
+    let (m, l) = (micro_batches(&s), s.model.layers as f64);
+    let want = m * (2.0 * l * layer_s + 3.0 * head_s);
+    let got = run(&s).step_time_s - run(&whole).step_time_s;
+    let ns = m * (2.0 * l + 3.0) * 1e-9;
+    assert!((got - want).abs() <= ns, "{got} vs {want}");
+    fast_agrees(&s, "head gathers, prefetch 0");
+    let mut ahead = s.clone();
+    ahead.parallelism.stack.zero3.prefetch = 1;
+    fast_agrees(&ahead, "head gathers, prefetch 1");
+}
+
+#[test]
+fn synchronous_p2p_adds_exactly_one_hop_to_two_stages_and_two_micro_batches() {
+    // Two stages, two micro-batches, 1F1B. By hand, with stage times f0, b0 (first) and
+    // f1, b1 (last), a hop p, f1 + b1 >= f0, b0:
+    //   async: the step ends at f0 + 2p + 2 f1 + 2 b1 + b0;
+    //   sync (each stage waits for its sends): stage 0's second forward starts after the
+    //   first activation's hop, stage 1's second forward after the first gradient's hop,
+    //   the last gradient's hop is paid by stage 1 before it ends: f0 + 3p + 2 f1 + 2 b1 +
+    //   b0. The difference is exactly one hop.
+    let mut s = toy_scenario(1, 2, 1, 4, 2);
+    s.parallelism.pp_comm_overlap = true;
+    let asynchronous = run(&s).step_time_s;
+    s.parallelism.pp_comm_overlap = false;
+    let synchronous = run(&s).step_time_s;
+    let cm = ComputeModel::for_training(&s.cluster.gpu, s.training.precision, false);
+    let inp = StepInputs {
+        model: &s.model,
+        training: &s.training,
+        parallelism: &s.parallelism,
+        compute: &cm,
+        pcie_gbs: s.cluster.node.pcie_gbs,
+    };
+    let bytes = clustersim::pricing::collectives::pp_p2p_bytes(&inp);
+    let hop =
+        AnalyticNetwork::new(&s.cluster).collective_time_s(Collective::SendRecv, bytes, &[0, 1]);
+    let got = synchronous - asynchronous;
+    assert!((got - hop).abs() <= 3e-9, "{got} vs {hop}");
+    fast_agrees(&s, "sync p2p");
+    s.parallelism.pp_comm_overlap = true;
+    fast_agrees(&s, "async p2p");
 }

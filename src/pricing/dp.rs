@@ -319,6 +319,24 @@ pub fn layer_gathers(inp: &StepInputs, layer: u64, cov: Coverage) -> Vec<Collect
     }
 }
 
+/// ZeRO-3 / FSDP: the all-gather of the input embedding before the first stage's
+/// embedding forward, and of the output layer (the embedding again when tied) before the
+/// last stage's logits forward and backward: a `vocab x hidden` matrix (vocab-parallel
+/// over TP) over DP, in the precision weights are gathered in; `None` without ZeRO-3 or
+/// when the stack keeps it whole (`persist_below`).
+pub fn head_gather(inp: &StepInputs, cov: Coverage) -> Option<CollectiveCost> {
+    let (m, p) = (inp.model, inp.parallelism);
+    let params = m.embedding_params();
+    if !fsdp(p) || persistent(p, params) {
+        return None;
+    }
+    Some(CollectiveCost {
+        collective: Collective::AllGather,
+        group: ZeroGroups::of(p).dense,
+        bytes: ((params / p.tp.max(1)) as f64 * gathered_weight_bytes(inp.training, cov)) as u64,
+    })
+}
+
 /// Host time to issue one ZeRO-3 gather collective: `stack.zero3.host_us` plus
 /// `host_us_per_rank` × the ranks it spans (the shard group). It occupies the DP stream
 /// ahead of the collective.

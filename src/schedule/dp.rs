@@ -233,6 +233,37 @@ impl Builder<'_> {
         last
     }
 
+    /// ZeRO-3 / FSDP: gathers the embedding (or output layer) for the head unit about to be
+    /// built (the embedding forward, the logits forward or backward), issued as a layer's
+    /// gathers are (`stack.zero3.prefetch` units ahead).
+    pub(super) fn fsdp_head(&mut self, sb: &mut StageBuilder, slot: Slot) {
+        let Some(cost) = dp::head_gather(&self.inp, Coverage::FULL) else {
+            return;
+        };
+        sb.unit_starts.push(sb.frontier);
+        let u = sb.unit_starts.len() - 1;
+        let k = self.inp.parallelism.stack.zero3.prefetch as usize;
+        let deps: Vec<NodeIndex> = sb.unit_starts[u.saturating_sub(k)].into_iter().collect();
+        let host = dp::gather_host_time(self.inp.parallelism);
+        if host > 0 {
+            let op = Op {
+                category: Category::Dp,
+                stream: Stream::Dp,
+                duration: host,
+                comm: None,
+                micro_batch: slot.micro_batch,
+                chunk: slot.chunk as u16,
+                layers: (u16::MAX, u16::MAX),
+                label: "fsdp gather issue (host)",
+            };
+            sb.push(op, &deps);
+        }
+        let c = self.priced_comm(cost, Category::Dp);
+        let g = self.comm_op(sb, c, Stream::Dp, slot, "fsdp embedding all-gather", &deps);
+        sb.also_wait_for.push(g);
+        self.fsdp_sync(sb);
+    }
+
     /// ZeRO-3 / FSDP: starts a pass's walk over its compute units.
     pub(super) fn fsdp_pass_start(&self, sb: &mut StageBuilder) {
         sb.unit_starts.clear();

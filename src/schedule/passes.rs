@@ -36,7 +36,9 @@ impl Builder<'_> {
             // block the compute stream as NCCL kernels on Megatron's main stream do.
             sb.also_wait_for.push(r);
         }
+        self.fsdp_pass_start(sb);
         if at.first {
+            self.fsdp_head(sb, slot);
             sb.chain(compute_op(
                 Category::Forward,
                 self.costs.embedding_fwd,
@@ -46,7 +48,6 @@ impl Builder<'_> {
             ));
         }
         let (lo, hi) = self.layers_of(at);
-        self.fsdp_pass_start(sb);
         for layer in lo..hi {
             self.fsdp_prefetch(sb, slot, layer);
             self.fsdp_sync(sb);
@@ -63,6 +64,7 @@ impl Builder<'_> {
             self.mlp_block(sb, slot, layer, true);
         }
         if at.last {
+            self.fsdp_head(sb, slot);
             sb.chain(compute_op(
                 Category::Forward,
                 self.costs.logits_fwd,
@@ -87,10 +89,12 @@ impl Builder<'_> {
     ) -> Option<PendingSend> {
         let at = self.place(sb.stage, slot.chunk);
         let (vs, (send, recv)) = (at.vs, p2p_streams(at.reversed, false));
+        self.fsdp_pass_start(sb);
         if !at.last {
             let r = self.recv_op(sb, (false, slot.micro_batch, vs + 1), recv, slot);
             sb.also_wait_for.push(r);
         } else {
+            self.fsdp_head(sb, slot);
             sb.chain(compute_op(
                 Category::Backward,
                 self.costs.logits_bwd,
@@ -100,7 +104,6 @@ impl Builder<'_> {
             ));
         }
         let (lo, hi) = self.layers_of(at);
-        self.fsdp_pass_start(sb);
         for layer in (lo..hi).rev() {
             self.fsdp_prefetch(sb, slot, layer);
             if self.fsdp() {

@@ -67,17 +67,29 @@ pub fn fsdp_pass(
     (end, dp)
 }
 
-/// One chunk's passes as [`fsdp_pass`] replays them: gathers in forward and backward
-/// order, backward layer times, and the reduce-scatters by backward position, plain and
-/// with the replica all-reduces.
+/// One chunk's passes as [`fsdp_pass`] replays them: compute units and their gathers in
+/// forward and backward order (the embedding forward, the logits forward and backward are
+/// units of their own where their weights are gathered), and the reduce-scatters by
+/// backward position, plain and with the replica all-reduces.
 struct ChunkWalk {
+    f: Vec<f64>,
     g: Vec<f64>,
     rg: Vec<f64>,
     bwd: Vec<f64>,
     rs: [Vec<f64>; 2],
-    /// Compute before the layers: the embedding, the logits backward.
+    /// Compute before the units: the embedding forward, the logits backward, where their
+    /// weights are not gathered.
     fwd_in: f64,
     bwd_in: f64,
+}
+
+/// Head units' times: embedding forward, logits forward, logits backward, and the gather
+/// of their weights (`None`: not gathered).
+struct Heads {
+    embedding_fwd: f64,
+    logits_fwd: f64,
+    logits_bwd: f64,
+    gather: Option<f64>,
 }
 
 fn chunk_walks(
@@ -86,39 +98,67 @@ fn chunk_walks(
     bs: &[TimedBucket],
     gathers: &[f64],
     (in_pass, regather): (bool, bool),
-    embedding_fwd: f64,
+    heads: &Heads,
 ) -> Vec<ChunkWalk> {
     let chunk_walk = |(ci, ch): (usize, &super::stages::Chunk)| {
         let n = ch.layer_fwd.len();
         let hi = ch.lo + n as u64;
-        let g = gathers[ch.lo as usize..ch.lo as usize + n].to_vec();
-        // Backward units: each layer in reverse, split into its recompute and its
-        // backward when the recompute gathers on its own.
-        let per = if regather { 2 } else { 1 };
-        let mut rs = [vec![0.0; n * per], vec![0.0; n * per]];
-        for b in bs.iter().filter(|b| b.chunk == ci && in_pass) {
-            let j = (hi - 1 - b.lowest) as usize * per + per - 1;
-            rs[0][j] += b.time_rs;
-            rs[1][j] += b.time_rs + b.time_ar;
+        let first_vs = si == 0 && ci == 0;
+        // Only the last virtual stage runs the logits (`stages` gives it their backward).
+        let last_vs = ch.bwd_head > 0.0;
+        let head = |on: bool| heads.gather.filter(|_| on);
+        let g_layers = &gathers[ch.lo as usize..ch.lo as usize + n];
+        let (mut f, mut g) = (Vec::new(), Vec::new());
+        let mut fwd_in = 0.0;
+        if first_vs {
+            match head(true) {
+                Some(h) => {
+                    f.push(heads.embedding_fwd);
+                    g.push(h);
+                }
+                None => fwd_in = heads.embedding_fwd,
+            }
         }
+        f.extend(&ch.layer_fwd);
+        g.extend(g_layers);
+        if let Some(h) = head(last_vs) {
+            f.push(heads.logits_fwd);
+            g.push(h);
+        }
+        // Backward units: the logits, then each layer in reverse, split into its recompute
+        // and its backward when the recompute gathers on its own.
         let (mut bwd, mut rg) = (Vec::new(), Vec::new());
+        let mut bwd_in = ch.bwd_head;
+        if let Some(h) = head(last_vs) {
+            bwd.push(heads.logits_bwd);
+            rg.push(h);
+            bwd_in = ch.bwd_head - heads.logits_bwd;
+        }
+        let off = bwd.len();
         for j in (0..n).rev() {
             if regather {
                 bwd.extend([ch.layer_fwd[j], ch.layer_bwd[j] - ch.layer_fwd[j]]);
-                rg.extend([g[j], g[j]]);
+                rg.extend([g_layers[j], g_layers[j]]);
             } else {
                 bwd.push(ch.layer_bwd[j]);
-                rg.push(g[j]);
+                rg.push(g_layers[j]);
             }
         }
-        let first_vs = si == 0 && ci == 0;
+        let per = if regather { 2 } else { 1 };
+        let mut rs = [vec![0.0; bwd.len()], vec![0.0; bwd.len()]];
+        for b in bs.iter().filter(|b| b.chunk == ci && in_pass) {
+            let j = off + (hi - 1 - b.lowest) as usize * per + per - 1;
+            rs[0][j] += b.time_rs;
+            rs[1][j] += b.time_rs + b.time_ar;
+        }
         ChunkWalk {
-            rg,
+            f,
             g,
+            rg,
             bwd,
             rs,
-            fwd_in: if first_vs { embedding_fwd } else { 0.0 },
-            bwd_in: ch.bwd_head,
+            fwd_in,
+            bwd_in,
         }
     };
     stage.chunks.iter().enumerate().map(chunk_walk).collect()
@@ -177,9 +217,9 @@ fn walk_passes(
             Pass::Forward => {
                 let start = t + w.fwd_in;
                 let (end, d) = pass(ci, 0, (dp - start).max(0.0), &|carry| {
-                    fsdp_pass(&ch.layer_fwd, &w.g, &[], 0.0, carry, fetch)
+                    fsdp_pass(&w.f, &w.g, &[], 0.0, carry, fetch)
                 });
-                let x = end - sum(&ch.layer_fwd);
+                let x = end - sum(&w.f);
                 exposed[ci].0 += x;
                 t += ch.fwd + x;
                 dp = dp.max(start + d);
@@ -217,7 +257,7 @@ fn walk_passes(
 pub(super) fn apply_fsdp(
     ctx: &mut Ctx,
     st: &mut [Stage],
-    gathers: &[f64],
+    (gathers, head_gather): (&[f64], Option<f64>),
     comms: &Comms,
     c: &OpCosts<f64>,
 ) {
@@ -226,6 +266,12 @@ pub(super) fn apply_fsdp(
     let in_pass = p.dp > 1 && p.overlap_grad_reduce;
     let dp_ranks = p.dp;
     let regather = crate::pricing::dp::regathers(&ctx.inp);
+    let heads = Heads {
+        embedding_fwd: c.embedding_fwd,
+        logits_fwd: c.logits_fwd,
+        logits_bwd: c.logits_bwd,
+        gather: head_gather,
+    };
     let fetch = Fetch {
         prefetch: p.stack.zero3.prefetch as usize,
         sync: p.stack.zero3.sync_per_gather,
@@ -251,14 +297,7 @@ pub(super) fn apply_fsdp(
         } else {
             Vec::new()
         };
-        let walks = chunk_walks(
-            stage,
-            si,
-            &bs,
-            gathers,
-            (in_pass, regather),
-            c.embedding_fwd,
-        );
+        let walks = chunk_walks(stage, si, &bs, gathers, (in_pass, regather), &heads);
         let (exposed, t, dp) =
             walk_passes(ctx, stage, si, &walks, (comms.split, in_pass, lead, fetch));
         stage.fsdp_tail = (dp - t).max(0.0);
