@@ -156,8 +156,9 @@ impl Ctx<'_> {
             .map(|layer| {
                 let mut g = crate::pricing::dp::param_upload_time(&inp, layer, Coverage::FAST)
                     .map_or(0.0, secs);
+                let host = secs(crate::pricing::dp::gather_host_time(&self.s.parallelism));
                 for cost in crate::pricing::dp::layer_gathers(&inp, layer, Coverage::FAST) {
-                    g += self.time(cost);
+                    g += host + self.time(cost);
                 }
                 g
             })
@@ -193,7 +194,10 @@ pub fn estimate(s: &Scenario, net: &mut AnalyticNetwork) -> FastEstimate {
     let mut st = stages::stages(&ctx, &costs, &comms);
     dp::blocking_after_weight_passes(&mut ctx, &mut st, &comms);
     if !gathers.is_empty() {
-        fsdp::apply_fsdp(&mut ctx, &mut st, &gathers, &comms, &costs);
+        let head = crate::pricing::dp::head_gather(&ctx.inp, Coverage::FAST).map(|cost| {
+            secs(crate::pricing::dp::gather_host_time(&s.parallelism)) + ctx.time(cost)
+        });
+        fsdp::apply_fsdp(&mut ctx, &mut st, (&gathers, head), &comms, &costs);
     }
     let v = inp.chunks() as f64;
     let m = inp.micro_batches() as f64;
