@@ -727,3 +727,39 @@ fn fp4_needs_fp4_tensor_cores_and_uses_their_peak() {
         9000e12
     );
 }
+
+#[test]
+fn run_and_checkpoint_keys_are_checked_at_load_with_their_line() {
+    let cases: [(&str, u64, &str, &str); 5] = [
+        (
+            "checkpoint:\n  every: soon\n",
+            15,
+            "checkpoint.every",
+            "no unit",
+        ),
+        (
+            "checkpoint:\n  every: 0.1s\n",
+            15,
+            "checkpoint.every",
+            "at least 1s",
+        ),
+        ("run:\n  duration: 3q\n", 15, "run.duration", "unknown unit"),
+        (
+            "run:\n  tokens: 0.5\n",
+            15,
+            "run.tokens",
+            "at least 1 token",
+        ),
+        (
+            "run:\n  duration: 1d\n  steps: 5\n",
+            14,
+            "run",
+            "give one of",
+        ),
+    ];
+    for (tail, line, field, needle) in cases {
+        let (e, shown) = fails(&format!("{BASE}{tail}"), &[]);
+        assert_at(&e, line, field);
+        assert!(shown.contains(needle), "{field}: {shown}");
+    }
+}

@@ -235,6 +235,7 @@ impl ScenarioDraft {
         let scenario = resolve::scenario(raw, &self.root, &self.fallback_name, self.source)?;
         validate::validate(&scenario, &self.root)?;
         validate::faults(&scenario, &self.root)?;
+        validate::run_sections(&scenario, &self.root)?;
         Ok((scenario, sources))
     }
 }

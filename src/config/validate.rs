@@ -803,6 +803,70 @@ pub fn faults(s: &Scenario, root: &Node) -> Check {
         })
 }
 
+/// The checks of `checkpoint:` and `run:` that need nothing but the keys themselves
+/// (durations that parse, one run target, positive counts), run at load time so that
+/// their errors carry the file and line of the key. `run::RunSetup` keeps the checks that
+/// need the priced checkpoint and failure model (the interval floor, the work budget).
+pub fn run_sections(s: &Scenario, root: &Node) -> Check {
+    let at = |field: &str, message: String| Err(super::error_at(root, field, message));
+    let parse = |field: &str, text: &str| {
+        crate::faults::duration(field, text).map_err(|e| super::error_at(root, field, e.message))
+    };
+    if let Some(ck) = &s.checkpoint {
+        if let Some(every) = ck.every.as_deref()
+            && !matches!(every, "daly" | "young" | "never")
+        {
+            let interval_s = parse("checkpoint.every", every)?;
+            if interval_s.is_nan() || interval_s < 1.0 {
+                return at(
+                    "checkpoint.every",
+                    format!(
+                        "{every} is shorter than 1s; give daly, young, never or a duration of at least 1s"
+                    ),
+                );
+            }
+        }
+        for (field, text) in [
+            ("checkpoint.write_time", &ck.write_time),
+            ("checkpoint.load_time", &ck.load_time),
+        ] {
+            if let Some(t) = text {
+                parse(field, t)?;
+            }
+        }
+    }
+    let Some(run) = &s.run else { return Ok(()) };
+    let targets = [
+        run.duration.is_some(),
+        run.steps.is_some(),
+        run.tokens.is_some(),
+    ];
+    if targets.iter().filter(|&&given| given).count() > 1 {
+        return at("run", "give one of `duration`, `steps`, `tokens`".into());
+    }
+    if let Some(d) = run.duration.as_deref() {
+        parse("run.duration", d)?;
+    }
+    if let Some(tokens) = run.tokens
+        && !(tokens.is_finite() && tokens >= 1.0)
+    {
+        return at(
+            "run.tokens",
+            format!(
+                "must be at least 1 token, got {}",
+                crate::units::short_num(tokens)
+            ),
+        );
+    }
+    if run.replicas == Some(0) {
+        return at("run.replicas", "must be at least 1".into());
+    }
+    if run.steps == Some(0) {
+        return at("run.steps", "must be at least 1".into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
