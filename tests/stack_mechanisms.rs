@@ -6,8 +6,8 @@ use clustersim::fixtures::toy_scenario;
 use clustersim::hardware::{ComputeModel, Precision};
 use clustersim::network::analytic::AnalyticNetwork;
 use clustersim::plan::stack::TpOverlap;
-use clustersim::pricing::{OpCosts, StepInputs};
-use clustersim::sim::{StepOptions, simulate_step};
+use clustersim::pricing::OpCosts;
+use clustersim::sim::{StepOptions, compute_model, simulate_step, step_inputs};
 use clustersim::sweep::fast;
 
 fn step(s: &clustersim::config::Scenario) -> f64 {
@@ -18,18 +18,8 @@ fn step(s: &clustersim::config::Scenario) -> f64 {
 }
 
 fn costs(s: &clustersim::config::Scenario) -> OpCosts {
-    let cm = ComputeModel::for_training(
-        &s.cluster.gpu,
-        s.training.precision,
-        s.parallelism.stack.fp8_attention,
-    );
-    let inp = StepInputs {
-        model: &s.model,
-        training: &s.training,
-        parallelism: &s.parallelism,
-        compute: &cm,
-        pcie_gbs: s.cluster.node.pcie_gbs,
-    };
+    let cm = compute_model(s);
+    let inp = step_inputs(s, &cm);
     OpCosts::new(&inp)
 }
 
@@ -125,14 +115,8 @@ fn backward_tp_overlap_hides_exactly_min_of_reduction_and_wgrad_gemm_per_block()
     s.parallelism.stack.tp_comm_overlap = TpOverlap::Backward;
     let bwd = step(&s);
     let c = costs(&s);
-    let cm = ComputeModel::for_training(&s.cluster.gpu, s.training.precision, false);
-    let inp = StepInputs {
-        model: &s.model,
-        training: &s.training,
-        parallelism: &s.parallelism,
-        compute: &cm,
-        pcie_gbs: s.cluster.node.pcie_gbs,
-    };
+    let cm = compute_model(&s);
+    let inp = step_inputs(&s, &cm);
     let after = clustersim::pricing::collectives::tp_block(&inp)
         .unwrap()
         .after;

@@ -7,13 +7,12 @@
 
 use clustersim::config::Scenario;
 use clustersim::fixtures::toy_scenario;
-use clustersim::hardware::ComputeModel;
 use clustersim::network::analytic::AnalyticNetwork;
 use clustersim::plan::Recompute;
 use clustersim::plan::stack::Zero3Gather;
+use clustersim::pricing::Coverage;
 use clustersim::pricing::dp::{layer_gathers, layer_tensors};
-use clustersim::pricing::{Coverage, StepInputs};
-use clustersim::sim::{StepMetrics, StepOptions, simulate_step};
+use clustersim::sim::{StepMetrics, StepOptions, compute_model, simulate_step, step_inputs};
 use clustersim::sweep::fast;
 use clustersim::vocab::Collective;
 
@@ -40,14 +39,8 @@ fn all_gather_s(s: &Scenario, bytes: u64) -> f64 {
 
 /// Gather seconds of one layer as the stack issues them: (collectives, seconds).
 fn layer_gather_s(s: &Scenario, layer: u64) -> (usize, f64) {
-    let cm = ComputeModel::for_training(&s.cluster.gpu, s.training.precision, false);
-    let inp = StepInputs {
-        model: &s.model,
-        training: &s.training,
-        parallelism: &s.parallelism,
-        compute: &cm,
-        pcie_gbs: s.cluster.node.pcie_gbs,
-    };
+    let cm = compute_model(s);
+    let inp = step_inputs(s, &cm);
     let g = layer_gathers(&inp, layer, Coverage::FULL);
     (g.len(), g.iter().map(|c| all_gather_s(s, c.bytes)).sum())
 }
@@ -215,14 +208,8 @@ fn synchronous_p2p_adds_exactly_one_hop_to_two_stages_and_two_micro_batches() {
     let asynchronous = run(&s).step_time_s;
     s.parallelism.pp_comm_overlap = false;
     let synchronous = run(&s).step_time_s;
-    let cm = ComputeModel::for_training(&s.cluster.gpu, s.training.precision, false);
-    let inp = StepInputs {
-        model: &s.model,
-        training: &s.training,
-        parallelism: &s.parallelism,
-        compute: &cm,
-        pcie_gbs: s.cluster.node.pcie_gbs,
-    };
+    let cm = compute_model(&s);
+    let inp = step_inputs(&s, &cm);
     let bytes = clustersim::pricing::collectives::pp_p2p_bytes(&inp);
     let hop =
         AnalyticNetwork::new(&s.cluster).collective_time_s(Collective::SendRecv, bytes, &[0, 1]);

@@ -41,10 +41,10 @@ mod stages;
 use serde::Serialize;
 
 use crate::config::Scenario;
-use crate::hardware::ComputeModel;
 use crate::network::AnalyticNetwork;
 use crate::plan::{GroupMask, RankGrid};
 use crate::pricing::{CollectiveCost, Coverage, OpCosts, StepInputs, collectives};
+use crate::sim::{compute_model, step_inputs};
 use crate::vocab::Collective;
 pub use fsdp::fsdp_pass;
 use stages::{Comms, Stage};
@@ -168,18 +168,8 @@ impl Ctx<'_> {
 
 /// Estimates the step time of the scenario's plan in closed form.
 pub fn estimate(s: &Scenario, net: &mut AnalyticNetwork) -> FastEstimate {
-    let compute = ComputeModel::for_training(
-        &s.cluster.gpu,
-        s.training.precision,
-        s.parallelism.stack.fp8_attention,
-    );
-    let inp = StepInputs {
-        model: &s.model,
-        training: &s.training,
-        parallelism: &s.parallelism,
-        compute: &compute,
-        pcie_gbs: s.cluster.node.pcie_gbs,
-    };
+    let compute = compute_model(s);
+    let inp = step_inputs(s, &compute);
     let mut ctx = Ctx {
         s,
         inp,
