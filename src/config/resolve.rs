@@ -72,6 +72,7 @@ pub fn scenario(
         run: raw.run,
         outputs: outputs(raw.outputs, root)?,
         network: network(raw.network),
+        origins: Default::default(),
     })
 }
 
