@@ -80,6 +80,25 @@ pub struct Scenario {
     pub outputs: OutputsSpec,
     /// The network model steps are timed with (`network:`; default analytic).
     pub network: NetworkSpec,
+    /// Keys the scenario sets that act only under a plan other than its own:
+    /// `stack.zero3.*` when its plan is not ZeRO-3 over more than one data-parallel rank.
+    /// `plan` may pick such a plan (the search tries ZeRO-3), so loading keeps them;
+    /// commands that run the scenario's own plan refuse them
+    /// ([`Scenario::check_own_plan`]).
+    #[serde(skip)]
+    pub plan_only: Vec<ConfigError>,
+}
+
+impl Scenario {
+    /// For commands that simulate the scenario's own plan (`run`, `checkpoint`): the
+    /// first key that would have no effect under it, located at its
+    /// file and line.
+    pub fn check_own_plan(&self) -> Result<(), ConfigError> {
+        match self.plan_only.first() {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A problem with a scenario or topology file, located as precisely as possible.
