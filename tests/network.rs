@@ -27,7 +27,13 @@ fn h100(nodes: u64) -> ClusterSpec {
 }
 
 fn forced(spec: &ClusterSpec, a: AlgorithmChoice) -> FlowNetwork {
-    FlowNetwork::new(spec, NetworkSettings { algorithm: a })
+    FlowNetwork::new(
+        spec,
+        NetworkSettings {
+            algorithm: a,
+            ..Default::default()
+        },
+    )
 }
 
 fn busbw(coll: Collective, bytes: u64, n: usize, t: f64) -> f64 {

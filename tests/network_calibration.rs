@@ -81,7 +81,13 @@ fn nccl_busbw_calibration_within_10_percent() {
             "ring" => AlgorithmChoice::Ring,
             other => panic!("unknown algorithm {other}"),
         };
-        let mut net = FlowNetwork::new(&spec, NetworkSettings { algorithm: forced });
+        let mut net = FlowNetwork::new(
+            &spec,
+            NetworkSettings {
+                algorithm: forced,
+                ..Default::default()
+            },
+        );
         let t = net.time_alone_s(Collective::AllReduce, bytes, &members);
         let factor = busbw_factor(Collective::AllReduce, members.len() as u32);
         let predicted = bytes as f64 / t * factor / 1e9;

@@ -1,37 +1,85 @@
-//! Closed-form collective times without contention (the "fast mode").
+//! Collective times without an event-level model of sharing (the "fast mode"), derived from
+//! the same fabric facts as the contention model.
 //!
-//! Same algorithms, protocols, latencies and calibrated efficiencies as the detailed
-//! [`super::FlowNetwork`] ([`super::nccl`]), but the bandwidth term is a formula of the
-//! group's shape instead of flows on a topology: a group of `n` ranks on `N` NVLink domains
-//! with `g` per domain moves its in-domain share over NVLink (or PCIe) and `1/g` of the
-//! ring traffic per GPU over its NIC, phases pipelined as NCCL's channels are (the slower
-//! side sets the pace). Crossing leaves divides NIC bandwidth by the leaf oversubscription,
-//! crossing pods by the pod's. Agrees with the detailed mode within a few percent when there
-//! is no contention (see the tests).
+//! Same algorithms, protocols, latencies, calibrated efficiencies, topology and routing as
+//! the detailed [`super::FlowNetwork`]: a collective is decomposed into the same flows
+//! ([`super::collectives::Planner`]) over the same routed paths ([`super::routing`]), and
+//! its bandwidth term is the most loaded link's bytes over its capacity. What the analytic
+//! mode adds in place of an event simulation is *which flows of the step share a link*:
+//!
+//! - **Alone** (no concurrency set, [`AnalyticNetwork::new`]): only the collective's own
+//!   flows; the time equals the contention model's time for the collective on an idle
+//!   fabric.
+//! - **Step concurrency** ([`AnalyticNetwork::with_stage_size`]): ranks are laid out as
+//!   the engine does (pipeline stages are blocks of `stage_size` consecutive ranks), and
+//!   every group of a stage runs the same collective at the same moment (SPMD: the 8 DP
+//!   groups of a TP-8 stage all reduce their gradients together). A collective spanning
+//!   several NVLink domains is timed with the load of *all* of its stage's sibling groups
+//!   (translations of its member pattern inside its stage) on the links it uses: on a
+//!   rail-optimized fabric the rails do not meet, on a fat tree whose leaves hold a node's
+//!   8 NICs the 8 DP rings share the leaf uplinks. This replaces a blanket division of
+//!   NIC bandwidth by the oversubscription ratio: a ring whose edges leave a leaf once
+//!   per leaf uses one uplink of many and is not slowed at all, as in the contention mode.
+//!   ECMP collisions between siblings are counted as the routing model places them (the
+//!   same destination-mod-k or seeded hash as the contention mode), so the expected
+//!   collision factor of hashing is not estimated but counted for the step's own flows.
+//!   Siblings in other pipeline stages are not counted (their collectives run at other
+//!   moments); the contention mode sees those overlaps when they happen.
+//!
+//! Groups within one NVLink domain only use their members' scale-up links, which no other
+//! group shares, so they are timed alone.
 
-use super::nccl::{self, Algorithm, AlgorithmChoice, NIC_EFFICIENCY, Shape};
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::sync::Arc;
+
+use super::collectives::{FlowPlan, Planner, WordHasher};
+use super::nccl::{self, Algorithm, AlgorithmChoice};
+use super::routing::Routing;
 use super::topology::Topology;
 use super::{Completion, Network, Transfer};
 use crate::faults::LinkFaults;
-use crate::hardware::{ClusterSpec, FabricKind};
+use crate::hardware::ClusterSpec;
 use crate::units::{Nanos, secs_to_ns};
 use crate::vocab::Collective;
 
 pub use super::nccl::NVLINK_EFFICIENCY;
 
+type Fx<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
+
+/// Load per link (seconds per unit of plan scale) of a stage's sibling groups.
+type LoadMap = Fx<u32, f64>;
+
+/// Sibling loads are cached per (algorithm, member offsets, stage block).
+type SiblingKey = (Algorithm, Vec<u32>, u32);
+
+/// Algorithms whose unit times identify a group's placement (see
+/// [`AnalyticNetwork::group_key`]).
+const KEY_ALGORITHMS: [Algorithm; 6] = [
+    Algorithm::Ring,
+    Algorithm::Tree,
+    Algorithm::NvlsTree,
+    Algorithm::Hierarchical,
+    Algorithm::Direct,
+    Algorithm::P2p,
+];
+
 #[derive(Debug, Clone)]
 pub struct AnalyticNetwork {
     topo: Topology,
-    intra_bps: f64,
-    nic_bps: f64,
-    leaf_os: f64,
-    pod_os: f64,
+    planner: Planner,
+    plan: FlowPlan,
     algorithm: AlgorithmChoice,
-    sorted: Vec<u32>,
-    /// Degraded links: a collective runs at its slowest member's link rates.
+    /// Degraded links (already applied to the topology's capacities).
     link_faults: LinkFaults,
-    /// `(nvlink, nic)` bandwidth factors of the collective being timed.
-    factors: (f64, f64),
+    /// Ranks per pipeline stage, when sibling groups of a stage are counted.
+    stage_size: Option<u32>,
+    siblings: Fx<SiblingKey, Arc<LoadMap>>,
+    offsets: Vec<u32>,
+    own: Vec<u32>,
+    covered: Vec<bool>,
+    group: Vec<u32>,
+    sib_plan: FlowPlan,
 }
 
 impl AnalyticNetwork {
@@ -40,106 +88,126 @@ impl AnalyticNetwork {
     }
 
     pub fn with_algorithm(cluster: &ClusterSpec, algorithm: AlgorithmChoice) -> Self {
-        let topo = Topology::new(cluster);
-        let intra_bps = topo.cap.first().copied().unwrap_or(1.0);
-        let nic_bps = cluster.nic_bytes_per_gpu() * NIC_EFFICIENCY;
-        let pod_os = if cluster.fabric.kind == FabricKind::ClosPods {
-            cluster.fabric.pod_oversubscription
-        } else {
-            cluster.fabric.spine_oversubscription
-        };
+        Self::from_topology(Topology::new(cluster), algorithm)
+    }
+
+    pub fn from_topology(topo: Topology, algorithm: AlgorithmChoice) -> Self {
         AnalyticNetwork {
             topo,
-            intra_bps,
-            nic_bps: nic_bps.max(1.0),
-            leaf_os: cluster.fabric.oversubscription.max(1.0),
-            pod_os: pod_os.max(1.0),
+            planner: Planner::default(),
+            plan: FlowPlan::default(),
             algorithm,
-            sorted: Vec::new(),
             link_faults: LinkFaults::none(),
-            factors: (1.0, 1.0),
+            stage_size: None,
+            siblings: Fx::default(),
+            offsets: Vec::new(),
+            own: Vec::new(),
+            covered: Vec::new(),
+            group: Vec::new(),
+            sib_plan: FlowPlan::default(),
         }
+    }
+
+    /// The same network with another routing model.
+    pub fn with_routing(mut self, routing: Routing) -> Self {
+        self.topo.routing = routing;
+        self.siblings.clear();
+        self
     }
 
     /// The same network with some GPUs' NIC/NVLink bandwidth scaled down.
     pub fn with_link_faults(mut self, link_faults: LinkFaults) -> Self {
+        self.topo.apply_link_faults(&link_faults);
         self.link_faults = link_faults;
+        self.siblings.clear();
         self
     }
 
-    /// Shape of a group: domains spanned, most members in one, switch hops between domains.
-    fn shape(&mut self, members: &[u32]) -> Shape {
-        let ds = self.topo.domain_size;
-        self.sorted.clear();
-        self.sorted.extend_from_slice(members);
-        if !self.sorted.windows(2).all(|w| w[0] / ds <= w[1] / ds) {
-            self.sorted.sort_unstable_by_key(|&m| (m / ds, m));
-        }
-        let (mut domains, mut per, mut run, mut last) = (0u32, 0u32, 0u32, u32::MAX);
-        for &m in &self.sorted {
-            if m / ds != last {
-                domains += 1;
-                last = m / ds;
-                run = 0;
-            }
-            run += 1;
-            per = per.max(run);
-        }
-        let first = self.sorted.first().copied().unwrap_or(0);
-        let hops = if domains > 1 {
-            self.sorted
-                .iter()
-                .map(|&m| self.topo.switch_hops(first, m))
-                .max()
-                .unwrap_or(1)
-        } else {
-            1
-        };
-        Shape {
-            n: members.len() as u32,
-            domains,
-            per_domain: per,
-            pcie: !self.topo.nvlink,
-            nvls: self.topo.nvls,
-            hops,
+    /// Counts the sibling groups of each collective's pipeline stage (`stage_size` ranks
+    /// per stage; see the module documentation).
+    pub fn with_stage_size(mut self, stage_size: u32) -> Self {
+        self.set_stage_size(Some(stage_size));
+        self
+    }
+
+    /// Sets (or clears) the stage size of [`AnalyticNetwork::with_stage_size`].
+    pub fn set_stage_size(&mut self, stage_size: Option<u32>) {
+        let s = stage_size.filter(|&s| s > 0);
+        if s != self.stage_size {
+            self.stage_size = s;
+            self.siblings.clear();
         }
     }
 
-    /// Contention-free time of an algorithm's traffic at full link capacity, seconds.
-    fn unit_time(&self, alg: Algorithm, coll: Collective, s: f64, sh: &Shape) -> f64 {
-        let (n, nd, g) = (sh.n as f64, sh.domains as f64, sh.per_domain as f64);
-        let (nvl_factor, nic_factor) = self.factors;
-        let nic = nic_factor
-            * match sh.hops {
-                0..=1 => self.nic_bps,
-                2..=3 => self.nic_bps / self.leaf_os,
-                _ => self.nic_bps / (self.leaf_os * self.pod_os),
-            };
-        let intra = self.intra_bps * nvl_factor;
-        let e = nccl::busbw_factor(coll, sh.n) * s;
-        let multi = sh.domains > 1;
-        match alg {
-            Algorithm::Ring if !multi => e / intra,
-            Algorithm::Ring => (e * (g - 1.0) / g / intra).max(e / g / nic),
-            Algorithm::Hierarchical => {
-                (2.0 * (g - 1.0) / g * s / intra).max(2.0 * (nd - 1.0) / nd * s / g / nic)
-            }
-            Algorithm::Tree => {
-                let chain = if g >= 3.0 { 2.0 * s } else { (g - 1.0) * s };
-                let rails = if nd >= 3.0 { 2.0 * s / g } else { s / g };
-                (chain / intra).max(rails / nic)
-            }
-            Algorithm::Nvls | Algorithm::NvlsTree => {
-                let rails = if multi {
-                    2.0 * (nd - 1.0) / nd * s / g / nic
-                } else {
-                    0.0
-                };
-                (s / intra).max(rails)
-            }
-            Algorithm::Direct => ((g - 1.0) * s / n / intra).max((n - g) * s / n / nic),
-            Algorithm::P2p => s / if multi { nic } else { intra },
+    pub fn topology(&self) -> &Topology {
+        &self.topo
+    }
+
+    /// Seconds per unit of plan scale of `alg` over `members` (`planner.shape` and
+    /// `self.plan` hold the group's plan afterwards).
+    fn unit_s(&mut self, alg: Algorithm, members: &[u32]) -> f64 {
+        let shape = self
+            .planner
+            .unit_plan(&self.topo, alg, members, &mut self.plan);
+        let Some(stage) = self.stage_size.filter(|_| shape.domains > 1) else {
+            return self.planner.unit_time(&self.topo, &self.plan);
+        };
+        // The group's own links, then its stage's load on them.
+        self.own.clear();
+        self.own.extend_from_slice(&self.plan.links);
+        let loads = self.sibling_loads(alg, members, stage);
+        self.own
+            .iter()
+            .map(|l| loads.get(l).copied().unwrap_or(0.0))
+            .fold(0.0, f64::max)
+    }
+
+    /// Per-link load of every sibling group of `members` in its stage running `alg`.
+    fn sibling_loads(&mut self, alg: Algorithm, members: &[u32], stage: u32) -> Arc<LoadMap> {
+        let m0 = members.iter().copied().min().unwrap_or(0);
+        self.offsets.clear();
+        self.offsets.extend(members.iter().map(|&m| m - m0));
+        self.offsets.sort_unstable();
+        let block = m0 / stage;
+        let key = (alg, self.offsets.clone(), block);
+        if let Some(l) = self.siblings.get(&key) {
+            return Arc::clone(l);
         }
+        let start = block * stage;
+        let end = (start + stage).min(self.topo.gpus);
+        self.covered.clear();
+        self.covered.resize((end - start) as usize, false);
+        let mut loads = LoadMap::default();
+        for base in start..end {
+            if self.covered[(base - start) as usize] {
+                continue;
+            }
+            self.group.clear();
+            self.group.extend(self.offsets.iter().map(|&o| base + o));
+            if self.group.iter().any(|&g| g >= self.topo.gpus) {
+                continue;
+            }
+            for &g in &self.group {
+                if (start..end).contains(&g) {
+                    self.covered[(g - start) as usize] = true;
+                }
+            }
+            let group = std::mem::take(&mut self.group);
+            self.planner
+                .unit_plan(&self.topo, alg, &group, &mut self.sib_plan);
+            self.group = group;
+            for f in &self.sib_plan.flows {
+                for &l in self.sib_plan.flow_links(f) {
+                    *loads.entry(l).or_insert(0.0) += f.bytes / self.topo.cap[l as usize];
+                }
+            }
+        }
+        if self.siblings.len() > 4096 {
+            self.siblings.clear();
+        }
+        let loads = Arc::new(loads);
+        self.siblings.insert(key, Arc::clone(&loads));
+        loads
     }
 
     /// Seconds for a collective over `members` moving `bytes` (nccl-tests' size convention).
@@ -152,18 +220,21 @@ impl AnalyticNetwork {
         if members.len() < 2 || bytes == 0 {
             return 0.0;
         }
-        let sh = self.shape(members);
-        self.factors = if self.link_faults.is_empty() {
-            (1.0, 1.0)
-        } else {
-            self.link_faults.slowest(members)
-        };
+        let sh = self.planner.shape(&self.topo, members);
         let s = bytes as f64;
+        let n = members.len() as u32;
         let hop = self.topo.hop_latency_s;
+        let mut units = [f64::NAN; 7];
         let c = nccl::choose(collective, &sh, self.algorithm, hop, |alg| {
-            self.unit_time(alg, collective, s, &sh)
+            let u = self.unit_s(alg, members);
+            units[alg as usize] = u;
+            Planner::plan_scale(alg, collective, n, s) * u
         });
-        c.latency_s + self.unit_time(c.algorithm, collective, s, &sh) / c.bw_factor
+        let u = match units[c.algorithm as usize] {
+            u if u.is_nan() => self.unit_s(c.algorithm, members),
+            u => u,
+        };
+        c.latency_s + Planner::plan_scale(c.algorithm, collective, n, s) * u / c.bw_factor
     }
 }
 
@@ -176,22 +247,30 @@ impl Network for AnalyticNetwork {
         Some(self.link_faults.degraded_gpus())
     }
 
-    /// The group's shape (all that [`AnalyticNetwork::collective_time_s`] reads of its
-    /// placement) and its slowest member's link factors.
+    /// The group's shape (latency and the tuner's candidates) and the unit time of every
+    /// algorithm over it (its bandwidth terms, with its stage's siblings): all that
+    /// [`AnalyticNetwork::collective_time_s`] reads of its placement.
     fn group_key(&mut self, members: &[u32], key: &mut Vec<u64>) {
         if members.len() < 2 {
             key.push(members.len() as u64);
             return;
         }
-        let sh = self.shape(members);
-        let (nvl, nic) = if self.link_faults.is_empty() {
-            (1.0, 1.0)
-        } else {
-            self.link_faults.slowest(members)
-        };
+        let sh = self.planner.shape(&self.topo, members);
         key.push(sh.n as u64 | (sh.domains as u64) << 32);
         key.push(sh.per_domain as u64 | (sh.hops as u64) << 32);
-        key.push((nvl as f32).to_bits() as u64 | ((nic as f32).to_bits() as u64) << 32);
+        let algs: &[Algorithm] = if sh.domains > 1 {
+            &KEY_ALGORITHMS
+        } else {
+            &[
+                Algorithm::Ring,
+                Algorithm::Nvls,
+                Algorithm::Direct,
+                Algorithm::P2p,
+            ]
+        };
+        for &alg in algs {
+            key.push(self.unit_s(alg, members).to_bits());
+        }
     }
 }
 

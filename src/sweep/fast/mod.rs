@@ -170,10 +170,13 @@ pub fn estimate(s: &Scenario, net: &mut AnalyticNetwork) -> FastEstimate {
         compute: &compute,
         pcie_gbs: s.cluster.node.pcie_gbs,
     };
+    let grid = RankGrid::new(&s.parallelism);
+    // The plan's pipeline stages decide which groups communicate at once.
+    net.set_stage_size(Some(grid.stage_size()));
     let mut ctx = Ctx {
         s,
         inp,
-        grid: RankGrid::new(&s.parallelism),
+        grid,
         net,
         members: Vec::new(),
         memo: Vec::new(),
