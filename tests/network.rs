@@ -374,3 +374,30 @@ fn step_traffic_is_recorded_per_link() {
     }
     assert!(buf.iter().any(|&b| b != 255), "heat map drew something");
 }
+
+#[test]
+fn ring_busbw_on_shipped_fat_trees_never_rises_with_gpu_count() {
+    // 16 to 1,024 GPUs on each shipped fat tree (resized to 128 nodes), forced ring, 1 GiB.
+    // Before whole nodes were cabled per leaf, a node straddling two leaves made two rail
+    // flows share one destination-mod-k uplink at 64 GPUs (93 GB/s between 187 and 183).
+    for name in ["fat-tree-a100-hdr-2to1", "dgx-a100-hdr"] {
+        let path = format!("{}/topologies/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
+        let mut spec = clustersim::config::load_topology(&path).unwrap();
+        spec.nodes = 128;
+        let mut last = f64::INFINITY;
+        let mut n = 16u32;
+        while n <= 1024 {
+            let members: Vec<u32> = (0..n).collect();
+            let mut net = forced(&spec, AlgorithmChoice::Ring);
+            let t = net.time_alone_s(Collective::AllReduce, GIB, &members);
+            let bw = busbw(Collective::AllReduce, GIB, n as usize, t);
+            println!("{name} {n:>5} GPUs ring busbw {bw:.1} GB/s");
+            assert!(
+                bw <= last * (1.0 + 1e-9),
+                "{name}: {n} GPUs {bw:.1} > {last:.1} GB/s"
+            );
+            last = bw;
+            n *= 2;
+        }
+    }
+}
