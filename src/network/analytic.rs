@@ -48,7 +48,47 @@ pub use super::nccl::NVLINK_EFFICIENCY;
 type Fx<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
 
 /// Load per link (seconds per unit of plan scale) of a stage's sibling groups.
-type LoadMap = Fx<u32, f64>;
+type LoadMap = HashMap<u32, f64, BuildHasherDefault<LinkHasher>>;
+
+/// Groups of more members than this are keyed by their members ([`Network::group_key`]):
+/// an exact key that costs nothing, where the unit times of every algorithm would cost
+/// a plan of `n²` flows (direct all-to-all) for each of the stage's sibling groups (8,192
+/// members at 1M GPUs: 67 M flows per group). Such groups are the data-parallel groups
+/// that span replicas; the replica-local groups that folding compares stay keyed by
+/// their unit times.
+const KEY_BY_MEMBERS_ABOVE: usize = 256;
+
+/// Hashes a link id for [`LoadMap`]: a multiply, then the high bits folded into the low
+/// ones. Link ids come in regular strides (a tier's links of one switch, every `k`-th
+/// uplink), and a bare multiply leaves the low bits, which pick the hash table's bucket,
+/// equal for ids that differ by a power of two: at a million GPUs the stage's load map
+/// then probes thousands of buckets per lookup.
+#[derive(Debug, Clone, Copy, Default)]
+struct LinkHasher(u64);
+
+impl std::hash::Hasher for LinkHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    #[inline]
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 32)
+    }
+}
 
 /// Sibling loads are cached per (algorithm, member offsets, stage block).
 type SiblingKey = (Algorithm, Vec<u32>, u32);
@@ -249,7 +289,8 @@ impl Network for AnalyticNetwork {
 
     /// The group's shape (latency and the tuner's candidates) and the unit time of every
     /// algorithm over it (its bandwidth terms, with its stage's siblings): all that
-    /// [`AnalyticNetwork::collective_time_s`] reads of its placement.
+    /// [`AnalyticNetwork::collective_time_s`] reads of its placement. Groups of more than
+    /// [`KEY_BY_MEMBERS_ABOVE`] members are keyed by their members instead.
     fn group_key(&mut self, members: &[u32], key: &mut Vec<u64>) {
         if members.len() < 2 {
             key.push(members.len() as u64);
@@ -258,6 +299,10 @@ impl Network for AnalyticNetwork {
         let sh = self.planner.shape(&self.topo, members);
         key.push(sh.n as u64 | (sh.domains as u64) << 32);
         key.push(sh.per_domain as u64 | (sh.hops as u64) << 32);
+        if members.len() > KEY_BY_MEMBERS_ABOVE {
+            key.extend(members.iter().map(|&m| u64::from(m)));
+            return;
+        }
         let algs: &[Algorithm] = if sh.domains > 1 {
             &KEY_ALGORITHMS
         } else {
