@@ -31,6 +31,13 @@ pub enum CostError {
     BadValue { key: String, value: String },
     #[error("expected `key=value`, got `{0}`")]
     Syntax(String),
+    #[error("price `{key}`: {value} is outside the allowed range {lo} to {hi}")]
+    Range {
+        key: String,
+        value: String,
+        lo: f64,
+        hi: f64,
+    },
 }
 
 /// Which cost is the headline `cost_usd`.
@@ -100,8 +107,8 @@ impl Prices {
             .ok_or_else(|| CostError::Syntax(arg.into()))?;
         let (key, value) = (key.trim(), value.trim());
         let bad = || CostError::BadValue {
-            key: key.into(),
-            value: value.into(),
+            key: crate::units::shorten(key),
+            value: crate::units::shorten(value),
         };
         if key == "basis" {
             self.basis = match value {
@@ -112,8 +119,24 @@ impl Prices {
             return Ok(());
         }
         let v: f64 = value.parse().map_err(|_| bad())?;
-        if !v.is_finite() || v < 0.0 {
+        if !v.is_finite() {
             return Err(bad());
+        }
+        // Physical ranges: a price up to $10^9 a part, a power up to 1 MW a part, write-off
+        // over 0.1 to 100 years.
+        let (lo, hi) = match key {
+            "amortization_years" => (0.1, 100.0),
+            "switch_w" | "optic_w" => (0.0, 1e6),
+            "node_overhead_kw" => (0.0, 1e3),
+            _ => (0.0, 1e9),
+        };
+        if !(lo..=hi).contains(&v) {
+            return Err(CostError::Range {
+                key: crate::units::shorten(key),
+                value: crate::units::short_num(v),
+                lo,
+                hi,
+            });
         }
         let slot = match key {
             "gpu_usd" => {
@@ -128,7 +151,12 @@ impl Prices {
             "optic_w" => &mut self.optic_w,
             "node_overhead_kw" => &mut self.node_overhead_kw,
             "amortization_years" => &mut self.amortization_years,
-            _ => return Err(CostError::UnknownKey(key.into(), PRICE_KEYS.into())),
+            _ => {
+                return Err(CostError::UnknownKey(
+                    crate::units::shorten(key),
+                    PRICE_KEYS.into(),
+                ));
+            }
         };
         *slot = v;
         Ok(())

@@ -66,6 +66,10 @@ pub fn toy_scenario(tp: u64, pp: u64, dp: u64, layers: u64, global_batch: u64) -
             vocab: 32000,
             moe: None,
             tied_embeddings: false,
+            mla: None,
+            mtp_depth: 0,
+            dropout: 0.1,
+            norm: Default::default(),
         },
         cluster: ClusterSpec {
             name: "toy".into(),
@@ -77,6 +81,7 @@ pub fn toy_scenario(tp: u64, pp: u64, dp: u64, layers: u64, global_batch: u64) -
                     bf16: 989.0,
                     fp16: None,
                     fp8: Some(1979.0),
+                    fp4: None,
                 },
                 memory_gb: 80.0,
                 memory_bw_gbs: 3350.0,
@@ -139,6 +144,10 @@ pub fn llama3_405b() -> ModelSpec {
         vocab: 128256,
         moe: None,
         tied_embeddings: false,
+        mla: None,
+        mtp_depth: 0,
+        dropout: 0.1,
+        norm: Default::default(),
     }
 }
 
@@ -162,6 +171,7 @@ pub fn a100_80gb() -> GpuSpec {
             bf16: 312.0,
             fp16: Some(312.0),
             fp8: None,
+            fp4: None,
         },
         memory_gb: 80.0,
         memory_bw_gbs: 2039.0,
@@ -211,9 +221,10 @@ pub fn toy_moe(ep: u64, skew: f64) -> Scenario {
         top_k: 2,
         expert_ffn_hidden: 4096,
         shared_experts: 0,
-        capacity_factor: 0.0,
+        capacity_factor: None,
         dense_layers: 0,
         skew,
+        max_nodes_per_token: None,
     });
     s.parallelism.ep = ep;
     s
@@ -236,11 +247,16 @@ pub fn deepseek_v3() -> ModelSpec {
             top_k: 8,
             expert_ffn_hidden: 2048,
             shared_experts: 1,
-            capacity_factor: 0.0,
+            capacity_factor: None,
             dense_layers: 3,
             skew: 0.0,
+            max_nodes_per_token: None,
         }),
         tied_embeddings: false,
+        mla: None,
+        mtp_depth: 0,
+        dropout: 0.1,
+        norm: Default::default(),
     }
 }
 
@@ -275,11 +291,16 @@ pub fn mixtral_8x7b() -> ModelSpec {
             top_k: 2,
             expert_ffn_hidden: 14336,
             shared_experts: 0,
-            capacity_factor: 0.0,
+            capacity_factor: None,
             dense_layers: 0,
             skew: 0.0,
+            max_nodes_per_token: None,
         }),
         tied_embeddings: false,
+        mla: None,
+        mtp_depth: 0,
+        dropout: 0.1,
+        norm: Default::default(),
     }
 }
 
@@ -296,6 +317,10 @@ pub fn llama2_7b() -> ModelSpec {
         vocab: 32000,
         moe: None,
         tied_embeddings: false,
+        mla: None,
+        mtp_depth: 0,
+        dropout: 0.1,
+        norm: Default::default(),
     }
 }
 
@@ -310,6 +335,7 @@ pub fn rtx_4090() -> GpuSpec {
             bf16: 165.2,
             fp16: Some(165.2),
             fp8: Some(330.3),
+            fp4: None,
         },
         memory_gb: 24.0,
         memory_bw_gbs: 1008.0,
@@ -396,11 +422,16 @@ pub fn frontier_moe_1_8t() -> ModelSpec {
             top_k: 2,
             expert_ffn_hidden: 24576,
             shared_experts: 0,
-            capacity_factor: 1.0,
+            capacity_factor: Some(1.0),
             dense_layers: 0,
             skew: 0.0,
+            max_nodes_per_token: None,
         }),
         tied_embeddings: false,
+        mla: None,
+        mtp_depth: 0,
+        dropout: 0.1,
+        norm: Default::default(),
     }
 }
 
@@ -445,6 +476,7 @@ pub fn gpu_preset(name: &str) -> Option<GpuSpec> {
             bf16,
             fp16: None,
             fp8,
+            fp4: None,
         },
         memory_gb: mem,
         memory_bw_gbs: bw,

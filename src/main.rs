@@ -12,6 +12,10 @@ use clustersim::cli;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Allow paths written in scenarios and sweeps (`from:`, `base:`) to point inside DIR
+    /// (besides the file's own folder tree and the shipped scenarios/ and topologies/).
+    #[arg(long, global = true, value_name = "DIR")]
+    allow_path: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -34,6 +38,13 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    cli::install_interrupt_handler();
+    for dir in &cli.allow_path {
+        if let Err(e) = clustersim::config::input::allow_path(dir) {
+            eprintln!("error: --allow-path {}: {e}", dir.display());
+            std::process::exit(2);
+        }
+    }
     let result = match &cli.command {
         Command::Run(a) => cli::run::run(a),
         Command::Validate(a) => cli::validate::run(a),

@@ -22,17 +22,53 @@ pub fn ns_to_secs(ns: Nanos) -> f64 {
     ns as f64 / NS_PER_S
 }
 
-/// Parses a duration such as `90s`, `1.5h`, `30m`, `54d`, `250ms`, `10us` into seconds.
+/// Longest duration any input may give: 10,000 years, in seconds.
+pub const MAX_DURATION_S: f64 = 10_000.0 * 365.25 * 86_400.0;
+
+/// A number as an error message shows it: plain when short, else in exponent form.
+pub fn short_num(v: f64) -> String {
+    let plain = v.to_string();
+    if plain.len() <= 12 {
+        plain
+    } else {
+        format!("{v:e}")
+    }
+}
+
+/// Longest value an error message echoes, in characters.
+pub const MAX_ECHO_CHARS: usize = 48;
+
+/// `text` as an error message may quote it: at most [`MAX_ECHO_CHARS`] characters (cut on a
+/// character boundary, with the total length said), control characters shown as `?`.
+pub fn shorten(text: &str) -> String {
+    let n = text.chars().count();
+    let clean = |c: char| if c.is_control() { '?' } else { c };
+    if n <= MAX_ECHO_CHARS {
+        return text.chars().map(clean).collect();
+    }
+    let head: String = text.chars().take(MAX_ECHO_CHARS - 8).map(clean).collect();
+    format!("{head}... ({n} characters)")
+}
+
+/// Parses a duration such as `90s`, `1.5h`, `30m`, `54d`, `250ms`, `10us`, `1e3s` into
+/// seconds (the number may use exponent notation); at most [`MAX_DURATION_S`].
 pub fn parse_duration_s(text: &str) -> Result<f64, String> {
     let t = text.trim();
+    let shown = shorten(t);
+    // The unit is the alphabetic tail, so `1e3s` reads as 1e3 seconds.
     let split = t
-        .find(|c: char| c.is_ascii_alphabetic())
-        .ok_or_else(|| format!("`{t}` has no unit; write e.g. `90s`, `30m`, `1h`, `54d`"))?;
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| c.is_ascii_alphabetic())
+        .last()
+        .map(|(i, _)| i)
+        .filter(|&i| i > 0)
+        .ok_or_else(|| format!("`{shown}` has no unit; write e.g. `90s`, `30m`, `1h`, `54d`"))?;
     let (num, unit) = t.split_at(split);
     let value: f64 = num
         .trim()
         .parse()
-        .map_err(|_| format!("`{t}` does not start with a number"))?;
+        .map_err(|_| format!("`{shown}` does not start with a number (e.g. `90s`, `1.5e3s`)"))?;
     let scale = match unit {
         "ns" => 1e-9,
         "us" => 1e-6,
@@ -44,45 +80,67 @@ pub fn parse_duration_s(text: &str) -> Result<f64, String> {
         "w" => 7.0 * 86400.0,
         _ => {
             return Err(format!(
-                "`{t}` has unknown unit `{unit}`; allowed: ns, us, ms, s, m, h, d, w"
+                "`{shown}` has unknown unit `{}`; allowed: ns, us, ms, s, m, h, d, w",
+                shorten(unit)
             ));
         }
     };
     if !value.is_finite() || value < 0.0 {
-        return Err(format!("`{t}` must be a non-negative duration"));
+        return Err(format!("`{shown}` must be a non-negative duration"));
     }
-    Ok(value * scale)
+    let seconds = value * scale;
+    if seconds > MAX_DURATION_S {
+        return Err(format!(
+            "`{shown}` is longer than the longest duration allowed (10,000 years)"
+        ));
+    }
+    Ok(seconds)
 }
 
 /// Parses a message size such as `1K`, `64M`, `16G` or `512` (bytes). Prefixes are binary,
 /// as in nccl-tests' `-b 1K -e 16G`, so `1K` is 1024 bytes.
 pub fn parse_size_bytes(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => t.split_at(i),
-        None => (t, ""),
-    };
+    let shown = shorten(t);
+    let split = t
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| c.is_ascii_alphabetic())
+        .last()
+        .map_or(t.len(), |(i, _)| i);
+    let (num, unit) = t.split_at(split);
     let value: f64 = num
         .trim()
         .parse()
-        .map_err(|_| format!("`{t}` is not a size; write e.g. `1K`, `64M`, `16G`"))?;
+        .map_err(|_| format!("`{shown}` is not a size; write e.g. `1K`, `64M`, `16G`"))?;
     let scale: f64 = match unit.trim_end_matches(['B', 'b']) {
         "" => 1.0,
         "K" | "k" => 1024.0,
         "M" => 1024.0 * 1024.0,
         "G" => 1024.0 * 1024.0 * 1024.0,
         "T" => 1024f64.powi(4),
+        "P" => 1024f64.powi(5),
         _ => {
             return Err(format!(
-                "`{t}` has unknown unit `{unit}`; allowed: K, M, G, T"
+                "`{shown}` has unknown unit `{}`; allowed: K, M, G, T, P",
+                shorten(unit)
             ));
         }
     };
     if !value.is_finite() || value <= 0.0 {
-        return Err(format!("`{t}` must be a positive size"));
+        return Err(format!("`{shown}` must be a positive size"));
     }
-    Ok((value * scale).round() as u64)
+    let bytes = value * scale;
+    if bytes > MAX_SIZE_BYTES as f64 {
+        return Err(format!(
+            "`{shown}` is larger than the largest size allowed (1P)"
+        ));
+    }
+    Ok(bytes.round() as u64)
 }
+
+/// Largest size [`parse_size_bytes`] accepts: 1 PiB.
+pub const MAX_SIZE_BYTES: u64 = 1 << 50;
 
 /// Formats seconds compactly for tables: `850 ms`, `12.3 s`, `4.2 h`, `3.1 d`.
 pub fn format_duration(seconds: f64) -> String {

@@ -249,11 +249,22 @@ fn tp_must_divide_heads() {
 }
 
 #[test]
-fn tp_must_divide_kv_heads() {
-    let (e, shown) = fails(&replace("  tp: 8", "  tp: 16"), &["parallelism.dp=2"]);
+fn tp_above_kv_heads_replicates_them_and_other_degrees_are_refused() {
+    // Llama 3 70B has 8 KV heads: TP 16 replicates each over 2 ranks (Megatron-Core).
+    let ok = load(&replace("  tp: 8", "  tp: 16"), &["parallelism.dp=2"]).unwrap();
+    assert_eq!(ok.model.kv_heads_per_rank(16), 1);
+    let custom = BASE.replacen(
+        "model: llama3-70b",
+        "model: { layers: 8, hidden: 1536, heads: 12, kv_heads: 3, ffn_hidden: 6144, vocab: 32000 }",
+        1,
+    );
+    let (e, shown) = fails(
+        &custom.replacen("  tp: 8", "  tp: 4", 1),
+        &["parallelism.dp=8"],
+    );
     assert_eq!(e.field, "parallelism.tp");
     assert!(
-        shown.contains("parallelism.tp=16 does not divide model.kv_heads=8"),
+        shown.contains("parallelism.tp=4 neither divides nor is a multiple of model.kv_heads=3"),
         "{shown}"
     );
 }
@@ -500,6 +511,45 @@ fn ep_must_divide_dp_and_experts_and_needs_moe() {
 }
 
 #[test]
+fn moe_capacity_dropless_skew_and_node_limit() {
+    let moe = |extra: &str| {
+        BASE.replacen(
+            "model: llama3-70b",
+            &format!(
+                "model:\n  layers: 4\n  hidden: 1024\n  heads: 8\n  vocab: 32000\n  \
+                 moe: {{ experts: 8, top_k: 2, expert_ffn_hidden: 2048{extra} }}"
+            ),
+            1,
+        )
+    };
+    let cap = |s: &Scenario| s.model.moe.as_ref().unwrap().capacity_factor;
+    assert_eq!(cap(&load(&moe(""), &[]).unwrap()), Some(1.0));
+    assert_eq!(
+        cap(&load(&moe(", capacity_factor: null"), &[]).unwrap()),
+        None
+    );
+    assert_eq!(cap(&load(&moe(", dropless: true"), &[]).unwrap()), None);
+    assert_eq!(
+        cap(&load(&moe(", capacity_factor: 1.5"), &[]).unwrap()),
+        Some(1.5)
+    );
+    let (e, shown) = fails(&moe(", dropless: true, capacity_factor: 1.25"), &[]);
+    assert_eq!(e.field, "model.moe.dropless");
+    assert!(
+        shown.contains("capacity_factor: null is dropless"),
+        "{shown}"
+    );
+    let (e, _) = fails(&moe(", capacity_factor: 0"), &[]);
+    assert_eq!(e.field, "model.moe.capacity_factor");
+    let (e, _) = fails(&moe(", skew: -1"), &[]);
+    assert_eq!(e.field, "model.moe.skew");
+    let (e, _) = fails(&moe(", max_nodes_per_token: 0"), &[]);
+    assert_eq!(e.field, "model.moe.max_nodes_per_token");
+    let limited = load(&moe(", max_nodes_per_token: 1"), &[]).unwrap();
+    assert_eq!(limited.model.moe.unwrap().dispatch_copies(), 1);
+}
+
+#[test]
 fn cp_must_divide_seq_len() {
     let (e, shown) = fails(
         BASE,
@@ -659,5 +709,22 @@ fn semantic_errors_about_overridden_values_name_the_argument() {
     assert!(
         shown.starts_with("--set parallelism.virtual_stages=2: parallelism.virtual_stages:"),
         "{shown}"
+    );
+}
+
+#[test]
+fn fp4_needs_fp4_tensor_cores_and_uses_their_peak() {
+    let (e, shown) = fails(BASE, &["training.precision=fp4"]);
+    assert_eq!(e.field, "training.precision");
+    assert!(
+        shown.contains("fp4 needs a GPU with FP4 tensor cores"),
+        "{shown}"
+    );
+    let b200 = load(BASE, &["training.precision=fp4", "cluster.gpu=b200"]).unwrap();
+    assert_eq!(
+        b200.cluster
+            .gpu
+            .peak_flops(clustersim::hardware::Precision::Fp4),
+        9000e12
     );
 }

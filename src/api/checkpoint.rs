@@ -105,6 +105,13 @@ impl CheckpointSweep {
         if self.replicas == 0 {
             return Err(Error::invalid("--replicas: must be at least 1"));
         }
+        let most = crate::config::budget::MAX_REPLICAS;
+        if self.replicas > most {
+            return Err(Error::invalid(format!(
+                "--replicas: {} is more than the most allowed, {most}",
+                self.replicas
+            )));
+        }
         let opts = RunOptions {
             seed: self.seed,
             ..Default::default()
@@ -147,14 +154,24 @@ fn write_curve(
     name: &str,
     provenance: Option<&Provenance>,
 ) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).map_err(Error::write(dir))?;
+    let staging = report::staging::Staging::new(dir)?;
     let json = crate::config::provenance::json_with(c, provenance).map_err(Error::internal)?;
-    std::fs::write(dir.join("checkpoint.json"), json).map_err(Error::write(dir))?;
-    let charts = report::charts::run::checkpoint_chart(dir, c, name).map_err(Error::internal)?;
-    let mut files = vec![dir.join("checkpoint.json")];
-    files.extend(charts.iter().map(|f| dir.join(f)));
-    Ok(files)
+    let json_path = staging.path().join(CHECKPOINT_JSON);
+    std::fs::write(&json_path, json).map_err(Error::write(&json_path))?;
+    let mut names = vec![CHECKPOINT_JSON.to_string()];
+    names.extend(
+        report::charts::run::checkpoint_chart(staging.path(), c, name).map_err(Error::internal)?,
+    );
+    let owned = [
+        CHECKPOINT_JSON.to_string(),
+        format!("{}.png", report::charts::run::CHECKPOINT),
+        format!("{}.svg", report::charts::run::CHECKPOINT),
+    ];
+    Ok(staging.commit(&names, &owned)?)
 }
+
+/// The checkpoint sweep's table.
+pub const CHECKPOINT_JSON: &str = "checkpoint.json";
 
 #[cfg(test)]
 mod tests {

@@ -153,7 +153,11 @@ fn sweep(
             busbw_gbs: algbw * busbw_factor(op, gpus),
             algorithm: format!("{}/{}", c.algorithm.label(), c.protocol.label()),
         });
-        size *= 2;
+        // Checked: a range reaching past 2^63 must end, not wrap.
+        match size.checked_mul(2) {
+            Some(next) => size = next,
+            None => break,
+        }
     }
     rows
 }
@@ -171,15 +175,18 @@ pub struct CollectiveOutputs {
 impl CollectiveOutputs {
     /// Writes `collective.csv` into `dir`.
     pub fn write_to(&self, dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
-        let dir = dir.as_ref();
-        write_csv(dir, &self.rows).map_err(Error::write(dir))?;
-        Ok(vec![dir.join("collective.csv")])
+        let staging = crate::report::staging::Staging::new(dir.as_ref())?;
+        let path = staging.path().join(COLLECTIVE_CSV);
+        write_csv(&path, &self.rows).map_err(Error::write(&path))?;
+        let names = [COLLECTIVE_CSV.to_string()];
+        Ok(staging.commit(&names, &names)?)
     }
 }
 
-fn write_csv(dir: &Path, rows: &[SweepRow]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join("collective.csv"))?);
+const COLLECTIVE_CSV: &str = "collective.csv";
+
+fn write_csv(path: &Path, rows: &[SweepRow]) -> std::io::Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(f, "size_bytes,time_us,algbw_gbs,busbw_gbs,algorithm")?;
     for r in rows {
         writeln!(

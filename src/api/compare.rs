@@ -68,7 +68,7 @@ impl Comparison {
         let mut scenario_group = None;
         for f in files {
             let f = f.as_ref();
-            let text = std::fs::read_to_string(f).map_err(|source| Error::Read {
+            let text = crate::config::input::read_text(f).map_err(|source| Error::Read {
                 path: f.to_path_buf(),
                 source,
             })?;
@@ -373,20 +373,32 @@ impl CompareOutputs {
     /// be drawn is a warning, not an error.
     pub fn write_to(&self, dir: impl AsRef<Path>) -> Result<Written> {
         let dir = dir.as_ref();
-        compare::write_table_with(dir, &self.table, self.provenance.as_ref())
-            .map_err(Error::write(dir))?;
-        let mut files = vec![dir.join("compare.csv"), dir.join("compare.json")];
+        let staging = crate::report::staging::Staging::new(dir)?;
+        compare::write_table_with(staging.path(), &self.table, self.provenance.as_ref())
+            .map_err(Error::write(staging.path()))?;
+        let mut names = vec!["compare.csv".to_string(), "compare.json".to_string()];
         if self.provenance.is_some() {
-            files.push(dir.join(compare::PROVENANCE_FILE));
+            names.push(compare::PROVENANCE_FILE.to_string());
         }
-        let mut out = Written {
-            files,
-            warnings: Vec::new(),
+        let owned = [
+            "compare.csv".to_string(),
+            "compare.json".to_string(),
+            compare::PROVENANCE_FILE.to_string(),
+        ];
+        let mut warnings = Vec::new();
+        match crate::report::charts::compare::compare_charts(&self.table, staging.path()) {
+            Ok(charts) => names.extend(
+                charts
+                    .iter()
+                    .filter_map(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned()),
+            ),
+            Err(e) => warnings.push(format!("charts not written: {e}")),
+        }
+        let out = Written {
+            files: staging.commit(&names, &owned)?,
+            warnings,
         };
-        match crate::report::charts::compare::compare_charts(&self.table, dir) {
-            Ok(charts) => out.files.extend(charts),
-            Err(e) => out.warnings.push(format!("charts not written: {e}")),
-        }
         Ok(out)
     }
 }

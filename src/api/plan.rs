@@ -197,19 +197,24 @@ pub struct PlanOutputs {
     pub provenance: Provenance,
 }
 
+const PLANS_CSV: &str = "plans.csv";
+const PLANS_JSON: &str = "plans.json";
+const PLANS_PROVENANCE: &str = "plans.provenance.json";
+
 impl PlanOutputs {
     /// Writes `plans.csv`, `plans.json` and `plans.provenance.json` (what produced
     /// `plans.csv`) into `dir`.
     pub fn write_to(&self, dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(Error::write(dir))?;
-        let csv = dir.join("plans.csv");
-        std::fs::write(&csv, plan::plans_csv(&self.report)).map_err(Error::write(dir))?;
+        let staging = crate::report::staging::Staging::new(dir)?;
+        let at = |name: &str| staging.path().join(name);
+        std::fs::write(at(PLANS_CSV), plan::plans_csv(&self.report))
+            .map_err(Error::write(&at(PLANS_CSV)))?;
         let json = json_with(&self.report, Some(&self.provenance)).map_err(Error::internal)?;
-        let json_path = dir.join("plans.json");
-        std::fs::write(&json_path, json).map_err(Error::write(dir))?;
-        let prov = dir.join("plans.provenance.json");
-        std::fs::write(&prov, self.provenance.to_json()).map_err(Error::write(dir))?;
-        Ok(vec![csv, json_path, prov])
+        std::fs::write(at(PLANS_JSON), json).map_err(Error::write(&at(PLANS_JSON)))?;
+        std::fs::write(at(PLANS_PROVENANCE), self.provenance.to_json())
+            .map_err(Error::write(&at(PLANS_PROVENANCE)))?;
+        let names = [PLANS_CSV, PLANS_JSON, PLANS_PROVENANCE].map(String::from);
+        Ok(staging.commit(&names, &names)?)
     }
 }

@@ -101,7 +101,7 @@ pub fn run(args: &CheckpointArgs) -> CliResult {
         sweep = sweep.with_seed(seed);
     }
     let out = sweep.run()?;
-    print!("{}", table(&out.curve));
+    out!("{}", table(&out.curve));
     if let Some(w) = out.curve.edge_warning() {
         eprintln!("warning: {w}");
     }

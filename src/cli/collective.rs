@@ -78,13 +78,17 @@ pub fn run(args: &CollectiveArgs) -> CliResult {
 }
 
 fn print_table(name: &str, op: &str, gpus: u32, rows: &[SweepRow]) {
-    println!("# {op} on {gpus} GPUs of {name} (flow-level model)");
-    println!(
+    outln!("# {op} on {gpus} GPUs of {name} (flow-level model)");
+    outln!(
         "{:>12} {:>12} {:>12} {:>10} {:>10}  algorithm",
-        "size", "count", "time_us", "algbw_gbs", "busbw_gbs"
+        "size",
+        "count",
+        "time_us",
+        "algbw_gbs",
+        "busbw_gbs"
     );
     for r in rows {
-        println!(
+        outln!(
             "{:>12} {:>12} {:>12.1} {:>10.2} {:>10.2}  {}",
             format_bytes(r.size_bytes),
             r.size_bytes / 4,

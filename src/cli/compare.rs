@@ -58,7 +58,7 @@ pub fn write_outputs(dir: &Path, out: &CompareOutputs) -> CliResult {
     for w in &written.warnings {
         eprintln!("warning: {w}");
     }
-    println!("wrote {}", dir.join("compare.csv").display());
+    outln!("wrote {}", dir.join("compare.csv").display());
     Ok(())
 }
 
@@ -82,7 +82,7 @@ pub fn run(args: &CompareArgs) -> CliResult {
         cmp = cmp.with_shard(shard);
     }
     let out = cmp.run()?;
-    print!("{}", compare::table_text(&out.table));
+    out!("{}", compare::table_text(&out.table));
     if let Some(dir) = &args.out {
         write_outputs(dir, &out)?;
     }

@@ -19,6 +19,6 @@ pub struct MergeArgs {
 
 pub fn run(args: &MergeArgs) -> CliResult {
     let merged = api::merge(&args.dirs)?;
-    print!("{}", compare::table_text(&merged.table));
+    out!("{}", compare::table_text(&merged.table));
     super::compare::write_outputs(&args.out, &merged)
 }

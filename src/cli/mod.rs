@@ -5,6 +5,21 @@
 //! Errors carry the exit code contract: 2 for bad input (the message names file, line,
 //! field), 1 for internal errors; [`crate::api::Error::is_bad_input`] decides.
 
+/// `print!` to stdout that ends the process quietly (exit 0) when the reader has gone away
+/// (`clustersim run … | head -1`): `print!` would panic on the broken pipe instead.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::write_stdout(format_args!($($arg)*)) };
+}
+
+/// `println!` with the broken-pipe behaviour of [`out!`].
+macro_rules! outln {
+    () => { $crate::cli::write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => {{
+        $crate::cli::write_stdout(format_args!($($arg)*));
+        $crate::cli::write_stdout(format_args!("\n"));
+    }};
+}
+
 pub mod checkpoint;
 pub mod collective;
 pub mod compare;
@@ -14,6 +29,21 @@ pub mod run;
 pub mod validate;
 
 use std::fmt;
+use std::io::Write;
+
+/// Writes to stdout; a closed pipe ends the process with exit 0, as `head` users expect,
+/// and any other write error with exit 1 (nothing useful can be printed about it).
+pub fn write_stdout(args: fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args) {
+        let code = if e.kind() == std::io::ErrorKind::BrokenPipe {
+            0
+        } else {
+            1
+        };
+        std::process::exit(code);
+    }
+}
 
 /// An error a command reports to the user.
 #[derive(Debug)]
@@ -61,3 +91,21 @@ impl From<crate::api::Error> for CliError {
 }
 
 pub type CliResult = Result<(), CliError>;
+
+/// Exit code after SIGINT/SIGTERM (128 + SIGINT, as shells report Ctrl-C).
+pub const INTERRUPTED_EXIT: i32 = 130;
+
+/// Installs the SIGINT/SIGTERM (and SIGHUP) handler: it removes this process's staging
+/// folders ([`crate::report::staging`]) and exits with [`INTERRUPTED_EXIT`]. `ctrlc` runs
+/// the handler on its own thread, not in signal context, so removing folders is safe there;
+/// a commit in progress finishes first (the registry lock). Call once, at start.
+pub fn install_interrupt_handler() {
+    let installed = ctrlc::set_handler(|| {
+        let _held = crate::report::staging::remove_all_registered();
+        eprintln!("interrupted: no output written");
+        std::process::exit(INTERRUPTED_EXIT);
+    });
+    if let Err(e) = installed {
+        eprintln!("warning: cannot clean up on Ctrl-C ({e})");
+    }
+}

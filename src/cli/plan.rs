@@ -162,10 +162,10 @@ pub fn run(args: &PlanArgs) -> CliResult {
         .with_schedules(&schedules)
         .with_recompute(&recompute)
         .run()?;
-    print!("{}", table(&out.report, args.show));
+    out!("{}", table(&out.report, args.show));
     if let Some(dir) = &args.out {
         out.write_to(dir)?;
-        println!("wrote {}", dir.join("plans.csv").display());
+        outln!("wrote {}", dir.join("plans.csv").display());
     }
     Ok(())
 }

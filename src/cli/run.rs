@@ -91,28 +91,28 @@ pub fn run(args: &RunArgs) -> CliResult {
         .clone()
         .unwrap_or_else(|| default_out_dir(&outputs.scenario.name));
     let files = outputs.write_to(&out)?;
-    print!(
+    out!(
         "{}",
         report::human_table(&Summary::new(&outputs.scenario, outputs.metrics()))
     );
     print_memory(outputs.memory());
     if let Some(rep) = &outputs.run {
         match &rep.stats {
-            Some(s) => println!(
+            Some(s) => outln!(
                 "long run ({} replicas: means with 95 % CI over replicas):",
                 s.replicas
             ),
-            None => println!("long run (1 replica):"),
+            None => outln!("long run (1 replica):"),
         }
-        print!("{}", run::report::table(&rep.summary, rep.stats.as_ref()));
-        println!();
+        out!("{}", run::report::table(&rep.summary, rep.stats.as_ref()));
+        outln!();
     }
     print_files(&out, &files);
     Ok(())
 }
 
 fn print_memory(m: &crate::pricing::memory::MemoryReport) {
-    println!(
+    outln!(
         "  memory (rank {}, stage {}): {:.1} of {:.1} GB{} — weights {:.1}, grads {:.1}, optimizer {:.1}, activations {:.1}, buffers {:.1}, reserve {:.1}\n",
         m.rank,
         m.stage,
@@ -167,9 +167,9 @@ pub fn default_out_dir(name: &str) -> PathBuf {
 }
 
 fn print_files(out: &Path, files: &[PathBuf]) {
-    println!("\nwrote {} files to {}:", files.len(), out.display());
+    outln!("\nwrote {} files to {}:", files.len(), out.display());
     for f in files {
-        println!("  {}", f.display());
+        outln!("  {}", f.display());
     }
 }
 

@@ -21,13 +21,22 @@ pub fn run(args: &ValidateArgs) -> CliResult {
     let out = Validation::find(args.calibration.as_deref())?
         .with_progress(true)
         .run()?;
-    println!(
+    outln!(
         "{:<22} {:>8} {:>4} {:>4} {:>5} {:>6} {:>2} {:>10} {:>10} {:>8}",
-        "source", "params_b", "tp", "pp", "gpus", "batch", "v", "published", "predicted", "error"
+        "source",
+        "params_b",
+        "tp",
+        "pp",
+        "gpus",
+        "batch",
+        "v",
+        "published",
+        "predicted",
+        "error"
     );
     for p in &out.predictions {
         let r = &p.row;
-        println!(
+        outln!(
             "{:<22} {:>8.1} {:>4} {:>4} {:>5} {:>6} {:>2} {:>10.1} {:>10.1} {:>+7.1}%",
             r.source.label(),
             r.params_b,
@@ -43,24 +52,43 @@ pub fn run(args: &ValidateArgs) -> CliResult {
     }
     for source in SOURCES {
         let (mape, max) = out.error_stats(Some(source));
-        println!(
-            "{}: MAPE {:.1} %, max error {:.1} % over {} rows",
+        outln!(
+            "{} (stack {}): MAPE {:.1} %, max error {:.1} % over {} rows",
             source.label(),
+            source.stack(),
             mape * 100.0,
             max * 100.0,
             out.rows(Some(source)).count()
         );
     }
     let (mape, max) = out.error_stats(None);
-    println!(
+    outln!(
         "all rows: MAPE {:.1} %, max error {:.1} % (bounds: MAPE <= 4 %, every row within 8 %)",
         mape * 100.0,
         max * 100.0
     );
     if let Some(path) = &args.write_bands {
-        std::fs::write(path, out.bands().to_json())
+        write_whole(path, &out.bands().to_json())
             .map_err(|e| CliError::internal(format!("{}: {e}", path.display())))?;
-        println!("wrote {}", path.display());
+        outln!("wrote {}", path.display());
     }
+    Ok(())
+}
+
+/// Writes `text` to `path` through a staging folder beside it (whole or not at all).
+fn write_whole(path: &std::path::Path, text: &str) -> Result<(), String> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| "not a file name".to_string())?
+        .to_string_lossy()
+        .into_owned();
+    let staging = crate::report::staging::Staging::new(parent).map_err(|e| e.to_string())?;
+    std::fs::write(staging.path().join(&name), text).map_err(|e| e.to_string())?;
+    let names = [name];
+    staging.commit(&names, &names).map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -154,7 +154,11 @@ fn load_topology(reference: &str, origin: &Origin) -> Result<Node, ConfigError> 
         return tree::parse(&display, text);
     }
     let path = resolve_path(reference, origin);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let written_in =
+        (origin.line > 0 && !origin.source.starts_with('<')).then(|| Path::new(&*origin.source));
+    super::input::check_reference(&path, written_in)
+        .map_err(|m| ConfigError::new(Some(origin), "cluster", m))?;
+    let text = super::input::read_text(&path).map_err(|e| {
         ConfigError::new(
             Some(origin),
             "cluster",

@@ -13,7 +13,9 @@
 //! 5. [`resolve`]: apply defaults and build domain types;
 //! 6. [`validate`]: semantic rules (divisibility, sizes, GPU counts, ...).
 
+pub mod budget;
 pub mod expand;
+pub mod input;
 pub mod overrides;
 pub mod presets;
 pub mod provenance;
@@ -238,7 +240,7 @@ impl ScenarioDraft {
 }
 
 fn read_file(p: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(p).map_err(|e| ConfigError {
+    input::read_text(p).map_err(|e| ConfigError {
         location: Some(p.display().to_string()),
         field: String::new(),
         message: format!("cannot read scenario file: {e}"),
@@ -343,6 +345,31 @@ mod tests {
             let got = billions(m);
             assert!((got / b - 1.0).abs() < 0.03, "{m}: {got:.1}B vs {b}B");
         }
+    }
+
+    /// DeepSeek-V3 as published: 671B parameters and 37B active per token in the main
+    /// model (arXiv 2412.19437 §1), MLA projections of the released config, and an MTP
+    /// module of one MoE layer plus its `2h -> h` projection (11.6B; the released 685B
+    /// checkpoint also stores its own copies of the 0.93B embedding and output head).
+    #[test]
+    fn deepseek_v3_preset_has_the_published_sizes() {
+        let mut m = with_model("deepseek-v3").model;
+        let mla = m.mla.expect("deepseek-v3 has MLA");
+        assert_eq!(
+            (mla.q_lora_rank, mla.kv_lora_rank, mla.qk_rope_head_dim),
+            (Some(1536), 512, 64)
+        );
+        assert_eq!(m.mtp_depth, 1);
+        let with_mtp = m.total_params() as f64 / 1e9;
+        m.mtp_depth = 0;
+        let main = m.total_params() as f64 / 1e9;
+        assert!((main - 671.0).abs() < 0.5, "{main}");
+        assert!((m.active_params() as f64 / 1e9 - 37.0).abs() < 1.0);
+        let heads = 2.0 * (m.vocab * m.hidden) as f64 / 1e9;
+        assert!((with_mtp + heads - 685.0).abs() < 1.0, "{with_mtp}");
+        // MLA's attention: 187M parameters per layer against MHA's 4h^2 = 206M.
+        let attn = m.attention_params() as f64 / 1e6;
+        assert!((attn - 187.1).abs() < 0.1, "{attn}");
     }
 
     #[test]

@@ -33,6 +33,10 @@ const TOPOLOGIES: &[(&str, &str)] = &[
         "dgx-h100-ndr",
         include_str!("../../topologies/dgx-h100-ndr.yaml"),
     ),
+    (
+        "dgx-h800-ib",
+        include_str!("../../topologies/dgx-h800-ib.yaml"),
+    ),
 ];
 
 /// The embedded text of a built-in source named as in errors (`<built-in default

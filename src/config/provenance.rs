@@ -140,7 +140,7 @@ pub fn source_sha256(source: &str) -> String {
     if let Some(text) = presets::builtin_source_text(source) {
         return sha256_hex(text.as_bytes());
     }
-    match std::fs::read(source) {
+    match super::input::read_bytes(std::path::Path::new(source)) {
         Ok(bytes) => sha256_hex(&bytes),
         Err(_) => "unreadable".to_string(),
     }

@@ -87,6 +87,10 @@ pub struct RawModel {
     pub vocab: u64,
     pub moe: Option<RawMoe>,
     pub tied_embeddings: Option<bool>,
+    pub mla: Option<crate::model::MlaSpec>,
+    pub mtp_depth: Option<u64>,
+    pub dropout: Option<f64>,
+    pub norm: Option<crate::model::Norm>,
     /// Where the figures come from (catalog entries); free text, ignored by the simulator.
     pub source: Option<String>,
 }
@@ -98,9 +102,18 @@ pub struct RawMoe {
     pub top_k: u64,
     pub expert_ffn_hidden: u64,
     pub shared_experts: Option<u64>,
-    pub capacity_factor: Option<f64>,
+    /// Absent: the default; `null`: dropless; a number: that capacity factor.
+    #[serde(default, deserialize_with = "explicit_null")]
+    pub capacity_factor: Option<Option<f64>>,
+    pub dropless: Option<bool>,
     pub dense_layers: Option<u64>,
     pub skew: Option<f64>,
+    pub max_nodes_per_token: Option<u64>,
+}
+
+/// Tells an explicit `null` (`Some(None)`) from an absent key (`None`, via `default`).
+fn explicit_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<f64>>, D::Error> {
+    Option::<f64>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,6 +157,7 @@ pub struct RawParallelism {
     pub account_for_loss_in_pipeline_split: Option<bool>,
     pub bucket_params: Option<u64>,
     pub zero_group: Option<u64>,
+    pub overlap_sm_share: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -234,6 +248,7 @@ pub struct RawPeak {
     pub bf16: f64,
     pub fp16: Option<f64>,
     pub fp8: Option<f64>,
+    pub fp4: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

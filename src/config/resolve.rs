@@ -2,8 +2,10 @@
 //!
 //! Defaults (documented in design.md terms):
 //! - model: `kv_heads` = `heads`, `ffn` = gelu, `ffn_hidden` = 4 × `hidden`,
-//!   `tied_embeddings` = false; moe: `shared_experts` 0, `capacity_factor` 1.0,
-//!   `dense_layers` 0.
+//!   `tied_embeddings` = false; moe: `shared_experts` 0, `capacity_factor` 1.0
+//!   (`null` or `dropless: true`: dropless), `dense_layers` 0, `skew` 0,
+//!   `max_nodes_per_token` unlimited; `mla` none (multi-head attention), `mtp_depth` 0, `dropout` 0.1
+//!   (Megatron's default), `norm` rmsnorm.
 //! - training: `micro_batch` 1, `precision` bf16, `recompute` selective, `optimizer` adam,
 //!   `flash_attention` true (`seq_len` and `global_batch` are required).
 //! - parallelism: `tp`, `pp`, `ep`, `cp` 1; `dp` = GPUs / (tp·pp·cp) where GPUs = nodes ×
@@ -52,18 +54,12 @@ pub fn scenario(
     source: Option<std::path::PathBuf>,
 ) -> Result<Scenario, ConfigError> {
     let cluster = cluster(raw.cluster);
-    let model = model(raw.model);
+    let model = model(raw.model, root)?;
     let training = training(raw.training);
     let rp = raw.parallelism;
     let (stack_raw, rp_flags) = (raw.stack, flags(&rp));
     let mut parallelism = parallelism(rp, &cluster, root)?;
-    super::stack::resolve(
-        stack_raw,
-        &rp_flags,
-        &mut parallelism,
-        training.precision,
-        root,
-    )?;
+    super::stack::resolve(stack_raw, &rp_flags, &mut parallelism, root)?;
     Ok(Scenario {
         name: raw.name.unwrap_or_else(|| fallback_name.to_string()),
         source,
@@ -80,8 +76,39 @@ pub fn scenario(
     })
 }
 
-fn model(m: RawModel) -> ModelSpec {
-    ModelSpec {
+/// The capacity factor: `dropless: true` or `capacity_factor: null` is dropless (`None`),
+/// a number is that factor, neither the default 1.0; both at once is refused.
+fn capacity_factor(e: &RawMoe, root: &Node) -> Result<Option<f64>, ConfigError> {
+    match (e.dropless, e.capacity_factor) {
+        (Some(true), Some(Some(c))) => Err(super::error_at(
+            root,
+            "model.moe.dropless",
+            format!(
+                "dropless: true routes every token, but capacity_factor: {c} drops tokens \
+                 above capacity; set one of them (capacity_factor: null is dropless)"
+            ),
+        )),
+        (Some(true), _) | (_, Some(None)) => Ok(None),
+        (_, Some(Some(c))) => Ok(Some(c)),
+        (_, None) => Ok(Some(1.0)),
+    }
+}
+
+fn model(m: RawModel, root: &Node) -> Result<ModelSpec, ConfigError> {
+    let moe = match &m.moe {
+        Some(e) => Some(MoeSpec {
+            experts: e.experts,
+            top_k: e.top_k,
+            expert_ffn_hidden: e.expert_ffn_hidden,
+            shared_experts: e.shared_experts.unwrap_or(0),
+            capacity_factor: capacity_factor(e, root)?,
+            dense_layers: e.dense_layers.unwrap_or(0),
+            skew: e.skew.unwrap_or(0.0),
+            max_nodes_per_token: e.max_nodes_per_token,
+        }),
+        None => None,
+    };
+    Ok(ModelSpec {
         name: m.name.unwrap_or_else(|| "custom".into()),
         layers: m.layers,
         hidden: m.hidden,
@@ -90,17 +117,13 @@ fn model(m: RawModel) -> ModelSpec {
         ffn_hidden: m.ffn_hidden.unwrap_or(m.hidden.saturating_mul(4)),
         ffn: m.ffn.unwrap_or(FfnKind::Gelu),
         vocab: m.vocab,
-        moe: m.moe.map(|e| MoeSpec {
-            experts: e.experts,
-            top_k: e.top_k,
-            expert_ffn_hidden: e.expert_ffn_hidden,
-            shared_experts: e.shared_experts.unwrap_or(0),
-            capacity_factor: e.capacity_factor.unwrap_or(1.0),
-            dense_layers: e.dense_layers.unwrap_or(0),
-            skew: e.skew.unwrap_or(0.0),
-        }),
+        moe,
         tied_embeddings: m.tied_embeddings.unwrap_or(false),
-    }
+        mla: m.mla,
+        mtp_depth: m.mtp_depth.unwrap_or(0),
+        dropout: m.dropout.unwrap_or(0.1),
+        norm: m.norm.unwrap_or_default(),
+    })
 }
 
 fn training(t: RawTraining) -> TrainingSpec {
@@ -161,6 +184,7 @@ fn parallelism(
         bucket_params: p.bucket_params.unwrap_or(DEFAULT_BUCKET_PARAMS),
         zero_group: p.zero_group,
         stack: Default::default(),
+        overlap_sm_share: p.overlap_sm_share,
     })
 }
 
@@ -265,6 +289,7 @@ fn gpu(g: RawGpu) -> GpuSpec {
             bf16: g.peak_tflops.bf16,
             fp16: g.peak_tflops.fp16,
             fp8: g.peak_tflops.fp8,
+            fp4: g.peak_tflops.fp4,
         },
         memory_gb: g.memory_gb,
         memory_bw_gbs: g.memory_bw_gbs,

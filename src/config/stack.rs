@@ -15,7 +15,6 @@ use serde::Deserialize;
 use super::ConfigError;
 use super::raw::{RawParallelism, RawStack};
 use super::tree::{self, Node};
-use crate::hardware::Precision;
 use crate::plan::ParallelismSpec;
 use crate::plan::stack::{P2p, StackSpec, TpOverlap, Zero3Stack};
 
@@ -100,12 +99,11 @@ fn refuse(root: &Node, from: Src, preset: &str, field: &str, what: &str) -> Conf
 }
 
 /// Resolves `stack:` onto the plan: writes the overlap flags into `p` and the remaining
-/// fields into `p.stack`; `training` decides which fields matter.
+/// fields into `p.stack`; the plan decides which fields matter.
 pub fn resolve(
     raw: Option<RawStack>,
     rp: &RawParallelism,
     p: &mut ParallelismSpec,
-    precision: Precision,
     root: &Node,
 ) -> Result<(), ConfigError> {
     let raw = raw.unwrap_or_default();
@@ -127,7 +125,7 @@ pub fn resolve(
     };
     let d = StackSpec::default();
     let bool_tp = |b: bool| if b { TpOverlap::Full } else { TpOverlap::None };
-    let (tp, tp_from) = pick(
+    let (tp, _) = pick(
         root,
         "stack.tp_comm_overlap",
         raw.tp_comm_overlap,
@@ -167,13 +165,13 @@ pub fn resolve(
         pre.overlap_param_gather,
         grad,
     )?;
-    let (fusion, fusion_from) = one(
+    let (fusion, _) = one(
         "stack.grad_accum_fusion",
         raw.grad_accum_fusion,
         pre.grad_accum_fusion,
         d.grad_accum_fusion,
     )?;
-    let (fp8_attn, fp8_from) = one(
+    let (fp8_attn, _) = one(
         "stack.fp8_attention",
         raw.fp8_attention,
         pre.fp8_attention,
@@ -189,15 +187,6 @@ pub fn resolve(
     )?;
     let zero3 = zero3(&raw, &pre, &name, p, root)?;
 
-    if tp == TpOverlap::Backward && p.tp > 1 {
-        return Err(refuse(
-            root,
-            tp_from,
-            &name,
-            "tp_comm_overlap",
-            "tp_comm_overlap: backward",
-        ));
-    }
     let distributed_optimizer = p.zero >= 1 && p.zero <= 2 && p.dp > 1;
     if distributed_optimizer && gather != grad {
         return Err(refuse(
@@ -208,29 +197,12 @@ pub fn resolve(
             "overlap_param_gather different from overlap_grad_reduce",
         ));
     }
-    if !fusion {
-        return Err(refuse(
-            root,
-            fusion_from,
-            &name,
-            "grad_accum_fusion",
-            "grad_accum_fusion: false (unfused gradient accumulation)",
-        ));
-    }
-    if !fp8_attn && precision == Precision::Fp8 {
-        return Err(refuse(
-            root,
-            fp8_from,
-            &name,
-            "fp8_attention",
-            "fp8_attention: false under FP8 training",
-        ));
-    }
     p.tp_comm_overlap = tp == TpOverlap::Full;
     p.overlap_grad_reduce = grad;
     p.pp_comm_overlap = p2p == P2p::Async;
     p.stack = StackSpec {
         preset: name,
+        tp_comm_overlap: tp,
         overlap_param_gather: gather,
         grad_accum_fusion: fusion,
         grad_reduce_dtype: dtype,
@@ -455,22 +427,16 @@ mod tests {
         let e = load("stack: { preset: megatron-9000 }\n", &[]).unwrap_err();
         assert_eq!(e.field, "stack.preset");
         assert!(e.message.contains("megatron-core"), "{e}");
-        // Not modelled yet: refused where it would matter, named by the key that set it.
-        let e = load(
-            "parallelism: { tp: 2 }\nstack: { tp_comm_overlap: backward }\n",
-            &[],
-        )
-        .unwrap_err();
-        assert_eq!(e.field, "stack.tp_comm_overlap");
-        let e = load(
+        // Modelled now: backward TP overlap (megatron-core under TP) and unfused accumulation.
+        let s = load(
             "parallelism: { tp: 2 }\nstack: { preset: megatron-core }\n",
             &[],
         )
-        .unwrap_err();
-        assert_eq!(e.field, "stack.preset");
-        assert!(e.message.contains("tp_comm_overlap"), "{e}");
-        let e = load("stack: { grad_accum_fusion: false }\n", &[]).unwrap_err();
-        assert_eq!(e.field, "stack.grad_accum_fusion");
+        .unwrap();
+        assert_eq!(s.parallelism.tp_overlap(), TpOverlap::Backward);
+        let s = load("stack: { grad_accum_fusion: false }\n", &[]).unwrap();
+        assert!(!s.parallelism.stack.grad_accum_fusion);
+        // Not modelled yet: refused where it would matter, named by the key that set it.
         let e = load(
             "parallelism: { tp: 1, zero: 3 }\nstack: { preset: deepspeed-zero3-2021 }\n",
             &[],

@@ -17,6 +17,8 @@ const UNSUPPORTED_SCHEDULES: &[ScheduleKind] = &[];
 
 /// Largest value any integer size may take (keeps every product of sizes in `u64`).
 const MAX_SIZE: u64 = 1_000_000_000;
+/// Most GPUs one scenario may have (2^24: 16 times the largest shipped scenario).
+const MAX_GPUS: u64 = 1 << 24;
 /// Largest model, in parameters, the simulator accepts (keeps counts in `u64`).
 const MAX_PARAMS: f64 = 1e15;
 
@@ -37,8 +39,10 @@ pub fn validate(s: &Scenario, root: &Node) -> Check {
     v.schedule()?;
     v.expert_parallel()?;
     v.hybrid_sharding()?;
+    v.offload()?;
     v.precision()?;
-    v.timeline()
+    v.timeline()?;
+    v.work()
 }
 
 struct Rules<'a> {
@@ -101,44 +105,55 @@ impl Rules<'_> {
     fn integer_sizes(&self) -> Check {
         let s = self.s;
         let (m, t, p, c) = (&s.model, &s.training, &s.parallelism, &s.cluster);
+        // Physical ranges (README, "Input limits"): each bound is well past any machine or
+        // model built so far and keeps every product of sizes in `u64`.
+        const K: u64 = 1024;
         let mut sizes = vec![
-            ("model.layers", m.layers),
-            ("model.hidden", m.hidden),
-            ("model.heads", m.heads),
-            ("model.kv_heads", m.kv_heads),
-            ("model.ffn_hidden", m.ffn_hidden),
-            ("model.vocab", m.vocab),
-            ("training.seq_len", t.seq_len),
-            ("training.global_batch", t.global_batch),
-            ("training.micro_batch", t.micro_batch),
-            ("parallelism.tp", p.tp),
-            ("parallelism.pp", p.pp),
-            ("parallelism.dp", p.dp),
-            ("parallelism.ep", p.ep),
-            ("parallelism.cp", p.cp),
-            ("parallelism.virtual_stages", p.virtual_stages),
-            ("parallelism.bucket_params", p.bucket_params),
-            ("cluster.nodes", c.nodes),
-            ("cluster.node.gpus", c.node.gpus),
-            ("cluster.node.nvlink_domain", c.node.nvlink_domain),
-            ("cluster.fabric.tiers", c.fabric.tiers),
-            ("cluster.fabric.switch_radix", c.fabric.switch_radix),
-            ("steps", s.steps),
+            ("model.layers", m.layers, 10_000),
+            ("model.hidden", m.hidden, 1 << 20),
+            ("model.heads", m.heads, 64 * K),
+            ("model.kv_heads", m.kv_heads, 64 * K),
+            ("model.ffn_hidden", m.ffn_hidden, 4 << 20),
+            ("model.vocab", m.vocab, 16 << 20),
+            ("training.seq_len", t.seq_len, 16 << 20),
+            ("training.global_batch", t.global_batch, 16 << 20),
+            ("training.micro_batch", t.micro_batch, 64 * K),
+            ("parallelism.tp", p.tp, 64 * K),
+            ("parallelism.pp", p.pp, 64 * K),
+            ("parallelism.dp", p.dp, 16 << 20),
+            ("parallelism.ep", p.ep, 64 * K),
+            ("parallelism.cp", p.cp, 64 * K),
+            ("parallelism.virtual_stages", p.virtual_stages, K),
+            (
+                "parallelism.bucket_params",
+                p.bucket_params,
+                MAX_SIZE * 1000,
+            ),
+            ("cluster.nodes", c.nodes, 16 << 20),
+            ("cluster.node.gpus", c.node.gpus, K),
+            ("cluster.node.nvlink_domain", c.node.nvlink_domain, 64 * K),
+            ("cluster.fabric.tiers", c.fabric.tiers, 8),
+            ("cluster.fabric.switch_radix", c.fabric.switch_radix, 64 * K),
+            ("steps", s.steps, 1_000),
         ];
         if let Some(moe) = &m.moe {
-            sizes.push(("model.moe.experts", moe.experts));
-            sizes.push(("model.moe.top_k", moe.top_k));
-            sizes.push(("model.moe.expert_ffn_hidden", moe.expert_ffn_hidden));
+            sizes.push(("model.moe.experts", moe.experts, 64 * K));
+            sizes.push(("model.moe.top_k", moe.top_k, 64 * K));
+            sizes.push((
+                "model.moe.expert_ffn_hidden",
+                moe.expert_ffn_hidden,
+                4 << 20,
+            ));
         }
         if let Some(pod) = c.fabric.pod_gpus {
-            sizes.push(("cluster.fabric.pod_gpus", pod));
+            sizes.push(("cluster.fabric.pod_gpus", pod, 16 << 20));
         }
-        for (field, value) in sizes {
+        for (field, value, max) in sizes {
             self.ensure(value >= 1, field, || {
                 format!("must be at least 1, got {value}")
             })?;
-            self.ensure(value <= MAX_SIZE, field, || {
-                format!("{value} is larger than the supported maximum {MAX_SIZE}")
+            self.ensure(value <= max, field, || {
+                format!("{value} is larger than the supported maximum {max}")
             })?;
         }
         if let Some(stages) = &p.stage_layers {
@@ -156,59 +171,90 @@ impl Rules<'_> {
     fn real_sizes(&self) -> Check {
         let c = &self.s.cluster;
         let g = &c.gpu;
-        let mut positive = vec![
-            ("cluster.gpu.peak_tflops.bf16", g.peak_tflops.bf16),
-            ("cluster.gpu.memory_gb", g.memory_gb),
-            ("cluster.gpu.memory_bw_gbs", g.memory_bw_gbs),
-            ("cluster.gpu.power_w", g.power_w),
-            ("cluster.node.pcie_gbs", c.node.pcie_gbs),
-            ("cluster.fabric.oversubscription", c.fabric.oversubscription),
+        // (field, value, least, most): physical ranges (README, "Input limits"). The least
+        // bandwidth, 1 MB/s, keeps every transfer time of a step far inside `u64`
+        // nanoseconds; denormal and tiny values are refused, not computed with.
+        let mut ranged = vec![
+            (
+                "cluster.gpu.peak_tflops.bf16",
+                g.peak_tflops.bf16,
+                1e-3,
+                1e6,
+            ),
+            ("cluster.gpu.memory_gb", g.memory_gb, 1e-3, 1e6),
+            ("cluster.gpu.memory_bw_gbs", g.memory_bw_gbs, 1e-3, 1e7),
+            ("cluster.gpu.power_w", g.power_w, 1.0, 1e5),
+            ("cluster.node.pcie_gbs", c.node.pcie_gbs, 1e-3, 1e6),
+            (
+                "cluster.fabric.oversubscription",
+                c.fabric.oversubscription,
+                1e-3,
+                1e3,
+            ),
             (
                 "cluster.fabric.pod_oversubscription",
                 c.fabric.pod_oversubscription,
+                1e-3,
+                1e3,
             ),
-            ("cluster.storage.write_gbs", c.storage.write_gbs),
-            ("cluster.storage.read_gbs", c.storage.read_gbs),
+            ("cluster.storage.write_gbs", c.storage.write_gbs, 1e-3, 1e9),
+            ("cluster.storage.read_gbs", c.storage.read_gbs, 1e-3, 1e9),
+            (
+                "cluster.fabric.hop_latency_us",
+                c.fabric.hop_latency_us,
+                0.0,
+                1e6,
+            ),
+            ("cluster.gpu.price_usd", g.price_usd, 0.0, 1e9),
+            ("cluster.cost.gpu_hour_usd", c.cost.gpu_hour_usd, 0.0, 1e6),
+            (
+                "cluster.cost.power_kw_per_node",
+                c.cost.power_kw_per_node,
+                0.0,
+                1e4,
+            ),
+            ("cluster.cost.usd_per_kwh", c.cost.usd_per_kwh, 0.0, 1e3),
+            ("cluster.cost.pue", c.cost.pue, 1.0, 10.0),
         ];
         let optional_peaks = [
             ("cluster.gpu.peak_tflops.fp32", g.peak_tflops.fp32),
             ("cluster.gpu.peak_tflops.tf32", g.peak_tflops.tf32),
             ("cluster.gpu.peak_tflops.fp16", g.peak_tflops.fp16),
             ("cluster.gpu.peak_tflops.fp8", g.peak_tflops.fp8),
+            ("cluster.gpu.peak_tflops.fp4", g.peak_tflops.fp4),
         ];
-        positive.extend(
+        ranged.extend(
             optional_peaks
                 .iter()
-                .filter_map(|(f, v)| v.map(|v| (*f, v))),
+                .filter_map(|(f, v)| v.map(|v| (*f, v, 1e-3, 1e6))),
         );
         if c.node.nics > 0 {
-            positive.push(("cluster.node.nic_gbps", c.node.nic_gbps));
+            ranged.push(("cluster.node.nic_gbps", c.node.nic_gbps, 1e-3, 1e7));
         }
-        if let Some(moe) = &self.s.model.moe {
-            positive.push(("model.moe.capacity_factor", moe.capacity_factor));
+        // No NVLink (0) or a real one.
+        if c.node.nvlink_gbs != 0.0 {
+            ranged.push(("cluster.node.nvlink_gbs", c.node.nvlink_gbs, 1e-3, 1e7));
         }
-        for (field, value) in positive {
-            self.ensure(value.is_finite() && value > 0.0, field, || {
-                format!("must be a positive number, got {value}")
-            })?;
+        if let Some(c) = self.s.model.moe.as_ref().and_then(|m| m.capacity_factor) {
+            ranged.push(("model.moe.capacity_factor", c, 1e-3, 1e3));
         }
-        let non_negative = [
-            ("cluster.node.nvlink_gbs", c.node.nvlink_gbs),
-            ("cluster.fabric.hop_latency_us", c.fabric.hop_latency_us),
-            ("cluster.gpu.price_usd", g.price_usd),
-            ("cluster.cost.gpu_hour_usd", c.cost.gpu_hour_usd),
-            ("cluster.cost.power_kw_per_node", c.cost.power_kw_per_node),
-            ("cluster.cost.usd_per_kwh", c.cost.usd_per_kwh),
-        ];
-        for (field, value) in non_negative {
-            self.ensure(value.is_finite() && value >= 0.0, field, || {
-                format!("must be zero or positive, got {value}")
-            })?;
+        for (field, value, lo, hi) in ranged {
+            self.ensure(
+                value.is_finite() && (lo..=hi).contains(&value),
+                field,
+                || {
+                    let zero = if field == "cluster.node.nvlink_gbs" {
+                        " (or 0: no NVLink)"
+                    } else {
+                        ""
+                    };
+                    format!(
+                        "must be between {lo} and {hi}{zero}, got {}",
+                        crate::units::short_num(value)
+                    )
+                },
+            )?;
         }
-        let pue = c.cost.pue;
-        self.ensure(pue.is_finite() && pue >= 1.0, "cluster.cost.pue", || {
-            format!("power usage effectiveness is at least 1.0, got {pue}")
-        })?;
         self.efficiencies()
     }
 
@@ -262,7 +308,53 @@ impl Rules<'_> {
                     )
                 },
             )?;
+            self.ensure(
+                moe.skew.is_finite() && moe.skew >= 0.0,
+                "model.moe.skew",
+                || {
+                    format!(
+                        "skew={} must be a Zipf exponent >= 0 (0 = balanced routing)",
+                        moe.skew
+                    )
+                },
+            )?;
+            if let Some(n) = moe.max_nodes_per_token {
+                self.ensure(n >= 1, "model.moe.max_nodes_per_token", || {
+                    "max_nodes_per_token=0 routes no token; use 1 or more (DeepSeek-V3: 4)"
+                        .to_string()
+                })?;
+            }
         }
+        if let Some(a) = &m.mla {
+            let dims = [
+                ("model.mla.kv_lora_rank", a.kv_lora_rank),
+                ("model.mla.qk_nope_head_dim", a.qk_nope_head_dim),
+                ("model.mla.qk_rope_head_dim", a.qk_rope_head_dim),
+                ("model.mla.v_head_dim", a.v_head_dim),
+                ("model.mla.q_lora_rank", a.q_lora_rank.unwrap_or(1)),
+            ];
+            for (field, v) in dims {
+                self.ensure(v > 0, field, || "must be at least 1".to_string())?;
+            }
+            self.ensure(m.kv_heads == m.heads, "model.kv_heads", || {
+                format!(
+                    "kv_heads={} with model.mla: latent attention projects keys and values \
+                     up for every head; leave kv_heads out (or set it to heads={})",
+                    m.kv_heads, m.heads
+                )
+            })?;
+        }
+        self.ensure(
+            m.dropout.is_finite() && (0.0..1.0).contains(&m.dropout),
+            "model.dropout",
+            || format!("dropout={} must be a probability in [0, 1)", m.dropout),
+        )?;
+        self.ensure(m.mtp_depth <= 8, "model.mtp_depth", || {
+            format!(
+                "mtp_depth={} multi-token prediction modules; at most 8 (DeepSeek-V3 uses 1)",
+                m.mtp_depth
+            )
+        })?;
         let params = self.approx_params();
         self.ensure(params <= MAX_PARAMS, "model", || {
             format!("about {params:.2e} parameters; the simulator supports up to {MAX_PARAMS:.0e}")
@@ -335,30 +427,52 @@ impl Rules<'_> {
                 "tp*pp*dp*cp = {}*{}*{}*{} = {world} but the cluster has {} nodes x {} GPUs = {gpus}",
                 p.tp, p.pp, p.dp, p.cp, c.nodes, c.node.gpus
             )
+        })?;
+        let world = world.unwrap_or(u64::MAX);
+        self.ensure(world <= MAX_GPUS, "cluster.nodes", || {
+            format!("{world} GPUs is more than the supported maximum {MAX_GPUS} (2^24)")
         })
+    }
+
+    /// The work a step asks for, estimated before the op graph is built
+    /// ([`super::budget`]).
+    fn work(&self) -> Check {
+        match super::budget::check_graph(self.s) {
+            Ok(()) => Ok(()),
+            Err(message) => self.fail("training.global_batch", message),
+        }
     }
 
     fn tensor_parallel(&self) -> Check {
         let (m, tp) = (&self.s.model, self.s.parallelism.tp);
-        let mut dims = vec![
-            ("model.heads", m.heads),
-            ("model.kv_heads", m.kv_heads),
-            ("model.ffn_hidden", m.ffn_hidden),
-        ];
+        let mut dims = vec![("model.heads", m.heads), ("model.ffn_hidden", m.ffn_hidden)];
         if let Some(moe) = &m.moe {
             dims.push(("model.moe.expert_ffn_hidden", moe.expert_ffn_hidden));
         }
         // The vocabulary needs no check: Megatron pads it to a multiple of 128 x tp.
         let common = dims.iter().fold(0, |g, (_, d)| gcd(g, *d));
+        // Key/value heads: split over TP, or with fewer than TP ranks replicated so that
+        // each rank holds one (Megatron-Core: `num_query_groups % tp == 0` or
+        // `tp % num_query_groups == 0`).
+        let kv_ok = |t: u64| m.kv_heads.is_multiple_of(t) || t.is_multiple_of(m.kv_heads);
+        let allowed: Vec<u64> = divisors(common).into_iter().filter(|&t| kv_ok(t)).collect();
         for (name, value) in &dims {
             self.ensure(value.is_multiple_of(tp), "parallelism.tp", || {
                 format!(
-                    "parallelism.tp={tp} does not divide {name}={value}; tp must divide heads, \
-                     kv_heads and ffn_hidden: allowed {}",
-                    list(&divisors(common))
+                    "parallelism.tp={tp} does not divide {name}={value}; tp must divide heads \
+                     and ffn_hidden: allowed {}",
+                    list(&allowed)
                 )
             })?;
         }
+        self.ensure(kv_ok(tp), "parallelism.tp", || {
+            format!(
+                "parallelism.tp={tp} neither divides nor is a multiple of model.kv_heads={}: \
+                 key/value heads are split over TP or replicated (one per rank); allowed {}",
+                m.kv_heads,
+                list(&allowed)
+            )
+        })?;
         Ok(())
     }
 
@@ -455,6 +569,7 @@ impl Rules<'_> {
         if p.schedule == ScheduleKind::Dualpipe {
             self.dualpipe()?;
         }
+        self.overlap_sm_share()?;
         if p.schedule != ScheduleKind::Interleaved {
             return self.ensure(p.virtual_stages == 1, "parallelism.virtual_stages", || {
                 format!(
@@ -478,6 +593,56 @@ impl Rules<'_> {
                 p.pp
             )
         })
+    }
+
+    /// `offload_params` keeps each rank's parameter shard in host memory and copies it in
+    /// before every ZeRO-3 gather: it needs ZeRO-3 over more than one data-parallel rank
+    /// (without sharded gathers the parameters would have to stay on the GPU).
+    fn offload(&self) -> Check {
+        let p = &self.s.parallelism;
+        if !self.s.training.offload_params {
+            return Ok(());
+        }
+        self.ensure(
+            p.zero >= 3 && p.dp * p.cp > 1,
+            "training.offload_params",
+            || {
+                format!(
+                    "offload_params fetches each layer's parameter shard from host memory \
+                     before its ZeRO-3 all-gather (ZeRO-Infinity, FSDP CPU offload); it needs \
+                     parallelism.zero: 3 and dp*cp > 1 (zero={}, dp*cp={})",
+                    p.zero,
+                    p.dp * p.cp
+                )
+            },
+        )
+    }
+
+    /// `overlap_sm_share` prices DualPipe's overlapped all-to-alls: it means nothing
+    /// without DualPipe and expert parallelism, and must leave SMs to compute.
+    fn overlap_sm_share(&self) -> Check {
+        let (m, p) = (&self.s.model, &self.s.parallelism);
+        let Some(share) = p.overlap_sm_share else {
+            return Ok(());
+        };
+        self.ensure(
+            p.schedule == ScheduleKind::Dualpipe && p.ep > 1 && m.moe.is_some(),
+            "parallelism.overlap_sm_share",
+            || {
+                format!(
+                    "overlap_sm_share is the SM share DualPipe gives the expert all-to-alls it \
+                     overlaps; it needs schedule: dualpipe and ep > 1 on a MoE model \
+                     (schedule is {}, ep={})",
+                    schedule_name(p.schedule),
+                    p.ep
+                )
+            },
+        )?;
+        self.ensure(
+            share.is_finite() && (0.0..1.0).contains(&share),
+            "parallelism.overlap_sm_share",
+            || format!("overlap_sm_share={share} must be in [0, 1) (DeepSeek-V3: 20/132 = 0.152)"),
+        )
     }
 
     /// DualPipe feeds half the micro-batches from each end of a symmetric pipeline: an even
@@ -580,6 +745,14 @@ impl Rules<'_> {
             format!(
                 "fp8 needs a GPU with FP8 tensor cores, but {} has no peak_tflops.fp8; use \
                  bf16 or fp16",
+                g.name
+            )
+        })?;
+        let ok = t.precision != Precision::Fp4 || g.peak_tflops.fp4.is_some();
+        self.ensure(ok, "training.precision", || {
+            format!(
+                "fp4 needs a GPU with FP4 tensor cores (Blackwell: b200, gb200), but {} has no \
+                 peak_tflops.fp4; use fp8 or bf16",
                 g.name
             )
         })

@@ -28,6 +28,10 @@ pub struct ComputeModel {
     peak_flops: f64,
     gemm_efficiency: f64,
     hbm_bytes_per_s: f64,
+    /// The attention core (FlashAttention, or the unfused score and value GEMMs) at the
+    /// 16-bit peak and GEMM efficiency, when FP8 training keeps dot-product attention out
+    /// of FP8 ([`ComputeModel::for_training`]); `None`: the training precision's.
+    attention_16bit: Option<Box<ComputeModel>>,
 }
 
 fn dim_factor(d: f64) -> f64 {
@@ -37,7 +41,10 @@ fn dim_factor(d: f64) -> f64 {
 impl ComputeModel {
     pub fn new(gpu: &GpuSpec, precision: Precision) -> Self {
         let gemm_efficiency = match precision {
-            Precision::Fp8 => gpu.fp8_gemm_efficiency.unwrap_or(gpu.gemm_efficiency),
+            // FP4 GEMMs: the FP8 ratio (assumed: no FP4 measurement in kernels.csv).
+            Precision::Fp8 | Precision::Fp4 => {
+                gpu.fp8_gemm_efficiency.unwrap_or(gpu.gemm_efficiency)
+            }
             _ => gpu.gemm_efficiency,
         };
         let sustained = if gpu.sustained_efficiency > 0.0 {
@@ -49,7 +56,20 @@ impl ComputeModel {
             peak_flops: gpu.peak_flops(precision) * sustained,
             gemm_efficiency,
             hbm_bytes_per_s: gpu.memory_bw_gbs * 1e9 * gpu.hbm_efficiency * sustained,
+            attention_16bit: None,
         }
+    }
+
+    /// The model a training run sees: [`ComputeModel::new`], except that under FP8
+    /// training without `fp8_attention` the attention core runs at the 16-bit peak and
+    /// efficiency (Transformer Engine keeps `DotProductAttention` in BF16 unless the
+    /// recipe sets `fp8_dpa`; transformer_engine/pytorch/attention.py, TE 1.x).
+    pub fn for_training(gpu: &GpuSpec, precision: Precision, fp8_attention: bool) -> Self {
+        let mut cm = Self::new(gpu, precision);
+        if precision == Precision::Fp8 && !fp8_attention {
+            cm.attention_16bit = Some(Box::new(Self::new(gpu, Precision::Bf16)));
+        }
+        cm
     }
 
     /// Efficiency of a GEMM of this shape relative to the dense peak.
@@ -61,6 +81,13 @@ impl ComputeModel {
 
     /// Seconds one kernel takes on an otherwise idle GPU.
     pub fn kernel_time_s(&self, k: &Kernel) -> f64 {
+        if let Some(a) = &self.attention_16bit {
+            let core = matches!(k.class, KernelClass::Attention)
+                || matches!(k.name, "attn_scores" | "attn_values");
+            if core {
+                return a.kernel_time_s(k);
+            }
+        }
         let memory_s = k.bytes / self.hbm_bytes_per_s;
         let compute_s = match k.class {
             KernelClass::Gemm { m, n, k: kd } => {
@@ -98,6 +125,7 @@ mod tests {
                 bf16: 989.0,
                 fp16: None,
                 fp8: Some(1979.0),
+                fp4: None,
             },
             memory_gb: 80.0,
             memory_bw_gbs: 3350.0,

@@ -20,6 +20,10 @@ pub enum Precision {
     #[default]
     Bf16,
     Fp8,
+    /// 4-bit GEMMs on Blackwell tensor cores: NVFP4 (E2M1 elements, an FP8 E4M3 scale per
+    /// 16, NVIDIA's recipe, arXiv 2509.25149) or MXFP4 (an E8M0 scale per 32; OCP MX
+    /// v1.0), priced as NVFP4's 4.5 bits per operand; activations stay 16-bit.
+    Fp4,
 }
 
 impl Precision {
@@ -36,6 +40,8 @@ impl Precision {
         match self {
             Precision::Fp32 => 4.0,
             Precision::Fp8 => 1.0,
+            // 4-bit elements and one 8-bit scale per 16 (NVFP4).
+            Precision::Fp4 => 4.5 / 8.0,
             _ => 2.0,
         }
     }
@@ -62,6 +68,9 @@ pub struct PeakTflops {
     pub fp16: Option<f64>,
     #[serde(default)]
     pub fp8: Option<f64>,
+    /// Dense FP4 (NVFP4/MXFP4) tensor-core peak: Blackwell parts.
+    #[serde(default)]
+    pub fp4: Option<f64>,
 }
 
 /// One GPU model: peaks, memory, power, price and calibrated efficiencies.
@@ -100,6 +109,7 @@ impl GpuSpec {
             Precision::Fp16 => p.fp16.unwrap_or(p.bf16),
             Precision::Bf16 => p.bf16,
             Precision::Fp8 => p.fp8.unwrap_or(p.bf16),
+            Precision::Fp4 => p.fp4.or(p.fp8).unwrap_or(p.bf16),
         };
         t * 1e12
     }

@@ -88,7 +88,25 @@ fn memory(name: &'static str, bytes: f64) -> Kernel {
     }
 }
 
-/// Forward kernels of the attention block (norm through residual add).
+/// One attention projection on this GPU: column-parallel ones split their outputs over
+/// TP, row-parallel ones their inputs, replicated ones run whole on every TP rank.
+fn projection(model: &ModelSpec, p: &super::Projection, tokens: u64, t: u64, e: f64) -> Kernel {
+    if p.name == "qkv" && model.kv_heads < t {
+        // Fewer key/value heads than TP ranks: each rank computes its queries and one
+        // replicated key/value head.
+        let n = model.hidden / t + 2 * model.head_dim() * model.kv_heads_per_rank(t);
+        return gemm(p.name, tokens, n, p.inputs, e);
+    }
+    let (n, k) = match p.split {
+        super::TpSplit::Column => (p.outputs / t, p.inputs),
+        super::TpSplit::Row => (p.outputs, p.inputs / t),
+        super::TpSplit::Replicated => (p.outputs, p.inputs),
+    };
+    gemm(p.name, tokens, n, k, e)
+}
+
+/// Forward kernels of the attention block (norm through residual add); under MLA the
+/// down-projections, latent RMSNorms and up-projections replace the QKV projection.
 pub fn attention_forward(model: &ModelSpec, sh: &LayerShard) -> Vec<Kernel> {
     let (h, t) = (model.hidden, sh.tp);
     let tokens = sh.tokens();
@@ -97,14 +115,34 @@ pub fn attention_forward(model: &ModelSpec, sh: &LayerShard) -> Vec<Kernel> {
     let heads_local = (model.heads / t) as f64;
     let (s_q, s_kv) = (sh.seq_len as f64 / sh.cp as f64, sh.seq_len as f64);
     let b = sh.micro_batch as f64;
-    let mut ks = vec![
-        memory("layernorm", 2.0 * act),
-        gemm("qkv", tokens, (h + 2 * model.kv_width()) / t, h, e),
-    ];
+    let projections = model.attention_projections();
+    let (out_proj, in_proj) = projections.split_last().expect("an output projection");
+    let mut ks = vec![memory("layernorm", 2.0 * act)];
+    for p in in_proj {
+        ks.push(projection(model, p, tokens, t, e));
+        if p.split == super::TpSplit::Replicated {
+            // MLA's latent RMSNorm: reads and writes the latent (16-bit).
+            ks.push(memory(
+                "latent_norm",
+                2.0 * tokens as f64 * p.outputs as f64 * 2.0,
+            ));
+        }
+    }
+    let (d_qk, d_v) = (model.qk_head_dim() as f64, model.v_head_dim() as f64);
     if sh.flash_attention {
-        // Causal FlashAttention skips the masked half of the score matrix.
-        let flops = 4.0 * b * s_q * s_kv * (h / t) as f64 * 0.5;
-        let io = 4.0 * tokens as f64 * (h / t) as f64 * 2.0;
+        // Causal FlashAttention skips the masked half of the score matrix. It reads Q, K
+        // and V and writes the output (16-bit).
+        let (flops, io) = if model.mla.is_none() {
+            (
+                4.0 * b * s_q * s_kv * (h / t) as f64 * 0.5,
+                4.0 * tokens as f64 * (h / t) as f64 * 2.0,
+            )
+        } else {
+            (
+                2.0 * b * s_q * s_kv * heads_local * (d_qk + d_v) * 0.5,
+                tokens as f64 * heads_local * (2.0 * d_qk + 2.0 * d_v) * 2.0,
+            )
+        };
         ks.push(Kernel {
             name: "flash_attn",
             class: KernelClass::Attention,
@@ -113,10 +151,21 @@ pub fn attention_forward(model: &ModelSpec, sh: &LayerShard) -> Vec<Kernel> {
             phase: Phase::Forward,
         });
     } else {
-        let hd = model.head_dim();
         let batch = (b * heads_local) as u64;
-        let mut qk = gemm("attn_scores", s_q as u64, s_kv as u64, hd, 2.0);
-        let mut av = gemm("attn_values", s_q as u64, hd, s_kv as u64, 2.0);
+        let mut qk = gemm(
+            "attn_scores",
+            s_q as u64,
+            s_kv as u64,
+            model.qk_head_dim(),
+            2.0,
+        );
+        let mut av = gemm(
+            "attn_values",
+            s_q as u64,
+            model.v_head_dim(),
+            s_kv as u64,
+            2.0,
+        );
         for k in [&mut qk, &mut av] {
             k.flops *= batch as f64;
             k.bytes *= batch as f64;
@@ -129,7 +178,7 @@ pub fn attention_forward(model: &ModelSpec, sh: &LayerShard) -> Vec<Kernel> {
         ks.push(memory("softmax_dropout", 9.0 * scores));
         ks.push(av);
     }
-    ks.push(gemm("attn_out", tokens, h, h / t, e));
+    ks.push(projection(model, out_proj, tokens, t, e));
     ks.push(memory("dropout_residual", 3.0 * act));
     ks
 }
@@ -208,6 +257,26 @@ pub fn logits_forward(model: &ModelSpec, sh: &LayerShard) -> Vec<Kernel> {
         // Softmax cross-entropy in fp32 over the local vocabulary shard.
         memory("cross_entropy", tokens as f64 * v_local as f64 * 4.0 * 3.0),
     ]
+}
+
+/// The multi-token prediction modules' work outside their transformer layer, on the last
+/// stage (DeepSeek-V3 §2.2): per module, the shared embedding looked up again for the
+/// shifted tokens, two RMSNorms, the `2h -> h` projection of their concatenation, and one
+/// more output head and loss ([`logits_forward`]).
+pub fn mtp_heads_forward(model: &ModelSpec, sh: &LayerShard) -> Vec<Kernel> {
+    let mut ks = Vec::new();
+    let tokens = sh.tokens();
+    let h = model.hidden;
+    for _ in 0..model.mtp_depth {
+        ks.extend(embedding_forward(model, sh));
+        ks.push(memory(
+            "mtp_norms",
+            2.0 * 2.0 * sh.elementwise_tokens() * h as f64 * 2.0,
+        ));
+        ks.push(gemm("mtp_proj", tokens, h / sh.tp, 2 * h, sh.elem_bytes));
+        ks.extend(logits_forward(model, sh));
+    }
+    ks
 }
 
 /// Backward kernels of a forward list: every GEMM yields an input-gradient and a
@@ -294,6 +363,10 @@ mod tests {
             vocab: 51200,
             moe: None,
             tied_embeddings: true,
+            mla: None,
+            mtp_depth: 0,
+            dropout: 0.1,
+            norm: Default::default(),
         }
     }
 
@@ -325,6 +398,89 @@ mod tests {
         let fwd = mlp_forward(&m, &shard(true));
         let bwd = backward(&fwd);
         assert!((total_flops(&bwd) / total_flops(&fwd) - 2.0).abs() < 1e-12);
+    }
+
+    /// MLA with DeepSeek-V3's ranks: the unfused layer's kernels add up to the model's
+    /// attention FLOPs (`2 s` per projection weight + `2 s^2 n (d_qk + d_v)`), and the
+    /// causal FlashAttention kernel does half the core.
+    #[test]
+    fn mla_kernels_match_the_model_flops() {
+        let m = ModelSpec {
+            hidden: 7168,
+            heads: 128,
+            kv_heads: 128,
+            mla: Some(crate::model::MlaSpec {
+                q_lora_rank: Some(1536),
+                kv_lora_rank: 512,
+                qk_nope_head_dim: 128,
+                qk_rope_head_dim: 64,
+                v_head_dim: 128,
+            }),
+            ..gpt()
+        };
+        let sh = LayerShard {
+            micro_batch: 1,
+            ..shard(false)
+        };
+        let s = 2048.0;
+        let weights: u64 = m
+            .attention_projections()
+            .iter()
+            .map(|p| p.inputs * p.outputs)
+            .sum();
+        let core = 2.0 * s * s * 128.0 * (192.0 + 128.0);
+        let want = 2.0 * s * weights as f64 + core;
+        let got = total_flops(&attention_forward(&m, &sh));
+        assert!((got / want - 1.0).abs() < 1e-12, "{got} vs {want}");
+        assert_eq!(m.attention_core_flops(2048), core);
+        let flash = total_flops(&attention_forward(
+            &m,
+            &LayerShard {
+                flash_attention: true,
+                ..sh
+            },
+        ));
+        assert!((flash / (want - core / 2.0) - 1.0).abs() < 1e-12);
+    }
+
+    /// GQA with 8 KV heads on TP 16: each rank computes its 2 query heads and one
+    /// replicated KV head (Megatron-Core), not 1/16 of the KV projection.
+    #[test]
+    fn kv_heads_replicate_when_tp_exceeds_them() {
+        let m = ModelSpec {
+            hidden: 8192,
+            heads: 64,
+            kv_heads: 8,
+            ..gpt()
+        };
+        let sh = LayerShard {
+            tp: 16,
+            ..shard(true)
+        };
+        let qkv = attention_forward(&m, &sh)
+            .into_iter()
+            .find(|k| k.name == "qkv")
+            .unwrap();
+        assert_eq!(
+            qkv.class,
+            KernelClass::Gemm {
+                m: 4096,
+                n: 8192 / 16 + 2 * 128,
+                k: 8192
+            }
+        );
+        let tp8 = attention_forward(&m, &LayerShard { tp: 8, ..sh })
+            .into_iter()
+            .find(|k| k.name == "qkv")
+            .unwrap();
+        assert_eq!(
+            tp8.class,
+            KernelClass::Gemm {
+                m: 4096,
+                n: (8192 + 2 * 1024) / 8,
+                k: 8192
+            }
+        );
     }
 
     #[test]

@@ -165,6 +165,11 @@ pub struct ParallelismSpec {
     /// The software stack's remaining fields (`stack:`).
     #[serde(default)]
     pub stack: StackSpec,
+    /// DualPipe with expert parallelism: share of the GPU's SMs given to the
+    /// communication kernels that overlap a chunk pair's all-to-alls with its compute;
+    /// `None` is DeepSeek-V3's 20 of 132 (arXiv 2412.19437 §3.2.2).
+    #[serde(default)]
+    pub overlap_sm_share: Option<f64>,
 }
 
 impl Default for ParallelismSpec {
@@ -187,6 +192,7 @@ impl Default for ParallelismSpec {
             bucket_params: 40_000_000,
             zero_group: None,
             stack: StackSpec::default(),
+            overlap_sm_share: None,
         }
     }
 }
@@ -194,6 +200,16 @@ impl Default for ParallelismSpec {
 impl ParallelismSpec {
     pub fn world_size(&self) -> u64 {
         self.tp * self.pp * self.dp * self.cp
+    }
+
+    /// Tensor-parallel overlap: `Full` when `tp_comm_overlap` is set, else the stack's
+    /// (`None` or Megatron's backward overlap).
+    pub fn tp_overlap(&self) -> stack::TpOverlap {
+        match (self.tp_comm_overlap, self.stack.tp_comm_overlap) {
+            (true, _) => stack::TpOverlap::Full,
+            (false, stack::TpOverlap::Backward) => stack::TpOverlap::Backward,
+            (false, _) => stack::TpOverlap::None,
+        }
     }
 }
 

@@ -87,6 +87,10 @@ impl Default for Zero3Stack {
 pub struct StackSpec {
     /// The preset the stack started from (`default` when none was named).
     pub preset: String,
+    /// Tensor-parallel overlap as resolved; `Full` is mirrored by
+    /// [`super::ParallelismSpec::tp_comm_overlap`], which wins when the two disagree (a
+    /// plan edited after resolution).
+    pub tp_comm_overlap: TpOverlap,
     /// Distributed-optimizer parameter all-gathers overlap the next forward.
     pub overlap_param_gather: bool,
     /// Weight gradients accumulate in the GEMM (`gradient_accumulation_fusion`).
@@ -101,6 +105,7 @@ impl Default for StackSpec {
     fn default() -> Self {
         StackSpec {
             preset: "default".into(),
+            tp_comm_overlap: TpOverlap::None,
             overlap_param_gather: true,
             grad_accum_fusion: true,
             grad_reduce_dtype: GradReduceDtype::Training,
@@ -129,11 +134,7 @@ impl ResolvedStack {
         let s = &p.stack;
         ResolvedStack {
             preset: s.preset.clone(),
-            tp_comm_overlap: if p.tp_comm_overlap {
-                TpOverlap::Full
-            } else {
-                TpOverlap::None
-            },
+            tp_comm_overlap: p.tp_overlap(),
             overlap_grad_reduce: p.overlap_grad_reduce,
             overlap_param_gather: p.overlap_grad_reduce && s.overlap_param_gather,
             pp_p2p: if p.pp_comm_overlap {

@@ -53,25 +53,27 @@ pub fn tp_block(inp: &StepInputs) -> Option<TpBlock> {
 }
 
 /// One MoE dispatch or combine all-to-all over EP, `None` without expert parallelism:
-/// the activation once per routed copy (`top_k`), scaled by the hottest rank's load (it
-/// receives and sends back the most tokens) when `cov` prices routing imbalance.
+/// the activation once per routed copy (`top_k`, or one per target node under
+/// node-limited routing: [`crate::model::MoeSpec::dispatch_copies`]), scaled by what the
+/// most loaded rank moves (it receives and sends back the most tokens; dropped tokens
+/// are not sent) when `cov` prices routing imbalance.
 pub fn ep_all_to_all(inp: &StepInputs, cov: Coverage) -> Option<CollectiveCost> {
     let ep = inp.parallelism.ep;
     if ep <= 1 {
         return None;
     }
-    let (top_k, load) = inp.model.moe.as_ref().map_or((1, 1.0), |m| {
+    let (copies, load) = inp.model.moe.as_ref().map_or((1, 1.0), |m| {
         let load = if cov.routing_imbalance {
-            m.hottest_rank_load(ep).max(1.0)
+            m.hottest_rank_traffic(ep)
         } else {
             1.0
         };
-        (m.top_k, load)
+        (m.dispatch_copies(), load)
     });
     Some(CollectiveCost {
         collective: Collective::AllToAll,
         group: GroupMask::EP,
-        bytes: (activation_bytes(inp) as f64 * top_k as f64 * load) as u64,
+        bytes: (activation_bytes(inp) as f64 * copies as f64 * load) as u64,
     })
 }
 
@@ -87,9 +89,15 @@ pub fn pp_p2p_bytes(inp: &StepInputs) -> u64 {
 /// tp`); a backward step also moves their gradients (twice that).
 pub fn cp_ring_step(inp: &StepInputs, backward: bool) -> CollectiveCost {
     let (m, t, p) = (inp.model, inp.training, inp.parallelism);
-    let h_kv = m.kv_heads * (m.hidden / m.heads.max(1)) / p.tp.max(1);
     let tokens = t.micro_batch * t.seq_len / p.cp.max(1);
-    let kv = 2 * tokens * h_kv * t.precision.activation_bytes() as u64;
+    // Per token, the local keys and values: `2 h_kv` elements, or under MLA the heads'
+    // up-projected keys (`d_qk`) and values (`d_v`).
+    let kv_elems = if m.mla.is_some() {
+        m.attended_kv_heads() / p.tp.max(1) * (m.qk_head_dim() + m.v_head_dim())
+    } else {
+        2 * (m.kv_heads * (m.hidden / m.heads.max(1)) / p.tp.max(1))
+    };
+    let kv = tokens * kv_elems * t.precision.activation_bytes() as u64;
     CollectiveCost {
         collective: Collective::SendRecv,
         group: GroupMask::CP,

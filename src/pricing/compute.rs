@@ -36,6 +36,70 @@ pub struct OpCosts<T = Nanos> {
     pub attn_wgrad: T,
     pub mlp_wgrad: T,
     pub moe_wgrad: T,
+    /// The block's column-parallel linear (QKV, MLP up-projection): its input-gradient
+    /// and weight-gradient GEMMs, the compute Megatron's backward TP overlap hides the
+    /// sequence-parallel all-gather and the input-gradient reduction behind
+    /// ([`ColumnGemms`]).
+    pub attn_col: ColumnGemms<T>,
+    pub mlp_col: ColumnGemms<T>,
+    pub moe_col: ColumnGemms<T>,
+}
+
+/// The backward GEMMs of a block's column-parallel linear (`LinearWithGradAccumulation
+/// AndAsyncCommunication.backward`, megatron/core/tensor_parallel/layers.py): the
+/// input-gradient GEMM (`dgrad`), which the sequence-parallel all-gather of the saved
+/// input runs behind, then the weight-gradient GEMM (`wgrad`), which the input
+/// gradient's all-reduce (reduce-scatter under sequence parallel) runs behind.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ColumnGemms<T> {
+    pub dgrad: T,
+    pub wgrad: T,
+}
+
+/// Bytes one unfused gradient accumulation moves per local parameter: Megatron without
+/// `gradient_accumulation_fusion` adds each micro-batch's 16-bit `param.grad` into the
+/// `main_grad` buffer in a backward hook (`param.main_grad.add_(grad)`,
+/// megatron/model/distributed.py v2.x, megatron/core/distributed/ v0.x): it reads the
+/// gradient and the buffer and writes the buffer, which is FP32 when gradients are
+/// reduced in FP32 (`accumulate_allreduce_grads_in_fp32`) and else the training dtype.
+pub fn unfused_accum_bytes_per_param(inp: &StepInputs) -> f64 {
+    let buffer = super::dp::grad_element_bytes(inp);
+    inp.training.precision.grad_bytes() + 2.0 * buffer
+}
+
+/// The unfused accumulation pass over `params` parameters (before TP) of a block, or
+/// nothing when accumulation is fused into the weight-gradient GEMM or there are no
+/// weight gradients.
+fn accum_kernel(inp: &StepInputs, params: u64) -> Option<Kernel> {
+    let fused = inp.parallelism.stack.grad_accum_fusion;
+    if fused || inp.training.finetune.is_adapter() || params == 0 {
+        return None;
+    }
+    let local = params as f64 / inp.parallelism.tp.max(1) as f64;
+    Some(Kernel {
+        name: "grad_accum",
+        class: model::KernelClass::Memory,
+        flops: 0.0,
+        bytes: local * unfused_accum_bytes_per_param(inp),
+        phase: model::Phase::BackwardWeight,
+    })
+}
+
+/// Input- and weight-gradient time of the column-parallel GEMMs (`qkv`, `mlp_up`) of a
+/// backward list.
+fn column_gemms(cm: &ComputeModel, bwd: &[Kernel]) -> ColumnGemms<Nanos> {
+    let col = |phase| {
+        let ks: Vec<Kernel> = bwd
+            .iter()
+            .filter(|k| matches!(k.name, "qkv" | "mlp_up") && k.phase == phase)
+            .cloned()
+            .collect();
+        kernels_time(cm, &ks)
+    };
+    ColumnGemms {
+        dgrad: col(model::Phase::BackwardInput),
+        wgrad: col(model::Phase::BackwardWeight),
+    }
 }
 
 /// Duration of a kernel list, rounded to whole nanoseconds.
@@ -62,7 +126,8 @@ impl OpCosts {
         let mlp = model::kernels::mlp_forward(m, &sh);
         let moe = moe_forward(inp, &sh);
         let emb = model::kernels::embedding_forward(m, &sh);
-        let logits = model::kernels::logits_forward(m, &sh);
+        let mut logits = model::kernels::logits_forward(m, &sh);
+        logits.extend(model::kernels::mtp_heads_forward(m, &sh));
         let frozen = inp.training.finetune.is_adapter();
         // Frozen base weights (LoRA/QLoRA): backward computes input gradients only.
         let bwd = |ks: &[Kernel]| {
@@ -77,11 +142,32 @@ impl OpCosts {
             with_dequant(inp, mlp, m.dense_mlp_params()),
             with_dequant(inp, moe, moe_local_params(inp)),
         );
+        let with_accum = |mut ks: Vec<Kernel>, params: u64| {
+            if !ks.is_empty() {
+                ks.extend(accum_kernel(inp, params));
+            }
+            ks
+        };
         let (attn_b, mlp_b, moe_b) = (
-            with_dequant(inp, bwd(&attn), m.attention_params()),
-            with_dequant(inp, bwd(&mlp), m.dense_mlp_params()),
-            with_dequant(inp, bwd(&moe), moe_local_params(inp)),
+            with_accum(
+                with_dequant(inp, bwd(&attn), m.attention_params()),
+                m.attention_params(),
+            ),
+            with_accum(
+                with_dequant(inp, bwd(&mlp), m.dense_mlp_params()),
+                m.dense_mlp_params(),
+            ),
+            with_accum(
+                with_dequant(inp, bwd(&moe), moe_local_params(inp)),
+                moe_local_params(inp),
+            ),
         );
+        // The word embeddings: the output layer's weight on the last stage, the input
+        // embedding's on the first (one parameter, one hook, when tied on one stage).
+        let words = m.vocab * m.hidden;
+        let one_copy = m.tied_embeddings && inp.parallelism.pp <= 1;
+        let emb_b = with_accum(bwd(&emb), if one_copy { 0 } else { words });
+        let logits_b = with_accum(bwd(&logits), words);
         let time = |ks: &[Kernel]| kernels_time(cm, ks);
         OpCosts {
             attn_fwd: time(&attn),
@@ -95,9 +181,12 @@ impl OpCosts {
             moe_wgrad: wgrad_time(cm, &moe_b),
             selective_recompute: time(&model::kernels::selective_recompute(&attn)),
             embedding_fwd: time(&emb),
-            embedding_bwd: time(&bwd(&emb)),
+            embedding_bwd: time(&emb_b),
             logits_fwd: time(&logits),
-            logits_bwd: time(&bwd(&logits)),
+            logits_bwd: time(&logits_b),
+            attn_col: column_gemms(cm, &attn_b),
+            mlp_col: column_gemms(cm, &mlp_b),
+            moe_col: column_gemms(cm, &moe_b),
         }
     }
 }
@@ -120,6 +209,9 @@ impl<T: Copy> OpCosts<T> {
             attn_wgrad: f(self.attn_wgrad),
             mlp_wgrad: f(self.mlp_wgrad),
             moe_wgrad: f(self.moe_wgrad),
+            attn_col: self.attn_col.map(&f),
+            mlp_col: self.mlp_col.map(&f),
+            moe_col: self.moe_col.map(&f),
         }
     }
 
@@ -127,10 +219,10 @@ impl<T: Copy> OpCosts<T> {
     /// layers, else the dense MLP.
     pub fn layer(&self, model: &ModelSpec, layer: u64) -> LayerCosts<T> {
         let moe = model.is_moe_layer(layer);
-        let (mlp_fwd, mlp_bwd, mlp_wgrad) = if moe {
-            (self.moe_fwd, self.moe_bwd, self.moe_wgrad)
+        let (mlp_fwd, mlp_bwd, mlp_wgrad, mlp_col) = if moe {
+            (self.moe_fwd, self.moe_bwd, self.moe_wgrad, self.moe_col)
         } else {
-            (self.mlp_fwd, self.mlp_bwd, self.mlp_wgrad)
+            (self.mlp_fwd, self.mlp_bwd, self.mlp_wgrad, self.mlp_col)
         };
         LayerCosts {
             moe,
@@ -140,6 +232,17 @@ impl<T: Copy> OpCosts<T> {
             mlp_fwd,
             mlp_bwd,
             mlp_wgrad,
+            attn_col: self.attn_col,
+            mlp_col,
+        }
+    }
+}
+
+impl<T: Copy> ColumnGemms<T> {
+    fn map<U>(&self, f: impl Fn(T) -> U) -> ColumnGemms<U> {
+        ColumnGemms {
+            dgrad: f(self.dgrad),
+            wgrad: f(self.wgrad),
         }
     }
 }
@@ -154,6 +257,8 @@ pub struct LayerCosts<T> {
     pub mlp_fwd: T,
     pub mlp_bwd: T,
     pub mlp_wgrad: T,
+    pub attn_col: ColumnGemms<T>,
+    pub mlp_col: ColumnGemms<T>,
 }
 
 /// A layer's backward as a schedule runs it.
@@ -164,6 +269,10 @@ pub struct LayerBackward<T> {
     pub mlp: T,
     /// The layer's share of the separate weight-gradient pass (zero when not split).
     pub weight: T,
+    /// The column-parallel GEMMs inside `attn` and `mlp` (no weight-gradient GEMM when
+    /// split: it runs in the weight pass).
+    pub attn_col: ColumnGemms<T>,
+    pub mlp_col: ColumnGemms<T>,
 }
 
 impl<T: Copy + Default + Add<Output = T> + Sub<Output = T>> LayerCosts<T> {
@@ -175,12 +284,22 @@ impl<T: Copy + Default + Add<Output = T> + Sub<Output = T>> LayerCosts<T> {
                 attn: self.attn_bwd - self.attn_wgrad,
                 mlp: self.mlp_bwd - self.mlp_wgrad,
                 weight: self.mlp_wgrad + self.attn_wgrad,
+                attn_col: ColumnGemms {
+                    dgrad: self.attn_col.dgrad,
+                    wgrad: T::default(),
+                },
+                mlp_col: ColumnGemms {
+                    dgrad: self.mlp_col.dgrad,
+                    wgrad: T::default(),
+                },
             }
         } else {
             LayerBackward {
                 attn: self.attn_bwd,
                 mlp: self.mlp_bwd,
                 weight: T::default(),
+                attn_col: self.attn_col,
+                mlp_col: self.mlp_col,
             }
         }
     }
@@ -249,6 +368,29 @@ fn moe_forward(inp: &StepInputs, sh: &LayerShard) -> Vec<Kernel> {
         ));
     }
     ks
+}
+
+/// DeepSeek-V3's SM split for DualPipe's overlapped chunk pairs: 20 of the H800's 132 SMs
+/// run the all-to-all kernels (arXiv 2412.19437 §3.2.2).
+pub const DUALPIPE_COMM_SM_SHARE: f64 = 20.0 / 132.0;
+
+/// DualPipe's overlap of expert all-to-alls with compute (arXiv 2412.19437 §3.2.1,
+/// Figure 4; `deepseek-ai/DualPipe`): in each forward-and-backward chunk pair the dispatch
+/// and combine of one micro-batch run while the other micro-batch computes, on SMs taken
+/// from compute. Returns the factor by which the pair's compute slows (`1 / (1 - share)`),
+/// `None` where nothing is overlapped (no DualPipe, no expert parallelism).
+pub fn dualpipe_overlap_slowdown(inp: &StepInputs) -> Option<f64> {
+    let p = inp.parallelism;
+    if p.schedule != crate::plan::ScheduleKind::Dualpipe || p.ep <= 1 || inp.model.moe.is_none() {
+        return None;
+    }
+    let share = p.overlap_sm_share.unwrap_or(DUALPIPE_COMM_SM_SHARE);
+    Some(1.0 / (1.0 - share))
+}
+
+/// A compute op's duration when it runs on the SMs communication leaves it.
+pub fn slowed(duration: Nanos, slowdown: f64) -> Nanos {
+    (duration as f64 * slowdown).round() as Nanos
 }
 
 /// Ring attention's compute in `cp` equal steps (the last takes the remainder), for a

@@ -171,6 +171,27 @@ pub fn mirror_reduce_bytes(inp: &StepInputs, b: &Bucket) -> u64 {
     (whole / shard as f64) as u64
 }
 
+/// `offload_params` (ZeRO-Infinity's `offload_param`, FSDP's `CPUOffload(offload_params)`):
+/// the rank's shard of a layer's parameters lives in host memory and is copied to the GPU
+/// over PCIe before each all-gather of the layer, on the same in-order stream as the
+/// gathers (prefetched with them, so hidden while the compute of the layer ahead lasts
+/// longer). Returns the copy's duration, `None` without parameter offload or ZeRO-3.
+pub fn param_upload_time(
+    inp: &StepInputs,
+    layer: u64,
+    cov: Coverage,
+) -> Option<crate::units::Nanos> {
+    if !inp.training.offload_params || !fsdp(inp.parallelism) {
+        return None;
+    }
+    let grid = crate::plan::RankGrid::new(inp.parallelism);
+    let shard_bytes: f64 = layer_gathers(inp, layer, cov)
+        .map(|g| g.bytes as f64 / grid.group_size(g.group).max(1) as f64)
+        .sum();
+    let pcie = inp.pcie_gbs.max(1e-3) * 1e9;
+    Some(crate::units::secs_to_ns(shard_bytes / pcie))
+}
+
 /// ZeRO-3 / FSDP parameter all-gathers of one layer: its dense weights over DP and its
 /// expert weights (after EP) over expert-DP, in the precision they are stored in as `cov`
 /// prices it, each only where the layer has such weights.

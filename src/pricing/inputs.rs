@@ -34,10 +34,17 @@ pub fn model_chunks(p: &ParallelismSpec) -> u64 {
 /// explicit `stage_layers` or Megatron's uneven split and embedding/loss slots
 /// ([`pipeline_layout`]); a layout the loader would refuse falls back to the split
 /// [`split_layers`] makes.
+///
+/// Multi-token prediction modules (`mtp_depth`) run after the main model on the last
+/// virtual stage, as extra layers of it.
 pub fn virtual_stage_layers(model: &ModelSpec, p: &ParallelismSpec) -> Vec<u64> {
     let chunks = model_chunks(p);
-    pipeline_layout(model.layers, p, chunks)
-        .unwrap_or_else(|_| split_layers(model.layers, p.pp.max(1) * chunks))
+    let mut layers = pipeline_layout(model.layers, p, chunks)
+        .unwrap_or_else(|_| split_layers(model.layers, p.pp.max(1) * chunks));
+    if let Some(last) = layers.last_mut() {
+        *last += model.mtp_depth;
+    }
+    layers
 }
 
 /// Layer ranges `[lo, hi)` of consecutive pieces of `layers` layers each.

@@ -18,7 +18,7 @@ pub mod memory;
 pub mod optimizer;
 pub mod params;
 
-pub use compute::{LayerBackward, LayerCosts, OpCosts};
+pub use compute::{ColumnGemms, LayerBackward, LayerCosts, OpCosts};
 pub use inputs::StepInputs;
 
 use crate::plan::GroupMask;
@@ -43,7 +43,7 @@ pub struct Coverage {
     /// frozen, and ZeRO-3 gathers frozen weights in their stored precision (NF4).
     pub adapters: bool,
     /// `offload_optimizer`: the step moves gradients and weights over PCIe and runs on the
-    /// CPU.
+    /// CPU. (`offload_params`' PCIe copies before ZeRO-3 gathers are priced for both.)
     pub offload: bool,
     /// All-to-all bytes sized for the hottest EP rank (routing imbalance).
     pub routing_imbalance: bool,
@@ -60,6 +60,6 @@ impl Coverage {
     pub const FAST: Coverage = Coverage {
         adapters: false,
         offload: false,
-        routing_imbalance: false,
+        routing_imbalance: true,
     };
 }

@@ -38,12 +38,15 @@ impl std::ops::Add for StateBytes {
 
 /// Bytes per trainable parameter: 16-bit weights and gradients; Adam keeps fp32 master,
 /// momentum and variance (12 bytes), 8-bit Adam fp32 master + two 1-byte moments (6),
-/// SGD fp32 master + momentum (8). FP8 training adds a 1-byte FP8 weight copy; fp32
+/// SGD fp32 master + momentum (8). FP8 training adds a 1-byte FP8 weight copy, FP4 a
+/// 4.5-bit NVFP4 copy; fp32
 /// training needs no separate master copy.
 pub fn trainable_state_bytes(precision: Precision, optimizer: Optimizer) -> StateBytes {
     let (weights, grads) = match precision {
         Precision::Fp32 => (4.0, 4.0),
         Precision::Fp8 => (3.0, 2.0),
+        // 16-bit weights plus the NVFP4 copy the GEMMs read (4.5 bits).
+        Precision::Fp4 => (2.0 + 4.5 / 8.0, 2.0),
         _ => (2.0, 2.0),
     };
     let master = if precision == Precision::Fp32 {
@@ -95,6 +98,27 @@ pub fn lora_layer_params(model: &ModelSpec, layer: u64, rank: u64) -> u64 {
         _ => k * rank * (h + model.ffn_hidden),
     };
     attn + mlp
+}
+
+/// Model FLOPs of one training step, the MFU numerator: forward and backward of every
+/// matmul (`3 x` forward, [`ModelSpec::model_flops_per_step`]). Under LoRA/QLoRA the
+/// frozen base weights get no weight gradients, so only the work done counts: the
+/// forward, the input-gradient half of the backward (`2 x` forward), the attention
+/// core's second backward GEMM (it has no weights to freeze), and the adapters' forward
+/// and backward (`6 s` FLOPs per adapter parameter and token). QLoRA's dequantisation is
+/// memory traffic, no FLOPs: its time is in the compute ops.
+pub fn model_flops_per_step(model: &ModelSpec, t: &TrainingSpec) -> f64 {
+    if !t.finetune.is_adapter() {
+        return model.model_flops_per_step(t.seq_len, t.global_batch);
+    }
+    let seq = t.seq_len;
+    let adapters: u64 = (0..model.stack_layers())
+        .map(|l| lora_layer_params(model, l, t.lora_rank))
+        .sum();
+    let per_sequence = 2.0 * model.forward_flops_per_sequence(seq)
+        + model.attention_core_flops(seq) * model.stack_layers() as f64
+        + 6.0 * seq as f64 * adapters as f64;
+    per_sequence * t.global_batch as f64
 }
 
 /// Whether only adapters train (LoRA/QLoRA), as `cov` prices it.

@@ -8,11 +8,13 @@
 //! nanoseconds, and charts draw with an embedded font.
 //!
 //! # Writing whole or not at all
-//! [`write_step_outputs`] renders every file into a staging directory *inside* the output
-//! directory (`<out>/.clustersim-tmp-<pid>/`, so on the same file system), and only when
-//! all of them succeeded renames each into place (a rename replaces its target
+//! [`write_step_outputs`] renders every file into a [`staging::Staging`] directory *inside*
+//! the output directory (`<out>/.clustersim-tmp-<pid>/`, so on the same file system), and
+//! only when all of them succeeded renames each into place (a rename replaces its target
 //! atomically). A failure while rendering leaves the previous outputs untouched and removes
-//! the staging directory. We deliberately do not swap the whole directory: `--out` may name
+//! the staging directory; so does SIGINT/SIGTERM, and a folder left by a killed process is
+//! swept by the next command writing there. Every command writes through `staging`.
+//! We deliberately do not swap the whole directory: `--out` may name
 //! a directory holding other files (`--out .`), which a swap would delete. Files this
 //! writer owns but did not produce this time (say `timeline.json` after `--timeline none`)
 //! are removed, so the directory never mixes two runs of ours.
@@ -20,6 +22,7 @@
 pub mod charts;
 pub mod fonts;
 pub mod links;
+pub mod staging;
 pub mod summary;
 pub mod trace;
 
@@ -177,17 +180,9 @@ pub fn write_step_outputs(
     result: &StepResult,
     opts: &ReportOptions,
 ) -> Result<Vec<PathBuf>, ReportError> {
-    fs::create_dir_all(out_dir).map_err(|e| ReportError::io(out_dir, e))?;
-    let staging = out_dir.join(format!(".clustersim-tmp-{}", std::process::id()));
-    if staging.exists() {
-        fs::remove_dir_all(&staging).map_err(|e| ReportError::io(&staging, e))?;
-    }
-    fs::create_dir(&staging).map_err(|e| ReportError::io(&staging, e))?;
-    let rendered = render_all(&staging, scenario, result, opts);
-    let committed = rendered.and_then(|names| commit(&staging, out_dir, &names));
-    // Best effort: the staging directory is empty after a commit, partial after a failure.
-    let _ = fs::remove_dir_all(&staging);
-    committed
+    let staging = staging::Staging::new(out_dir)?;
+    let names = render_all(staging.path(), scenario, result, opts)?;
+    staging.commit(&names, &owned_files())
 }
 
 /// Renders every output into `dir`; returns the file names.
@@ -260,23 +255,6 @@ fn write_timeline_file(
     };
     written.map_err(|e| ReportError::io(&path, e))?;
     Ok(name.to_string())
-}
-
-/// Moves the staged files into `out_dir` and removes stale files of ours.
-fn commit(staging: &Path, out_dir: &Path, names: &[String]) -> Result<Vec<PathBuf>, ReportError> {
-    let mut written = Vec::with_capacity(names.len());
-    for name in names {
-        let target = out_dir.join(name);
-        fs::rename(staging.join(name), &target).map_err(|e| ReportError::io(&target, e))?;
-        written.push(target);
-    }
-    for stale in owned_files().iter().filter(|n| !names.contains(n)) {
-        let path = out_dir.join(stale);
-        if path.is_file() {
-            fs::remove_file(&path).map_err(|e| ReportError::io(&path, e))?;
-        }
-    }
-    Ok(written)
 }
 
 #[cfg(test)]

@@ -35,6 +35,10 @@ pub struct Summary {
     pub breakdown_s: Breakdown,
     /// Discrete events the engine processed.
     pub events: u64,
+    /// MoE routing (absent for a dense model): what the capacity factor drops and how
+    /// loaded the hottest expert-parallel rank is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moe: Option<MoeRouting>,
     /// Per-GPU memory breakdown (filled by the memory model).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_gb: Option<serde_json::Value>,
@@ -52,6 +56,29 @@ pub struct Summary {
     /// seed, network mode (`config::Provenance`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provenance: Option<serde_json::Value>,
+}
+
+/// MoE routing as priced (`crate::model::MoeSpec`): the expert loads under `skew`, capped
+/// by `capacity_factor` (null: dropless).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MoeRouting {
+    pub capacity_factor: Option<f64>,
+    pub skew: f64,
+    /// Fraction of routed tokens dropped above expert capacity (0 when dropless).
+    pub dropped_fraction: f64,
+    /// Tokens the most loaded expert-parallel rank computes, over the balanced load.
+    pub hottest_rank_load: f64,
+}
+
+impl MoeRouting {
+    pub fn new(s: &Scenario) -> Option<Self> {
+        s.model.moe.as_ref().map(|m| MoeRouting {
+            capacity_factor: m.capacity_factor,
+            skew: m.skew,
+            dropped_fraction: m.dropped_fraction(),
+            hottest_rank_load: m.hottest_rank_load(s.parallelism.ep),
+        })
+    }
 }
 
 /// The scenario a summary belongs to, so the file stands on its own.
@@ -125,6 +152,7 @@ impl Summary {
             hardware_flops: m.hardware_flops,
             breakdown_s: m.breakdown_s.clone(),
             events: m.events,
+            moe: MoeRouting::new(s),
             memory_gb: None,
             run: None,
             cost: None,
@@ -256,6 +284,29 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&s.to_json().unwrap()).unwrap();
         assert_eq!(v["memory_gb"]["fits"], true);
         assert!(v.get("cost").is_none());
+    }
+
+    #[test]
+    fn moe_section_reports_the_dropped_fraction() {
+        let mut s = crate::fixtures::toy_moe(8, 1.2);
+        s.model.moe.as_mut().unwrap().capacity_factor = Some(1.25);
+        let r = crate::sim::simulate_step(&s, &crate::sim::StepOptions::default()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&Summary::new(&s, &r.metrics).to_json().unwrap()).unwrap();
+        let moe = s.model.moe.as_ref().unwrap();
+        assert_eq!(
+            v["moe"]["dropped_fraction"].as_f64().unwrap(),
+            moe.dropped_fraction()
+        );
+        assert!(moe.dropped_fraction() > 0.1);
+        assert_eq!(v["moe"]["hottest_rank_load"].as_f64().unwrap(), 1.25);
+        assert_eq!(v["moe"]["capacity_factor"].as_f64().unwrap(), 1.25);
+        let dropless = crate::fixtures::toy_moe(8, 1.2);
+        let r = crate::sim::simulate_step(&dropless, &crate::sim::StepOptions::default()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&Summary::new(&dropless, &r.metrics).to_json().unwrap()).unwrap();
+        assert!(v["moe"]["capacity_factor"].is_null());
+        assert_eq!(v["moe"]["dropped_fraction"].as_f64().unwrap(), 0.0);
     }
 
     #[test]

@@ -333,6 +333,30 @@ impl RunSetup {
         if run.replicas == Some(0) {
             return Err(RunError::spec("run.replicas", "must be at least 1"));
         }
+        use crate::config::budget::{MAX_REPLICAS, MAX_RUN_STEPS, MAX_TOKENS};
+        for (field, n) in [
+            ("--replicas", opts.replicas),
+            ("run.replicas", run.replicas),
+        ] {
+            if n.is_some_and(|n| n > MAX_REPLICAS) {
+                return Err(RunError::spec(
+                    field,
+                    &format!("must be at most {MAX_REPLICAS}"),
+                ));
+            }
+        }
+        if run.steps.is_some_and(|n| n == 0 || n > MAX_RUN_STEPS) {
+            return Err(RunError::spec(
+                "run.steps",
+                &format!("must be between 1 and {MAX_RUN_STEPS}"),
+            ));
+        }
+        if run.tokens.is_some_and(|t| t > MAX_TOKENS) {
+            return Err(RunError::spec(
+                "run.tokens",
+                &format!("must be at most {MAX_TOKENS:.0e}"),
+            ));
+        }
         let (target, tokens_target) = target(&run, tokens_per_step)?;
         Ok(RunSetup {
             model,

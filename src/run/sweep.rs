@@ -133,10 +133,11 @@ pub fn parse_intervals(text: &str, default_points: usize) -> Result<Vec<f64>, Ru
         Some(p) => p.trim().parse::<usize>().map_err(|_| bad())?,
         None => default_points,
     };
-    if !(lo > 0.0 && hi > lo && n >= 3) {
+    let most = crate::config::budget::MAX_GRID_POINTS as usize;
+    if !(lo >= 1.0 && hi > lo && (3..=most).contains(&n)) {
         return Err(RunError::spec(
             "--intervals",
-            "need 0 < LO < HI and at least 3 points",
+            &format!("need 1s <= LO < HI and 3 to {most} points"),
         ));
     }
     Ok(log_grid(lo, hi, n))

@@ -38,6 +38,12 @@ pub(super) struct Builder<'a> {
     pub(super) m: u32,
     /// Backward split into input- and weight-gradient passes (zero-bubble schedules).
     pub(super) split: bool,
+    /// DualPipe with expert parallelism: the compute slowdown of an overlapped chunk pair
+    /// ([`crate::pricing::compute::dualpipe_overlap_slowdown`]).
+    pub(super) overlap_slowdown: Option<f64>,
+    /// While a DualPipe chunk pair is built: its all-to-alls, which the pair's compute does
+    /// not wait for and its sends do.
+    pub(super) pair_comms: Option<Vec<NodeIndex>>,
 }
 
 /// Builds one stage's program.
@@ -119,6 +125,8 @@ impl<'a> Builder<'a> {
             kind: inp.parallelism.schedule,
             m: inp.micro_batches() as u32,
             split: pipeline::splits_backward(inp.parallelism.schedule),
+            overlap_slowdown: crate::pricing::compute::dualpipe_overlap_slowdown(&inp),
+            pair_comms: None,
             inp,
         }
     }

@@ -12,7 +12,7 @@
 use petgraph::graph::NodeIndex;
 
 use super::builder::{Builder, NO_SLOT, StageBuilder};
-use super::graph::{Category, Collective, GroupRef, Stream};
+use super::graph::{Category, Collective, GroupRef, Op, Stream};
 use super::pipeline::{Pass, Slot};
 use super::walk::{PassReduce, Walk};
 use crate::plan::ScheduleKind;
@@ -206,6 +206,20 @@ impl Builder<'_> {
     ) -> Option<NodeIndex> {
         let inp = self.inp;
         let mut last = None;
+        if let Some(d) = dp::param_upload_time(&inp, layer, Coverage::FULL) {
+            // The shard's host-to-GPU copy, ahead of the gathers on the DP stream.
+            let op = Op {
+                category: Category::Dp,
+                stream: Stream::Dp,
+                duration: d,
+                comm: None,
+                micro_batch: slot.micro_batch,
+                chunk: slot.chunk as u16,
+                layers: (layer as u16, layer as u16),
+                label: "param h2d (offload)",
+            };
+            last = Some(sb.push(op, deps));
+        }
         for cost in dp::layer_gathers(&inp, layer, Coverage::FULL) {
             let c = self.priced_comm(cost, Category::Dp);
             last = Some(self.comm_op(sb, c, Stream::Dp, slot, "fsdp param all-gather", deps));

@@ -58,6 +58,7 @@ impl Builder<'_> {
                 Category::Forward,
                 self.costs.attn_fwd,
                 "attn fwd",
+                None,
             );
             first_fwd.entry(layer).or_insert(a);
             self.mlp_block(sb, slot, layer, true);
@@ -137,6 +138,7 @@ impl Builder<'_> {
                 Category::Recompute,
                 self.costs.attn_fwd,
                 "recompute attn",
+                None,
             );
             self.mlp_recompute(sb, slot, layer);
         }
@@ -150,12 +152,9 @@ impl Builder<'_> {
                 "recompute attn core",
             ));
         }
-        let attn = self
-            .costs
-            .layer(self.inp.model, layer)
-            .backward(self.split)
-            .attn;
-        self.block(sb, slot, layer, Category::Backward, attn, "attn bwd")
+        let b = self.costs.layer(self.inp.model, layer).backward(self.split);
+        let col = Some(b.attn_col);
+        self.block(sb, slot, layer, Category::Backward, b.attn, "attn bwd", col)
     }
 
     /// The weight-gradient pass of one micro-batch through one chunk (zero-bubble
@@ -193,14 +192,15 @@ impl Builder<'_> {
         forward: bool,
     ) -> NodeIndex {
         let l = self.costs.layer(self.inp.model, layer);
-        let (cat, dur, label) = match (l.moe, forward) {
-            (false, true) => (Category::Forward, l.mlp_fwd, "mlp fwd"),
-            (false, false) => (Category::Backward, l.backward(self.split).mlp, "mlp bwd"),
-            (true, true) => (Category::Forward, l.mlp_fwd, "moe fwd"),
-            (true, false) => (Category::Backward, l.backward(self.split).mlp, "moe bwd"),
+        let b = l.backward(self.split);
+        let (cat, dur, label, col) = match (l.moe, forward) {
+            (false, true) => (Category::Forward, l.mlp_fwd, "mlp fwd", None),
+            (false, false) => (Category::Backward, b.mlp, "mlp bwd", Some(b.mlp_col)),
+            (true, true) => (Category::Forward, l.mlp_fwd, "moe fwd", None),
+            (true, false) => (Category::Backward, b.mlp, "moe bwd", Some(b.mlp_col)),
         };
         self.around_moe(sb, slot, l.moe, |b, sb| {
-            b.block(sb, slot, layer, cat, dur, label)
+            b.block(sb, slot, layer, cat, dur, label, col)
         })
     }
 
@@ -215,6 +215,7 @@ impl Builder<'_> {
                 Category::Recompute,
                 l.mlp_fwd,
                 "recompute mlp",
+                None,
             )
         });
     }

@@ -64,12 +64,21 @@ impl Builder<'_> {
                 Pass::Forward => {
                     if slot.paired {
                         self.wait_for_pair(sb, order.get(i + 1));
+                        if self.overlap_slowdown.is_some() {
+                            self.pair_comms = Some(Vec::new());
+                        }
                     }
                     self.forward_slot(sb, slot, &mut walk.first_fwd)
                 }
                 Pass::Backward | Pass::Weight => {
                     let last = last_backward.get(&slot.chunk) == Some(&i);
-                    self.gradient_slot(sb, slot, last, buckets, &mut walk)
+                    let send = self.gradient_slot(sb, slot, last, buckets, &mut walk);
+                    // The pair ends: what follows (its sends first) waits for its
+                    // all-to-alls.
+                    if let Some(comms) = self.pair_comms.take() {
+                        sb.also_wait_for.extend(comms);
+                    }
+                    send
                 }
             };
             self.hold_send(sb, &mut walk, i, slot, send);

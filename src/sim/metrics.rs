@@ -71,9 +71,12 @@ pub fn recompute_flops(s: &Scenario) -> f64 {
     let m = &s.model;
     match s.training.recompute {
         Recompute::None => 0.0,
-        Recompute::Selective => 4.0 * seq * seq * m.hidden as f64 * m.layers as f64 * gb,
+        Recompute::Selective => {
+            m.attention_core_flops(s.training.seq_len) * m.stack_layers() as f64 * gb
+        }
         Recompute::Full => {
-            let logits = 2.0 * seq * m.hidden as f64 * m.vocab as f64;
+            // Output heads (the main one and each prediction module's) are not recomputed.
+            let logits = (1 + m.mtp_depth) as f64 * (2.0 * seq * m.hidden as f64 * m.vocab as f64);
             (m.forward_flops_per_sequence(s.training.seq_len) - logits) * gb
         }
     }
@@ -88,9 +91,7 @@ pub(crate) fn step_metrics(
 ) -> StepMetrics {
     let step = ns_to_secs(replay.step_time).max(1e-12);
     let gpus = grid.world() as u64;
-    let model_flops = s
-        .model
-        .model_flops_per_step(s.training.seq_len, s.training.global_batch);
+    let model_flops = crate::pricing::params::model_flops_per_step(&s.model, &s.training);
     let hardware_flops = model_flops + recompute_flops(s);
     let peak = s.cluster.gpu.peak_flops(s.training.precision) * gpus as f64;
     StepMetrics {

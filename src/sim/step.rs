@@ -45,7 +45,11 @@ pub struct StepResult {
 
 /// Builds the op graph of a scenario's step.
 pub fn build_graph(s: &Scenario) -> StepGraph {
-    let compute = ComputeModel::new(&s.cluster.gpu, s.training.precision);
+    let compute = ComputeModel::for_training(
+        &s.cluster.gpu,
+        s.training.precision,
+        s.parallelism.stack.fp8_attention,
+    );
     schedule::build_step(StepInputs {
         model: &s.model,
         training: &s.training,

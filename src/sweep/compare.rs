@@ -662,8 +662,13 @@ fn model_error_note(t: &CompareTable) -> String {
             None => uncalibrated = true,
         }
     }
-    if bands.is_empty() && !uncalibrated {
-        return String::new();
+    if bands.is_empty() {
+        // No row can carry a `~`, so there is nothing to explain but why not.
+        return if uncalibrated {
+            "  (no GPU here has a calibration table, so no difference is marked as within model error)\n".to_string()
+        } else {
+            String::new()
+        };
     }
     let list: Vec<String> = bands
         .iter()
@@ -710,7 +715,7 @@ pub fn write_table_with(
 /// The `provenance` of `dir/compare.json`, if it has one.
 pub fn read_provenance(dir: &std::path::Path) -> Result<Option<Provenance>, SweepError> {
     let path = dir.join("compare.json");
-    let text = std::fs::read_to_string(&path).map_err(|source| SweepError::Io {
+    let text = crate::config::input::read_text(&path).map_err(|source| SweepError::Io {
         path: path.clone(),
         source,
     })?;
@@ -729,7 +734,7 @@ pub fn read_provenance(dir: &std::path::Path) -> Result<Option<Provenance>, Swee
 /// Reads `dir/compare.json`.
 pub fn read_table(dir: &std::path::Path) -> Result<CompareTable, SweepError> {
     let path = dir.join("compare.json");
-    let text = std::fs::read_to_string(&path).map_err(|source| SweepError::Io {
+    let text = crate::config::input::read_text(&path).map_err(|source| SweepError::Io {
         path: path.clone(),
         source,
     })?;
@@ -876,6 +881,18 @@ mod tests {
         assert_eq!(d1[col("time_within_model_error")], "true");
         assert_eq!(d1[col("model_error")], "0.05");
         assert_eq!(d1.len(), header.len());
+        // With no calibrated GPU at all the footnote lists no empty band, it says why no
+        // difference is marked.
+        let uncalibrated = CompareTable {
+            rows: vec![row(0, 100.0, 2.0, None), row(1, 99.0, 1.0, None)],
+            ..t
+        };
+        let note = model_error_note(&uncalibrated);
+        assert!(!note.contains("()"), "{note}");
+        assert!(
+            note.contains("no GPU here has a calibration table"),
+            "{note}"
+        );
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub fn gpt3_175b() -> ModelSpec {
         vocab: 50257,
         moe: None,
         tied_embeddings: true,
+        mla: None,
+        mtp_depth: 0,
+        dropout: 0.1,
+        norm: Default::default(),
     }
 }
 
@@ -50,6 +54,10 @@ pub fn llama3_70b() -> ModelSpec {
         vocab: 128256,
         moe: None,
         tied_embeddings: false,
+        mla: None,
+        mtp_depth: 0,
+        dropout: 0.1,
+        norm: Default::default(),
     }
 }
 

@@ -214,10 +214,16 @@ impl SearchSpace {
             .min(s.cluster.node.gpus.max(1));
         let tp = powers_of_two(domain)
             .into_iter()
-            .filter(|t| m.heads.is_multiple_of(*t) && m.kv_heads.is_multiple_of(*t))
+            .filter(|t| {
+                m.heads.is_multiple_of(*t)
+                    && (m.kv_heads.is_multiple_of(*t) || t.is_multiple_of(m.kv_heads))
+            })
             .collect();
+        // Divisors of the layer count, and the powers of two (which tile power-of-two
+        // clusters) even where they do not divide it: an uneven split (Megatron's, or
+        // the scenario's embedding/loss slots, [`crate::plan::pipeline_layout`]).
         let pp = (1..=m.layers.min(64))
-            .filter(|p| m.layers.is_multiple_of(*p))
+            .filter(|p| m.layers.is_multiple_of(*p) || p.is_power_of_two())
             .collect();
         let mut cp = vec![1];
         if s.parallelism.cp > 1 {
@@ -272,8 +278,22 @@ fn layouts<'a>(
         .filter(move |&(.., dp)| dp > 0 && gb.is_multiple_of(dp))
 }
 
-/// Schedules (with virtual stages) valid for `pp` stages, `m` micro-batches and `layers`.
-fn schedules(space: &SearchSpace, layers: u64, pp: u64, m: u64) -> Vec<(ScheduleKind, u64)> {
+/// Whether `v` chunks per stage over `pp` stages give a layer split: the scenario's
+/// Megatron split switches (embedding/loss slots, first/last stage counts) or the even
+/// split, as [`PlanPoint::apply`] lays them out.
+fn interleaved_split_ok(s: &Scenario, pp: u64, v: u64) -> bool {
+    let mut p = s.parallelism.clone();
+    p.pp = pp;
+    p.schedule = ScheduleKind::Interleaved;
+    p.virtual_stages = v;
+    p.stage_layers = None;
+    let layers = s.model.layers;
+    crate::plan::pipeline_layout(layers, &p, v).is_ok()
+        || (layers.is_multiple_of(pp * v) && layers / pp >= v)
+}
+
+/// Schedules (with virtual stages) valid for `pp` stages and `m` micro-batches.
+fn schedules(space: &SearchSpace, s: &Scenario, pp: u64, m: u64) -> Vec<(ScheduleKind, u64)> {
     let mut out = vec![(ScheduleKind::OneFOneB, 1)];
     if pp <= 1 {
         return out;
@@ -284,7 +304,7 @@ fn schedules(space: &SearchSpace, layers: u64, pp: u64, m: u64) -> Vec<(Schedule
                 space
                     .virtual_stages
                     .iter()
-                    .filter(|&&v| (layers / pp).is_multiple_of(v) && layers / pp >= v)
+                    .filter(|&&v| interleaved_split_ok(s, pp, v))
                     .map(|&v| (kind, v)),
             ),
             ScheduleKind::ZbH1 | ScheduleKind::ZbH2 | ScheduleKind::Gpipe => out.push((kind, 1)),
@@ -297,7 +317,7 @@ fn schedules(space: &SearchSpace, layers: u64, pp: u64, m: u64) -> Vec<(Schedule
 /// Every valid plan of the space for `gpus` GPUs, in a fixed order: layouts, then EP,
 /// micro-batch, schedule, recompute and ZeRO stage (the last varying fastest).
 pub fn candidates(s: &Scenario, space: &SearchSpace, gpus: u64) -> Vec<PlanPoint> {
-    let (layers, gb) = (s.model.layers, s.training.global_batch);
+    let gb = s.training.global_batch;
     let base = |(tp, cp, pp, dp): Layout| {
         let eps = space
             .ep
@@ -311,7 +331,7 @@ pub fn candidates(s: &Scenario, space: &SearchSpace, gpus: u64) -> Vec<PlanPoint
                 .map(move |&mb| (ep, mb))
         })
         .flat_map(move |(ep, mb)| {
-            schedules(space, layers, pp, gb / dp / mb)
+            schedules(space, s, pp, gb / dp / mb)
                 .into_iter()
                 .map(move |(schedule, v)| PlanPoint {
                     tp,

@@ -148,8 +148,25 @@ pub fn parse_count(text: &str) -> Result<f64, String> {
         .ok()
         .filter(|v| v.is_finite() && *v > 0.0)
         .map(|v| v * mult)
-        .ok_or_else(|| format!("`{text}` is not a count (e.g. 1T, 300B, 2e12)"))
+        .ok_or_else(|| {
+            format!(
+                "`{}` is not a count (e.g. 1T, 300B, 2e12)",
+                crate::units::shorten(t)
+            )
+        })
+        .and_then(|v| {
+            if v <= MAX_TOKENS {
+                Ok(v)
+            } else {
+                Err(format!(
+                    "`{}` is more than the largest token budget allowed, {MAX_TOKENS:.0e}",
+                    crate::units::shorten(t)
+                ))
+            }
+        })
 }
+
+use crate::config::budget::MAX_TOKENS;
 
 impl SweepSpec {
     pub fn parse(path: &Path, text: &str) -> Result<Self, SweepError> {
@@ -160,7 +177,7 @@ impl SweepSpec {
     }
 
     pub fn load(path: &Path) -> Result<Self, SweepError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SweepError::Io {
+        let text = crate::config::input::read_text(path).map_err(|source| SweepError::Io {
             path: path.into(),
             source,
         })?;

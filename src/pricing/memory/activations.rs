@@ -21,6 +21,12 @@ pub struct ActivationShard {
     pub sequence_parallel: bool,
     pub recompute: Recompute,
     pub flash_attention: bool,
+    /// Expert-parallel ranks (the hottest one holds the most routed tokens).
+    pub ep: u64,
+    /// Bytes of a stored activation element: 2 (16-bit, and FP8 training, which keeps
+    /// activations in BF16), 4 in fp32 training (every term but the 1-byte dropout masks
+    /// doubles).
+    pub elem_bytes: f64,
 }
 
 /// Bytes of activations one transformer layer stores for backward, one micro-batch on one
@@ -33,48 +39,59 @@ pub fn layer_activation_bytes(model: &ModelSpec, layer: u64, sh: &ActivationShar
     let h = model.hidden as f64;
     let sbh = (sh.seq_local * sh.micro_batch) as f64 * h;
     let t = sh.tp as f64;
+    // Korthikanti's coefficients count 16-bit elements; wider ones scale them.
+    let w = sh.elem_bytes / 2.0;
     if sh.recompute == Recompute::Full {
         // Only the layer input is kept (sharded over TP with sequence parallel).
         return if sh.sequence_parallel {
-            2.0 * sbh / t
+            2.0 * w * sbh / t
         } else {
-            2.0 * sbh
+            2.0 * w * sbh
         };
     }
-    let r = model.kv_width() as f64 / h;
+    // Q, K and V as attention reads them, and its output (the projection input), per
+    // token over h: `2 + 4r + 2` for (grouped-query) multi-head attention.
+    let attn_sharded = if model.mla.is_none() {
+        // Key/value heads replicated over TP when fewer than its ranks: `tp` of them.
+        let r = (model.kv_heads_over_tp(sh.tp) * model.head_dim()) as f64 / h;
+        2.0 + 4.0 * r + 2.0
+    } else {
+        let (n, kv) = (model.heads as f64, model.attended_kv_heads() as f64);
+        let (d_qk, d_v) = (model.qk_head_dim() as f64, model.v_head_dim() as f64);
+        2.0 * (n * d_qk + kv * d_qk + kv * d_v + n * d_v) / h
+    };
+    // MLA's latents, each stored before and after its RMSNorm (16-bit), on every TP rank.
+    let latents = 2.0 * 2.0 * model.mla_latent_width() as f64 / h;
     let k = model.ffn.matrices() as f64;
     let mlp_sharded = match &model.moe {
         Some(m) if model.is_moe_layer(layer) => {
-            // Routed copies of the token plus per-expert hidden activations.
-            // Dropless routing (capacity 0) holds the mean load.
-            let copies = m.top_k as f64
-                * if m.capacity_factor > 0.0 {
-                    m.capacity_factor
-                } else {
-                    1.0
-                };
+            // Routed copies of the token plus per-expert hidden activations, on the most
+            // loaded expert-parallel rank (capped at capacity, or the hottest dropless).
+            let copies = m.top_k as f64 * m.hottest_rank_load(sh.ep);
             let fe = m.expert_ffn_hidden as f64 / h;
             copies * (2.0 + (2.0 * (k - 1.0) + 2.0) * fe)
                 + m.shared_experts as f64 * (2.0 * (k - 1.0) + 2.0) * fe
         }
         _ => (2.0 * (k - 1.0) + 2.0) * model.ffn_hidden as f64 / h,
     };
-    // Q, K, V (K and V shrink with GQA), the projection input.
-    let sharded = 2.0 + 4.0 * r + 2.0 + mlp_sharded;
-    // Two norms' inputs, two dropout masks, the QKV and MLP inputs.
-    let replicated = 10.0;
+    let sharded = (attn_sharded + mlp_sharded) * w;
+    // Two norms' inputs, two dropout masks (none without dropout), the QKV and MLP inputs.
+    let dropout = model.dropout > 0.0;
+    let replicated = 8.0 * w + if dropout { 2.0 } else { 0.0 };
     let scores = if sh.flash_attention || sh.recompute == Recompute::Selective {
         0.0
     } else {
-        // Softmax output, dropout mask and dropout output: 5 bytes per score.
-        5.0 * model.heads as f64 * sh.seq_len as f64 / h
+        // Softmax output, dropout mask and dropout output: 5 bytes per score (the softmax
+        // output alone, 2 bytes, without dropout).
+        let per_score = if dropout { 4.0 * w + 1.0 } else { 2.0 * w };
+        per_score * model.heads as f64 * sh.seq_len as f64 / h
     };
     let per_sbh = if sh.sequence_parallel {
         (replicated + sharded + scores) / t
     } else {
         replicated + (sharded + scores) / t
     };
-    per_sbh * sbh
+    (per_sbh + latents * w) * sbh
 }
 
 /// Peak activation bytes a stage holds: walks the stage's pipeline order and tracks the
@@ -138,6 +155,10 @@ pub(super) mod tests {
             vocab: 51200,
             moe: None,
             tied_embeddings: true,
+            mla: None,
+            mtp_depth: 0,
+            dropout: 0.1,
+            norm: Default::default(),
         }
     }
 
@@ -155,6 +176,8 @@ pub(super) mod tests {
             sequence_parallel: sp,
             recompute,
             flash_attention: flash,
+            ep: 1,
+            elem_bytes: 2.0,
         }
     }
 
@@ -206,6 +229,44 @@ pub(super) mod tests {
             let got = layer_activation_bytes(&m, 0, &shard(tp, sp, Recompute::None, true));
             assert!(close(got, want), "tp={tp} sp={sp}: {got} vs {want}");
         }
+    }
+
+    #[test]
+    fn fp32_doubles_every_term_but_the_dropout_masks() {
+        let mut m = gpt3();
+        let sbh = 2048.0 * 12288.0;
+        for (tp, sp, rc) in [
+            (8, true, Recompute::Selective),
+            (1, false, Recompute::None),
+            (8, false, Recompute::Full),
+        ] {
+            let half = shard(tp, sp, rc, false);
+            let wide = ActivationShard {
+                elem_bytes: 4.0,
+                ..half
+            };
+            let (a, b) = (
+                layer_activation_bytes(&m, 0, &half),
+                layer_activation_bytes(&m, 0, &wide),
+            );
+            // Masks: two of sbh (replicated without SP) and, unfused, one per score.
+            let masks = match (rc, sp) {
+                (Recompute::Full, _) => 0.0,
+                (Recompute::Selective, true) => 2.0 * sbh / tp as f64,
+                (_, _) => (2.0 + 96.0 * 2048.0 / 12288.0) * sbh,
+            };
+            assert!(close(b, 2.0 * a - masks), "tp={tp} {rc:?}: {b} vs {a}");
+        }
+        m.dropout = 0.0;
+        let half = shard(8, true, Recompute::Selective, true);
+        let wide = ActivationShard {
+            elem_bytes: 4.0,
+            ..half
+        };
+        assert!(close(
+            layer_activation_bytes(&m, 0, &wide),
+            2.0 * layer_activation_bytes(&m, 0, &half)
+        ));
     }
 
     #[test]

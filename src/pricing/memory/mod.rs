@@ -120,7 +120,15 @@ fn stage_params(
     let (t, ep) = (p.tp.max(1) as f64, p.ep.max(1) as f64);
     let mut dense = 0.0;
     let mut expert = 0.0;
+    // Key/value projections replicated over TP when there are fewer heads than ranks.
+    let replicated_kv = if model.mla.is_none() {
+        let extra_heads = model.kv_heads_over_tp(p.tp) - model.kv_heads;
+        (model.hidden * 2 * model.head_dim() * extra_heads) as f64
+    } else {
+        0.0
+    };
     for l in layers.0..layers.1 {
+        dense += replicated_kv;
         let total = model.layer_params(l) as f64;
         let routed = model.routed_expert_params(l) as f64;
         dense += total - routed;
@@ -131,7 +139,7 @@ fn stage_params(
     }
     if last {
         // The output head (a copy of the embedding when tied and pipelined) + final norm.
-        dense += model.embedding_params() as f64 + model.hidden as f64;
+        dense += model.embedding_params() as f64 + model.norm.params(model.hidden) as f64;
     }
     (dense / t, expert / (t * ep))
 }
@@ -170,6 +178,8 @@ impl MemoryInputs<'_> {
             sequence_parallel: p.sequence_parallel && p.tp > 1,
             recompute: t.recompute,
             flash_attention: t.flash_attention,
+            ep: p.ep.max(1),
+            elem_bytes: t.precision.activation_bytes(),
         }
     }
 

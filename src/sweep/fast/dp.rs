@@ -89,7 +89,13 @@ pub(super) struct DpTail {
 }
 
 /// When each stage's optimizer step ends after the pipeline `span`; the latest is the step.
-pub(super) fn data_parallel(ctx: &mut Ctx, st: &[Stage], comms: &Comms, span: f64) -> DpTail {
+pub(super) fn data_parallel(
+    ctx: &mut Ctx,
+    st: &[Stage],
+    comms: &Comms,
+    span: f64,
+    ends: Option<&[f64]>,
+) -> DpTail {
     let p = &ctx.s.parallelism;
     let v = ctx.inp.chunks() as f64;
     let dp_group = ctx.grid.group_size(GroupMask::DP);
@@ -111,7 +117,10 @@ pub(super) fn data_parallel(ctx: &mut Ctx, st: &[Stage], comms: &Comms, span: f6
         };
         let local = optimizer::local_params(&ctx.inp, &stage_buckets(ctx, si, chunks));
         let opt = secs(optimizer::step_time(&ctx.inp, local, Coverage::FAST));
-        let stage_end = span - stage_lead(kind, stage, si, v, hop);
+        let stage_end = match ends {
+            Some(e) => e[si],
+            None => span - stage_lead(kind, stage, si, v, hop),
+        };
         if gathers_at_start && overlap {
             out.gather_delay = out.gather_delay.max(gather_wait(st, si, &bs));
         }

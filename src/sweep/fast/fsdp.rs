@@ -11,6 +11,7 @@ use super::Ctx;
 use super::dp::{TimedBucket, timed_buckets};
 use super::stages::{Comms, Stage};
 use crate::plan::pipeline::{self, Pass, Slot};
+use crate::plan::stack::TpOverlap;
 use crate::pricing::OpCosts;
 
 /// One pass of a chunk under ZeRO-3, relative to the start of its layers, as the generator
@@ -197,11 +198,19 @@ pub(super) fn apply_fsdp(
     let in_pass = p.dp > 1 && p.overlap_grad_reduce;
     let dp_ranks = p.dp;
     // Gradients of a layer are complete when its attention backward ends, before the TP
-    // collective that closes the layer.
-    let lead = if comms.tp_overlap {
-        c.attn_bwd.max(comms.tp_block) - c.attn_bwd
-    } else {
-        comms.tp_after
+    // collective that closes the layer (under backward overlap: when the column-parallel
+    // weight-gradient GEMM ends, beside the reduction).
+    let lead = match comms.tp_overlap {
+        TpOverlap::Full => c.attn_bwd.max(comms.tp_block) - c.attn_bwd,
+        TpOverlap::Backward if comms.tp_block > 0.0 => {
+            let w = c
+                .layer(&ctx.s.model, 0)
+                .backward(comms.split)
+                .attn_col
+                .wgrad;
+            (comms.tp_after - w).max(0.0)
+        }
+        _ => comms.tp_after,
     };
     for (si, stage) in st.iter_mut().enumerate() {
         let bs = if dp_ranks > 1 {

@@ -12,7 +12,10 @@
 //! - zero-bubble schedules (ZB-H1/H2, arXiv 2401.10241) split backward into input- and
 //!   weight-gradient passes; the weight passes fill the bubble, which becomes
 //!   `Σ_{s≠crit} (X_s − 2W_s)` (H1) or `Σ_{s≠crit} max(X_s − 3W_s, F_s)` (H2), the closed
-//!   forms `sim`'s tests check; gradients are reduced after the last weight pass;
+//!   forms `sim`'s tests check; gradients are reduced after the last weight pass; with
+//!   too few micro-batches for the deferred weight passes to fill the bubble (m < p under
+//!   H1, m < 2p - 1 under H2) the stages' orders are walked with their pass times instead
+//!   ([`pipeline::walk_passes`]): the last weight passes then end the pipeline;
 //! - the data-parallel tail ([`dp`]): parameter all-gathers at the start (delaying the
 //!   first forwards that need them), gradient reduction overlapped with the last backward
 //!   of each chunk, then the optimizer; under ZeRO-2 every micro-batch's gradient pass
@@ -27,7 +30,7 @@
 //! Deterministic and allocation-light; it never runs the engine. Must not price anything
 //! itself: a mechanism is priced in `crate::pricing` and composed here. Known gaps, where
 //! fast mode composes less than the replay runs: what [`Coverage::FAST`] leaves out
-//! (adapters, optimizer offload, routing imbalance in all-to-all bytes), context
+//! (adapters, optimizer offload), context
 //! parallelism's ring-attention K/V exchange, and DualPipe (not in the plan search).
 
 mod dp;
@@ -113,11 +116,11 @@ impl Ctx<'_> {
     /// Communication times of one micro-batch.
     fn comms(&mut self) -> Comms {
         let p = self.s.parallelism.clone();
-        let (tp_block, tp_after) = match collectives::tp_block(&self.inp) {
+        let (tp_before, tp_after) = match collectives::tp_block(&self.inp) {
             None => (0.0, 0.0),
             Some(tp) => {
                 let after = self.time(tp.after);
-                (tp.before.map_or(0.0, |b| self.time(b)) + after, after)
+                (tp.before.map_or(0.0, |b| self.time(b)), after)
             }
         };
         let a2a = match collectives::ep_all_to_all(&self.inp, Coverage::FAST) {
@@ -133,9 +136,10 @@ impl Ctx<'_> {
             0.0
         };
         Comms {
-            tp_block,
+            tp_block: tp_before + tp_after,
+            tp_before,
             tp_after,
-            tp_overlap: p.tp_comm_overlap,
+            tp_overlap: p.tp_overlap(),
             a2a,
             p2p,
             split: crate::plan::pipeline::splits_backward(p.schedule),
@@ -148,9 +152,10 @@ impl Ctx<'_> {
             return Vec::new();
         }
         let inp = self.inp;
-        (0..self.s.model.layers)
+        (0..self.s.model.stack_layers())
             .map(|layer| {
-                let mut g = 0.0;
+                let mut g = crate::pricing::dp::param_upload_time(&inp, layer, Coverage::FAST)
+                    .map_or(0.0, secs);
                 for cost in crate::pricing::dp::layer_gathers(&inp, layer, Coverage::FAST) {
                     g += self.time(cost);
                 }
@@ -162,7 +167,11 @@ impl Ctx<'_> {
 
 /// Estimates the step time of the scenario's plan in closed form.
 pub fn estimate(s: &Scenario, net: &mut AnalyticNetwork) -> FastEstimate {
-    let compute = ComputeModel::new(&s.cluster.gpu, s.training.precision);
+    let compute = ComputeModel::for_training(
+        &s.cluster.gpu,
+        s.training.precision,
+        s.parallelism.stack.fp8_attention,
+    );
     let inp = StepInputs {
         model: &s.model,
         training: &s.training,
@@ -192,13 +201,11 @@ pub fn estimate(s: &Scenario, net: &mut AnalyticNetwork) -> FastEstimate {
     let v = inp.chunks() as f64;
     let m = inp.micro_batches() as f64;
     let pipe = pipeline::pipeline(s, &st, &comms, v, m);
-    let tail = dp::data_parallel(&mut ctx, &st, &comms, pipe.span);
+    let tail = dp::data_parallel(&mut ctx, &st, &comms, pipe.span, pipe.ends.as_deref());
     let step = tail.end + tail.gather_delay;
     let tokens = (s.training.global_batch * s.training.seq_len) as f64;
     let gpus = ctx.grid.world() as f64;
-    let flops = s
-        .model
-        .model_flops_per_step(s.training.seq_len, s.training.global_batch);
+    let flops = crate::pricing::params::model_flops_per_step(&s.model, &s.training);
     let c: &Stage = &st[pipe.crit];
     FastEstimate {
         step_time_s: step,

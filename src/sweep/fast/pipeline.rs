@@ -15,6 +15,10 @@ pub(super) struct Pipe {
     pub(super) bubble: f64,
     pub(super) hops: f64,
     pub(super) crit: usize,
+    /// When each stage's last pass ends, where the closed form's stage leads do not hold
+    /// (zero-bubble schedules with too few micro-batches to defer weight passes into the
+    /// bubble): from [`walk_passes`].
+    pub(super) ends: Option<Vec<f64>>,
 }
 
 /// Idle time a non-critical stage adds to the pipeline span: its whole forward + backward
@@ -51,12 +55,90 @@ pub(super) fn pipeline(s: &Scenario, st: &[Stage], comms: &Comms, v: f64, m: f64
     } else {
         0.0
     };
+    let span = m * xmax + bubble + hops;
+    // The zero-bubble closed form assumes every stage has the weight passes its order
+    // defers (`i` on stage `i` under H1, `2i` under H2, `plan::pipeline::zb_h1`/`zb_h2`)
+    // to fill its bubble: m >= p (H1) or m >= 2p - 1 (H2). With fewer micro-batches the
+    // last weight passes end the pipeline instead; the walk of the stages' orders is exact
+    // for the pipeline with these pass times, and the later of the two stands.
+    let deferring = match p.schedule {
+        ScheduleKind::ZbH1 => pp,
+        ScheduleKind::ZbH2 => 2 * pp - 1,
+        _ => 0,
+    };
+    if pp > 1 && (m as usize) < deferring {
+        let hop = if p.pp_comm_overlap { comms.p2p } else { 0.0 };
+        let ends = walk_passes(p.schedule, st, m as u32, hop);
+        let walked = ends.iter().copied().fold(0.0f64, f64::max);
+        if walked > span * (1.0 + 1e-9) {
+            let extra = walked - span;
+            return Pipe {
+                span: walked,
+                bubble: bubble + hops + extra,
+                hops,
+                crit,
+                ends: Some(ends),
+            };
+        }
+    }
     Pipe {
-        span: m * xmax + bubble + hops,
+        span,
         bubble: bubble + hops,
         hops,
         crit,
+        ends: None,
     }
+}
+
+/// The pipeline's passes walked in each stage's schedule order (one chunk per stage):
+/// a forward starts when the stage is free and the previous stage's forward of the
+/// micro-batch has arrived (`hop` later), a backward when the next stage's backward has,
+/// a weight pass when the stage is free. Returns when each stage's last pass ends.
+pub(super) fn walk_passes(kind: ScheduleKind, st: &[Stage], m: u32, hop: f64) -> Vec<f64> {
+    use crate::plan::pipeline::{Pass, stage_order};
+    let pp = st.len();
+    let orders: Vec<_> = (0..pp)
+        .map(|s| stage_order(kind, s as u32, pp as u32, m, 1))
+        .collect();
+    let mut next = vec![0usize; pp];
+    let mut free = vec![0.0f64; pp];
+    let nan = f64::NAN;
+    let mut fwd_done = vec![vec![nan; m as usize]; pp];
+    let mut bwd_done = vec![vec![nan; m as usize]; pp];
+    loop {
+        let mut progress = false;
+        for s in 0..pp {
+            while let Some(slot) = orders[s].get(next[s]) {
+                let mb = slot.micro_batch as usize;
+                let ready = match slot.pass {
+                    Pass::Forward if s > 0 => fwd_done[s - 1][mb] + hop,
+                    Pass::Backward if s + 1 < pp => bwd_done[s + 1][mb] + hop,
+                    _ => 0.0,
+                };
+                if ready.is_nan() {
+                    break;
+                }
+                let dur = match slot.pass {
+                    Pass::Forward => st[s].fwd,
+                    Pass::Backward => st[s].bwd,
+                    Pass::Weight => st[s].w,
+                };
+                let end = free[s].max(ready) + dur;
+                free[s] = end;
+                match slot.pass {
+                    Pass::Forward => fwd_done[s][mb] = end,
+                    Pass::Backward => bwd_done[s][mb] = end,
+                    Pass::Weight => {}
+                }
+                next[s] += 1;
+                progress = true;
+            }
+        }
+        if !progress {
+            break;
+        }
+    }
+    free
 }
 
 /// How much earlier than stage 0 stage `si` finishes its last pass: one input-gradient
@@ -85,4 +167,36 @@ pub(super) fn first_forward_at(stages: &[Stage], si: usize, ci: usize, layer: u6
     let ch = &stages[si].chunks[ci];
     t += ch.fwd_head * if ci * pp + si == 0 { 1.0 } else { 0.0 };
     t + ch.layer_fwd[..(layer - ch.lo) as usize].iter().sum::<f64>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(f: f64, b: f64, w: f64) -> Stage {
+        Stage {
+            fwd: f,
+            fill_fwd: f,
+            bwd: b,
+            w,
+            ..Stage::default()
+        }
+    }
+
+    /// One micro-batch through two stages under ZB-H1, by hand: F F B B W on the first
+    /// stage's clock (its weight pass cannot hide: there is no later pass to fill), so
+    /// the pipeline ends at `2F + 2B + W` where the closed form says `2F + 2B`; the second
+    /// stage ends `B` earlier.
+    #[test]
+    fn zero_bubble_walk_with_one_micro_batch() {
+        let (f, b, w) = (3.0, 2.0, 1.5);
+        let st = vec![stage(f, b, w), stage(f, b, w)];
+        let ends = walk_passes(ScheduleKind::ZbH1, &st, 1, 0.0);
+        assert_eq!(ends, vec![2.0 * f + 2.0 * b + w, 2.0 * f + b + w]);
+        // With m >= p the walk and the closed form agree: m X + (X - 2W).
+        let m = 4.0;
+        let ends = walk_passes(ScheduleKind::ZbH1, &st, 4, 0.0);
+        let x = f + b + w;
+        assert_eq!(ends[0].max(ends[1]), m * x + (x - 2.0 * w));
+    }
 }

@@ -9,16 +9,19 @@
 use super::Ctx;
 use crate::config::Scenario;
 use crate::plan::Recompute;
-use crate::pricing::OpCosts;
+use crate::plan::stack::TpOverlap;
+use crate::pricing::{ColumnGemms, OpCosts};
 
 /// Communication times of one micro-batch, seconds.
 pub(super) struct Comms {
     /// TP collectives around one block (sum of the before and after collectives).
     pub(super) tp_block: f64,
-    /// The collective after a block (a layer's gradients are complete that much before the
-    /// layer ends, without TP overlap).
+    /// The collectives before (sequence-parallel all-gather) and after a block (a
+    /// layer's gradients are complete that much before the layer ends, without TP
+    /// overlap).
+    pub(super) tp_before: f64,
     pub(super) tp_after: f64,
-    pub(super) tp_overlap: bool,
+    pub(super) tp_overlap: TpOverlap,
     /// One MoE all-to-all.
     pub(super) a2a: f64,
     pub(super) p2p: f64,
@@ -73,12 +76,29 @@ pub(super) struct Chunk {
 
 /// Time of one block with its TP collectives, and the part of it that is exposed TP.
 fn block(c: &Comms, compute: f64) -> (f64, f64) {
-    if c.tp_overlap {
+    if c.tp_overlap == TpOverlap::Full {
         let total = compute.max(c.tp_block);
         (total, total - compute)
     } else {
         (compute + c.tp_block, c.tp_block)
     }
+}
+
+/// A backward block: under backward TP overlap the sequence-parallel output-gradient
+/// all-gather stays blocking, the all-gather of the saved input runs behind the
+/// column-parallel input-gradient GEMM and the input gradient's reduction behind its
+/// weight-gradient GEMM (as `schedule::tp` places them); otherwise as [`block`].
+pub(super) fn block_bwd(c: &Comms, compute: f64, col: ColumnGemms<f64>) -> (f64, f64) {
+    if c.tp_overlap != TpOverlap::Backward || c.tp_block == 0.0 {
+        return block(c, compute);
+    }
+    let rest = (compute - col.dgrad - col.wgrad).max(0.0);
+    let exposed =
+        c.tp_before + (c.tp_before - col.dgrad).max(0.0) + (c.tp_after - col.wgrad).max(0.0);
+    (
+        c.tp_before + rest + col.dgrad.max(c.tp_before) + col.wgrad.max(c.tp_after),
+        exposed,
+    )
 }
 
 /// One layer per micro-batch: (fwd, bwd, tp exposed, ep exposed, weight-gradient pass);
@@ -89,8 +109,8 @@ fn layer_times(s: &Scenario, c: &OpCosts<f64>, comms: &Comms, layer: u64) -> [f6
     let ep = if l.moe { 2.0 * comms.a2a } else { 0.0 };
     let (af, af_tp) = block(comms, l.attn_fwd);
     let (mf, mf_tp) = block(comms, l.mlp_fwd);
-    let (ab, ab_tp) = block(comms, b.attn);
-    let (mb, mb_tp) = block(comms, b.mlp);
+    let (ab, ab_tp) = block_bwd(comms, b.attn, b.attn_col);
+    let (mb, mb_tp) = block_bwd(comms, b.mlp, b.mlp_col);
     let fwd = af + mf + ep;
     let mut bwd = ab + mb + ep;
     let mut tp = af_tp + mf_tp + ab_tp + mb_tp;
