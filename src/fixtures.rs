@@ -122,7 +122,6 @@ pub fn toy_scenario(tp: u64, pp: u64, dp: u64, layers: u64, global_batch: u64) -
             dp,
             ..ParallelismSpec::default()
         },
-        steps: 1,
         faults: Default::default(),
         checkpoint: None,
         run: None,

@@ -386,7 +386,6 @@ fn zero_sizes_are_rejected_everywhere() {
         ("cluster.nodes=0", "cluster.nodes"),
         ("cluster.node.gpus=0", "cluster.node.gpus"),
         ("parallelism.tp=0", "parallelism.tp"),
-        ("steps=0", "steps"),
         ("cluster.node.nic_gbps=0", "cluster.node.nic_gbps"),
         ("cluster.node.nvlink_gbs=-450", "cluster.node.nvlink_gbs"),
         ("cluster.gpu.memory_bw_gbs=0", "cluster.gpu.memory_bw_gbs"),
@@ -727,4 +726,40 @@ fn fp4_needs_fp4_tensor_cores_and_uses_their_peak() {
             .peak_flops(clustersim::hardware::Precision::Fp4),
         9000e12
     );
+}
+
+#[test]
+fn run_and_checkpoint_keys_are_checked_at_load_with_their_line() {
+    let cases: [(&str, u64, &str, &str); 5] = [
+        (
+            "checkpoint:\n  every: soon\n",
+            15,
+            "checkpoint.every",
+            "no unit",
+        ),
+        (
+            "checkpoint:\n  every: 0.1s\n",
+            15,
+            "checkpoint.every",
+            "at least 1s",
+        ),
+        ("run:\n  duration: 3q\n", 15, "run.duration", "unknown unit"),
+        (
+            "run:\n  tokens: 0.5\n",
+            15,
+            "run.tokens",
+            "at least 1 token",
+        ),
+        (
+            "run:\n  duration: 1d\n  steps: 5\n",
+            14,
+            "run",
+            "give one of",
+        ),
+    ];
+    for (tail, line, field, needle) in cases {
+        let (e, shown) = fails(&format!("{BASE}{tail}"), &[]);
+        assert_at(&e, line, field);
+        assert!(shown.contains(needle), "{field}: {shown}");
+    }
 }

@@ -95,3 +95,22 @@ fn overlap_sm_share_is_refused_where_nothing_overlaps() {
     let less = step(&scenario(&["parallelism.overlap_sm_share=0.0"]));
     assert!(more.metrics.step_time_s > less.metrics.step_time_s);
 }
+
+/// The optimizer keeps AdamW's moments in BF16 as DeepSeek-V3 did (§3.3.3): 4 + 2 + 2
+/// bytes per parameter of the rank's shard, where fp32 moments take 4 + 4 + 4, so the
+/// optimizer term is exactly two thirds of plain Adam's; nothing else moves.
+#[test]
+fn adamw_moments_in_bf16_as_published() {
+    let mem = |sets: &[&str]| clustersim::sim::memory_report(&scenario(sets));
+    let (bf16, fp32) = (mem(&[]), mem(&["training.optimizer=adam"]));
+    assert!(
+        (bf16.optimizer / fp32.optimizer - 8.0 / 12.0).abs() < 1e-12,
+        "{} vs {}",
+        bf16.optimizer,
+        fp32.optimizer
+    );
+    assert_eq!(
+        (bf16.weights, bf16.grads, bf16.activations),
+        (fp32.weights, fp32.grads, fp32.activations)
+    );
+}

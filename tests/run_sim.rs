@@ -239,3 +239,54 @@ fn async_checkpoints_stall_less_and_spares_avoid_repair_waits() {
     // Without spares every failure waits the 24 h repair.
     assert!(none.restart_hours > asy.restart_hours + 20.0 * (none.interruptions as f64 - 5.0));
 }
+
+/// The run-level event estimate by hand: 64 GPUs = 8 nodes with a 100 h node MTBF fail
+/// 8/100 per hour; a 1000 h run has 80 failures, 2 x 1000 checkpoint events at 1 h and
+/// 1002 samples. Over the event limit it is refused before any run, naming the keys.
+#[test]
+fn run_event_estimate_by_hand() {
+    let mut s = scenario_with(64, "100h", false);
+    s.run = Some(RunSpec {
+        duration: Some("1000h".into()),
+        ..Default::default()
+    });
+    let setup = RunSetup::new(&s, &RunOptions::default()).unwrap();
+    let e = setup.expected_events(1.0, 3600.0);
+    assert!((e.wall_s - 3.6e6).abs() < 1e-6, "{e:?}");
+    assert!((e.failures - 80.0).abs() < 1e-9, "{e:?}");
+    assert!((e.checkpoints - 2000.0).abs() < 1e-9, "{e:?}");
+    assert_eq!(e.episodes, 0.0);
+    assert!((e.total() - (80.0 + 2000.0 + 1002.0)).abs() < 1e-9);
+    // 100,000 replicas x 3082 events = 3.082e8, above the default 1e8.
+    let mut many = setup.clone();
+    let err = many
+        .check_work(1.0, &[3600.0], 100_000, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("308200000") && err.contains("CLUSTERSIM_MAX_RUN_EVENTS"),
+        "{err}"
+    );
+    assert!(
+        err.contains("run.duration") && err.contains("checkpoint.every"),
+        "{err}"
+    );
+    // 10,000 replicas fit; each run's share of the budget is 1e8 / 10,000 = 10,000,
+    // raised to the floor of 100,000.
+    let mut some = setup.clone();
+    some.check_work(1.0, &[3600.0], 10_000, false).unwrap();
+    assert_eq!(some.max_events_per_run, 100_000);
+    // The recorded run keeps its events: above 2e6 of them it is refused.
+    let err = setup
+        .clone()
+        .check_work(1.0, &[1.0], 1, true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("CLUSTERSIM_MAX_RUN_CSV_ROWS"), "{err}");
+    // A duration shorter than one step is refused.
+    let err = setup
+        .clone()
+        .check_work(3.6e7, &[3600.0], 1, true)
+        .unwrap_err();
+    assert!(err.to_string().contains("shorter than one step"), "{err}");
+}

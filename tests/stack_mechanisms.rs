@@ -6,8 +6,8 @@ use clustersim::fixtures::toy_scenario;
 use clustersim::hardware::{ComputeModel, Precision};
 use clustersim::network::analytic::AnalyticNetwork;
 use clustersim::plan::stack::TpOverlap;
-use clustersim::pricing::{OpCosts, StepInputs};
-use clustersim::sim::{StepOptions, simulate_step};
+use clustersim::pricing::OpCosts;
+use clustersim::sim::{StepOptions, compute_model, simulate_step, step_inputs};
 use clustersim::sweep::fast;
 
 fn step(s: &clustersim::config::Scenario) -> f64 {
@@ -18,18 +18,8 @@ fn step(s: &clustersim::config::Scenario) -> f64 {
 }
 
 fn costs(s: &clustersim::config::Scenario) -> OpCosts {
-    let cm = ComputeModel::for_training(
-        &s.cluster.gpu,
-        s.training.precision,
-        s.parallelism.stack.fp8_attention,
-    );
-    let inp = StepInputs {
-        model: &s.model,
-        training: &s.training,
-        parallelism: &s.parallelism,
-        compute: &cm,
-        pcie_gbs: s.cluster.node.pcie_gbs,
-    };
+    let cm = compute_model(s);
+    let inp = step_inputs(s, &cm);
     OpCosts::new(&inp)
 }
 
@@ -109,4 +99,41 @@ fn fp8_training_keeps_attention_in_bf16_unless_the_stack_enables_fp8_attention()
     // The attention core (what selective recompute replays) is BF16 training's.
     assert_eq!(bf16.selective_recompute, plain.selective_recompute);
     assert!(fp8.selective_recompute < bf16.selective_recompute);
+}
+
+#[test]
+fn backward_tp_overlap_hides_exactly_min_of_reduction_and_wgrad_gemm_per_block() {
+    // No sequence parallel, one stage, one data-parallel rank: each backward block ends
+    // with the input gradient's all-reduce `ar`; under backward overlap it runs behind the
+    // column-parallel weight-gradient GEMM `w`, so each block saves exactly min(ar, w)
+    // (attention and MLP blocks, every layer, every micro-batch); nothing else changes.
+    let mut s = toy_scenario(4, 1, 1, 4, 4);
+    s.parallelism.sequence_parallel = false;
+    s.parallelism.tp_comm_overlap = false;
+    s.parallelism.stack.tp_comm_overlap = TpOverlap::None;
+    let none = step(&s);
+    s.parallelism.stack.tp_comm_overlap = TpOverlap::Backward;
+    let bwd = step(&s);
+    let c = costs(&s);
+    let cm = compute_model(&s);
+    let inp = step_inputs(&s, &cm);
+    let after = clustersim::pricing::collectives::tp_block(&inp)
+        .unwrap()
+        .after;
+    let ar = AnalyticNetwork::new(&s.cluster).collective_time_s(
+        after.collective,
+        after.bytes,
+        &[0, 1, 2, 3],
+    );
+    let (wa, wm) = (
+        c.attn_col.wgrad as f64 * 1e-9,
+        c.mlp_col.wgrad as f64 * 1e-9,
+    );
+    let m = (s.training.global_batch / s.training.micro_batch) as f64;
+    let blocks = m * s.model.layers as f64;
+    let want = blocks * (ar.min(wa) + ar.min(wm));
+    let got = none - bwd;
+    // Whole nanoseconds per op in the replay.
+    assert!((got - want).abs() <= blocks * 4e-9, "{got} vs {want}");
+    assert!(want > 0.0);
 }

@@ -66,6 +66,7 @@ impl Comparison {
         c.groups.clear();
         let mut names = Vec::new();
         let mut scenario_group = None;
+        let mut counted = 0u64;
         for f in files {
             let f = f.as_ref();
             let text = crate::config::input::read_text(f).map_err(|source| Error::Read {
@@ -75,6 +76,7 @@ impl Comparison {
             c.inputs.push(f.to_path_buf());
             if spec::is_sweep_text(&text) {
                 let sw = SweepSpec::parse(f, &text)?;
+                counted = spec::check_points(&sw, f, counted)?;
                 c.add_sweep(&sw, f.parent().unwrap_or(Path::new(".")));
                 names.push(sw.name);
             } else {

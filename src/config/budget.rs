@@ -41,7 +41,15 @@ pub const SWEEP_POINTS: Limit = Limit {
 pub const RUN_EVENTS: Limit = Limit {
     what: "run-level events (failures, checkpoints, slowdowns) over all runs",
     env: "CLUSTERSIM_MAX_RUN_EVENTS",
-    default: 200_000_000,
+    default: 100_000_000,
+};
+
+/// Events of the one run whose events are kept (`run.csv` rows and the progress chart of
+/// `run` and `compare`): about 100 bytes each in memory.
+pub const RECORDED_RUN_EVENTS: Limit = Limit {
+    what: "run-level events of the recorded run (rows of run.csv)",
+    env: "CLUSTERSIM_MAX_RUN_CSV_ROWS",
+    default: 2_000_000,
 };
 
 /// Runs one command simulates (replicas × checkpoint intervals).

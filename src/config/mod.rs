@@ -74,7 +74,6 @@ pub struct Scenario {
     pub cluster: ClusterSpec,
     pub training: TrainingSpec,
     pub parallelism: ParallelismSpec,
-    pub steps: u64,
     pub faults: FaultsSpec,
     pub checkpoint: Option<CheckpointSpec>,
     pub run: Option<RunSpec>,
@@ -235,6 +234,8 @@ impl ScenarioDraft {
         let raw: raw::RawScenario = tree::from_node(&self.root, "")?;
         let scenario = resolve::scenario(raw, &self.root, &self.fallback_name, self.source)?;
         validate::validate(&scenario, &self.root)?;
+        validate::faults(&scenario, &self.root)?;
+        validate::run_sections(&scenario, &self.root)?;
         Ok((scenario, sources))
     }
 }
@@ -407,7 +408,6 @@ mod tests {
         assert_eq!(s.training.micro_batch, 1);
         assert_eq!(s.cluster.node.nvlink_domain, 8);
         assert_eq!(s.cluster.node.pcie_gbs, 64.0);
-        assert_eq!(s.steps, 1);
     }
 
     #[test]

@@ -28,7 +28,6 @@ pub struct RawScenario {
     pub training: RawTraining,
     #[serde(default)]
     pub parallelism: RawParallelism,
-    pub steps: Option<u64>,
     pub faults: Option<FaultsSpec>,
     pub checkpoint: Option<CheckpointSpec>,
     pub run: Option<RunSpec>,
@@ -59,9 +58,11 @@ pub struct RawStack {
 #[serde(deny_unknown_fields)]
 pub struct RawZero3 {
     pub gather: Option<Zero3Gather>,
+    pub bucket_params: Option<u64>,
     pub prefetch: Option<u64>,
     pub sync_per_gather: Option<bool>,
     pub recompute_regathers: Option<bool>,
+    pub persist_below: Option<u64>,
     pub host_us: Option<f64>,
     pub host_us_per_rank: Option<f64>,
 }

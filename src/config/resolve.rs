@@ -14,7 +14,7 @@
 //!   `overlap_grad_reduce` true; `stage_layers` even split
 //!   (Megatron's `decoder_first/last_pipeline_num_layers` unset,
 //!   `account_for_embedding/loss_in_pipeline_split` false); `bucket_params` 40M (Megatron).
-//! - steps 1; outputs: `timeline` representative, `charts` true; network: `mode` analytic
+//! - outputs: `timeline` representative, `charts` true; network: `mode` analytic
 //!   (closed form, no contention; `contention` runs the flow-level model), `algorithm` auto.
 //! - topology: `node.nvlink_domain` = `node.gpus`; `node.pcie_gbs` from the GPU catalog
 //!   (32 for PCIe Gen4 parts, 64 for Gen5), else 32; fabric `tiers` 2,
@@ -67,7 +67,6 @@ pub fn scenario(
         cluster,
         training,
         parallelism,
-        steps: raw.steps.unwrap_or(1),
         faults: raw.faults.unwrap_or_default(),
         checkpoint: raw.checkpoint,
         run: raw.run,

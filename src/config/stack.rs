@@ -16,7 +16,7 @@ use super::ConfigError;
 use super::raw::{RawParallelism, RawStack};
 use super::tree::{self, Node};
 use crate::plan::ParallelismSpec;
-use crate::plan::stack::{P2p, StackSpec, TpOverlap, Zero3Stack};
+use crate::plan::stack::{P2p, StackSpec, TpOverlap, Zero3Gather, Zero3Stack};
 
 const STACKS_PATH: &str = "data/stacks.yaml";
 const STACKS_YAML: &str = include_str!("../../data/stacks.yaml");
@@ -185,7 +185,7 @@ pub fn resolve(
         pre.grad_reduce_dtype,
         d.grad_reduce_dtype,
     )?;
-    let zero3 = zero3(&raw, &pre, &name, p, root)?;
+    let zero3 = zero3(&raw, &pre, root)?;
 
     let distributed_optimizer = p.zero >= 1 && p.zero <= 2 && p.dp > 1;
     if distributed_optimizer && gather != grad {
@@ -195,6 +195,23 @@ pub fn resolve(
             &name,
             "overlap_param_gather",
             "overlap_param_gather different from overlap_grad_reduce",
+        ));
+    }
+    // Elsewhere the field has nothing to act on: only the distributed optimizer gathers
+    // parameters after the step (ZeRO-3 gathers per layer, overlapped per
+    // `stack.zero3.prefetch`). A value set in the scenario that would differ is refused
+    // rather than ignored.
+    if let (false, true, Src::Scenario(key)) = (distributed_optimizer, gather != grad, gather_from)
+    {
+        return Err(super::error_at(
+            root,
+            key,
+            format!(
+                "{key} = {gather} has no effect here: only the distributed optimizer (ZeRO-1/2 \
+                 with dp > 1) gathers parameters after the step, and its gathers overlap \
+                 exactly when the gradient reductions do (overlap_grad_reduce = {grad}); \
+                 ZeRO-3's per-layer gathers overlap per stack.zero3.prefetch"
+            ),
         ));
     }
     p.tp_comm_overlap = tp == TpOverlap::Full;
@@ -212,22 +229,27 @@ pub fn resolve(
     Ok(())
 }
 
-/// `stack.zero3`: each field from the scenario, else the preset, else FSDP's behaviour as
-/// modelled; a value other than the modelled one is refused under ZeRO-3.
-fn zero3(
-    raw: &RawStack,
-    pre: &RawStack,
-    name: &str,
-    p: &ParallelismSpec,
-    root: &Node,
-) -> Result<Zero3Stack, ConfigError> {
+/// `stack.zero3`: each field from the scenario, else the preset, else FSDP's behaviour
+/// (one gather per layer, one layer ahead). Every field acts under ZeRO-3 with more than
+/// one data-parallel rank (README "Software stack"); values that cannot mean anything are
+/// refused (a bucket size without `gather: bucket`, negative or unbounded host costs).
+fn zero3(raw: &RawStack, pre: &RawStack, root: &Node) -> Result<Zero3Stack, ConfigError> {
     let d = Zero3Stack::default();
     let (u, s) = (
         raw.zero3.clone().unwrap_or_default(),
         pre.zero3.clone().unwrap_or_default(),
     );
+    let gather = u.gather.or(s.gather).unwrap_or(d.gather);
+    // A bucket size belongs to the gather it came with: the preset's goes when the
+    // scenario picks another granularity.
+    let bucket_params = match (u.gather, u.bucket_params) {
+        (_, Some(b)) => b,
+        (Some(g), None) if Some(g) != s.gather => 0,
+        _ => s.bucket_params.unwrap_or(0),
+    };
     let z = Zero3Stack {
-        gather: u.gather.or(s.gather).unwrap_or(d.gather),
+        gather,
+        bucket_params,
         prefetch: u.prefetch.or(s.prefetch).unwrap_or(d.prefetch),
         sync_per_gather: u
             .sync_per_gather
@@ -237,81 +259,59 @@ fn zero3(
             .recompute_regathers
             .or(s.recompute_regathers)
             .unwrap_or(d.recompute_regathers),
+        persist_below: u
+            .persist_below
+            .or(s.persist_below)
+            .unwrap_or(d.persist_below),
         host_us: u.host_us.or(s.host_us).unwrap_or(d.host_us),
         host_us_per_rank: u
             .host_us_per_rank
             .or(s.host_us_per_rank)
             .unwrap_or(d.host_us_per_rank),
     };
-    if p.zero < 3 || p.dp <= 1 {
-        return Ok(z);
+    let bad = |key: &str, msg: String| Err(super::error_at(root, key, msg));
+    match (z.gather, z.bucket_params) {
+        (Zero3Gather::Bucket, 0) => {
+            return bad(
+                "stack.zero3.bucket_params",
+                "gather: bucket needs bucket_params (parameters per all-gather, > 0)".into(),
+            );
+        }
+        (g, b) if g != Zero3Gather::Bucket && b > 0 => {
+            return bad(
+                "stack.zero3.bucket_params",
+                format!("bucket_params ({b}) applies to gather: bucket only, not {g:?}"),
+            );
+        }
+        _ => {}
     }
-    let checks = [
-        (0, z.gather != d.gather, u.gather.is_some()),
-        (1, z.prefetch != d.prefetch, u.prefetch.is_some()),
-        (
-            2,
-            z.sync_per_gather != d.sync_per_gather,
-            u.sync_per_gather.is_some(),
-        ),
-        (
-            3,
-            z.recompute_regathers != d.recompute_regathers,
-            u.recompute_regathers.is_some(),
-        ),
-        (4, z.host_us != d.host_us, u.host_us.is_some()),
-        (
-            5,
-            z.host_us_per_rank != d.host_us_per_rank,
-            u.host_us_per_rank.is_some(),
-        ),
-    ];
-    for (i, differs, by_user) in checks {
-        let (field, key) = (ZERO3_FIELDS[i], ZERO3_KEYS[i]);
-        if differs {
-            let from = if by_user {
-                Src::Scenario(key)
-            } else {
-                Src::Preset
-            };
-            return Err(refuse(
-                root,
-                from,
-                name,
-                &format!("zero3.{field}"),
-                &format!("stack.zero3.{field} other than {}", modelled(&d, field)),
-            ));
+    if z.prefetch > MAX_PREFETCH {
+        return bad(
+            "stack.zero3.prefetch",
+            format!(
+                "prefetch {} layers; allowed 0 to {MAX_PREFETCH}",
+                z.prefetch
+            ),
+        );
+    }
+    for (key, v) in [
+        ("stack.zero3.host_us", z.host_us),
+        ("stack.zero3.host_us_per_rank", z.host_us_per_rank),
+    ] {
+        if !(0.0..=MAX_HOST_US).contains(&v) {
+            return bad(
+                key,
+                format!("{v} µs per collective; allowed 0 to {MAX_HOST_US}"),
+            );
         }
     }
     Ok(z)
 }
 
-const ZERO3_FIELDS: [&str; 6] = [
-    "gather",
-    "prefetch",
-    "sync_per_gather",
-    "recompute_regathers",
-    "host_us",
-    "host_us_per_rank",
-];
-const ZERO3_KEYS: [&str; 6] = [
-    "stack.zero3.gather",
-    "stack.zero3.prefetch",
-    "stack.zero3.sync_per_gather",
-    "stack.zero3.recompute_regathers",
-    "stack.zero3.host_us",
-    "stack.zero3.host_us_per_rank",
-];
-
-fn modelled(d: &Zero3Stack, field: &str) -> String {
-    match field {
-        "gather" => "layer".into(),
-        "prefetch" => d.prefetch.to_string(),
-        "sync_per_gather" => d.sync_per_gather.to_string(),
-        "recompute_regathers" => d.recompute_regathers.to_string(),
-        _ => "0".into(),
-    }
-}
+/// Layers a ZeRO-3 stack may gather ahead.
+const MAX_PREFETCH: u64 = 64;
+/// Host cost per collective, µs (one second).
+const MAX_HOST_US: f64 = 1e6;
 
 #[cfg(test)]
 mod tests {
@@ -436,15 +436,34 @@ mod tests {
         assert_eq!(s.parallelism.tp_overlap(), TpOverlap::Backward);
         let s = load("stack: { grad_accum_fusion: false }\n", &[]).unwrap();
         assert!(!s.parallelism.stack.grad_accum_fusion);
-        // Not modelled yet: refused where it would matter, named by the key that set it.
-        let e = load(
+        // ZeRO-3 behaviour is modelled: the presets resolve; values without meaning are
+        // refused, named by the key that set them.
+        let s = load(
             "parallelism: { tp: 1, zero: 3 }\nstack: { preset: deepspeed-zero3-2021 }\n",
             &[],
         )
-        .unwrap_err();
-        assert!(e.message.contains("zero3.gather"), "{e}");
+        .unwrap();
+        assert_eq!(s.parallelism.stack.zero3.gather, Zero3Gather::Tensor);
         let e = load(
-            "parallelism: { zero: 3 }\nstack: { zero3: { prefetch: 0 } }\n",
+            "parallelism: { zero: 3 }\nstack: { zero3: { gather: bucket } }\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "stack.zero3.bucket_params");
+        let e = load(
+            "parallelism: { zero: 3 }\nstack: { zero3: { bucket_params: 1000 } }\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "stack.zero3.bucket_params");
+        let e = load(
+            "parallelism: { zero: 3 }\nstack: { zero3: { host_us: -1 } }\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "stack.zero3.host_us");
+        let e = load(
+            "parallelism: { zero: 3 }\nstack: { zero3: { prefetch: 65 } }\n",
             &[],
         )
         .unwrap_err();

@@ -134,7 +134,6 @@ impl Rules<'_> {
             ("cluster.node.nvlink_domain", c.node.nvlink_domain, 64 * K),
             ("cluster.fabric.tiers", c.fabric.tiers, 8),
             ("cluster.fabric.switch_radix", c.fabric.switch_radix, 64 * K),
-            ("steps", s.steps, 1_000),
         ];
         if let Some(moe) = &m.moe {
             sizes.push(("model.moe.experts", moe.experts, 64 * K));
@@ -145,6 +144,9 @@ impl Rules<'_> {
                 4 << 20,
             ));
         }
+        // An adapter of rank above the hidden size is not low-rank: its FLOPs outgrow the
+        // layer's and MFU passes 1 (a fuzz finding, seed 3).
+        sizes.push(("training.lora_rank", t.lora_rank, m.hidden.max(1)));
         if let Some(pod) = c.fabric.pod_gpus {
             sizes.push(("cluster.fabric.pod_gpus", pod, 16 << 20));
         }
@@ -156,6 +158,11 @@ impl Rules<'_> {
                 format!("{value} is larger than the supported maximum {max}")
             })?;
         }
+        // 0 NICs is a node without scale-out; the failure model counts every NIC.
+        let nics = c.node.nics;
+        self.ensure(nics <= K, "cluster.node.nics", || {
+            format!("{nics} is larger than the supported maximum {K}")
+        })?;
         if let Some(stages) = &p.stage_layers {
             for (i, &n) in stages.iter().enumerate() {
                 self.ensure(
@@ -774,6 +781,90 @@ impl Rules<'_> {
 
 fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// The semantic checks of `faults:` (rates, distributions, lemons, durations, straggler
+/// and link entries: `faults::FaultModel::resolve`), run at load time so that their errors
+/// carry the file and line of the key (list entries are located at their list's key).
+pub fn faults(s: &Scenario, root: &Node) -> Check {
+    let gpus = s.parallelism.world_size();
+    crate::faults::FaultModel::resolve(&s.faults, &s.cluster, gpus)
+        .map(|_| ())
+        .map_err(|e| {
+            let path: String = e
+                .field
+                .split('.')
+                .map(|k| k.split('[').next().unwrap_or(k))
+                .collect::<Vec<_>>()
+                .join(".");
+            let mut err = super::error_at(root, &path, e.message);
+            err.field = e.field;
+            err
+        })
+}
+
+/// The checks of `checkpoint:` and `run:` that need nothing but the keys themselves
+/// (durations that parse, one run target, positive counts), run at load time so that
+/// their errors carry the file and line of the key. `run::RunSetup` keeps the checks that
+/// need the priced checkpoint and failure model (the interval floor, the work budget).
+pub fn run_sections(s: &Scenario, root: &Node) -> Check {
+    let at = |field: &str, message: String| Err(super::error_at(root, field, message));
+    let parse = |field: &str, text: &str| {
+        crate::faults::duration(field, text).map_err(|e| super::error_at(root, field, e.message))
+    };
+    if let Some(ck) = &s.checkpoint {
+        if let Some(every) = ck.every.as_deref()
+            && !matches!(every, "daly" | "young" | "never")
+        {
+            let interval_s = parse("checkpoint.every", every)?;
+            if interval_s.is_nan() || interval_s < 1.0 {
+                return at(
+                    "checkpoint.every",
+                    format!(
+                        "{every} is shorter than 1s; give daly, young, never or a duration of at least 1s"
+                    ),
+                );
+            }
+        }
+        for (field, text) in [
+            ("checkpoint.write_time", &ck.write_time),
+            ("checkpoint.load_time", &ck.load_time),
+        ] {
+            if let Some(t) = text {
+                parse(field, t)?;
+            }
+        }
+    }
+    let Some(run) = &s.run else { return Ok(()) };
+    let targets = [
+        run.duration.is_some(),
+        run.steps.is_some(),
+        run.tokens.is_some(),
+    ];
+    if targets.iter().filter(|&&given| given).count() > 1 {
+        return at("run", "give one of `duration`, `steps`, `tokens`".into());
+    }
+    if let Some(d) = run.duration.as_deref() {
+        parse("run.duration", d)?;
+    }
+    if let Some(tokens) = run.tokens
+        && !(tokens.is_finite() && tokens >= 1.0)
+    {
+        return at(
+            "run.tokens",
+            format!(
+                "must be at least 1 token, got {}",
+                crate::units::short_num(tokens)
+            ),
+        );
+    }
+    if run.replicas == Some(0) {
+        return at("run.replicas", "must be at least 1".into());
+    }
+    if run.steps == Some(0) {
+        return at("run.steps", "must be at least 1".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

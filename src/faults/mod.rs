@@ -334,7 +334,11 @@ impl FaultModel {
 
     /// Failure rate of the whole job, per second (lemons not counted).
     pub fn job_failure_rate_per_s(&self) -> f64 {
-        self.classes.iter().map(|c| c.count as f64 / c.mean_s).sum()
+        // A fold from +0.0, not `sum()`: an empty f64 sum is -0.0, whose reciprocal would
+        // make the MTBF of a failure-free cluster -inf instead of +inf.
+        self.classes
+            .iter()
+            .fold(0.0, |rate, c| rate + c.count as f64 / c.mean_s)
     }
 
     /// Mean time between job interruptions, seconds (infinite without failures).
@@ -377,6 +381,16 @@ mod tests {
             (per_1000_node_days - 6.5).abs() < 1e-9,
             "{per_1000_node_days}"
         );
+    }
+
+    #[test]
+    fn a_cluster_without_failures_never_fails() {
+        let s = toy_scenario(8, 1, 1, 8, 8);
+        let mut f = FaultsSpec::default();
+        f.failures.enabled = false;
+        let m = FaultModel::resolve(&f, &s.cluster, 8).unwrap();
+        assert!(m.job_failure_rate_per_s().is_sign_positive());
+        assert_eq!(m.job_mtbf_s(), f64::INFINITY);
     }
 
     #[test]

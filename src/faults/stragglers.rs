@@ -185,10 +185,16 @@ pub fn transients(specs: &[StragglerSpec]) -> Result<Vec<TransientModel>, Faults
 
 /// Effective bandwidth factor of one link spec: degradation times the fraction of time up
 /// (flapping applies to the NIC link only).
-fn link_factor(field: &str, base: f64, s: &LinkFaultSpec, flaps: bool) -> Result<f64, FaultsError> {
+fn link_factor(
+    entry: &str,
+    key: &str,
+    base: f64,
+    s: &LinkFaultSpec,
+    flaps: bool,
+) -> Result<f64, FaultsError> {
     if !(base > 0.0 && base <= 1.0) {
         return Err(FaultsError::new(
-            field,
+            format!("{entry}.{key}"),
             "bandwidth factors must be in (0, 1]",
         ));
     }
@@ -197,12 +203,12 @@ fn link_factor(field: &str, base: f64, s: &LinkFaultSpec, flaps: bool) -> Result
     }
     let up = match (&s.flap_period, &s.flap_down) {
         (Some(p), Some(d)) => {
-            let p = duration(&format!("{field}.flap_period"), p)?;
-            let d = duration(&format!("{field}.flap_down"), d)?;
+            let p = duration(&format!("{entry}.flap_period"), p)?;
+            let d = duration(&format!("{entry}.flap_down"), d)?;
             if p <= 0.0 || d >= p {
                 return Err(FaultsError::new(
-                    field,
-                    "flap_down must be shorter than flap_period",
+                    format!("{entry}.flap_down"),
+                    "must be shorter than flap_period",
                 ));
             }
             1.0 - d / p
@@ -210,7 +216,7 @@ fn link_factor(field: &str, base: f64, s: &LinkFaultSpec, flaps: bool) -> Result
         (None, None) => 1.0,
         _ => {
             return Err(FaultsError::new(
-                field,
+                entry,
                 "give both flap_period and flap_down",
             ));
         }
@@ -228,8 +234,8 @@ pub fn link_faults(
     for (i, s) in specs.iter().enumerate() {
         let field = format!("faults.links[{i}]");
         check_ranks(&field, &s.ranks, world)?;
-        let nic = link_factor(&format!("{field}.nic_factor"), s.nic_factor, s, true)?;
-        let nvl = link_factor(&format!("{field}.nvlink_factor"), s.nvlink_factor, s, false)?;
+        let nic = link_factor(&field, "nic_factor", s.nic_factor, s, true)?;
+        let nvl = link_factor(&field, "nvlink_factor", s.nvlink_factor, s, false)?;
         let mut apply = |gpu: u32| {
             if nic < 1.0 {
                 lf.set_nic(world, gpu, nic);

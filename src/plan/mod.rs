@@ -48,6 +48,11 @@ pub enum Recompute {
 pub enum Optimizer {
     #[default]
     Adam,
+    /// AdamW with BF16 first and second moments (DeepSeek-V3, arXiv 2412.19437 §3.3.3:
+    /// "we adopt the BF16 data format instead of FP32 to track the first and second
+    /// moments"), FP32 master weights kept.
+    #[serde(rename = "adam-bf16")]
+    AdamBf16,
     Adam8bit,
     Sgd,
 }

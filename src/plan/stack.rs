@@ -50,6 +50,9 @@ pub enum Zero3Gather {
     /// One all-gather per transformer layer (FSDP2 `fully_shard` per block).
     #[default]
     Layer,
+    /// Consecutive tensors of a layer coalesced into all-gathers of at least
+    /// `bucket_params` parameters (DeepSpeed's `allgather_bucket_size`).
+    Bucket,
 }
 
 /// ZeRO-3 / FSDP behaviour.
@@ -57,13 +60,23 @@ pub enum Zero3Gather {
 #[serde(deny_unknown_fields)]
 pub struct Zero3Stack {
     pub gather: Zero3Gather,
-    /// Gathers issued ahead of the layer that needs them (0 = no overlap).
+    /// `gather: bucket`: parameters per coalesced all-gather (0 otherwise).
+    pub bucket_params: u64,
+    /// Layers whose gathers are issued ahead: the gathers of compute unit `u` (a layer's
+    /// pass; in a backward that re-gathers, its recompute and its backward are two units)
+    /// start once unit `u - 1 - prefetch` has ended; 0 = each gather waits for the unit
+    /// before it, nothing overlaps.
     pub prefetch: u64,
-    /// Whether each gather synchronises the device before compute continues.
+    /// Whether each fetch synchronises the device: a unit's compute also waits for every
+    /// data-parallel collective issued before it (reduce-scatters in flight included).
     pub sync_per_gather: bool,
-    /// Whether recomputation gathers the parameters again.
+    /// Whether full recomputation gathers the parameters again in backward.
     pub recompute_regathers: bool,
-    /// Host time per collective issued, µs, plus `host_us_per_rank` × data-parallel ranks.
+    /// Tensors with fewer parameters stay whole on every rank and are never gathered
+    /// (DeepSpeed's `param_persistence_threshold`; 0 = every tensor is sharded).
+    pub persist_below: u64,
+    /// Host time per gather collective issued, µs, plus `host_us_per_rank` × the ranks
+    /// of the shard group; it holds the DP stream ahead of the collective.
     pub host_us: f64,
     pub host_us_per_rank: f64,
 }
@@ -72,9 +85,11 @@ impl Default for Zero3Stack {
     fn default() -> Self {
         Zero3Stack {
             gather: Zero3Gather::Layer,
+            bucket_params: 0,
             prefetch: 1,
             sync_per_gather: false,
             recompute_regathers: false,
+            persist_below: 0,
             host_us: 0.0,
             host_us_per_rank: 0.0,
         }

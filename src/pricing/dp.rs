@@ -12,7 +12,7 @@
 use super::params::{adapters_only, gathered_weight_bytes, trainable_layer_params};
 use super::{CollectiveCost, Coverage, StepInputs};
 use crate::plan::pipeline;
-use crate::plan::stack::GradReduceDtype;
+use crate::plan::stack::{GradReduceDtype, Zero3Gather};
 use crate::plan::{ParallelismSpec, ZeroGroups, hybrid_shard_ranks};
 use crate::vocab::Collective;
 
@@ -186,32 +186,171 @@ pub fn param_upload_time(
     }
     let grid = crate::plan::RankGrid::new(inp.parallelism);
     let shard_bytes: f64 = layer_gathers(inp, layer, cov)
+        .into_iter()
         .map(|g| g.bytes as f64 / grid.group_size(g.group).max(1) as f64)
         .sum();
     let pcie = inp.pcie_gbs.max(1e-3) * 1e9;
     Some(crate::units::secs_to_ns(shard_bytes / pcie))
 }
 
-/// ZeRO-3 / FSDP parameter all-gathers of one layer: its dense weights over DP and its
-/// expert weights (after EP) over expert-DP, in the precision they are stored in as `cov`
-/// prices it, each only where the layer has such weights.
-pub fn layer_gathers(
-    inp: &StepInputs,
-    layer: u64,
-    cov: Coverage,
-) -> impl Iterator<Item = CollectiveCost> {
+/// The parameter tensors of one layer, in forward order, as `(parameters, routed)`:
+/// attention projections, the two input norms (weight, and bias under LayerNorm), MLA's
+/// latent norms, the MLP matrices (a MoE layer's router, shared experts and routed
+/// experts, the latter flagged), a multi-token-prediction module's projection and norms.
+/// They add up to [`crate::model::ModelSpec::layer_params`].
+pub fn layer_tensors(m: &crate::model::ModelSpec, layer: u64) -> Vec<(u64, bool)> {
+    let h = m.hidden;
+    let norm = |out: &mut Vec<(u64, bool)>| {
+        for _ in 0..m.norm.params(h) / h {
+            out.push((h, false));
+        }
+    };
+    let mut out: Vec<(u64, bool)> = m
+        .attention_projections()
+        .iter()
+        .map(|p| (p.inputs * p.outputs, false))
+        .collect();
+    norm(&mut out);
+    norm(&mut out);
+    if let Some(a) = m.mla {
+        out.extend(a.q_lora_rank.map(|q| (q, false)));
+        out.push((a.kv_lora_rank, false));
+    }
+    let mats = m.ffn.matrices();
+    match &m.moe {
+        Some(moe) if m.is_moe_layer(layer) => {
+            let e = m.expert_params() / mats;
+            out.push((h * moe.experts, false));
+            for _ in 0..moe.shared_experts * mats {
+                out.push((e, false));
+            }
+            for _ in 0..moe.experts * mats {
+                out.push((e, true));
+            }
+        }
+        _ => {
+            for _ in 0..mats {
+                out.push((h * m.ffn_hidden, false));
+            }
+        }
+    }
+    if layer >= m.layers {
+        out.push((2 * h * h, false));
+        norm(&mut out);
+        norm(&mut out);
+    }
+    out
+}
+
+/// Tensors a ZeRO-3 stack keeps whole on every rank, never gathered: fewer parameters
+/// than `stack.zero3.persist_below` (DeepSpeed's `param_persistence_threshold`).
+fn persistent(p: &ParallelismSpec, params: u64) -> bool {
+    params < p.stack.zero3.persist_below
+}
+
+/// ZeRO-3 / FSDP parameter all-gathers of one layer, in issue order, in the precision
+/// the weights are stored in as `cov` prices it: with `stack.zero3.gather: layer` one
+/// collective for its dense weights over DP and one for its expert weights (after EP)
+/// over expert-DP (FSDP's `fully_shard` unit, DeepSpeed's coalesced fetch); with
+/// `gather: tensor` one collective per parameter tensor (DeepSpeed v0.3's per-parameter
+/// `all_gather`). Tensors below `persist_below` parameters are not gathered.
+pub fn layer_gathers(inp: &StepInputs, layer: u64, cov: Coverage) -> Vec<CollectiveCost> {
     let (m, p) = (inp.model, inp.parallelism);
     let tp = p.tp.max(1);
+    let ep = p.ep.max(1);
     let bytes_per = gathered_weight_bytes(inp.training, cov);
-    let routed = m.routed_expert_params(layer);
-    let dense = (m.layer_params(layer) - routed) / tp;
     let zg = ZeroGroups::of(p);
-    [(dense, zg.dense), (routed / tp / p.ep.max(1), zg.expert)]
-        .into_iter()
-        .filter(|&(params, _)| params > 0)
-        .map(move |(params, group)| CollectiveCost {
-            collective: Collective::AllGather,
-            group,
-            bytes: (params as f64 * bytes_per) as u64,
-        })
+    let cost = |params: u64, group| CollectiveCost {
+        collective: Collective::AllGather,
+        group,
+        bytes: (params as f64 * bytes_per) as u64,
+    };
+    let tensors = layer_tensors(m, layer);
+    match p.stack.zero3.gather {
+        Zero3Gather::Layer => {
+            let (mut dense, mut routed) = (0, 0);
+            for &(n, r) in tensors.iter().filter(|t| !persistent(p, t.0)) {
+                if r {
+                    routed += n;
+                } else {
+                    dense += n;
+                }
+            }
+            [(dense / tp, zg.dense), (routed / tp / ep, zg.expert)]
+                .into_iter()
+                .filter(|&(params, _)| params > 0)
+                .map(|(params, group)| cost(params, group))
+                .collect()
+        }
+        Zero3Gather::Tensor | Zero3Gather::Bucket => {
+            // Each EP rank holds experts / ep of the routed tensors.
+            let routed_here = tensors.iter().filter(|t| t.1).count() as u64 / ep;
+            let mut seen_routed = 0u64;
+            let mut units: Vec<(u64, bool)> = Vec::new();
+            for (n, r) in tensors {
+                if persistent(p, n) || n / tp == 0 {
+                    continue;
+                }
+                if r {
+                    seen_routed += 1;
+                    if seen_routed > routed_here {
+                        continue;
+                    }
+                }
+                // `gather: bucket`: coalesced into the open bucket of its group until that
+                // holds `bucket_params`.
+                let bucket = p.stack.zero3.bucket_params;
+                match units.last_mut() {
+                    Some(last)
+                        if p.stack.zero3.gather == Zero3Gather::Bucket
+                            && last.1 == r
+                            && last.0 < bucket =>
+                    {
+                        last.0 += n / tp
+                    }
+                    _ => units.push((n / tp, r)),
+                }
+            }
+            units
+                .into_iter()
+                .map(|(n, r)| cost(n, if r { zg.expert } else { zg.dense }))
+                .collect()
+        }
+    }
+}
+
+/// ZeRO-3 / FSDP: the all-gather of the input embedding before the first stage's
+/// embedding forward, and of the output layer (the embedding again when tied) before the
+/// last stage's logits forward and backward: a `vocab x hidden` matrix (vocab-parallel
+/// over TP) over DP, in the precision weights are gathered in; `None` without ZeRO-3 or
+/// when the stack keeps it whole (`persist_below`).
+pub fn head_gather(inp: &StepInputs, cov: Coverage) -> Option<CollectiveCost> {
+    let (m, p) = (inp.model, inp.parallelism);
+    let params = m.embedding_params();
+    if !fsdp(p) || persistent(p, params) {
+        return None;
+    }
+    Some(CollectiveCost {
+        collective: Collective::AllGather,
+        group: ZeroGroups::of(p).dense,
+        bytes: ((params / p.tp.max(1)) as f64 * gathered_weight_bytes(inp.training, cov)) as u64,
+    })
+}
+
+/// Host time to issue one ZeRO-3 gather collective: `stack.zero3.host_us` plus
+/// `host_us_per_rank` × the ranks it spans (the shard group). It occupies the DP stream
+/// ahead of the collective.
+pub fn gather_host_time(p: &ParallelismSpec) -> crate::units::Nanos {
+    let z = &p.stack.zero3;
+    let us = z.host_us + z.host_us_per_rank * shard_ranks(p) as f64;
+    crate::units::secs_to_ns(us * 1e-6)
+}
+
+/// ZeRO-3: whether the backward gathers each layer twice, once for its full recompute
+/// and once for its backward (`stack.zero3.recompute_regathers`: DeepSpeed's checkpointed
+/// forward re-enters the pre-forward hook, and the parameters are released after it).
+pub fn regathers(inp: &StepInputs) -> bool {
+    fsdp(inp.parallelism)
+        && inp.training.recompute == crate::plan::Recompute::Full
+        && inp.parallelism.stack.zero3.recompute_regathers
 }

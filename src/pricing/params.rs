@@ -37,7 +37,8 @@ impl std::ops::Add for StateBytes {
 }
 
 /// Bytes per trainable parameter: 16-bit weights and gradients; Adam keeps fp32 master,
-/// momentum and variance (12 bytes), 8-bit Adam fp32 master + two 1-byte moments (6),
+/// momentum and variance (12 bytes), Adam with BF16 moments fp32 master + two 2-byte
+/// moments (8; DeepSeek-V3 §3.3.3), 8-bit Adam fp32 master + two 1-byte moments (6),
 /// SGD fp32 master + momentum (8). FP8 training adds a 1-byte FP8 weight copy, FP4 a
 /// 4.5-bit NVFP4 copy; fp32
 /// training needs no separate master copy.
@@ -56,6 +57,7 @@ pub fn trainable_state_bytes(precision: Precision, optimizer: Optimizer) -> Stat
     };
     let moments = match optimizer {
         Optimizer::Adam => 8.0,
+        Optimizer::AdamBf16 => 4.0,
         Optimizer::Adam8bit => 2.0,
         Optimizer::Sgd => 4.0,
     };
@@ -179,6 +181,9 @@ mod tests {
         // 8-bit Adam: fp32 master (4) + two 1-byte moments.
         let a8 = trainable_state_bytes(Precision::Bf16, Optimizer::Adam8bit);
         assert_eq!(a8.optimizer, 6.0);
+        // BF16 moments (DeepSeek-V3): fp32 master (4) + two 2-byte moments.
+        let bf16 = trainable_state_bytes(Precision::Bf16, Optimizer::AdamBf16);
+        assert_eq!(bf16.optimizer, 8.0);
         // FP8 training adds a 1-byte FP8 weight copy.
         assert_eq!(
             trainable_state_bytes(Precision::Fp8, Optimizer::Adam).weights,

@@ -53,6 +53,9 @@ pub enum ReportError {
     },
     #[error("cannot draw chart {}: {message}", path.display())]
     Chart { path: PathBuf, message: String },
+    /// A result breaks a numeric invariant; nothing is written.
+    #[error("result invariant violated, nothing written: {0}")]
+    Invariant(String),
 }
 
 impl ReportError {
@@ -180,6 +183,10 @@ pub fn write_step_outputs(
     result: &StepResult,
     opts: &ReportOptions,
 ) -> Result<Vec<PathBuf>, ReportError> {
+    result
+        .metrics
+        .check_invariants()
+        .map_err(ReportError::Invariant)?;
     let staging = staging::Staging::new(out_dir)?;
     let names = render_all(staging.path(), scenario, result, opts)?;
     staging.commit(&names, &owned_files())

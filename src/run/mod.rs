@@ -306,7 +306,20 @@ pub struct RunSetup {
     pub tokens_per_step: f64,
     pub replicas: u64,
     pub grid: RankGrid,
+    /// Events one run may handle before it is stopped as over the run-event budget
+    /// ([`RunSetup::check_work`] sets it to the budget's share of one run).
+    pub max_events_per_run: u64,
+    /// Events the recorded run (replica 0 of `run`) may keep.
+    pub max_recorded_events: u64,
 }
+
+/// Samples of the progress chart one recorded run takes (`sim`: one per 1/1000 of the
+/// expected wall time, plus the ends).
+const SAMPLES_PER_RUN: f64 = 1_002.0;
+
+/// Fewest events a run may handle whatever the budget's share (a run has a start, an end,
+/// its samples and a few failures and checkpoints).
+const MIN_EVENTS_PER_RUN: u64 = 100_000;
 
 impl RunSetup {
     pub fn new(s: &Scenario, opts: &RunOptions) -> Result<Self, RunError> {
@@ -368,7 +381,150 @@ impl RunSetup {
             tokens_per_step,
             replicas: opts.replicas.or(run.replicas).unwrap_or(1),
             grid: RankGrid::new(&s.parallelism),
+            max_events_per_run: crate::config::budget::RUN_EVENTS.default,
+            max_recorded_events: crate::config::budget::RECORDED_RUN_EVENTS.default,
         })
+    }
+
+    /// Wall-clock seconds a run is expected to last: its `run.duration`, or its steps at
+    /// the healthy step time.
+    pub fn expected_wall_s(&self, healthy_step_s: f64) -> f64 {
+        match self.target {
+            Target::Wall(end) => end,
+            Target::Steps(n) => n * healthy_step_s,
+        }
+    }
+
+    /// Run-level events one run at `interval_s` is expected to handle, by kind: failures
+    /// (the job's failure rate, lemons included, over the expected wall time), checkpoints
+    /// (a snapshot and a flush each), slowdown episodes (a start and an end each) and
+    /// progress samples.
+    pub fn expected_events(&self, healthy_step_s: f64, interval_s: f64) -> EventEstimate {
+        let wall = self.expected_wall_s(healthy_step_s);
+        let m = &self.model;
+        let lemon = 1.0 + m.lemons.fraction * (m.lemons.rate_multiplier - 1.0).max(0.0);
+        let failures = wall * m.job_failure_rate_per_s() * lemon;
+        let checkpoints = if interval_s.is_finite() {
+            2.0 * wall / interval_s
+        } else {
+            0.0
+        };
+        let episodes = m
+            .transients
+            .iter()
+            .map(|t| 2.0 * wall * m.gpus as f64 / (t.mean_gap_s + t.duration_s))
+            .sum();
+        EventEstimate {
+            wall_s: wall,
+            failures,
+            checkpoints,
+            episodes,
+            samples: SAMPLES_PER_RUN,
+        }
+    }
+
+    /// Checks, before any run is simulated, that the runs of a command (`replicas` at each
+    /// of `intervals`) fit the run budgets ([`crate::config::budget::RUNS`],
+    /// [`crate::config::budget::RUN_EVENTS`]) and that a `run.duration` holds at least one
+    /// step; sets each run's share of the event budget (a run past it stops with exit 2).
+    /// `healthy_step_s` is the step time of the healthy cluster (one step simulation).
+    pub fn check_work(
+        &mut self,
+        healthy_step_s: f64,
+        intervals: &[f64],
+        replicas: u64,
+        recorded: bool,
+    ) -> Result<(), RunError> {
+        use crate::config::budget::{RECORDED_RUN_EVENTS, RUN_EVENTS, RUNS};
+        use crate::units::{format_duration as format_duration_s, short_num};
+        let short_number = |x: f64| {
+            if x < 1e12 {
+                short_num(x.round())
+            } else {
+                format!("{x:.2e}")
+            }
+        };
+        if let Target::Wall(end) = self.target
+            && end < healthy_step_s
+        {
+            return Err(RunError::spec(
+                "run.duration",
+                &format!(
+                    "{} is shorter than one step ({}); give a longer duration",
+                    format_duration_s(end),
+                    format_duration_s(healthy_step_s)
+                ),
+            ));
+        }
+        let runs = (intervals.len().max(1) as u64).saturating_mul(replicas.max(1));
+        RUNS.check(
+            runs,
+            &format!(
+                "fewer replicas (now {replicas}: run.replicas or --replicas) or fewer \
+                 checkpoint intervals (now {}: --intervals LO:HI:POINTS)",
+                intervals.len().max(1)
+            ),
+        )
+        .map_err(RunError::OverBudget)?;
+        let per_run: Vec<EventEstimate> = intervals
+            .iter()
+            .map(|&i| self.expected_events(healthy_step_s, i))
+            .collect();
+        let total: f64 = per_run.iter().map(|e| e.total()).sum::<f64>() * replicas as f64;
+        let estimate = if total.is_nan() {
+            u64::MAX
+        } else {
+            total as u64
+        };
+        let worst = per_run
+            .iter()
+            .max_by(|a, b| a.total().total_cmp(&b.total()))
+            .copied()
+            .unwrap_or_default();
+        let every = |n: f64| {
+            if n >= 1.0 {
+                format!("one every {}", format_duration_s(worst.wall_s / n))
+            } else {
+                "none expected".into()
+            }
+        };
+        RUN_EVENTS
+            .check(
+                estimate,
+                &format!(
+                    "per run of {} wall time: {} failures ({}), {} checkpoint events, {} \
+                     straggler-episode events; shorten the run (run.duration, run.steps or \
+                     run.tokens), make failures rarer (faults.failures.*.mtbf or \
+                     per_1000_node_days), checkpoint less often (checkpoint.every), make \
+                     slowdown episodes rarer (faults.stragglers[*].rate_per_gpu_day) or run \
+                     fewer replicas (now {replicas})",
+                    format_duration_s(worst.wall_s),
+                    short_number(worst.failures),
+                    every(worst.failures),
+                    short_number(worst.checkpoints),
+                    short_number(worst.episodes),
+                ),
+            )
+            .map_err(RunError::OverBudget)?;
+        let limit = RUN_EVENTS.value().map_err(RunError::OverBudget)?;
+        self.max_events_per_run = (limit / runs).max(MIN_EVENTS_PER_RUN);
+        if recorded {
+            RECORDED_RUN_EVENTS
+                .check(
+                    worst.total() as u64,
+                    &format!(
+                        "{} failures ({}) and {} checkpoint events are kept for run.csv; \
+                         shorten the run (run.*), make failures rarer (faults.failures.*) \
+                         or checkpoint less often (checkpoint.every)",
+                        short_number(worst.failures),
+                        every(worst.failures),
+                        short_number(worst.checkpoints),
+                    ),
+                )
+                .map_err(RunError::OverBudget)?;
+            self.max_recorded_events = RECORDED_RUN_EVENTS.value().map_err(RunError::OverBudget)?;
+        }
+        Ok(())
     }
 
     /// Mean time between interruptions of the job (analytic, from the failure rates).
@@ -442,6 +598,23 @@ fn target(run: &RunSpec, tokens_per_step: f64) -> Result<(Target, Option<f64>), 
     Ok((Target::Wall(duration("run.duration", d)?), None))
 }
 
+/// Expected run-level events of one run, by kind ([`RunSetup::expected_events`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EventEstimate {
+    /// Expected wall-clock length of the run, seconds.
+    pub wall_s: f64,
+    pub failures: f64,
+    pub checkpoints: f64,
+    pub episodes: f64,
+    pub samples: f64,
+}
+
+impl EventEstimate {
+    pub fn total(&self) -> f64 {
+        self.failures + self.checkpoints + self.episodes + self.samples
+    }
+}
+
 /// Everything a run produced (events and samples of the first replica).
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
@@ -477,6 +650,10 @@ pub fn simulate_setup(
     src: &dyn StepTimeSource,
     progress: bool,
 ) -> Result<RunReport, RunError> {
+    let healthy_s = src.step_time_s(&StepState::healthy())?;
+    let mut setup = setup.clone();
+    setup.check_work(healthy_s, &[setup.interval_s], setup.replicas, true)?;
+    let setup = &setup;
     prefetch_states(setup, src, setup.interval_s)?;
     let bar = progress_bar(setup.replicas, "long run replicas", progress);
     let mut first = setup.simulate_one(src, 0, setup.interval_s, true)?;
@@ -497,5 +674,10 @@ pub fn simulate_setup(
         first.stats = Some(ReplicaStats::of(&all));
     }
     bar.finish_and_clear();
+    first.summary.check_invariants().map_err(|m| {
+        RunError::Step(format!(
+            "run result invariant violated, nothing written: {m}"
+        ))
+    })?;
     Ok(first)
 }

@@ -100,6 +100,33 @@ pub struct RunSummary {
     pub distinct_step_states: u64,
 }
 
+impl RunSummary {
+    /// The numeric invariants of a written run: goodput in [0, 1]; times, steps and
+    /// tokens finite and non-negative. `Err` names the broken invariant.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.goodput) {
+            return Err(format!("goodput = {} is outside [0, 1]", self.goodput));
+        }
+        for (name, v) in [
+            ("lost_hours", self.lost_hours),
+            ("rework_hours", self.rework_hours),
+            ("checkpoint_overhead_hours", self.checkpoint_overhead_hours),
+            ("restart_hours", self.restart_hours),
+            ("straggler_overhead_hours", self.straggler_overhead_hours),
+            ("wall_time_h", self.wall_time_h),
+            ("productive_time_h", self.productive_time_h),
+            ("steps", self.steps),
+            ("tokens", self.tokens),
+            ("step_time_s", self.step_time_s),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("{name} = {v} is not a finite, non-negative number"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A mean with its 95 % confidence interval (Student t over replicas).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Estimate {

@@ -192,7 +192,26 @@ impl<'a> RunSim<'a> {
         };
         self.sample_every_s = expected / 1000.0;
         self.emit(EventKind::Start, String::new(), 0.0);
+        let mut handled = 0u64;
+        let cap = if self.record {
+            self.setup
+                .max_events_per_run
+                .min(self.setup.max_recorded_events)
+        } else {
+            self.setup.max_events_per_run
+        };
         loop {
+            handled += 1;
+            if handled > cap {
+                return Err(RunError::OverBudget(format!(
+                    "a run handled {handled} run-level events (failures, checkpoints, \
+                     slowdowns) by {:.0} h of wall time, its share of the limit \
+                     (CLUSTERSIM_MAX_RUN_EVENTS over all runs); failures arrive faster \
+                     than the job makes progress or the run is too long: make failures \
+                     rarer (faults.failures.*), shorten the run (run.*) or raise the limit",
+                    self.t / 3600.0
+                )));
+            }
             let (t_next, next) = self.next_event();
             if t_next > max_wall {
                 return Err(RunError::NoProgress {

@@ -214,6 +214,10 @@ pub fn goodput_curve(
     replicas: u64,
     progress: bool,
 ) -> Result<Vec<CurvePoint>, RunError> {
+    let healthy_s = src.step_time_s(&crate::faults::StepState::healthy())?;
+    let mut setup = setup.clone();
+    setup.check_work(healthy_s, intervals, replicas, false)?;
+    let setup = &setup;
     if let Some(&first) = intervals.first() {
         super::prefetch_states(setup, src, first)?;
     }

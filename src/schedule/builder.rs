@@ -55,6 +55,12 @@ pub(super) struct StageBuilder {
     /// Ops besides the frontier that the next chain op must wait for (a pipeline receive,
     /// a blocking send, overlapped collectives).
     pub(super) also_wait_for: Vec<NodeIndex>,
+    /// The last op issued on the DP stream (a ZeRO-3 fetch that synchronises the device
+    /// waits for it).
+    pub(super) last_dp: Option<NodeIndex>,
+    /// ZeRO-3: the chain's frontier before each compute unit of the current pass, in
+    /// order (the op a gather `prefetch` units ahead is issued after).
+    pub(super) unit_starts: Vec<Option<NodeIndex>>,
 }
 
 impl StageBuilder {
@@ -67,6 +73,9 @@ impl StageBuilder {
     pub(super) fn push(&mut self, op: Op, deps: &[NodeIndex]) -> NodeIndex {
         let stream = op.stream;
         let n = self.graph.add_node(op);
+        if stream == Stream::Dp {
+            self.last_dp = Some(n);
+        }
         for &d in deps {
             if self.graph[d].stream != stream {
                 self.graph.add_edge(d, n, ());
@@ -204,6 +213,8 @@ impl<'a> Builder<'a> {
             graph: OpGraph::default(),
             frontier: None,
             also_wait_for: Vec::new(),
+            last_dp: None,
+            unit_starts: Vec::new(),
         };
         let par = self.inp.parallelism;
         let buckets = dp::buckets(&self.inp, stage, Coverage::FULL);

@@ -196,7 +196,8 @@ impl Builder<'_> {
     }
 
     /// ZeRO-3 / FSDP parameter all-gathers of one layer on the DP stream, issued when `deps`
-    /// are done so that they prefetch while the previous layer computes. Returns the last.
+    /// are done so that they prefetch while earlier units compute; each collective behind
+    /// its host issue time (`stack.zero3.host_us`). Returns the last.
     fn fsdp_gather(
         &mut self,
         sb: &mut StageBuilder,
@@ -206,43 +207,91 @@ impl Builder<'_> {
     ) -> Option<NodeIndex> {
         let inp = self.inp;
         let mut last = None;
+        let dp_op = |duration, label| Op {
+            category: Category::Dp,
+            stream: Stream::Dp,
+            duration,
+            comm: None,
+            micro_batch: slot.micro_batch,
+            chunk: slot.chunk as u16,
+            layers: (layer as u16, layer as u16),
+            label,
+        };
         if let Some(d) = dp::param_upload_time(&inp, layer, Coverage::FULL) {
             // The shard's host-to-GPU copy, ahead of the gathers on the DP stream.
-            let op = Op {
-                category: Category::Dp,
-                stream: Stream::Dp,
-                duration: d,
-                comm: None,
-                micro_batch: slot.micro_batch,
-                chunk: slot.chunk as u16,
-                layers: (layer as u16, layer as u16),
-                label: "param h2d (offload)",
-            };
-            last = Some(sb.push(op, deps));
+            last = Some(sb.push(dp_op(d, "param h2d (offload)"), deps));
         }
+        let host = dp::gather_host_time(inp.parallelism);
         for cost in dp::layer_gathers(&inp, layer, Coverage::FULL) {
+            if host > 0 {
+                // In order on the DP stream: the collective after it waits for it.
+                sb.push(dp_op(host, "fsdp gather issue (host)"), deps);
+            }
             let c = self.priced_comm(cost, Category::Dp);
             last = Some(self.comm_op(sb, c, Stream::Dp, slot, "fsdp param all-gather", deps));
         }
         last
     }
 
-    /// ZeRO-3 / FSDP: gathers `layer`, prefetched one layer ahead: the gather of layer
-    /// `i + 1` is issued once layer `i`'s first op has started (its dependency is the op
-    /// that precedes it on the chain, `issue_after`).
-    pub(super) fn fsdp_prefetch(
-        &mut self,
-        sb: &mut StageBuilder,
-        slot: Slot,
-        layer: u64,
-        issue_after: Option<NodeIndex>,
-    ) {
+    /// ZeRO-3 / FSDP: gathers the embedding (or output layer) for the head unit about to be
+    /// built (the embedding forward, the logits forward or backward), issued as a layer's
+    /// gathers are (`stack.zero3.prefetch` units ahead).
+    pub(super) fn fsdp_head(&mut self, sb: &mut StageBuilder, slot: Slot) {
+        let Some(cost) = dp::head_gather(&self.inp, Coverage::FULL) else {
+            return;
+        };
+        sb.unit_starts.push(sb.frontier);
+        let u = sb.unit_starts.len() - 1;
+        let k = self.inp.parallelism.stack.zero3.prefetch as usize;
+        let deps: Vec<NodeIndex> = sb.unit_starts[u.saturating_sub(k)].into_iter().collect();
+        let host = dp::gather_host_time(self.inp.parallelism);
+        if host > 0 {
+            let op = Op {
+                category: Category::Dp,
+                stream: Stream::Dp,
+                duration: host,
+                comm: None,
+                micro_batch: slot.micro_batch,
+                chunk: slot.chunk as u16,
+                layers: (u16::MAX, u16::MAX),
+                label: "fsdp gather issue (host)",
+            };
+            sb.push(op, &deps);
+        }
+        let c = self.priced_comm(cost, Category::Dp);
+        let g = self.comm_op(sb, c, Stream::Dp, slot, "fsdp embedding all-gather", &deps);
+        sb.also_wait_for.push(g);
+        self.fsdp_sync(sb);
+    }
+
+    /// ZeRO-3 / FSDP: starts a pass's walk over its compute units.
+    pub(super) fn fsdp_pass_start(&self, sb: &mut StageBuilder) {
+        sb.unit_starts.clear();
+    }
+
+    /// ZeRO-3 / FSDP: gathers `layer` for the compute unit about to be built, issued
+    /// `stack.zero3.prefetch` units ahead: once the unit `1 + prefetch` before it has
+    /// ended (the op on the chain then), the pass start for the first units. The unit's
+    /// first op waits for the gathers.
+    pub(super) fn fsdp_prefetch(&mut self, sb: &mut StageBuilder, slot: Slot, layer: u64) {
         if !self.fsdp() {
             return;
         }
+        sb.unit_starts.push(sb.frontier);
+        let u = sb.unit_starts.len() - 1;
+        let k = self.inp.parallelism.stack.zero3.prefetch as usize;
+        let issue_after = sb.unit_starts[u.saturating_sub(k)];
         let deps = issue_after.into_iter().collect::<Vec<_>>();
         if let Some(g) = self.fsdp_gather(sb, slot, layer, &deps) {
             sb.also_wait_for.push(g);
+        }
+    }
+
+    /// ZeRO-3 / FSDP with `stack.zero3.sync_per_gather`: the next compute op also waits for
+    /// every op issued on the DP stream so far (the device synchronises in the fetch).
+    pub(super) fn fsdp_sync(&mut self, sb: &mut StageBuilder) {
+        if self.fsdp() && self.inp.parallelism.stack.zero3.sync_per_gather {
+            sb.also_wait_for.extend(sb.last_dp);
         }
     }
 

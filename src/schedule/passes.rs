@@ -36,7 +36,9 @@ impl Builder<'_> {
             // block the compute stream as NCCL kernels on Megatron's main stream do.
             sb.also_wait_for.push(r);
         }
+        self.fsdp_pass_start(sb);
         if at.first {
+            self.fsdp_head(sb, slot);
             sb.chain(compute_op(
                 Category::Forward,
                 self.costs.embedding_fwd,
@@ -46,11 +48,9 @@ impl Builder<'_> {
             ));
         }
         let (lo, hi) = self.layers_of(at);
-        let mut issue_after = sb.frontier;
         for layer in lo..hi {
-            let here = sb.frontier;
-            self.fsdp_prefetch(sb, slot, layer, issue_after);
-            issue_after = here;
+            self.fsdp_prefetch(sb, slot, layer);
+            self.fsdp_sync(sb);
             let a = self.block(
                 sb,
                 slot,
@@ -64,6 +64,7 @@ impl Builder<'_> {
             self.mlp_block(sb, slot, layer, true);
         }
         if at.last {
+            self.fsdp_head(sb, slot);
             sb.chain(compute_op(
                 Category::Forward,
                 self.costs.logits_fwd,
@@ -88,10 +89,12 @@ impl Builder<'_> {
     ) -> Option<PendingSend> {
         let at = self.place(sb.stage, slot.chunk);
         let (vs, (send, recv)) = (at.vs, p2p_streams(at.reversed, false));
+        self.fsdp_pass_start(sb);
         if !at.last {
             let r = self.recv_op(sb, (false, slot.micro_batch, vs + 1), recv, slot);
             sb.also_wait_for.push(r);
         } else {
+            self.fsdp_head(sb, slot);
             sb.chain(compute_op(
                 Category::Backward,
                 self.costs.logits_bwd,
@@ -101,14 +104,12 @@ impl Builder<'_> {
             ));
         }
         let (lo, hi) = self.layers_of(at);
-        let mut issue_after = sb.frontier;
         for layer in (lo..hi).rev() {
-            let here = sb.frontier;
-            self.fsdp_prefetch(sb, slot, layer, issue_after);
-            issue_after = here;
+            self.fsdp_prefetch(sb, slot, layer);
             if self.fsdp() {
                 self.fsdp_reduce_completed(sb, layer, walk, reduce);
             }
+            self.fsdp_sync(sb);
             let n = self.layer_backward(sb, slot, layer);
             walk.grads_done.insert(layer, n);
         }
@@ -141,6 +142,12 @@ impl Builder<'_> {
                 None,
             );
             self.mlp_recompute(sb, slot, layer);
+            // ZeRO-3 that re-gathers: the recompute released the parameters; the
+            // backward is its own unit, gathered again.
+            if crate::pricing::dp::regathers(&self.inp) {
+                self.fsdp_prefetch(sb, slot, layer);
+                self.fsdp_sync(sb);
+            }
         }
         self.mlp_block(sb, slot, layer, false);
         if recompute == Recompute::Selective && self.costs.selective_recompute > 0 {

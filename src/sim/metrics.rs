@@ -65,6 +65,59 @@ pub struct StepMetrics {
     pub memory: MemoryReport,
 }
 
+/// Relative slack of the breakdown's sum against the step time (the parts are means over
+/// ranks of integer-nanosecond spans, so they sum to the step time up to float rounding,
+/// about 1e-14 relative on the shipped scenarios).
+pub const BREAKDOWN_SUM_TOLERANCE: f64 = 1e-9;
+
+impl StepMetrics {
+    /// The numeric invariants every written step result holds: times finite and
+    /// non-negative (the step time positive), fractions in [0, 1], breakdown parts summing
+    /// to the step time. `Err` names the broken invariant and the values.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let b = &self.breakdown_s;
+        let times = [
+            ("step_time_s", self.step_time_s),
+            ("breakdown_s.compute", b.compute),
+            ("breakdown_s.recompute", b.recompute),
+            ("breakdown_s.optimizer", b.optimizer),
+            ("breakdown_s.tp_exposed", b.tp_exposed),
+            ("breakdown_s.cp_exposed", b.cp_exposed),
+            ("breakdown_s.ep_exposed", b.ep_exposed),
+            ("breakdown_s.pp_exposed", b.pp_exposed),
+            ("breakdown_s.dp_exposed", b.dp_exposed),
+            ("breakdown_s.idle", b.idle),
+            ("tokens_per_s", self.tokens_per_s),
+            ("tflops_per_gpu", self.tflops_per_gpu),
+        ];
+        for (name, v) in times {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("{name} = {v} is not a finite, non-negative number"));
+            }
+        }
+        if self.step_time_s <= 0.0 {
+            return Err("step_time_s is not positive".into());
+        }
+        for (name, v) in [
+            ("mfu", self.mfu),
+            ("hfu", self.hfu),
+            ("bubble_fraction", self.bubble_fraction),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{name} = {v} is outside [0, 1]"));
+            }
+        }
+        let sum = b.total();
+        if (sum - self.step_time_s).abs() > BREAKDOWN_SUM_TOLERANCE * self.step_time_s {
+            return Err(format!(
+                "the breakdown parts sum to {sum} s, not the step time {} s",
+                self.step_time_s
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Extra forward FLOPs recompute executes per step.
 pub fn recompute_flops(s: &Scenario) -> f64 {
     let (seq, gb) = (s.training.seq_len as f64, s.training.global_batch as f64);

@@ -43,20 +43,31 @@ pub struct StepResult {
     pub replay: Replay,
 }
 
-/// Builds the op graph of a scenario's step.
-pub fn build_graph(s: &Scenario) -> StepGraph {
-    let compute = ComputeModel::for_training(
+/// The compute model a scenario's step is priced with (its GPU, precision and stack).
+pub fn compute_model(s: &Scenario) -> ComputeModel {
+    ComputeModel::for_training(
         &s.cluster.gpu,
         s.training.precision,
         s.parallelism.stack.fp8_attention,
-    );
-    schedule::build_step(StepInputs {
+    )
+}
+
+/// What pricing reads about a scenario's plan, priced with `compute`
+/// ([`compute_model`]): the one place a scenario becomes [`StepInputs`].
+pub fn step_inputs<'a>(s: &'a Scenario, compute: &'a ComputeModel) -> StepInputs<'a> {
+    StepInputs {
         model: &s.model,
         training: &s.training,
         parallelism: &s.parallelism,
-        compute: &compute,
+        compute,
         pcie_gbs: s.cluster.node.pcie_gbs,
-    })
+    }
+}
+
+/// Builds the op graph of a scenario's step.
+pub fn build_graph(s: &Scenario) -> StepGraph {
+    let compute = compute_model(s);
+    schedule::build_step(step_inputs(s, &compute))
 }
 
 /// The network `s` runs on (its `network:` section: analytic or contention, and the

@@ -155,7 +155,12 @@ pub fn parse_count(text: &str) -> Result<f64, String> {
             )
         })
         .and_then(|v| {
-            if v <= MAX_TOKENS {
+            if v < 1.0 {
+                Err(format!(
+                    "`{}` is less than one token",
+                    crate::units::shorten(t)
+                ))
+            } else if v <= MAX_TOKENS {
                 Ok(v)
             } else {
                 Err(format!(
@@ -202,6 +207,37 @@ fn resolve(dir: &Path, p: &Path) -> PathBuf {
     } else {
         dir.join(p)
     }
+}
+
+/// Points of `spec` counted from its designs and axis lengths, without expanding them;
+/// refused (the count and the limit, [`crate::config::budget::SWEEP_POINTS`]) when
+/// `already` points plus these are above the limit. Returns the new total.
+pub fn check_points(spec: &SweepSpec, path: &Path, already: u64) -> Result<u64, SweepError> {
+    use crate::config::budget::{SWEEP_POINTS, sweep_points};
+    let lens: Vec<usize> = spec.axes.0.iter().map(|(_, v)| v.len()).collect();
+    let total = sweep_points(spec.designs.len(), &lens)
+        .and_then(|n| n.checked_add(already))
+        .unwrap_or(u64::MAX);
+    let shape = spec
+        .axes
+        .0
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", v.len()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    SWEEP_POINTS
+        .check(
+            total,
+            &format!(
+                "remove designs (now {}) or axis values (axes: {shape})",
+                spec.designs.len().max(1)
+            ),
+        )
+        .map_err(|message| SweepError::Parse {
+            path: path.into(),
+            message,
+        })?;
+    Ok(total)
 }
 
 /// Every point of a sweep in order: designs (or one unnamed design) × the axes' product.

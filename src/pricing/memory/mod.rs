@@ -138,8 +138,13 @@ fn stage_params(
         dense += model.embedding_params() as f64;
     }
     if last {
-        // The output head (a copy of the embedding when tied and pipelined) + final norm.
-        dense += model.embedding_params() as f64 + model.norm.params(model.hidden) as f64;
+        // The output head (a copy of the embedding when tied and pipelined; one parameter
+        // when tied on one stage, as `pricing::compute` prices its gradient) + final norm.
+        let one_copy = model.tied_embeddings && p.pp <= 1;
+        if !one_copy {
+            dense += model.embedding_params() as f64;
+        }
+        dense += model.norm.params(model.hidden) as f64;
     }
     (dense / t, expert / (t * ep))
 }
@@ -454,7 +459,9 @@ mod tests {
             ..ParallelismSpec::default()
         };
         let r = memory_report(&inputs(&m, &t, &p));
-        let params = (m.total_params() + m.embedding_params()) as f64; // head copy (tied)
+        // Tied embeddings on one stage: one copy, as `total_params` counts them.
+        assert!(m.tied_embeddings);
+        let params = m.total_params() as f64;
         assert!(close(
             (r.weights + r.grads + r.optimizer) * GB,
             16.0 * params

@@ -496,3 +496,82 @@ fn fp4_on_blackwell_is_faster_than_fp8_and_keeps_a_smaller_weight_copy() {
         w(&fp8)
     );
 }
+
+/// Free-network step time and stage 0's compute of a toy MoE (8 experts, one per EP rank,
+/// PP2 1F1B, 8 micro-batches).
+fn free_moe_step(s: &crate::config::Scenario) -> (u64, u64) {
+    let g = build_graph(s);
+    let grid = RankGrid::new(&s.parallelism);
+    let r = engine::replay(
+        &g,
+        &grid,
+        &mut FreeNetwork,
+        &RankSpeeds::uniform(),
+        &TraceRanks::None,
+    )
+    .unwrap();
+    let compute: u64 = g.stages[0]
+        .graph
+        .node_weights()
+        .filter(|o| o.comm.is_none())
+        .map(|o| o.duration)
+        .sum();
+    (r.step_time, compute)
+}
+
+/// Dropless routing, by hand: with one expert per rank the hottest rank's load is Zipf's
+/// first share times the expert count, `8 / Σ_{e=1..8} e^-skew`; with free communication
+/// the step grows by what that rank's extra expert compute adds on the 1F1B critical path,
+/// `(m + p - 1)` times one micro-batch's extra forward + backward (both stages hold two
+/// MoE layers, so every stage grows alike): `(m + p - 1) / m` of stage 0's extra compute.
+#[test]
+fn dropless_step_grows_with_skew_as_the_hottest_expert_predicts() {
+    let (m, p) = (8.0, 2.0);
+    let (step0, compute0) = free_moe_step(&crate::fixtures::toy_moe(8, 0.0));
+    let mut last = step0;
+    for skew in [0.6, 1.2, 2.0] {
+        let s = crate::fixtures::toy_moe(8, skew);
+        let zipf: f64 = (1..=8).map(|e| (e as f64).powf(-skew)).sum();
+        let load = s.model.moe.as_ref().unwrap().hottest_rank_load(8);
+        assert!(
+            (load - 8.0 / zipf).abs() < 1e-12,
+            "{load} vs {}",
+            8.0 / zipf
+        );
+        let (step, compute) = free_moe_step(&s);
+        let predicted = (compute - compute0) as f64 * (m + p - 1.0) / m;
+        let grew = (step - step0) as f64;
+        assert!(
+            (grew / predicted - 1.0).abs() < 1e-3,
+            "skew {skew}: step grew {grew} ns, the hottest expert predicts {predicted}"
+        );
+        assert!(step > last, "skew {skew}");
+        last = step;
+    }
+}
+
+/// A capacity factor caps the hottest expert: once the most popular expert's share
+/// exceeds the capacity, more skew drops more tokens but computes no more, so the step
+/// stops growing (skew 1.2 and 3 both load the hottest rank at exactly 1.25).
+#[test]
+fn capacity_factor_caps_the_step_under_any_skew() {
+    let capped = |skew| {
+        let mut s = crate::fixtures::toy_moe(8, skew);
+        s.model.moe.as_mut().unwrap().capacity_factor = Some(1.25);
+        s
+    };
+    let (a, b) = (capped(1.2), capped(3.0));
+    for s in [&a, &b] {
+        let load = s.model.moe.as_ref().unwrap().hottest_rank_load(8);
+        assert_eq!(load, 1.25);
+    }
+    assert_eq!(free_moe_step(&a), free_moe_step(&b));
+    let (da, db) = (
+        a.model.moe.as_ref().unwrap().dropped_fraction(),
+        b.model.moe.as_ref().unwrap().dropped_fraction(),
+    );
+    assert!(db > da && da > 0.0, "{da} {db}");
+    // Dropless under the same skew computes more and takes longer.
+    let (dropless, _) = free_moe_step(&crate::fixtures::toy_moe(8, 3.0));
+    assert!(dropless > free_moe_step(&b).0);
+}

@@ -131,7 +131,8 @@ pub(super) fn data_parallel(
         }
         if e > out.end {
             out.end = e;
-            out.crit_dp = e - opt - stage_end;
+            // `e >= stage_end + opt` by construction: clamp the rounding of the subtraction.
+            out.crit_dp = (e - opt - stage_end).max(0.0);
             out.crit_opt = opt;
         }
     }

@@ -14,55 +14,82 @@ use crate::plan::pipeline::{self, Pass, Slot};
 use crate::plan::stack::TpOverlap;
 use crate::pricing::OpCosts;
 
-/// One pass of a chunk under ZeRO-3, relative to the start of its layers, as the generator
-/// issues it on the in-order DP stream (busy until `carry` when the pass starts): layer `j`
-/// (time `layers[j]`, in pass order) waits for its parameter all-gather `gathers[j]`,
-/// issued once layer `j − 2` has finished (the first two at the pass start), so each gather
-/// prefetches while the previous layer computes. In backward, `reduces[j]` is the
-/// reduce-scatter of the bucket layer `j` completes (0 if none), ready `lead` before the
-/// layer ends (ahead of its closing TP collective) and queued right after the gather of
-/// layer `j + 1`, as FSDP's post-backward hook issues it. Returns the end of the last
-/// layer and of the DP stream.
+/// How a ZeRO-3 stack fetches: gathers issued `prefetch` units ahead, and whether each
+/// fetch synchronises the device (`stack.zero3`).
+#[derive(Debug, Clone, Copy)]
+pub struct Fetch {
+    pub prefetch: usize,
+    pub sync: bool,
+}
+
+/// One pass of a chunk under ZeRO-3, relative to the start of its compute units, as the
+/// generator issues it on the in-order DP stream (busy until `carry` when the pass
+/// starts): unit `j` (time `units[j]`, in pass order: a layer, or under re-gathering
+/// recompute a layer's recompute and its backward) waits for its parameter all-gathers
+/// `gathers[j]`, issued once unit `j − 1 − prefetch` has finished (the first ones at the
+/// pass start), so each gather prefetches while earlier units compute; a fetch that
+/// synchronises waits for everything on the DP stream before it. In backward,
+/// `reduces[j]` is the reduce-scatter of the bucket unit `j` completes (0 if none), ready
+/// `lead` before the unit ends (ahead of its closing TP collective) and queued right after
+/// the gather of unit `j + 1`, as FSDP's post-backward hook issues it. Returns the end of
+/// the last unit and of the DP stream.
 pub fn fsdp_pass(
-    layers: &[f64],
+    units: &[f64],
     gathers: &[f64],
     reduces: &[f64],
     lead: f64,
     carry: f64,
+    fetch: Fetch,
 ) -> (f64, f64) {
     let (mut dp, mut end) = (carry, 0.0f64);
-    let (mut end_1, mut end_2) = (0.0f64, 0.0f64);
+    let mut ends: Vec<f64> = Vec::with_capacity(units.len());
     let reduce = |dp: f64, end: f64, j: usize| match reduces.get(j) {
         Some(&r) if r > 0.0 => dp.max(end - lead) + r,
         _ => dp,
     };
-    for (j, (l, g)) in layers.iter().zip(gathers).enumerate() {
-        dp = dp.max(end_2) + g;
+    for (j, (l, g)) in units.iter().zip(gathers).enumerate() {
+        let issue = match j.checked_sub(1 + fetch.prefetch) {
+            Some(i) => ends[i],
+            None => 0.0,
+        };
+        dp = dp.max(issue) + g;
         let gathered = dp;
         if j > 0 {
             dp = reduce(dp, end, j - 1);
         }
-        end = end.max(gathered) + l;
-        end_2 = end_1;
-        end_1 = end;
+        let ready = if fetch.sync { dp } else { gathered };
+        end = end.max(ready) + l;
+        ends.push(end);
     }
-    if !layers.is_empty() {
-        dp = reduce(dp, end, layers.len() - 1);
+    if !units.is_empty() {
+        dp = reduce(dp, end, units.len() - 1);
     }
     (end, dp)
 }
 
-/// One chunk's passes as [`fsdp_pass`] replays them: gathers in forward and backward
-/// order, backward layer times, and the reduce-scatters by backward position, plain and
-/// with the replica all-reduces.
+/// One chunk's passes as [`fsdp_pass`] replays them: compute units and their gathers in
+/// forward and backward order (the embedding forward, the logits forward and backward are
+/// units of their own where their weights are gathered), and the reduce-scatters by
+/// backward position, plain and with the replica all-reduces.
 struct ChunkWalk {
+    f: Vec<f64>,
     g: Vec<f64>,
     rg: Vec<f64>,
     bwd: Vec<f64>,
     rs: [Vec<f64>; 2],
-    /// Compute before the layers: the embedding, the logits backward.
+    /// Compute before the units: the embedding forward, the logits backward, where their
+    /// weights are not gathered.
     fwd_in: f64,
     bwd_in: f64,
+}
+
+/// Head units' times: embedding forward, logits forward, logits backward, and the gather
+/// of their weights (`None`: not gathered).
+struct Heads {
+    embedding_fwd: f64,
+    logits_fwd: f64,
+    logits_bwd: f64,
+    gather: Option<f64>,
 }
 
 fn chunk_walks(
@@ -70,27 +97,68 @@ fn chunk_walks(
     si: usize,
     bs: &[TimedBucket],
     gathers: &[f64],
-    in_pass: bool,
-    embedding_fwd: f64,
+    (in_pass, regather): (bool, bool),
+    heads: &Heads,
 ) -> Vec<ChunkWalk> {
     let chunk_walk = |(ci, ch): (usize, &super::stages::Chunk)| {
         let n = ch.layer_fwd.len();
         let hi = ch.lo + n as u64;
-        let g = gathers[ch.lo as usize..ch.lo as usize + n].to_vec();
-        let mut rs = [vec![0.0; n], vec![0.0; n]];
+        let first_vs = si == 0 && ci == 0;
+        // Only the last virtual stage runs the logits (`stages` gives it their backward).
+        let last_vs = ch.bwd_head > 0.0;
+        let head = |on: bool| heads.gather.filter(|_| on);
+        let g_layers = &gathers[ch.lo as usize..ch.lo as usize + n];
+        let (mut f, mut g) = (Vec::new(), Vec::new());
+        let mut fwd_in = 0.0;
+        if first_vs {
+            match head(true) {
+                Some(h) => {
+                    f.push(heads.embedding_fwd);
+                    g.push(h);
+                }
+                None => fwd_in = heads.embedding_fwd,
+            }
+        }
+        f.extend(&ch.layer_fwd);
+        g.extend(g_layers);
+        if let Some(h) = head(last_vs) {
+            f.push(heads.logits_fwd);
+            g.push(h);
+        }
+        // Backward units: the logits, then each layer in reverse, split into its recompute
+        // and its backward when the recompute gathers on its own.
+        let (mut bwd, mut rg) = (Vec::new(), Vec::new());
+        let mut bwd_in = ch.bwd_head;
+        if let Some(h) = head(last_vs) {
+            bwd.push(heads.logits_bwd);
+            rg.push(h);
+            bwd_in = ch.bwd_head - heads.logits_bwd;
+        }
+        let off = bwd.len();
+        for j in (0..n).rev() {
+            if regather {
+                bwd.extend([ch.layer_fwd[j], ch.layer_bwd[j] - ch.layer_fwd[j]]);
+                rg.extend([g_layers[j], g_layers[j]]);
+            } else {
+                bwd.push(ch.layer_bwd[j]);
+                rg.push(g_layers[j]);
+            }
+        }
+        let per = if regather { 2 } else { 1 };
+        let mut rs = [vec![0.0; bwd.len()], vec![0.0; bwd.len()]];
         for b in bs.iter().filter(|b| b.chunk == ci && in_pass) {
-            let j = (hi - 1 - b.lowest) as usize;
+            let j = off + (hi - 1 - b.lowest) as usize * per + per - 1;
             rs[0][j] += b.time_rs;
             rs[1][j] += b.time_rs + b.time_ar;
         }
-        let first_vs = si == 0 && ci == 0;
         ChunkWalk {
-            rg: g.iter().rev().copied().collect(),
+            f,
             g,
-            bwd: ch.layer_bwd.iter().rev().copied().collect(),
+            rg,
+            bwd,
             rs,
-            fwd_in: if first_vs { embedding_fwd } else { 0.0 },
-            bwd_in: ch.bwd_head,
+            fwd_in,
+            bwd_in,
         }
     };
     stage.chunks.iter().enumerate().map(chunk_walk).collect()
@@ -120,7 +188,7 @@ fn walk_passes(
     stage: &Stage,
     si: usize,
     walks: &[ChunkWalk],
-    (split, in_pass, lead): (bool, bool, f64),
+    (split, in_pass, lead, fetch): (bool, bool, f64, Fetch),
 ) -> (Vec<(f64, f64)>, f64, f64) {
     let p = &ctx.s.parallelism;
     let v = stage.chunks.len();
@@ -149,9 +217,9 @@ fn walk_passes(
             Pass::Forward => {
                 let start = t + w.fwd_in;
                 let (end, d) = pass(ci, 0, (dp - start).max(0.0), &|carry| {
-                    fsdp_pass(&ch.layer_fwd, &w.g, &[], 0.0, carry)
+                    fsdp_pass(&w.f, &w.g, &[], 0.0, carry, fetch)
                 });
-                let x = end - sum(&ch.layer_fwd);
+                let x = end - sum(&w.f);
                 exposed[ci].0 += x;
                 t += ch.fwd + x;
                 dp = dp.max(start + d);
@@ -160,7 +228,7 @@ fn walk_passes(
                 let start = t + w.bwd_in;
                 let rs: &[f64] = if split { &[] } else { r };
                 let (end, d) = pass(ci, 1 + is_last as usize, (dp - start).max(0.0), &|carry| {
-                    fsdp_pass(&w.bwd, &w.rg, rs, lead, carry)
+                    fsdp_pass(&w.bwd, &w.rg, rs, lead, carry, fetch)
                 });
                 let x = end - sum(&w.bwd);
                 exposed[ci].1 += x;
@@ -189,7 +257,7 @@ fn walk_passes(
 pub(super) fn apply_fsdp(
     ctx: &mut Ctx,
     st: &mut [Stage],
-    gathers: &[f64],
+    (gathers, head_gather): (&[f64], Option<f64>),
     comms: &Comms,
     c: &OpCosts<f64>,
 ) {
@@ -197,6 +265,17 @@ pub(super) fn apply_fsdp(
     let m = ctx.inp.micro_batches() as u32;
     let in_pass = p.dp > 1 && p.overlap_grad_reduce;
     let dp_ranks = p.dp;
+    let regather = crate::pricing::dp::regathers(&ctx.inp);
+    let heads = Heads {
+        embedding_fwd: c.embedding_fwd,
+        logits_fwd: c.logits_fwd,
+        logits_bwd: c.logits_bwd,
+        gather: head_gather,
+    };
+    let fetch = Fetch {
+        prefetch: p.stack.zero3.prefetch as usize,
+        sync: p.stack.zero3.sync_per_gather,
+    };
     // Gradients of a layer are complete when its attention backward ends, before the TP
     // collective that closes the layer (under backward overlap: when the column-parallel
     // weight-gradient GEMM ends, beside the reduction).
@@ -218,11 +297,12 @@ pub(super) fn apply_fsdp(
         } else {
             Vec::new()
         };
-        let walks = chunk_walks(stage, si, &bs, gathers, in_pass, c.embedding_fwd);
-        let (exposed, t, dp) = walk_passes(ctx, stage, si, &walks, (comms.split, in_pass, lead));
+        let walks = chunk_walks(stage, si, &bs, gathers, (in_pass, regather), &heads);
+        let (exposed, t, dp) =
+            walk_passes(ctx, stage, si, &walks, (comms.split, in_pass, lead, fetch));
         stage.fsdp_tail = (dp - t).max(0.0);
         for (ch, w) in stage.chunks.iter().zip(&walks) {
-            let fill = fsdp_pass(&ch.layer_fwd, &w.g, &[], 0.0, 0.0).0 - sum(&ch.layer_fwd);
+            let fill = fsdp_pass(&ch.layer_fwd, &w.g, &[], 0.0, 0.0, fetch).0 - sum(&ch.layer_fwd);
             stage.fill_fwd += fill;
         }
         for (ch, (f, b)) in stage.chunks.iter_mut().zip(exposed) {

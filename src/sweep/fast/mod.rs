@@ -41,10 +41,10 @@ mod stages;
 use serde::Serialize;
 
 use crate::config::Scenario;
-use crate::hardware::ComputeModel;
 use crate::network::AnalyticNetwork;
 use crate::plan::{GroupMask, RankGrid};
 use crate::pricing::{CollectiveCost, Coverage, OpCosts, StepInputs, collectives};
+use crate::sim::{compute_model, step_inputs};
 use crate::vocab::Collective;
 pub use fsdp::fsdp_pass;
 use stages::{Comms, Stage};
@@ -156,8 +156,9 @@ impl Ctx<'_> {
             .map(|layer| {
                 let mut g = crate::pricing::dp::param_upload_time(&inp, layer, Coverage::FAST)
                     .map_or(0.0, secs);
+                let host = secs(crate::pricing::dp::gather_host_time(&self.s.parallelism));
                 for cost in crate::pricing::dp::layer_gathers(&inp, layer, Coverage::FAST) {
-                    g += self.time(cost);
+                    g += host + self.time(cost);
                 }
                 g
             })
@@ -167,18 +168,8 @@ impl Ctx<'_> {
 
 /// Estimates the step time of the scenario's plan in closed form.
 pub fn estimate(s: &Scenario, net: &mut AnalyticNetwork) -> FastEstimate {
-    let compute = ComputeModel::for_training(
-        &s.cluster.gpu,
-        s.training.precision,
-        s.parallelism.stack.fp8_attention,
-    );
-    let inp = StepInputs {
-        model: &s.model,
-        training: &s.training,
-        parallelism: &s.parallelism,
-        compute: &compute,
-        pcie_gbs: s.cluster.node.pcie_gbs,
-    };
+    let compute = compute_model(s);
+    let inp = step_inputs(s, &compute);
     let grid = RankGrid::new(&s.parallelism);
     // The plan's pipeline stages decide which groups communicate at once.
     net.set_stage_size(Some(grid.stage_size()));
@@ -196,7 +187,10 @@ pub fn estimate(s: &Scenario, net: &mut AnalyticNetwork) -> FastEstimate {
     let mut st = stages::stages(&ctx, &costs, &comms);
     dp::blocking_after_weight_passes(&mut ctx, &mut st, &comms);
     if !gathers.is_empty() {
-        fsdp::apply_fsdp(&mut ctx, &mut st, &gathers, &comms, &costs);
+        let head = crate::pricing::dp::head_gather(&ctx.inp, Coverage::FAST).map(|cost| {
+            secs(crate::pricing::dp::gather_host_time(&s.parallelism)) + ctx.time(cost)
+        });
+        fsdp::apply_fsdp(&mut ctx, &mut st, (&gathers, head), &comms, &costs);
     }
     let v = inp.chunks() as f64;
     let m = inp.micro_batches() as f64;
