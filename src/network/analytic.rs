@@ -31,7 +31,6 @@
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::Arc;
 
 use super::collectives::{FlowPlan, Planner, WordHasher};
 use super::nccl::{self, Algorithm, AlgorithmChoice};
@@ -47,9 +46,6 @@ pub use super::nccl::NVLINK_EFFICIENCY;
 
 type Fx<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
 
-/// Load per link (seconds per unit of plan scale) of a stage's sibling groups.
-type LoadMap = HashMap<u32, f64, BuildHasherDefault<LinkHasher>>;
-
 /// Groups of more members than this are keyed by their members ([`Network::group_key`]):
 /// an exact key that costs nothing, where the unit times of every algorithm would cost
 /// a plan of `n²` flows (direct all-to-all) for each of the stage's sibling groups (8,192
@@ -58,40 +54,42 @@ type LoadMap = HashMap<u32, f64, BuildHasherDefault<LinkHasher>>;
 /// their unit times.
 const KEY_BY_MEMBERS_ABOVE: usize = 256;
 
-/// Hashes a link id for [`LoadMap`]: a multiply, then the high bits folded into the low
-/// ones. Link ids come in regular strides (a tier's links of one switch, every `k`-th
-/// uplink), and a bare multiply leaves the low bits, which pick the hash table's bucket,
-/// equal for ids that differ by a power of two: at a million GPUs the stage's load map
-/// then probes thousands of buckets per lookup.
-#[derive(Debug, Clone, Copy, Default)]
-struct LinkHasher(u64);
+/// Sibling unit times are cached per member offsets (in member order), then the stage
+/// block, as one word list (looked up by slice, without allocating); one slot per
+/// algorithm, filled when first asked for.
+type SiblingKey = Vec<u32>;
+type SiblingSlots = Box<[Option<SiblingUnits>; Algorithm::COUNT]>;
 
-impl std::hash::Hasher for LinkHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    #[inline]
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    #[inline]
-    fn write_u32(&mut self, v: u32) {
-        self.write_u64(u64::from(v));
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 32)
-    }
+/// The unit times of every sibling group of one stage block for one algorithm and member
+/// pattern: what [`AnalyticNetwork::unit_s`] returns for each of them. Kept as results per
+/// group, not as the stage's link loads (at a million GPUs a stage's map holds 131,072
+/// links, and 192 of them took 2.7 GB): runs of equal values over the groups' first
+/// members, most stages having one run, and which ranks of the block are first members.
+#[derive(Debug, Clone)]
+struct SiblingUnits {
+    start: u32,
+    /// `(first member, seconds)` where the value changes, ascending first member.
+    runs: Vec<(u32, f64)>,
+    /// Bit `r - start` set when rank `r` is a sibling group's first member.
+    firsts: Vec<u64>,
 }
 
-/// Sibling loads are cached per (algorithm, member offsets, stage block).
-type SiblingKey = (Algorithm, Vec<u32>, u32);
+impl SiblingUnits {
+    /// The unit time of the sibling group whose first (lowest) member is `m0`, or `None`
+    /// when no sibling group starts there.
+    fn get(&self, m0: u32) -> Option<f64> {
+        let i = m0.checked_sub(self.start)? as usize;
+        if self
+            .firsts
+            .get(i / 64)
+            .is_none_or(|w| w >> (i % 64) & 1 == 0)
+        {
+            return None;
+        }
+        let k = self.runs.partition_point(|&(b, _)| b <= m0);
+        k.checked_sub(1).map(|k| self.runs[k].1)
+    }
+}
 
 /// Algorithms whose unit times identify a group's placement (see
 /// [`AnalyticNetwork::group_key`]).
@@ -114,12 +112,18 @@ pub struct AnalyticNetwork {
     link_faults: LinkFaults,
     /// Ranks per pipeline stage, when sibling groups of a stage are counted.
     stage_size: Option<u32>,
-    siblings: Fx<SiblingKey, Arc<LoadMap>>,
+    siblings: Fx<SiblingKey, SiblingSlots>,
     offsets: Vec<u32>,
-    own: Vec<u32>,
     covered: Vec<bool>,
     group: Vec<u32>,
     sib_plan: FlowPlan,
+    /// Load per link of the stage being summed (seconds per unit of plan scale), indexed
+    /// by link id, zero outside `touched`.
+    load: Vec<f64>,
+    touched: Vec<u32>,
+    /// Links of each sibling group of the stage being summed: `(first member, range)`.
+    sib_links: Vec<u32>,
+    sib_groups: Vec<(u32, u32, u32)>,
 }
 
 impl AnalyticNetwork {
@@ -141,10 +145,13 @@ impl AnalyticNetwork {
             stage_size: None,
             siblings: Fx::default(),
             offsets: Vec::new(),
-            own: Vec::new(),
             covered: Vec::new(),
             group: Vec::new(),
             sib_plan: FlowPlan::default(),
+            load: Vec::new(),
+            touched: Vec::new(),
+            sib_links: Vec::new(),
+            sib_groups: Vec::new(),
         }
     }
 
@@ -183,41 +190,96 @@ impl AnalyticNetwork {
         &self.topo
     }
 
-    /// Seconds per unit of plan scale of `alg` over `members` (`planner.shape` and
-    /// `self.plan` hold the group's plan afterwards).
-    fn unit_s(&mut self, alg: Algorithm, members: &[u32]) -> f64 {
-        let shape = self
-            .planner
-            .unit_plan(&self.topo, alg, members, &mut self.plan);
-        let Some(stage) = self.stage_size.filter(|_| shape.domains > 1) else {
-            return self.planner.unit_time(&self.topo, &self.plan);
-        };
-        // The group's own links, then its stage's load on them.
-        self.own.clear();
-        self.own.extend_from_slice(&self.plan.links);
-        let loads = self.sibling_loads(alg, members, stage);
-        self.own
-            .iter()
-            .map(|l| loads.get(l).copied().unwrap_or(0.0))
-            .fold(0.0, f64::max)
+    /// Seconds per unit of plan scale of `alg` over `members`; `multi`: the group spans
+    /// several NVLink domains (its shape's `domains > 1`).
+    fn unit_s(&mut self, alg: Algorithm, members: &[u32], multi: bool) -> f64 {
+        let mut out = [f64::NAN; Algorithm::COUNT];
+        self.units(&[alg], members, multi, &mut out);
+        out[alg as usize]
     }
 
-    /// Per-link load of every sibling group of `members` in its stage running `alg`.
-    fn sibling_loads(&mut self, alg: Algorithm, members: &[u32], stage: u32) -> Arc<LoadMap> {
+    /// [`AnalyticNetwork::unit_s`] of each of `algs`, into `out[alg as usize]` (one cache
+    /// look-up for all of them).
+    fn units(
+        &mut self,
+        algs: &[Algorithm],
+        members: &[u32],
+        multi: bool,
+        out: &mut [f64; Algorithm::COUNT],
+    ) {
+        let Some(stage) = self.stage_size.filter(|_| multi) else {
+            for &alg in algs {
+                self.planner
+                    .unit_plan(&self.topo, alg, members, &mut self.plan);
+                out[alg as usize] = self.planner.unit_time(&self.topo, &self.plan);
+            }
+            return;
+        };
         let m0 = members.iter().copied().min().unwrap_or(0);
+        // Member order is kept: it is the ring order and a point-to-point transfer's
+        // direction (sorted offsets priced a send to a lower rank on the reverse links,
+        // where the siblings put no load: bandwidth-free backward pipeline sends).
+        let block = m0 / stage;
         self.offsets.clear();
         self.offsets.extend(members.iter().map(|&m| m - m0));
-        self.offsets.sort_unstable();
-        let block = m0 / stage;
-        let key = (alg, self.offsets.clone(), block);
-        if let Some(l) = self.siblings.get(&key) {
-            return Arc::clone(l);
+        self.offsets.push(block);
+        let mut missing = false;
+        match self.siblings.get(self.offsets.as_slice()) {
+            Some(slots) => {
+                for &alg in algs {
+                    match &slots[alg as usize] {
+                        Some(u) => out[alg as usize] = u.get(m0).unwrap_or(f64::NAN),
+                        None => missing = true,
+                    }
+                }
+            }
+            None => missing = true,
         }
-        let start = block * stage;
+        if missing {
+            let (key, mut slots) = match self.siblings.remove_entry(self.offsets.as_slice()) {
+                Some(e) => e,
+                None => (self.offsets.clone(), Box::default()),
+            };
+            self.offsets.truncate(members.len());
+            for &alg in algs {
+                let slot = &mut slots[alg as usize];
+                if slot.is_none() {
+                    *slot = Some(self.sibling_units(alg, block * stage, stage));
+                }
+                out[alg as usize] = slot.as_ref().and_then(|u| u.get(m0)).unwrap_or(f64::NAN);
+            }
+            if self.siblings.len() >= 4096 {
+                self.siblings.clear();
+            }
+            self.siblings.insert(key, slots);
+        }
+        self.offsets.truncate(members.len());
+        for &alg in algs {
+            if out[alg as usize].is_nan() {
+                // Not a sibling of the stage's partition (a group overlapping them): its
+                // own links under the siblings' load.
+                self.stage_loads(alg, block * stage, stage);
+                self.planner
+                    .unit_plan(&self.topo, alg, members, &mut self.plan);
+                let u = self.plan.links.iter().map(|&l| self.load[l as usize]);
+                out[alg as usize] = u.fold(0.0, f64::max);
+                self.clear_loads();
+            }
+        }
+    }
+
+    /// Sums the per-link load of every sibling group (translations of `self.offsets`
+    /// inside the stage block `start..start + stage`) running `alg` into `self.load`, and
+    /// records each group's links in `self.sib_links` / `self.sib_groups`.
+    fn stage_loads(&mut self, alg: Algorithm, start: u32, stage: u32) {
         let end = (start + stage).min(self.topo.gpus);
+        if self.load.len() != self.topo.links() {
+            self.load = vec![0.0; self.topo.links()];
+        }
         self.covered.clear();
         self.covered.resize((end - start) as usize, false);
-        let mut loads = LoadMap::default();
+        self.sib_links.clear();
+        self.sib_groups.clear();
         for base in start..end {
             if self.covered[(base - start) as usize] {
                 continue;
@@ -238,16 +300,55 @@ impl AnalyticNetwork {
             self.group = group;
             for f in &self.sib_plan.flows {
                 for &l in self.sib_plan.flow_links(f) {
-                    *loads.entry(l).or_insert(0.0) += f.bytes / self.topo.cap[l as usize];
+                    let li = l as usize;
+                    if self.load[li] == 0.0 {
+                        self.touched.push(l);
+                    }
+                    self.load[li] += f.bytes / self.topo.cap[li];
                 }
             }
+            let lo = self.sib_links.len() as u32;
+            self.sib_links.extend_from_slice(&self.sib_plan.links);
+            self.sib_groups
+                .push((base, lo, self.sib_links.len() as u32));
         }
-        if self.siblings.len() > 4096 {
-            self.siblings.clear();
+    }
+
+    fn clear_loads(&mut self) {
+        for &l in &self.touched {
+            self.load[l as usize] = 0.0;
         }
-        let loads = Arc::new(loads);
-        self.siblings.insert(key, Arc::clone(&loads));
-        loads
+        self.touched.clear();
+    }
+
+    /// The unit time of every sibling group of the stage block at `start` (see
+    /// [`SiblingUnits`]).
+    fn sibling_units(&mut self, alg: Algorithm, start: u32, stage: u32) -> SiblingUnits {
+        self.stage_loads(alg, start, stage);
+        let span = ((start + stage).min(self.topo.gpus) - start) as usize;
+        let mut out = SiblingUnits {
+            start,
+            runs: Vec::new(),
+            firsts: vec![0; span.div_ceil(64)],
+        };
+        for &(base, lo, hi) in &self.sib_groups {
+            let links = &self.sib_links[lo as usize..hi as usize];
+            let u = links
+                .iter()
+                .map(|&l| self.load[l as usize])
+                .fold(0.0, f64::max);
+            if out
+                .runs
+                .last()
+                .is_none_or(|&(_, v)| v.to_bits() != u.to_bits())
+            {
+                out.runs.push((base, u));
+            }
+            let i = (base - start) as usize;
+            out.firsts[i / 64] |= 1 << (i % 64);
+        }
+        self.clear_loads();
+        out
     }
 
     /// Seconds for a collective over `members` moving `bytes` (nccl-tests' size convention).
@@ -264,14 +365,14 @@ impl AnalyticNetwork {
         let s = bytes as f64;
         let n = members.len() as u32;
         let hop = self.topo.hop_latency_s;
-        let mut units = [f64::NAN; 7];
+        let mut units = [f64::NAN; Algorithm::COUNT];
         let c = nccl::choose(collective, &sh, self.algorithm, hop, |alg| {
-            let u = self.unit_s(alg, members);
+            let u = self.unit_s(alg, members, sh.domains > 1);
             units[alg as usize] = u;
             Planner::plan_scale(alg, collective, n, s) * u
         });
         let u = match units[c.algorithm as usize] {
-            u if u.is_nan() => self.unit_s(c.algorithm, members),
+            u if u.is_nan() => self.unit_s(c.algorithm, members, sh.domains > 1),
             u => u,
         };
         c.latency_s + Planner::plan_scale(c.algorithm, collective, n, s) * u / c.bw_factor
@@ -313,9 +414,9 @@ impl Network for AnalyticNetwork {
                 Algorithm::P2p,
             ]
         };
-        for &alg in algs {
-            key.push(self.unit_s(alg, members).to_bits());
-        }
+        let mut units = [f64::NAN; Algorithm::COUNT];
+        self.units(algs, members, sh.domains > 1, &mut units);
+        key.extend(algs.iter().map(|&alg| units[alg as usize].to_bits()));
     }
 }
 

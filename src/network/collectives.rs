@@ -150,20 +150,7 @@ pub struct Planner {
 impl Planner {
     /// Groups `members` by domain (into `self.sorted` / `self.runs`) and returns the shape.
     pub fn shape(&mut self, topo: &Topology, members: &[u32]) -> Shape {
-        self.sorted.clear();
-        self.sorted.extend_from_slice(members);
-        let ds = topo.domain_size;
-        if !self.sorted.windows(2).all(|w| w[0] / ds <= w[1] / ds) {
-            self.sorted.sort_by_key(|&m| (m / ds, m));
-        }
-        self.runs.clear();
-        let mut start = 0u32;
-        for i in 1..=self.sorted.len() {
-            if i == self.sorted.len() || self.sorted[i] / ds != self.sorted[i - 1] / ds {
-                self.runs.push((start, i as u32));
-                start = i as u32;
-            }
-        }
+        self.group(topo, members);
         let per_domain = self.runs.iter().map(|&(a, b)| b - a).max().unwrap_or(0);
         let hops = if self.runs.len() > 1 {
             let first = self.sorted[0];
@@ -182,6 +169,25 @@ impl Planner {
             pcie: !topo.nvlink,
             nvls: topo.nvls,
             hops,
+        }
+    }
+
+    /// Groups `members` by domain into `self.sorted` / `self.runs` (what the plans read;
+    /// [`Planner::shape`] adds the hop count the latency needs).
+    fn group(&mut self, topo: &Topology, members: &[u32]) {
+        self.sorted.clear();
+        self.sorted.extend_from_slice(members);
+        let ds = topo.domain_size;
+        if !self.sorted.windows(2).all(|w| w[0] / ds <= w[1] / ds) {
+            self.sorted.sort_by_key(|&m| (m / ds, m));
+        }
+        self.runs.clear();
+        let mut start = 0u32;
+        for i in 1..=self.sorted.len() {
+            if i == self.sorted.len() || self.sorted[i] / ds != self.sorted[i - 1] / ds {
+                self.runs.push((start, i as u32));
+                start = i as u32;
+            }
         }
     }
 
@@ -301,20 +307,19 @@ impl Planner {
 
     /// The plan of `alg` over `members` per unit of [`Planner::plan_scale`] (before
     /// protocol efficiency): every flow's bytes are linear in it, so a plan of any size is
-    /// this one scaled. Runs [`Planner::shape`] itself.
+    /// this one scaled. Groups the members by domain itself.
     pub fn unit_plan(
         &mut self,
         topo: &Topology,
         alg: Algorithm,
         members: &[u32],
         out: &mut FlowPlan,
-    ) -> Shape {
+    ) {
         out.clear();
-        let shape = self.shape(topo, members);
+        self.group(topo, members);
         if members.len() >= 2 {
             self.build_scaled(topo, alg, 1.0, 1.0, members, out);
         }
-        shape
     }
 
     /// Flows of one connection between domains: the routing's flows per connection

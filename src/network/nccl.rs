@@ -90,6 +90,9 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// Number of algorithms (`Algorithm as usize` is below it).
+    pub const COUNT: usize = 7;
+
     pub fn label(self) -> &'static str {
         match self {
             Algorithm::Ring => "ring",
