@@ -245,6 +245,7 @@ fn network(n: RawNetwork) -> NetworkSpec {
     NetworkSpec {
         mode: n.mode.unwrap_or_default(),
         algorithm: n.algorithm.unwrap_or_default(),
+        routing: Default::default(),
     }
 }
 
