@@ -185,10 +185,13 @@ fn rates(ctx: &Ctx, step: f64) -> (f64, f64) {
 pub fn estimate(s: &Scenario, net: &mut AnalyticNetwork) -> FastEstimate {
     let compute = compute_model(s);
     let inp = step_inputs(s, &compute);
+    let grid = RankGrid::new(&s.parallelism);
+    // The plan's pipeline stages decide which groups communicate at once.
+    net.set_stage_size(Some(grid.stage_size()));
     let mut ctx = Ctx {
         s,
         inp,
-        grid: RankGrid::new(&s.parallelism),
+        grid,
         net,
         members: Vec::new(),
         memo: Vec::new(),
