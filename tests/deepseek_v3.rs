@@ -116,7 +116,7 @@ fn adamw_moments_in_bf16_as_published() {
 }
 
 /// The plan search finds DualPipe: on DeepSeek-V3's model and 2,048 H800s it proposes
-/// DualPipe PP16 plans first, and fast mode (`sweep::fast::dualpipe`, which walks every
+/// DualPipe PP16 plans first, the published layout among the top 10, and fast mode (`sweep::fast::dualpipe`, which walks every
 /// stage's DualPipe order with the op graph's sends, early receives, overlapped pairs and
 /// mirror all-reduce) agrees with the full replay within 1 % on the top 10. Also the
 /// shipped layout itself, priced by both modes alike.
@@ -142,6 +142,12 @@ fn plan_search_proposes_dualpipe_and_fast_mode_agrees_with_replay() {
         (ScheduleKind::Dualpipe, 16),
         "{}",
         top.label()
+    );
+    // The published layout itself (EP 64, no recompute) is among the plans replayed.
+    assert!(
+        report.rows[..10].iter().any(|r| r.point == shipped),
+        "{} not in the top 10",
+        shipped.label()
     );
     for r in &report.rows[..10] {
         let (f, full) = (r.fast.step_time_s, r.replay.as_ref().unwrap().step_time_s);
