@@ -257,22 +257,22 @@ fn run_event_estimate_by_hand() {
     assert!((e.checkpoints - 2000.0).abs() < 1e-9, "{e:?}");
     assert_eq!(e.episodes, 0.0);
     assert!((e.total() - (80.0 + 2000.0 + 1002.0)).abs() < 1e-9);
-    // 100,000 replicas x 3082 events = 3.082e8, above the default 1e8.
+    // 1,000,000 replicas x 3082 events = 3.082e9, above the default 1e9.
     let mut many = setup.clone();
     let err = many
-        .check_work(1.0, &[3600.0], 100_000, false)
+        .check_work(1.0, &[3600.0], 1_000_000, false)
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("308200000") && err.contains("CLUSTERSIM_MAX_RUN_EVENTS"),
+        err.contains("3082000000") && err.contains("CLUSTERSIM_MAX_RUN_EVENTS"),
         "{err}"
     );
     assert!(
         err.contains("run.duration") && err.contains("checkpoint.every"),
         "{err}"
     );
-    // 10,000 replicas fit; each run's share of the budget is 1e8 / 10,000 = 10,000,
-    // raised to the floor of 100,000.
+    // 10,000 replicas fit; each run's share of the budget is 1e9 / 10,000 = 100,000
+    // (twice the expected 3082 events is less).
     let mut some = setup.clone();
     some.check_work(1.0, &[3600.0], 10_000, false).unwrap();
     assert_eq!(some.max_events_per_run, 100_000);
@@ -289,4 +289,60 @@ fn run_event_estimate_by_hand() {
         .check_work(3.6e7, &[3600.0], 1, true)
         .unwrap_err();
     assert!(err.to_string().contains("shorter than one step"), "{err}");
+}
+
+/// A run of steps that failures outpace is refused before it starts (Daly's expected wall
+/// time is unbounded), where it used to run until its share of the event budget; a run
+/// whose events outgrow its share (an estimate gone wrong) still stops with that message.
+#[test]
+fn runs_that_failures_outpace_are_refused_up_front_and_overruns_stop() {
+    let mut s = scenario_with(64, "1m", false);
+    s.run = Some(RunSpec {
+        steps: Some(1000),
+        ..Default::default()
+    });
+    let mut setup = RunSetup::new(&s, &RunOptions::default()).unwrap();
+    // 8 nodes failing every minute each: one failure every 7.5 s, each costing more.
+    assert!(
+        setup.expected_wall_s(1.0, 3600.0).is_infinite()
+            || setup.expected_wall_s(1.0, 3600.0) > 1e12
+    );
+    let err = setup
+        .check_work(1.0, &[3600.0], 1, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("failures arrive faster than the job makes progress"),
+        "{err}"
+    );
+    // Where checkpoints and restarts are short against the MTBF, Daly's expected wall time
+    // is Young's first-order one: W (1 + δ/τ + (τ/2 + R)/M).
+    let mut s1 = scenario_with(64, "100h", false);
+    s1.run = Some(RunSpec {
+        steps: Some(1_000_000),
+        ..Default::default()
+    });
+    let calm = RunSetup::new(&s1, &RunOptions::default()).unwrap();
+    let (work, tau) = (1e6, 600.0);
+    let m = 100.0 * 3600.0 / 8.0;
+    let r = calm.model.detection_s + calm.model.restart_s + calm.cost.load_s;
+    let young = work * (1.0 + calm.cost.stall_s() / tau + (tau / 2.0 + r) / m);
+    let daly = calm.expected_wall_s(1.0, tau);
+    assert!(
+        (daly / young - 1.0).abs() < 0.01,
+        "Daly {daly} vs Young {young}"
+    );
+    let mut s2 = scenario_with(64, "100h", false);
+    s2.run = Some(RunSpec {
+        duration: Some("1000h".into()),
+        ..Default::default()
+    });
+    let mut tight = RunSetup::new(&s2, &RunOptions::default()).unwrap();
+    tight.check_work(1.0, &[3600.0], 1, false).unwrap();
+    tight.max_events_per_run = 10;
+    let err = tight
+        .simulate_one(&ScaledStepTime(1.0), 0, 3600.0, false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("its share of the limit"), "{err}");
 }

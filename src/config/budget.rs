@@ -41,7 +41,10 @@ pub const SWEEP_POINTS: Limit = Limit {
 pub const RUN_EVENTS: Limit = Limit {
     what: "run-level events (failures, checkpoints, slowdowns) over all runs",
     env: "CLUSTERSIM_MAX_RUN_EVENTS",
-    default: 100_000_000,
+    // About a minute at the ~2e7 events/s one core handles (`clustersim checkpoint
+    // scenarios/llama3-70b-1k.yaml`: 1.3e8 expected events for its default 24 intervals x
+    // 16 replicas).
+    default: 1_000_000_000,
 };
 
 /// Events of the one run whose events are kept (`run.csv` rows and the progress chart of

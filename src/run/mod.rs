@@ -331,6 +331,10 @@ const SAMPLES_PER_RUN: f64 = 1_002.0;
 /// its samples and a few failures and checkpoints).
 const MIN_EVENTS_PER_RUN: u64 = 100_000;
 
+/// The longest expected wall time of a run of steps that is simulated (about 32,000 years):
+/// beyond it failures outpace progress ([`RunSetup::check_progress`]).
+const MAX_EXPECTED_WALL_S: f64 = 1e12;
+
 impl RunSetup {
     pub fn new(s: &Scenario, opts: &RunOptions) -> Result<Self, RunError> {
         let mut faults = s.faults.clone();
@@ -409,12 +413,48 @@ impl RunSetup {
         })
     }
 
-    /// Wall-clock seconds a run is expected to last: its `run.duration`, or its steps at
-    /// the healthy step time.
-    pub fn expected_wall_s(&self, healthy_step_s: f64) -> f64 {
-        match self.target {
-            Target::Wall(end) => end,
+    /// Failures per second of the job, lemons included (their excess rate over the
+    /// fraction of nodes that are lemons).
+    fn failure_rate_with_lemons_per_s(&self) -> f64 {
+        let m = &self.model;
+        let lemon = 1.0 + m.lemons.fraction * (m.lemons.rate_multiplier - 1.0).max(0.0);
+        m.job_failure_rate_per_s() * lemon
+    }
+
+    /// Wall-clock seconds a run is expected to last: its `run.duration`; or, for a number of
+    /// steps, Daly's expected wall time for `W` seconds of work checkpointed every `τ`
+    /// (Daly 2006, "A higher order estimate of the optimum checkpoint interval for restart
+    /// dumps", eq. 6): `T = M e^(R/M) (e^((τ+δ)/M) − 1) W/τ`, with `M` the mean time between
+    /// failures, `R` the time a failure costs before work resumes (detection, restart,
+    /// checkpoint load; spare waits not counted, so a lower bound) and `δ` the checkpoint
+    /// stall. Infinite when failures arrive faster than the job can make progress.
+    pub fn expected_wall_s(&self, healthy_step_s: f64, interval_s: f64) -> f64 {
+        let work_s = match self.target {
+            Target::Wall(end) => return end,
             Target::Steps(n) => n * healthy_step_s,
+        };
+        let tau = if interval_s.is_finite() && interval_s > 0.0 {
+            interval_s.min(work_s)
+        } else {
+            work_s
+        };
+        let delta = if interval_s.is_finite() {
+            self.cost.stall_s()
+        } else {
+            0.0
+        };
+        let rate = self.failure_rate_with_lemons_per_s();
+        if rate <= 0.0 || tau <= 0.0 {
+            return work_s + delta * (work_s / tau.max(f64::MIN_POSITIVE)).floor();
+        }
+        let mtbf = 1.0 / rate;
+        let lost_s = self.model.detection_s + self.model.restart_s + self.cost.load_s;
+        let segment = mtbf * (lost_s / mtbf).exp() * ((tau + delta) / mtbf).exp_m1();
+        let wall = segment * work_s / tau;
+        if wall.is_nan() {
+            f64::INFINITY
+        } else {
+            wall.max(work_s)
         }
     }
 
@@ -423,10 +463,9 @@ impl RunSetup {
     /// (a snapshot and a flush each), slowdown episodes (a start and an end each) and
     /// progress samples.
     pub fn expected_events(&self, healthy_step_s: f64, interval_s: f64) -> EventEstimate {
-        let wall = self.expected_wall_s(healthy_step_s);
+        let wall = self.expected_wall_s(healthy_step_s, interval_s);
         let m = &self.model;
-        let lemon = 1.0 + m.lemons.fraction * (m.lemons.rate_multiplier - 1.0).max(0.0);
-        let failures = wall * m.job_failure_rate_per_s() * lemon;
+        let failures = wall * self.failure_rate_with_lemons_per_s();
         let checkpoints = if interval_s.is_finite() {
             2.0 * wall / interval_s
         } else {
@@ -436,7 +475,7 @@ impl RunSetup {
             .transients
             .iter()
             .map(|t| 2.0 * wall * m.gpus as f64 / (t.mean_gap_s + t.duration_s))
-            .sum();
+            .fold(0.0, |a, b| a + b); // an empty f64 `sum` is -0.0
         EventEstimate {
             wall_s: wall,
             failures,
@@ -479,6 +518,7 @@ impl RunSetup {
                 ),
             ));
         }
+        self.check_progress(healthy_step_s, intervals)?;
         let runs = (intervals.len().max(1) as u64).saturating_mul(replicas.max(1));
         RUNS.check(
             runs,
@@ -545,7 +585,12 @@ impl RunSetup {
                 }
             })?;
         let limit = RUN_EVENTS.value().map_err(RunError::OverBudget)?;
-        self.max_events_per_run = (limit / runs).max(MIN_EVENTS_PER_RUN);
+        // Each run may take twice the expected events of the busiest run (a sweep's
+        // shortest interval checkpoints far more often than the mean run), at least an
+        // even share of the limit and the floor; past that it stops, so a run the estimate
+        // got wrong cannot hang.
+        let busiest = (2.0 * worst.total()).min(limit as f64) as u64;
+        self.max_events_per_run = (limit / runs).max(busiest).max(MIN_EVENTS_PER_RUN);
         if recorded {
             RECORDED_RUN_EVENTS
                 .check(
@@ -566,6 +611,39 @@ impl RunSetup {
             self.max_recorded_events = RECORDED_RUN_EVENTS.value().map_err(RunError::OverBudget)?;
         }
         Ok(())
+    }
+
+    /// Refuses a run of steps that failures would never let finish: Daly's expected wall
+    /// time ([`RunSetup::expected_wall_s`]) beyond [`MAX_EXPECTED_WALL_S`] at every interval.
+    fn check_progress(&self, healthy_step_s: f64, intervals: &[f64]) -> Result<(), RunError> {
+        use crate::units::format_duration;
+        let Target::Steps(steps) = self.target else {
+            return Ok(());
+        };
+        let best = intervals
+            .iter()
+            .map(|&i| self.expected_wall_s(healthy_step_s, i))
+            .fold(f64::INFINITY, f64::min);
+        if best <= MAX_EXPECTED_WALL_S {
+            return Ok(());
+        }
+        let rate = self.failure_rate_with_lemons_per_s();
+        let lost_s = self.model.detection_s + self.model.restart_s + self.cost.load_s;
+        Err(RunError::Work {
+            field: "faults.failures".into(),
+            message: format!(
+                "failures arrive faster than the job makes progress: one every {} and {} \
+                 lost to each (detection, restart, checkpoint load), so {steps} steps of {} \
+                 would take more than {:.0e} s of wall time; make failures rarer \
+                 (faults.failures.*.mtbf or per_1000_node_days), make restarts faster \
+                 (faults.failures.detection, restart) or checkpoint more often \
+                 (checkpoint.every)",
+                format_duration(1.0 / rate),
+                format_duration(lost_s),
+                format_duration(healthy_step_s),
+                MAX_EXPECTED_WALL_S,
+            ),
+        })
     }
 
     /// The key a run-event budget refusal points at: the one behind the largest kind of
