@@ -80,6 +80,7 @@ impl CheckpointSweep {
     pub fn run(&self) -> Result<CheckpointOutputs> {
         let (scenario, mut provenance) =
             self.input.clone().resolve_with_provenance("checkpoint")?;
+        scenario.check_own_plan()?;
         let curve = self.curve(&scenario, &run::analytic_step_times(&scenario))?;
         provenance.add_scenario(
             scenario.network.mode.label(),

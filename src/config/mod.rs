@@ -86,6 +86,13 @@ pub struct Scenario {
     /// [`Scenario::error_at`].
     #[serde(skip)]
     pub origins: SourceTree,
+    /// Keys the scenario sets that act only under a plan other than its own:
+    /// `stack.zero3.*` when its plan is not ZeRO-3 over more than one data-parallel rank.
+    /// `plan` may pick such a plan (the search tries ZeRO-3), so loading keeps them;
+    /// commands that run the scenario's own plan refuse them
+    /// ([`Scenario::check_own_plan`]).
+    #[serde(skip)]
+    pub plan_only: Vec<ConfigError>,
 }
 
 /// The located tree of a loaded scenario ([`Scenario::origins`]). Carries locations only:
@@ -130,6 +137,16 @@ impl Scenario {
                 field: field.to_string(),
                 message: message.into(),
             },
+        }
+    }
+
+    /// For commands that simulate the scenario's own plan (`run`, `checkpoint`): the
+    /// first key that would have no effect under it, located at its
+    /// file and line.
+    pub fn check_own_plan(&self) -> Result<(), ConfigError> {
+        match self.plan_only.first() {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
         }
     }
 }

@@ -59,7 +59,7 @@ pub fn scenario(
     let rp = raw.parallelism;
     let (stack_raw, rp_flags) = (raw.stack, flags(&rp));
     let mut parallelism = parallelism(rp, &cluster, root)?;
-    super::stack::resolve(stack_raw, &rp_flags, &mut parallelism, root)?;
+    let plan_only = super::stack::resolve(stack_raw, &rp_flags, &mut parallelism, root)?;
     Ok(Scenario {
         name: raw.name.unwrap_or_else(|| fallback_name.to_string()),
         source,
@@ -73,6 +73,7 @@ pub fn scenario(
         outputs: outputs(raw.outputs, root)?,
         network: network(raw.network),
         origins: Default::default(),
+        plan_only,
     })
 }
 
@@ -244,6 +245,7 @@ fn network(n: RawNetwork) -> NetworkSpec {
     NetworkSpec {
         mode: n.mode.unwrap_or_default(),
         algorithm: n.algorithm.unwrap_or_default(),
+        routing: Default::default(),
     }
 }
 
