@@ -154,3 +154,25 @@ fn slow_contention_replays_are_refused_with_the_estimate() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The contention work README and `ReplayBudget::default` quote for the shipped scenarios
+/// (the time per unit there was measured on these replays).
+#[test]
+fn quoted_contention_work_of_shipped_scenarios() {
+    for (file, want) in [
+        ("scenarios/llama3-70b-1k.yaml", 5.38e6),
+        ("scenarios/llama3-405b-16k.yaml", 2.28e7),
+        ("scenarios/deepseek-v3-2k-h800.yaml", 2.33e8),
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let s = clustersim::config::load_scenario(Some(&path), &[]).unwrap();
+        let graph = sim::build_graph(&s);
+        let grid = RankGrid::new(&s.parallelism);
+        let work = engine::flow_work(&graph, &grid) as f64;
+        assert!((work / want - 1.0).abs() < 0.01, "{file}: {work:.3e}");
+        assert!(
+            work < ReplayBudget::default().max_flow_work as f64,
+            "{file} runs"
+        );
+    }
+}

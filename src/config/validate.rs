@@ -342,7 +342,7 @@ impl Rules<'_> {
                 ("model.mla.q_lora_rank", a.q_lora_rank.unwrap_or(1)),
             ];
             for (field, v) in dims {
-                self.ensure(v > 0, field, || "must be at least 1".to_string())?;
+                self.ensure(v > 0, field, || format!("must be at least 1, got {v}"))?;
             }
             self.ensure(m.kv_heads == m.heads, "model.kv_heads", || {
                 format!(

@@ -231,7 +231,10 @@ fn class_model(
             if !(r.is_finite() && r >= 0.0) {
                 return Err(FaultsError::new(
                     format!("{field}.per_1000_node_days"),
-                    "must be a non-negative number",
+                    format!(
+                        "must be a non-negative number, got {}",
+                        crate::units::short_num(r)
+                    ),
                 ));
             }
             // r failures per 1000 node-days over `nodes` nodes, spread over `count` parts.
@@ -242,7 +245,7 @@ fn class_model(
     if mean_s <= 0.0 {
         return Err(FaultsError::new(
             field,
-            "the mean time between failures must be > 0",
+            format!("the mean time between failures must be > 0, got {mean_s} s"),
         ));
     }
     let weibull_shape = match spec.distribution {
@@ -250,7 +253,10 @@ fn class_model(
         Distribution::Weibull => {
             let k = spec.shape.unwrap_or(1.0);
             if !(k.is_finite() && k > 0.05) {
-                return Err(FaultsError::new(format!("{field}.shape"), "must be > 0.05"));
+                return Err(FaultsError::new(
+                    format!("{field}.shape"),
+                    format!("must be > 0.05, got {}", crate::units::short_num(k)),
+                ));
             }
             Some(k)
         }
@@ -287,7 +293,12 @@ impl FaultModel {
         if !(0.0..=1.0).contains(&l.fraction) || l.rate_multiplier < 1.0 {
             return Err(FaultsError::new(
                 "faults.failures.lemons",
-                "fraction must be in [0, 1] and rate_multiplier >= 1",
+                format!(
+                    "fraction must be in [0, 1] and rate_multiplier >= 1, got fraction {} and \
+                     rate_multiplier {}",
+                    crate::units::short_num(l.fraction),
+                    crate::units::short_num(l.rate_multiplier)
+                ),
             ));
         }
         let world = u32::try_from(gpus)

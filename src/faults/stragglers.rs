@@ -99,7 +99,12 @@ fn check_factor(field: String, lo: f64, hi: Option<f64>) -> Result<(f64, f64), F
     if !(lo.is_finite() && hi.is_finite() && lo >= 1.0 && hi >= lo) {
         return Err(FaultsError::new(
             field,
-            "slowdown must be >= 1 and slowdown_max >= slowdown",
+            format!(
+                "slowdown must be >= 1 and slowdown_max >= slowdown, got slowdown {} and \
+                 slowdown_max {}",
+                crate::units::short_num(lo),
+                crate::units::short_num(hi)
+            ),
         ));
     }
     Ok((lo, hi))
@@ -130,7 +135,10 @@ pub fn persistent(
         if !(0.0..=1.0).contains(&s.fraction) {
             return Err(FaultsError::new(
                 format!("{field}.fraction"),
-                "must be in [0, 1]",
+                format!(
+                    "must be in [0, 1], got {}",
+                    crate::units::short_num(s.fraction)
+                ),
             ));
         }
         if s.rate_per_gpu_day > 0.0 {
@@ -195,7 +203,10 @@ fn link_factor(
     if !(base > 0.0 && base <= 1.0) {
         return Err(FaultsError::new(
             format!("{entry}.{key}"),
-            "bandwidth factors must be in (0, 1]",
+            format!(
+                "bandwidth factors must be in (0, 1], got {}",
+                crate::units::short_num(base)
+            ),
         ));
     }
     if !flaps {
@@ -208,7 +219,11 @@ fn link_factor(
             if p <= 0.0 || d >= p {
                 return Err(FaultsError::new(
                     format!("{entry}.flap_down"),
-                    "must be shorter than flap_period",
+                    format!(
+                        "must be shorter than flap_period, got flap_down {} and flap_period {}",
+                        crate::units::format_duration(d),
+                        crate::units::format_duration(p)
+                    ),
                 ));
             }
             1.0 - d / p

@@ -365,23 +365,23 @@ impl RunSetup {
             ("--replicas", opts.replicas),
             ("run.replicas", run.replicas),
         ] {
-            if n.is_some_and(|n| n > MAX_REPLICAS) {
+            if let Some(n) = n.filter(|&n| n > MAX_REPLICAS) {
                 return Err(RunError::spec(
                     field,
-                    &format!("must be at most {MAX_REPLICAS}"),
+                    &format!("must be at most {MAX_REPLICAS}, got {n}"),
                 ));
             }
         }
-        if run.steps.is_some_and(|n| n == 0 || n > MAX_RUN_STEPS) {
+        if let Some(n) = run.steps.filter(|&n| n == 0 || n > MAX_RUN_STEPS) {
             return Err(RunError::spec(
                 "run.steps",
-                &format!("must be between 1 and {MAX_RUN_STEPS}"),
+                &format!("must be between 1 and {MAX_RUN_STEPS}, got {n}"),
             ));
         }
-        if run.tokens.is_some_and(|t| t > MAX_TOKENS) {
+        if let Some(t) = run.tokens.filter(|&t| t > MAX_TOKENS) {
             return Err(RunError::spec(
                 "run.tokens",
-                &format!("must be at most {MAX_TOKENS:.0e}"),
+                &format!("must be at most {MAX_TOKENS:.0e}, got {t:.2e}"),
             ));
         }
         let (target, tokens_target) = target(&run, tokens_per_step)?;

@@ -39,6 +39,9 @@ pub enum SweepError {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// A sweep file that does not parse or has a wrong key, located like a scenario error.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("--shard: {0}")]
     Shard(String),
     #[error("{0}")]
@@ -138,13 +141,13 @@ pub struct SweepOrigins {
     pub designs: Vec<Vec<Origin>>,
     /// Each axis's values.
     pub axes: Vec<Vec<Origin>>,
+    /// The `axes:` key itself.
+    pub axes_key: Option<Origin>,
 }
 
 impl SweepOrigins {
-    /// Reads the locations from the sweep file's located tree (`None` when the text does
-    /// not parse as one; serde has then refused it already).
-    fn of(path: &Path, text: &str) -> Option<Self> {
-        let root = tree::parse(&path.display().to_string(), text).ok()?;
+    /// Reads the locations from the sweep file's located tree.
+    fn of(root: &Node) -> Self {
         let items = |n: Option<&Node>| -> Vec<Origin> {
             match n.map(|n| &n.value) {
                 Some(Value::Seq(items)) => items.iter().map(|i| i.origin.clone()).collect(),
@@ -159,11 +162,18 @@ impl SweepOrigins {
             Some(Value::Map(entries)) => entries.iter().map(|e| items(Some(&e.node))).collect(),
             _ => Vec::new(),
         };
-        Some(SweepOrigins {
+        SweepOrigins {
             set: items(root.get("set")),
             designs,
             axes,
-        })
+            axes_key: match &root.value {
+                Value::Map(entries) => entries
+                    .iter()
+                    .find(|e| e.key == "axes")
+                    .map(|e| e.key_origin.clone()),
+                _ => None,
+            },
+        }
     }
 }
 
@@ -235,12 +245,11 @@ pub fn parse_count(text: &str) -> Result<f64, String> {
 use crate::config::budget::MAX_TOKENS;
 
 impl SweepSpec {
+    /// Parses a sweep file; errors carry the file, line and key (as scenario errors do).
     pub fn parse(path: &Path, text: &str) -> Result<Self, SweepError> {
-        let mut spec: SweepSpec = serde_saphyr::from_str(text).map_err(|e| SweepError::Parse {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
-        spec.origins = SweepOrigins::of(path, text).unwrap_or_default();
+        let root = tree::parse(&path.display().to_string(), text)?;
+        let mut spec: SweepSpec = tree::from_node(&root, "")?;
+        spec.origins = SweepOrigins::of(&root);
         Ok(spec)
     }
 
@@ -296,9 +305,14 @@ pub fn check_points(spec: &SweepSpec, path: &Path, already: u64) -> Result<u64, 
                 spec.designs.len().max(1)
             ),
         )
-        .map_err(|message| SweepError::Parse {
-            path: path.into(),
-            message,
+        .map_err(|message| match &spec.origins.axes_key {
+            Some(at) => {
+                SweepError::Config(crate::config::ConfigError::new(Some(at), "axes", message))
+            }
+            None => SweepError::Parse {
+                path: path.into(),
+                message,
+            },
         })?;
     Ok(total)
 }
