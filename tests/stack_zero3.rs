@@ -222,7 +222,8 @@ fn synchronous_p2p_adds_exactly_one_hop_to_two_stages_and_two_micro_batches() {
 
 /// `stack.zero3.*` set while the scenario's plan is not ZeRO-3: `run` refuses it (exit 2,
 /// file:line and the field), `plan` keeps it, since the search tries ZeRO-3 plans and the
-/// key acts on them; with ZeRO-3 left out (`--zero 0,1`) `plan` refuses it too.
+/// key acts on them; with ZeRO-3 left out (`--zero 0,1`) `plan` refuses it too; `compare`
+/// refuses it for a point taken as it is and keeps it for one searched.
 #[test]
 fn zero3_keys_off_a_zero3_plan_are_refused_by_run_and_kept_by_plan() {
     let dir = std::env::temp_dir().join(format!("clustersim-zero3-keys-{}", std::process::id()));
@@ -285,6 +286,29 @@ fn zero3_keys_off_a_zero3_plan_are_refused_by_run_and_kept_by_plan() {
         plan.status.success(),
         "{}",
         String::from_utf8_lossy(&plan.stderr)
+    );
+    // `compare` runs a point as it is unless told to search: as-is refuses, best keeps.
+    let cmp = |plan: &str| {
+        out(&[
+            "compare",
+            f,
+            "--plan",
+            plan,
+            "--top",
+            "1",
+            "--out",
+            dir.join(format!("cmp-{plan}")).to_str().unwrap(),
+        ])
+    };
+    let as_is = cmp("as-is");
+    let err = String::from_utf8_lossy(&as_is.stderr);
+    assert_eq!(as_is.status.code(), Some(2), "{err}");
+    assert!(err.contains("stack.zero3.prefetch"), "{err}");
+    let best = cmp("best");
+    assert!(
+        best.status.success(),
+        "{}",
+        String::from_utf8_lossy(&best.stderr)
     );
     let a = plan_args("0,1");
     let plan = out(&a.iter().map(String::as_str).collect::<Vec<_>>());

@@ -260,7 +260,10 @@ fn zero3_keys_off_plan(raw: &RawStack, p: &ParallelismSpec, root: &Node) -> Vec<
                 root,
                 &key,
                 format!(
-                    "{key} has no effect under this plan (parallelism.zero = {}, dp*cp = {}):                      ZeRO-3 fields act only with zero: 3 and dp*cp > 1; remove it, or set                      parallelism.zero: 3 (`clustersim plan` accepts it, since the search                      may pick ZeRO-3)",
+                    "{key} has no effect under this plan (parallelism.zero = {}, dp*cp = {}): \
+                     ZeRO-3 fields act only with zero: 3 and dp*cp > 1; remove it, or set \
+                     parallelism.zero: 3 (`clustersim plan` and `compare --plan best` \
+                     keep it, since their search may pick ZeRO-3)",
                     p.zero,
                     p.dp * p.cp
                 ),
