@@ -317,3 +317,42 @@ fn zero3_keys_off_a_zero3_plan_are_refused_by_run_and_kept_by_plan() {
     assert!(err.contains("stack.zero3.prefetch"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `pp_p2p: interleaved-only` (Megatron-Core): under 1F1B the step is the synchronous
+/// one, under the interleaved schedule the asynchronous one, in the replay and in fast
+/// mode; the preset resolves to it and `summary.json`'s stack reports it.
+#[test]
+fn interleaved_only_p2p_is_sync_under_1f1b_and_async_when_interleaved() {
+    use clustersim::plan::ScheduleKind;
+    use clustersim::plan::stack::{P2p, ResolvedStack};
+    for (schedule, v) in [(ScheduleKind::OneFOneB, 1), (ScheduleKind::Interleaved, 2)] {
+        let mut s = toy_scenario(1, 2, 1, 4, 4);
+        s.parallelism.schedule = schedule;
+        s.parallelism.virtual_stages = v;
+        s.parallelism.pp_comm_overlap = true;
+        let asynchronous = run(&s).step_time_s;
+        s.parallelism.pp_comm_overlap = false;
+        let synchronous = run(&s).step_time_s;
+        assert!(synchronous > asynchronous, "{schedule:?}");
+        s.parallelism.pp_comm_overlap = true;
+        s.parallelism.stack.p2p_interleaved_only = true;
+        assert_eq!(
+            ResolvedStack::of(&s.parallelism).pp_p2p,
+            P2p::InterleavedOnly
+        );
+        let got = run(&s).step_time_s;
+        let want = if v > 1 { asynchronous } else { synchronous };
+        assert_eq!(got, want, "{schedule:?}");
+        fast_agrees(&s, "interleaved-only p2p");
+    }
+    let s = clustersim::config::load_scenario_str(
+        "t",
+        "model: gpt-1.7b\ncluster: { from: dgx-h100-ndr, nodes: 1 }\n\
+         training: { seq_len: 2048, global_batch: 16 }\nparallelism: { tp: 1, pp: 2, dp: 4 }\n\
+         stack: { preset: megatron-core }\n",
+        &[],
+    )
+    .unwrap();
+    assert!(s.parallelism.stack.p2p_interleaved_only && s.parallelism.pp_comm_overlap);
+    assert!(!s.parallelism.p2p_overlapped());
+}
