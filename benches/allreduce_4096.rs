@@ -25,7 +25,13 @@ fn main() {
     let bytes = 64 << 20;
     for alg in [AlgorithmChoice::Auto, AlgorithmChoice::Ring] {
         let t0 = Instant::now();
-        let mut net = FlowNetwork::new(&spec, NetworkSettings { algorithm: alg });
+        let mut net = FlowNetwork::new(
+            &spec,
+            NetworkSettings {
+                algorithm: alg,
+                ..Default::default()
+            },
+        );
         let built = t0.elapsed();
         let t1 = Instant::now();
         let sim = net.time_alone_s(Collective::AllReduce, bytes, &members);

@@ -133,7 +133,13 @@ fn sweep(
     algorithm: AlgorithmChoice,
 ) -> Vec<SweepRow> {
     let members: Vec<u32> = (0..gpus).collect();
-    let mut net = FlowNetwork::new(cluster, NetworkSettings { algorithm });
+    let mut net = FlowNetwork::new(
+        cluster,
+        NetworkSettings {
+            algorithm,
+            ..Default::default()
+        },
+    );
     let mut rows = Vec::new();
     let mut size = lo.max(1);
     while size <= hi {

@@ -267,7 +267,7 @@ impl Simulation {
             replicas: self.replicas,
             ..Default::default()
         };
-        Ok(run::simulate_run(scenario, &steps, &run_opts)?)
+        run::simulate_run(scenario, &steps, &run_opts).map_err(|e| Error::run(scenario, e))
     }
 }
 

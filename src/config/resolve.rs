@@ -72,6 +72,7 @@ pub fn scenario(
         run: raw.run,
         outputs: outputs(raw.outputs, root)?,
         network: network(raw.network),
+        origins: Default::default(),
         plan_only,
     })
 }
@@ -244,6 +245,7 @@ fn network(n: RawNetwork) -> NetworkSpec {
     NetworkSpec {
         mode: n.mode.unwrap_or_default(),
         algorithm: n.algorithm.unwrap_or_default(),
+        routing: Default::default(),
     }
 }
 

@@ -1,37 +1,129 @@
-//! Closed-form collective times without contention (the "fast mode").
+//! Collective times without an event-level model of sharing (the "fast mode"), derived from
+//! the same fabric facts as the contention model.
 //!
-//! Same algorithms, protocols, latencies and calibrated efficiencies as the detailed
-//! [`super::FlowNetwork`] ([`super::nccl`]), but the bandwidth term is a formula of the
-//! group's shape instead of flows on a topology: a group of `n` ranks on `N` NVLink domains
-//! with `g` per domain moves its in-domain share over NVLink (or PCIe) and `1/g` of the
-//! ring traffic per GPU over its NIC, phases pipelined as NCCL's channels are (the slower
-//! side sets the pace). Crossing leaves divides NIC bandwidth by the leaf oversubscription,
-//! crossing pods by the pod's. Agrees with the detailed mode within a few percent when there
-//! is no contention (see the tests).
+//! Same algorithms, protocols, latencies, calibrated efficiencies, topology and routing as
+//! the detailed [`super::FlowNetwork`]: a collective is decomposed into the same flows
+//! ([`super::collectives::Planner`]) over the same routed paths ([`super::routing`]), and
+//! its bandwidth term is the most loaded link's bytes over its capacity. What the analytic
+//! mode adds in place of an event simulation is *which flows of the step share a link*:
+//!
+//! - **Alone** (no concurrency set, [`AnalyticNetwork::new`]): only the collective's own
+//!   flows; the time equals the contention model's time for the collective on an idle
+//!   fabric.
+//! - **Step concurrency** ([`AnalyticNetwork::with_stage_size`]): ranks are laid out as
+//!   the engine does (pipeline stages are blocks of `stage_size` consecutive ranks), and
+//!   every group of a stage runs the same collective at the same moment (SPMD: the 8 DP
+//!   groups of a TP-8 stage all reduce their gradients together). A collective spanning
+//!   several NVLink domains is timed with the load of *all* of its stage's sibling groups
+//!   (translations of its member pattern inside its stage) on the links it uses: on a
+//!   rail-optimized fabric the rails do not meet, on a fat tree whose leaves hold a node's
+//!   8 NICs the 8 DP rings share the leaf uplinks. This replaces a blanket division of
+//!   NIC bandwidth by the oversubscription ratio: a ring whose edges leave a leaf once
+//!   per leaf uses one uplink of many and is not slowed at all, as in the contention mode.
+//!   ECMP collisions between siblings are counted as the routing model places them (the
+//!   same destination-mod-k or seeded hash as the contention mode), so the expected
+//!   collision factor of hashing is not estimated but counted for the step's own flows.
+//!   Siblings in other pipeline stages are not counted (their collectives run at other
+//!   moments); the contention mode sees those overlaps when they happen.
+//!
+//! Groups within one NVLink domain only use their members' scale-up links, which no other
+//! group shares, so they are timed alone.
 
-use super::nccl::{self, Algorithm, AlgorithmChoice, NIC_EFFICIENCY, Shape};
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use super::collectives::{FlowPlan, Planner, WordHasher};
+use super::nccl::{self, Algorithm, AlgorithmChoice};
+use super::routing::Routing;
 use super::topology::Topology;
 use super::{Completion, Network, Transfer};
 use crate::faults::LinkFaults;
-use crate::hardware::{ClusterSpec, FabricKind};
+use crate::hardware::ClusterSpec;
 use crate::units::{Nanos, secs_to_ns};
 use crate::vocab::Collective;
 
 pub use super::nccl::NVLINK_EFFICIENCY;
 
+type Fx<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
+
+/// Groups of more members than this are keyed by their members ([`Network::group_key`]):
+/// an exact key that costs nothing, where the unit times of every algorithm would cost
+/// a plan of `n²` flows (direct all-to-all) for each of the stage's sibling groups (8,192
+/// members at 1M GPUs: 67 M flows per group). Such groups are the data-parallel groups
+/// that span replicas; the replica-local groups that folding compares stay keyed by
+/// their unit times.
+const KEY_BY_MEMBERS_ABOVE: usize = 256;
+
+/// Sibling unit times are cached per member offsets (in member order), then the stage
+/// block, as one word list (looked up by slice, without allocating); one slot per
+/// algorithm, filled when first asked for.
+type SiblingKey = Vec<u32>;
+type SiblingSlots = Box<[Option<SiblingUnits>; Algorithm::COUNT]>;
+
+/// The unit times of every sibling group of one stage block for one algorithm and member
+/// pattern: what [`AnalyticNetwork::unit_s`] returns for each of them. Kept as results per
+/// group, not as the stage's link loads (at a million GPUs a stage's map holds 131,072
+/// links, and 192 of them took 2.7 GB): runs of equal values over the groups' first
+/// members, most stages having one run, and which ranks of the block are first members.
+#[derive(Debug, Clone)]
+struct SiblingUnits {
+    start: u32,
+    /// `(first member, seconds)` where the value changes, ascending first member.
+    runs: Vec<(u32, f64)>,
+    /// Bit `r - start` set when rank `r` is a sibling group's first member.
+    firsts: Vec<u64>,
+}
+
+impl SiblingUnits {
+    /// The unit time of the sibling group whose first (lowest) member is `m0`, or `None`
+    /// when no sibling group starts there.
+    fn get(&self, m0: u32) -> Option<f64> {
+        let i = m0.checked_sub(self.start)? as usize;
+        if self
+            .firsts
+            .get(i / 64)
+            .is_none_or(|w| w >> (i % 64) & 1 == 0)
+        {
+            return None;
+        }
+        let k = self.runs.partition_point(|&(b, _)| b <= m0);
+        k.checked_sub(1).map(|k| self.runs[k].1)
+    }
+}
+
+/// Algorithms whose unit times identify a group's placement (see
+/// [`AnalyticNetwork::group_key`]).
+const KEY_ALGORITHMS: [Algorithm; 6] = [
+    Algorithm::Ring,
+    Algorithm::Tree,
+    Algorithm::NvlsTree,
+    Algorithm::Hierarchical,
+    Algorithm::Direct,
+    Algorithm::P2p,
+];
+
 #[derive(Debug, Clone)]
 pub struct AnalyticNetwork {
     topo: Topology,
-    intra_bps: f64,
-    nic_bps: f64,
-    leaf_os: f64,
-    pod_os: f64,
+    planner: Planner,
+    plan: FlowPlan,
     algorithm: AlgorithmChoice,
-    sorted: Vec<u32>,
-    /// Degraded links: a collective runs at its slowest member's link rates.
+    /// Degraded links (already applied to the topology's capacities).
     link_faults: LinkFaults,
-    /// `(nvlink, nic)` bandwidth factors of the collective being timed.
-    factors: (f64, f64),
+    /// Ranks per pipeline stage, when sibling groups of a stage are counted.
+    stage_size: Option<u32>,
+    siblings: Fx<SiblingKey, SiblingSlots>,
+    offsets: Vec<u32>,
+    covered: Vec<bool>,
+    group: Vec<u32>,
+    sib_plan: FlowPlan,
+    /// Load per link of the stage being summed (seconds per unit of plan scale), indexed
+    /// by link id, zero outside `touched`.
+    load: Vec<f64>,
+    touched: Vec<u32>,
+    /// Links of each sibling group of the stage being summed: `(first member, range)`.
+    sib_links: Vec<u32>,
+    sib_groups: Vec<(u32, u32, u32)>,
 }
 
 impl AnalyticNetwork {
@@ -40,106 +132,223 @@ impl AnalyticNetwork {
     }
 
     pub fn with_algorithm(cluster: &ClusterSpec, algorithm: AlgorithmChoice) -> Self {
-        let topo = Topology::new(cluster);
-        let intra_bps = topo.cap.first().copied().unwrap_or(1.0);
-        let nic_bps = cluster.nic_bytes_per_gpu() * NIC_EFFICIENCY;
-        let pod_os = if cluster.fabric.kind == FabricKind::ClosPods {
-            cluster.fabric.pod_oversubscription
-        } else {
-            cluster.fabric.spine_oversubscription
-        };
+        Self::from_topology(Topology::new(cluster), algorithm)
+    }
+
+    pub fn from_topology(topo: Topology, algorithm: AlgorithmChoice) -> Self {
         AnalyticNetwork {
             topo,
-            intra_bps,
-            nic_bps: nic_bps.max(1.0),
-            leaf_os: cluster.fabric.oversubscription.max(1.0),
-            pod_os: pod_os.max(1.0),
+            planner: Planner::default(),
+            plan: FlowPlan::default(),
             algorithm,
-            sorted: Vec::new(),
             link_faults: LinkFaults::none(),
-            factors: (1.0, 1.0),
+            stage_size: None,
+            siblings: Fx::default(),
+            offsets: Vec::new(),
+            covered: Vec::new(),
+            group: Vec::new(),
+            sib_plan: FlowPlan::default(),
+            load: Vec::new(),
+            touched: Vec::new(),
+            sib_links: Vec::new(),
+            sib_groups: Vec::new(),
         }
+    }
+
+    /// The same network with another routing model.
+    pub fn with_routing(mut self, routing: Routing) -> Self {
+        self.topo.routing = routing;
+        self.siblings.clear();
+        self
     }
 
     /// The same network with some GPUs' NIC/NVLink bandwidth scaled down.
     pub fn with_link_faults(mut self, link_faults: LinkFaults) -> Self {
+        self.topo.apply_link_faults(&link_faults);
         self.link_faults = link_faults;
+        self.siblings.clear();
         self
     }
 
-    /// Shape of a group: domains spanned, most members in one, switch hops between domains.
-    fn shape(&mut self, members: &[u32]) -> Shape {
-        let ds = self.topo.domain_size;
-        self.sorted.clear();
-        self.sorted.extend_from_slice(members);
-        if !self.sorted.windows(2).all(|w| w[0] / ds <= w[1] / ds) {
-            self.sorted.sort_unstable_by_key(|&m| (m / ds, m));
-        }
-        let (mut domains, mut per, mut run, mut last) = (0u32, 0u32, 0u32, u32::MAX);
-        for &m in &self.sorted {
-            if m / ds != last {
-                domains += 1;
-                last = m / ds;
-                run = 0;
-            }
-            run += 1;
-            per = per.max(run);
-        }
-        let first = self.sorted.first().copied().unwrap_or(0);
-        let hops = if domains > 1 {
-            self.sorted
-                .iter()
-                .map(|&m| self.topo.switch_hops(first, m))
-                .max()
-                .unwrap_or(1)
-        } else {
-            1
-        };
-        Shape {
-            n: members.len() as u32,
-            domains,
-            per_domain: per,
-            pcie: !self.topo.nvlink,
-            nvls: self.topo.nvls,
-            hops,
+    /// Counts the sibling groups of each collective's pipeline stage (`stage_size` ranks
+    /// per stage; see the module documentation).
+    pub fn with_stage_size(mut self, stage_size: u32) -> Self {
+        self.set_stage_size(Some(stage_size));
+        self
+    }
+
+    /// Sets (or clears) the stage size of [`AnalyticNetwork::with_stage_size`].
+    pub fn set_stage_size(&mut self, stage_size: Option<u32>) {
+        let s = stage_size.filter(|&s| s > 0);
+        if s != self.stage_size {
+            self.stage_size = s;
+            self.siblings.clear();
         }
     }
 
-    /// Contention-free time of an algorithm's traffic at full link capacity, seconds.
-    fn unit_time(&self, alg: Algorithm, coll: Collective, s: f64, sh: &Shape) -> f64 {
-        let (n, nd, g) = (sh.n as f64, sh.domains as f64, sh.per_domain as f64);
-        let (nvl_factor, nic_factor) = self.factors;
-        let nic = nic_factor
-            * match sh.hops {
-                0..=1 => self.nic_bps,
-                2..=3 => self.nic_bps / self.leaf_os,
-                _ => self.nic_bps / (self.leaf_os * self.pod_os),
-            };
-        let intra = self.intra_bps * nvl_factor;
-        let e = nccl::busbw_factor(coll, sh.n) * s;
-        let multi = sh.domains > 1;
-        match alg {
-            Algorithm::Ring if !multi => e / intra,
-            Algorithm::Ring => (e * (g - 1.0) / g / intra).max(e / g / nic),
-            Algorithm::Hierarchical => {
-                (2.0 * (g - 1.0) / g * s / intra).max(2.0 * (nd - 1.0) / nd * s / g / nic)
+    pub fn topology(&self) -> &Topology {
+        &self.topo
+    }
+
+    /// Seconds per unit of plan scale of `alg` over `members`; `multi`: the group spans
+    /// several NVLink domains (its shape's `domains > 1`).
+    fn unit_s(&mut self, alg: Algorithm, members: &[u32], multi: bool) -> f64 {
+        let mut out = [f64::NAN; Algorithm::COUNT];
+        self.units(&[alg], members, multi, &mut out);
+        out[alg as usize]
+    }
+
+    /// [`AnalyticNetwork::unit_s`] of each of `algs`, into `out[alg as usize]` (one cache
+    /// look-up for all of them).
+    fn units(
+        &mut self,
+        algs: &[Algorithm],
+        members: &[u32],
+        multi: bool,
+        out: &mut [f64; Algorithm::COUNT],
+    ) {
+        let Some(stage) = self.stage_size.filter(|_| multi) else {
+            for &alg in algs {
+                self.planner
+                    .unit_plan(&self.topo, alg, members, &mut self.plan);
+                out[alg as usize] = self.planner.unit_time(&self.topo, &self.plan);
             }
-            Algorithm::Tree => {
-                let chain = if g >= 3.0 { 2.0 * s } else { (g - 1.0) * s };
-                let rails = if nd >= 3.0 { 2.0 * s / g } else { s / g };
-                (chain / intra).max(rails / nic)
+            return;
+        };
+        let m0 = members.iter().copied().min().unwrap_or(0);
+        // Member order is kept: it is the ring order and a point-to-point transfer's
+        // direction (sorted offsets priced a send to a lower rank on the reverse links,
+        // where the siblings put no load: bandwidth-free backward pipeline sends).
+        let block = m0 / stage;
+        self.offsets.clear();
+        self.offsets.extend(members.iter().map(|&m| m - m0));
+        self.offsets.push(block);
+        let mut missing = false;
+        match self.siblings.get(self.offsets.as_slice()) {
+            Some(slots) => {
+                for &alg in algs {
+                    match &slots[alg as usize] {
+                        Some(u) => out[alg as usize] = u.get(m0).unwrap_or(f64::NAN),
+                        None => missing = true,
+                    }
+                }
             }
-            Algorithm::Nvls | Algorithm::NvlsTree => {
-                let rails = if multi {
-                    2.0 * (nd - 1.0) / nd * s / g / nic
-                } else {
-                    0.0
-                };
-                (s / intra).max(rails)
-            }
-            Algorithm::Direct => ((g - 1.0) * s / n / intra).max((n - g) * s / n / nic),
-            Algorithm::P2p => s / if multi { nic } else { intra },
+            None => missing = true,
         }
+        if missing {
+            let (key, mut slots) = match self.siblings.remove_entry(self.offsets.as_slice()) {
+                Some(e) => e,
+                None => (self.offsets.clone(), Box::default()),
+            };
+            self.offsets.truncate(members.len());
+            for &alg in algs {
+                let slot = &mut slots[alg as usize];
+                if slot.is_none() {
+                    *slot = Some(self.sibling_units(alg, block * stage, stage));
+                }
+                out[alg as usize] = slot.as_ref().and_then(|u| u.get(m0)).unwrap_or(f64::NAN);
+            }
+            if self.siblings.len() >= 4096 {
+                self.siblings.clear();
+            }
+            self.siblings.insert(key, slots);
+        }
+        self.offsets.truncate(members.len());
+        for &alg in algs {
+            if out[alg as usize].is_nan() {
+                // Not a sibling of the stage's partition (a group overlapping them): its
+                // own links under the siblings' load.
+                self.stage_loads(alg, block * stage, stage);
+                self.planner
+                    .unit_plan(&self.topo, alg, members, &mut self.plan);
+                let u = self.plan.links.iter().map(|&l| self.load[l as usize]);
+                out[alg as usize] = u.fold(0.0, f64::max);
+                self.clear_loads();
+            }
+        }
+    }
+
+    /// Sums the per-link load of every sibling group (translations of `self.offsets`
+    /// inside the stage block `start..start + stage`) running `alg` into `self.load`, and
+    /// records each group's links in `self.sib_links` / `self.sib_groups`.
+    fn stage_loads(&mut self, alg: Algorithm, start: u32, stage: u32) {
+        let end = (start + stage).min(self.topo.gpus);
+        if self.load.len() != self.topo.links() {
+            self.load = vec![0.0; self.topo.links()];
+        }
+        self.covered.clear();
+        self.covered.resize((end - start) as usize, false);
+        self.sib_links.clear();
+        self.sib_groups.clear();
+        for base in start..end {
+            if self.covered[(base - start) as usize] {
+                continue;
+            }
+            self.group.clear();
+            self.group.extend(self.offsets.iter().map(|&o| base + o));
+            if self.group.iter().any(|&g| g >= self.topo.gpus) {
+                continue;
+            }
+            for &g in &self.group {
+                if (start..end).contains(&g) {
+                    self.covered[(g - start) as usize] = true;
+                }
+            }
+            let group = std::mem::take(&mut self.group);
+            self.planner
+                .unit_plan(&self.topo, alg, &group, &mut self.sib_plan);
+            self.group = group;
+            for f in &self.sib_plan.flows {
+                for &l in self.sib_plan.flow_links(f) {
+                    let li = l as usize;
+                    if self.load[li] == 0.0 {
+                        self.touched.push(l);
+                    }
+                    self.load[li] += f.bytes / self.topo.cap[li];
+                }
+            }
+            let lo = self.sib_links.len() as u32;
+            self.sib_links.extend_from_slice(&self.sib_plan.links);
+            self.sib_groups
+                .push((base, lo, self.sib_links.len() as u32));
+        }
+    }
+
+    fn clear_loads(&mut self) {
+        for &l in &self.touched {
+            self.load[l as usize] = 0.0;
+        }
+        self.touched.clear();
+    }
+
+    /// The unit time of every sibling group of the stage block at `start` (see
+    /// [`SiblingUnits`]).
+    fn sibling_units(&mut self, alg: Algorithm, start: u32, stage: u32) -> SiblingUnits {
+        self.stage_loads(alg, start, stage);
+        let span = ((start + stage).min(self.topo.gpus) - start) as usize;
+        let mut out = SiblingUnits {
+            start,
+            runs: Vec::new(),
+            firsts: vec![0; span.div_ceil(64)],
+        };
+        for &(base, lo, hi) in &self.sib_groups {
+            let links = &self.sib_links[lo as usize..hi as usize];
+            let u = links
+                .iter()
+                .map(|&l| self.load[l as usize])
+                .fold(0.0, f64::max);
+            if out
+                .runs
+                .last()
+                .is_none_or(|&(_, v)| v.to_bits() != u.to_bits())
+            {
+                out.runs.push((base, u));
+            }
+            let i = (base - start) as usize;
+            out.firsts[i / 64] |= 1 << (i % 64);
+        }
+        self.clear_loads();
+        out
     }
 
     /// Seconds for a collective over `members` moving `bytes` (nccl-tests' size convention).
@@ -152,18 +361,21 @@ impl AnalyticNetwork {
         if members.len() < 2 || bytes == 0 {
             return 0.0;
         }
-        let sh = self.shape(members);
-        self.factors = if self.link_faults.is_empty() {
-            (1.0, 1.0)
-        } else {
-            self.link_faults.slowest(members)
-        };
+        let sh = self.planner.shape(&self.topo, members);
         let s = bytes as f64;
+        let n = members.len() as u32;
         let hop = self.topo.hop_latency_s;
+        let mut units = [f64::NAN; Algorithm::COUNT];
         let c = nccl::choose(collective, &sh, self.algorithm, hop, |alg| {
-            self.unit_time(alg, collective, s, &sh)
+            let u = self.unit_s(alg, members, sh.domains > 1);
+            units[alg as usize] = u;
+            Planner::plan_scale(alg, collective, n, s) * u
         });
-        c.latency_s + self.unit_time(c.algorithm, collective, s, &sh) / c.bw_factor
+        let u = match units[c.algorithm as usize] {
+            u if u.is_nan() => self.unit_s(c.algorithm, members, sh.domains > 1),
+            u => u,
+        };
+        c.latency_s + Planner::plan_scale(c.algorithm, collective, n, s) * u / c.bw_factor
     }
 }
 
@@ -176,22 +388,35 @@ impl Network for AnalyticNetwork {
         Some(self.link_faults.degraded_gpus())
     }
 
-    /// The group's shape (all that [`AnalyticNetwork::collective_time_s`] reads of its
-    /// placement) and its slowest member's link factors.
+    /// The group's shape (latency and the tuner's candidates) and the unit time of every
+    /// algorithm over it (its bandwidth terms, with its stage's siblings): all that
+    /// [`AnalyticNetwork::collective_time_s`] reads of its placement. Groups of more than
+    /// [`KEY_BY_MEMBERS_ABOVE`] members are keyed by their members instead.
     fn group_key(&mut self, members: &[u32], key: &mut Vec<u64>) {
         if members.len() < 2 {
             key.push(members.len() as u64);
             return;
         }
-        let sh = self.shape(members);
-        let (nvl, nic) = if self.link_faults.is_empty() {
-            (1.0, 1.0)
-        } else {
-            self.link_faults.slowest(members)
-        };
+        let sh = self.planner.shape(&self.topo, members);
         key.push(sh.n as u64 | (sh.domains as u64) << 32);
         key.push(sh.per_domain as u64 | (sh.hops as u64) << 32);
-        key.push((nvl as f32).to_bits() as u64 | ((nic as f32).to_bits() as u64) << 32);
+        if members.len() > KEY_BY_MEMBERS_ABOVE {
+            key.extend(members.iter().map(|&m| u64::from(m)));
+            return;
+        }
+        let algs: &[Algorithm] = if sh.domains > 1 {
+            &KEY_ALGORITHMS
+        } else {
+            &[
+                Algorithm::Ring,
+                Algorithm::Nvls,
+                Algorithm::Direct,
+                Algorithm::P2p,
+            ]
+        };
+        let mut units = [f64::NAN; Algorithm::COUNT];
+        self.units(algs, members, sh.domains > 1, &mut units);
+        key.extend(algs.iter().map(|&alg| units[alg as usize].to_bits()));
     }
 }
 

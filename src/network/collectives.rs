@@ -150,20 +150,7 @@ pub struct Planner {
 impl Planner {
     /// Groups `members` by domain (into `self.sorted` / `self.runs`) and returns the shape.
     pub fn shape(&mut self, topo: &Topology, members: &[u32]) -> Shape {
-        self.sorted.clear();
-        self.sorted.extend_from_slice(members);
-        let ds = topo.domain_size;
-        if !self.sorted.windows(2).all(|w| w[0] / ds <= w[1] / ds) {
-            self.sorted.sort_by_key(|&m| (m / ds, m));
-        }
-        self.runs.clear();
-        let mut start = 0u32;
-        for i in 1..=self.sorted.len() {
-            if i == self.sorted.len() || self.sorted[i] / ds != self.sorted[i - 1] / ds {
-                self.runs.push((start, i as u32));
-                start = i as u32;
-            }
-        }
+        self.group(topo, members);
         let per_domain = self.runs.iter().map(|&(a, b)| b - a).max().unwrap_or(0);
         let hops = if self.runs.len() > 1 {
             let first = self.sorted[0];
@@ -182,6 +169,25 @@ impl Planner {
             pcie: !topo.nvlink,
             nvls: topo.nvls,
             hops,
+        }
+    }
+
+    /// Groups `members` by domain into `self.sorted` / `self.runs` (what the plans read;
+    /// [`Planner::shape`] adds the hop count the latency needs).
+    fn group(&mut self, topo: &Topology, members: &[u32]) {
+        self.sorted.clear();
+        self.sorted.extend_from_slice(members);
+        let ds = topo.domain_size;
+        if !self.sorted.windows(2).all(|w| w[0] / ds <= w[1] / ds) {
+            self.sorted.sort_by_key(|&m| (m / ds, m));
+        }
+        self.runs.clear();
+        let mut start = 0u32;
+        for i in 1..=self.sorted.len() {
+            if i == self.sorted.len() || self.sorted[i] / ds != self.sorted[i - 1] / ds {
+                self.runs.push((start, i as u32));
+                start = i as u32;
+            }
         }
     }
 
@@ -286,10 +292,59 @@ impl Planner {
         members: &[u32],
         out: &mut FlowPlan,
     ) {
+        let e = nccl::busbw_factor(coll, self.sorted.len() as u32) * s;
+        self.build_scaled(topo, alg, s, e, members, out);
+    }
+
+    /// The bytes an algorithm's plan scales with: nccl-tests' bus bytes (`busbw_factor x
+    /// S`) for a ring, the payload `S` otherwise.
+    pub fn plan_scale(alg: Algorithm, coll: Collective, n: u32, s: f64) -> f64 {
+        match alg {
+            Algorithm::Ring => nccl::busbw_factor(coll, n) * s,
+            _ => s,
+        }
+    }
+
+    /// The plan of `alg` over `members` per unit of [`Planner::plan_scale`] (before
+    /// protocol efficiency): every flow's bytes are linear in it, so a plan of any size is
+    /// this one scaled. Groups the members by domain itself.
+    pub fn unit_plan(
+        &mut self,
+        topo: &Topology,
+        alg: Algorithm,
+        members: &[u32],
+        out: &mut FlowPlan,
+    ) {
+        out.clear();
+        self.group(topo, members);
+        if members.len() >= 2 {
+            self.build_scaled(topo, alg, 1.0, 1.0, members, out);
+        }
+    }
+
+    /// Flows of one connection between domains: the routing's flows per connection
+    /// (see [`super::routing::Routing`]).
+    fn subflows(&self, topo: &Topology) -> u32 {
+        if self.runs.len() > 1 {
+            topo.routing.flows_per_connection.max(1)
+        } else {
+            1
+        }
+    }
+
+    /// Writes the flows of `alg` for payload `s` and bus bytes `e` (ring) into `out`.
+    fn build_scaled(
+        &self,
+        topo: &Topology,
+        alg: Algorithm,
+        s: f64,
+        e: f64,
+        members: &[u32],
+        out: &mut FlowPlan,
+    ) {
         let n = self.sorted.len() as f64;
         let big_n = self.runs.len() as f64;
         let g = self.runs.iter().map(|&(a, b)| b - a).max().unwrap_or(1) as f64;
-        let e = nccl::busbw_factor(coll, self.sorted.len() as u32) * s;
         match alg {
             Algorithm::Ring => {
                 if self.runs.len() == 1 {
@@ -318,9 +373,12 @@ impl Planner {
             // sending `s` to the next.
             Algorithm::P2p if members.len() > 2 => self.single_ring(topo, s, out),
             Algorithm::P2p => {
-                let i = out.open();
-                topo.route(members[0], members[1], &mut out.links);
-                out.close(i, s);
+                let k = self.subflows(topo);
+                for sub in 0..k {
+                    let i = out.open();
+                    topo.route_sub(members[0], members[1], sub, &mut out.links);
+                    out.close(i, s / k as f64);
+                }
             }
         }
     }
@@ -332,11 +390,14 @@ impl Planner {
 
     fn single_ring(&self, topo: &Topology, bytes: f64, out: &mut FlowPlan) {
         let m = &self.sorted;
-        let i = out.open();
-        for k in 0..m.len() {
-            topo.route(m[k], m[(k + 1) % m.len()], &mut out.links);
+        let subs = self.subflows(topo);
+        for sub in 0..subs {
+            let i = out.open();
+            for k in 0..m.len() {
+                topo.route_sub(m[k], m[(k + 1) % m.len()], sub, &mut out.links);
+            }
+            out.close(i, bytes / subs as f64);
         }
-        out.close(i, bytes);
     }
 
     /// One flow over the ring edges inside every domain.
@@ -363,13 +424,16 @@ impl Planner {
     fn rail_rings(&self, topo: &Topology, bytes: f64, out: &mut FlowPlan) {
         let g = self.runs.iter().map(|&(a, b)| b - a).max().unwrap_or(1) as usize;
         let nd = self.runs.len();
+        let subs = self.subflows(topo);
         for c in 0..g {
-            let i = out.open();
-            for r in 0..nd {
-                let (a, b) = (self.rail_member(r, c), self.rail_member((r + 1) % nd, c));
-                topo.route(a, b, &mut out.links);
+            for sub in 0..subs {
+                let i = out.open();
+                for r in 0..nd {
+                    let (a, b) = (self.rail_member(r, c), self.rail_member((r + 1) % nd, c));
+                    topo.route_sub(a, b, sub, &mut out.links);
+                }
+                out.close(i, bytes / subs as f64);
             }
-            out.close(i, bytes);
         }
     }
 
@@ -391,18 +455,21 @@ impl Planner {
     fn rail_trees(&self, topo: &Topology, bytes: f64, out: &mut FlowPlan) {
         let g = self.runs.iter().map(|&(a, b)| b - a).max().unwrap_or(1) as usize;
         let nd = self.runs.len();
+        let subs = self.subflows(topo);
         for c in 0..g {
-            let i = out.open();
-            for mirror in [false, true] {
-                let at = |k: usize| if mirror { nd - 1 - k } else { k };
-                for k in 1..nd {
-                    let (child, parent) = (at(k), at((k - 1) / 2));
-                    let (a, b) = (self.rail_member(child, c), self.rail_member(parent, c));
-                    topo.route(a, b, &mut out.links);
-                    topo.route(b, a, &mut out.links);
+            for sub in 0..subs {
+                let i = out.open();
+                for mirror in [false, true] {
+                    let at = |k: usize| if mirror { nd - 1 - k } else { k };
+                    for k in 1..nd {
+                        let (child, parent) = (at(k), at((k - 1) / 2));
+                        let (a, b) = (self.rail_member(child, c), self.rail_member(parent, c));
+                        topo.route_sub(a, b, sub, &mut out.links);
+                        topo.route_sub(b, a, sub, &mut out.links);
+                    }
                 }
+                out.close(i, bytes / subs as f64);
             }
-            out.close(i, bytes);
         }
     }
 
@@ -418,12 +485,15 @@ impl Planner {
     }
 
     fn direct(&self, topo: &Topology, bytes: f64, out: &mut FlowPlan) {
+        let subs = self.subflows(topo);
         for &src in &self.sorted {
-            let i = out.open();
-            for &dst in &self.sorted {
-                topo.route(src, dst, &mut out.links);
+            for sub in 0..subs {
+                let i = out.open();
+                for &dst in &self.sorted {
+                    topo.route_sub(src, dst, sub, &mut out.links);
+                }
+                out.close(i, bytes / subs as f64);
             }
-            out.close(i, bytes);
         }
     }
 }

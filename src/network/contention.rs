@@ -16,6 +16,7 @@ use std::collections::BinaryHeap;
 use super::collectives::{FlowPlan, Planner};
 use super::flows::{FlowSolver, LinkCounters};
 use super::nccl::{Algorithm, AlgorithmChoice, Choice};
+use super::routing::Routing;
 use super::topology::{LinkKind, Topology};
 use super::{Completion, Network, Transfer};
 use crate::faults::LinkFaults;
@@ -28,6 +29,8 @@ use crate::vocab::Collective;
 pub struct NetworkSettings {
     /// Collective algorithm: NCCL's automatic choice or a forced one.
     pub algorithm: AlgorithmChoice,
+    /// How switches pick among equal-cost paths.
+    pub routing: Routing,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -67,7 +70,10 @@ pub const ALGORITHMS: [Algorithm; 7] = [
 
 impl FlowNetwork {
     pub fn new(cluster: &ClusterSpec, settings: NetworkSettings) -> Self {
-        Self::from_topology(Topology::new(cluster), settings)
+        Self::from_topology(
+            Topology::new(cluster).with_routing(settings.routing),
+            settings,
+        )
     }
 
     pub fn from_topology(topo: Topology, settings: NetworkSettings) -> Self {
@@ -94,13 +100,7 @@ impl FlowNetwork {
         if faults.is_empty() {
             return self;
         }
-        for g in 0..self.topo.gpus {
-            let (up, down) = self.topo.scale_up_links(g);
-            scale(&mut self.topo.cap, [up, down], faults.nvlink_factor(g));
-            if let Some((up, down)) = self.topo.nic_port_links(g) {
-                scale(&mut self.topo.cap, [up, down], faults.nic_factor(g));
-            }
-        }
+        self.topo.apply_link_faults(faults);
         self.solver = FlowSolver::new(self.topo.cap.clone());
         self
     }
@@ -186,18 +186,6 @@ impl FlowNetwork {
                 self.pending.push(p);
                 (self.pending.len() - 1) as u32
             }
-        }
-    }
-}
-
-/// Scales the capacity of `links` by `factor` (< 1 slows them down).
-fn scale(cap: &mut [f64], links: [u32; 2], factor: f64) {
-    if factor >= 1.0 {
-        return;
-    }
-    for l in links {
-        if let Some(c) = cap.get_mut(l as usize) {
-            *c *= factor.max(1e-6);
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod topology;
 pub use analytic::AnalyticNetwork;
 pub use contention::{FlowNetwork, NetworkSettings};
 pub use nccl::{Algorithm, AlgorithmChoice, Protocol};
+pub use routing::{Ecmp, Routing};
 pub use spec::{AnyNetwork, NetworkMode, NetworkSpec};
 pub use topology::Topology;
 

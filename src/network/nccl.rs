@@ -32,6 +32,11 @@ pub const PCIE_EFFICIENCY: f64 = 0.80;
 const NVLS_LINE_FRACTION: [f64; 2] = [0.42, 0.6038];
 /// NVLS latency per regime, microseconds (fit to the 1 MB, 16 MB and 64 MB points).
 const NVLS_LATENCY_US: [f64; 2] = [36.45, 77.6];
+/// NCCL's own predicted latency of NVLS (its tuner's `baseLat[NVLS][Simple]`, NVIDIA/nccl
+/// v2.18.5 `src/graph/tuning.cc`; one node adds no network term), microseconds. The tuner
+/// decides *whether* to run NVLS with this figure; the time NVLS then takes is the
+/// calibrated [`NVLS_LATENCY_US`] regime.
+const NCCL_TUNER_NVLS_LATENCY_US: f64 = 23.0;
 /// Per-peer launch cost of direct all-to-all (one send/recv pair per peer), microseconds.
 const P2P_PER_PEER_US: f64 = 0.5;
 
@@ -85,6 +90,9 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// Number of algorithms (`Algorithm as usize` is below it).
+    pub const COUNT: usize = 7;
+
     pub fn label(self) -> &'static str {
         match self {
             Algorithm::Ring => "ring",
@@ -288,9 +296,29 @@ pub fn candidates(coll: Collective, s: &Shape, choice: AlgorithmChoice) -> &'sta
     }
 }
 
-/// NCCL's tuner: the (algorithm, protocol) with the least `latency + unit_time / factor`,
-/// where `unit_time(alg)` is the contention-free time of the algorithm's traffic at full
-/// link capacity.
+/// The latency NCCL's tuner *predicts* for an (algorithm, protocol), where it differs from
+/// the calibrated [`latency_s`]: single-domain NVLS ([`NCCL_TUNER_NVLS_LATENCY_US`]).
+fn tuner_latency_s(
+    alg: Algorithm,
+    p: Protocol,
+    coll: Collective,
+    s: &Shape,
+    hop: f64,
+) -> Option<f64> {
+    match alg {
+        Algorithm::Nvls if s.domains == 1 => {
+            latency_s(alg, p, coll, s, hop).map(|_| NCCL_TUNER_NVLS_LATENCY_US * 1e-6)
+        }
+        _ => latency_s(alg, p, coll, s, hop),
+    }
+}
+
+/// NCCL's tuner: the (algorithm, protocol) with the least predicted
+/// `latency + unit_time / factor`, where `unit_time(alg)` is the contention-free time of
+/// the algorithm's traffic at full link capacity and the latency is the tuner's own
+/// ([`tuner_latency_s`]: NCCL picks by its model, not by what the run then takes). Within
+/// NVLS, whose two "protocols" stand for channel-count regimes NCCL sets by size, the
+/// regime is the one that runs faster.
 pub fn choose(
     coll: Collective,
     s: &Shape,
@@ -299,36 +327,46 @@ pub fn choose(
     mut unit_time: impl FnMut(Algorithm) -> f64,
 ) -> Choice {
     let mut best: Option<(f64, Choice)> = None;
+    let mut nvls: Option<(f64, Choice)> = None;
     for &alg in candidates(coll, s, choice) {
         let unit = unit_time(alg);
         for p in Protocol::ALL {
             if !protocol_enabled(p, s) {
                 continue;
             }
-            let Some(lat) = latency_s(alg, p, coll, s, hop_latency_s) else {
+            let (Some(lat), Some(tuner_lat)) = (
+                latency_s(alg, p, coll, s, hop_latency_s),
+                tuner_latency_s(alg, p, coll, s, hop_latency_s),
+            ) else {
                 continue;
             };
             let f = bw_factor(alg, p, coll, s);
-            let t = lat + unit / f;
+            let c = Choice {
+                algorithm: alg,
+                protocol: p,
+                latency_s: lat,
+                bw_factor: f,
+            };
+            let t = tuner_lat + unit / f;
             if best.is_none_or(|(bt, _)| t < bt) {
-                best = Some((
-                    t,
-                    Choice {
-                        algorithm: alg,
-                        protocol: p,
-                        latency_s: lat,
-                        bw_factor: f,
-                    },
-                ));
+                best = Some((t, c));
+            }
+            let actual = lat + unit / f;
+            if alg == Algorithm::Nvls && nvls.is_none_or(|(bt, _)| actual < bt) {
+                nvls = Some((actual, c));
             }
         }
     }
-    best.map(|(_, c)| c).unwrap_or(Choice {
-        algorithm: Algorithm::Ring,
-        protocol: Protocol::Simple,
-        latency_s: 0.0,
-        bw_factor: 1.0,
-    })
+    match (best, nvls) {
+        (Some((_, b)), Some((_, n))) if b.algorithm == Algorithm::Nvls => n,
+        (Some((_, b)), _) => b,
+        (None, _) => Choice {
+            algorithm: Algorithm::Ring,
+            protocol: Protocol::Simple,
+            latency_s: 0.0,
+            bw_factor: 1.0,
+        },
+    }
 }
 
 /// nccl-tests' bus bandwidth factor: busbw = algbw x factor.

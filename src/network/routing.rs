@@ -1,8 +1,21 @@
 //! Routes between GPUs, computed on demand from the tree structure of [`Topology`].
 //!
-//! Owns: the path (list of link ids) a byte takes from one GPU to another, and the
-//! deterministic choice among equal-cost paths (destination-mod-k, as InfiniBand's fat-tree
-//! routing does: no RNG, and a shift permutation such as a ring crosses distinct uplinks).
+//! Owns: the path (list of link ids) a byte takes from one GPU to another, and the choice
+//! among equal-cost paths ([`Routing`]):
+//! - **`dest-mod`** (default): destination-mod-k, as OpenSM's `ftree`/`updn` routing
+//!   programs InfiniBand fat trees: the uplink is a function of the destination alone, no
+//!   RNG, so a shift permutation such as a ring crosses distinct uplinks. The destination's
+//!   index counts NICs from the first NIC of the destination's *node* on that leaf (ports
+//!   numbered node by node), so a node straddling two leaves does not fold two rails onto
+//!   one uplink.
+//! - **`hash`**: ECMP as Ethernet/RoCE switches do it: each flow's uplink (and core) is a
+//!   hash of (seed, source, destination, sub-flow), so independent flows collide as they do
+//!   on real fabrics; reproducible for a seed.
+//! - `flows_per_connection` splits every connection that leaves a leaf into that many flows
+//!   hashed independently (Llama 3's "enhanced ECMP": 16 flows per GPU pair, Dubey et al.,
+//!   *The Llama 3 Herd of Models*, 2024, section 3.3.1); with `dest-mod` the sub-flows
+//!   share their destination's path.
+//!
 //! Must not: allocate (callers pass a reusable buffer) or know about flows.
 //!
 //! Inside an NVLink domain: GPU -> NVSwitch -> GPU. Across domains: GPU -> (PCIe to a shared
@@ -11,7 +24,63 @@
 //! on its leaf modulo the leaf's uplinks, the core its position in the pod divided by the
 //! leaf's uplinks, modulo the spine's.
 
+use serde::{Deserialize, Serialize};
+
 use super::topology::Topology;
+
+/// How switches choose among equal-cost uplinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ecmp {
+    /// Destination-mod-k (InfiniBand fat-tree routing).
+    #[default]
+    DestMod,
+    /// A seeded hash of each flow (Ethernet ECMP).
+    Hash,
+}
+
+impl Ecmp {
+    pub fn label(self) -> &'static str {
+        match self {
+            Ecmp::DestMod => "dest-mod",
+            Ecmp::Hash => "hash",
+        }
+    }
+}
+
+/// The routing model of a fabric: ECMP policy, hash seed and flows per connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Routing {
+    pub ecmp: Ecmp,
+    /// Seed of the ECMP hash (only read by [`Ecmp::Hash`]).
+    pub seed: u64,
+    /// Flows each connection that leaves a leaf is split into (1 = one flow).
+    pub flows_per_connection: u32,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Routing {
+            ecmp: Ecmp::DestMod,
+            seed: 0,
+            flows_per_connection: 1,
+        }
+    }
+}
+
+/// SplitMix64 finalizer: a well-mixed 64-bit hash of one word.
+#[inline]
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The ECMP hash of a flow: deterministic in (seed, source, destination, sub-flow).
+#[inline]
+pub fn flow_hash(seed: u64, src: u32, dst: u32, sub: u32) -> u64 {
+    mix(seed ^ mix(u64::from(src) << 32 | u64::from(dst)) ^ mix(u64::from(sub) + 1))
+}
 
 impl Topology {
     #[inline]
@@ -29,6 +98,20 @@ impl Topology {
     /// # Panics
     /// When the two GPUs sit in different domains of a cluster without NICs.
     pub fn route(&self, src: u32, dst: u32, out: &mut Vec<u32>) {
+        self.route_sub(src, dst, 0, out);
+    }
+
+    /// True when a message from `src` to `dst` climbs above its leaf (so ECMP chooses).
+    pub fn crosses_leaves(&self, src: u32, dst: u32) -> bool {
+        if self.fabric.nics == 0 || self.domain_of(src) == self.domain_of(dst) {
+            return false;
+        }
+        let (na, nb) = (self.nic_of(src), self.nic_of(dst));
+        self.leaf_of_nic(na) != self.leaf_of_nic(nb)
+    }
+
+    /// [`Topology::route`] for sub-flow `sub` of a connection (see [`Routing`]).
+    pub fn route_sub(&self, src: u32, dst: u32, sub: u32, out: &mut Vec<u32>) {
         if src == dst {
             return;
         }
@@ -50,7 +133,11 @@ impl Topology {
             out.push(Self::up(self.base_nic_leaf + na));
             let (la, lb) = (self.leaf_of_nic(na), self.leaf_of_nic(nb));
             if la != lb {
-                self.route_switches(la, lb, nb, out);
+                let h = match self.routing.ecmp {
+                    Ecmp::DestMod => None,
+                    Ecmp::Hash => Some(flow_hash(self.routing.seed, src, dst, sub)),
+                };
+                self.route_switches(la, lb, nb, h, out);
             }
             out.push(Self::down(self.base_nic_leaf + nb));
         }
@@ -59,7 +146,14 @@ impl Topology {
         }
     }
 
-    fn route_switches(&self, la: u32, lb: u32, dst_nic: u32, out: &mut Vec<u32>) {
+    fn route_switches(
+        &self,
+        la: u32,
+        lb: u32,
+        dst_nic: u32,
+        hash: Option<u64>,
+        out: &mut Vec<u32>,
+    ) {
         let f = &self.fabric;
         // Destination's port on its leaf, then the leaf's position in its pod.
         let port = if f.rail {
@@ -67,17 +161,28 @@ impl Topology {
         } else {
             dst_nic % f.nics_per_leaf
         };
-        let j = port % f.leaf_up;
+        let j = match hash {
+            Some(h) => (h % u64::from(f.leaf_up)) as u32,
+            None => self.dest_mod_uplink(dst_nic, port),
+        };
         let (pa, pb) = (self.pod_of_leaf(la), self.pod_of_leaf(lb));
         out.push(Self::up(self.base_leaf_spine + la * f.leaf_up + j));
         if pa != pb {
             let in_pod = (lb % f.leaves_per_pod) * f.nics_per_leaf + port;
-            let m = (in_pod / f.leaf_up) % f.spine_up;
+            let m = match hash {
+                Some(h) => ((h >> 32) % u64::from(f.spine_up)) as u32,
+                None => (in_pod / f.leaf_up) % f.spine_up,
+            };
             let (sa, sb) = (pa * f.leaf_up + j, pb * f.leaf_up + j);
             out.push(Self::up(self.base_spine_core + sa * f.spine_up + m));
             out.push(Self::down(self.base_spine_core + sb * f.spine_up + m));
         }
         out.push(Self::down(self.base_leaf_spine + lb * f.leaf_up + j));
+    }
+
+    /// Destination-mod-k uplink of a destination NIC on its leaf.
+    fn dest_mod_uplink(&self, _dst_nic: u32, port: u32) -> u32 {
+        port % self.fabric.leaf_up
     }
 
     /// Switches a message crosses from `src` to `dst` (for latency): 1 inside a domain,

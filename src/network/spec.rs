@@ -4,11 +4,14 @@
 //! Owns: the resolved `network:` section ([`NetworkSpec`]: mode and collective algorithm)
 //! and [`AnyNetwork`], the [`Network`] that dispatches to the analytic or the contention
 //! model. Must not: parse YAML (that is `config`) or decide defaults beyond
-//! [`NetworkSpec::default`] (analytic, NCCL's automatic algorithm choice).
+//! [`NetworkSpec::default`] (analytic, NCCL's automatic algorithm choice, destination-mod-k
+//! routing).
 
 use serde::{Deserialize, Serialize};
 
-use super::{AlgorithmChoice, AnalyticNetwork, Completion, FlowNetwork, Network, Transfer};
+use super::{
+    AlgorithmChoice, AnalyticNetwork, Completion, FlowNetwork, Network, Routing, Transfer,
+};
 use crate::units::Nanos;
 
 /// The network model a step is timed with.
@@ -49,6 +52,8 @@ impl std::str::FromStr for NetworkMode {
 pub struct NetworkSpec {
     pub mode: NetworkMode,
     pub algorithm: AlgorithmChoice,
+    /// ECMP policy, hash seed and flows per connection (both modes route alike).
+    pub routing: Routing,
 }
 
 /// Either network model behind one [`Network`] (enum dispatch: no virtual calls, and

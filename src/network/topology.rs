@@ -26,6 +26,7 @@
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::nccl::{NIC_EFFICIENCY, NVLINK_EFFICIENCY, PCIE_EFFICIENCY};
+use super::routing::Routing;
 use crate::hardware::{ClusterSpec, FabricKind};
 
 /// What a vertex is.
@@ -127,6 +128,8 @@ pub struct Topology {
     pub nvlink: bool,
     /// Latency per switch traversed in the fabric, seconds.
     pub hop_latency_s: f64,
+    /// How switches pick among equal-cost uplinks.
+    pub routing: Routing,
     pub(crate) base_gpu_nic: u32,
     pub(crate) base_nic_leaf: u32,
     pub(crate) base_leaf_spine: u32,
@@ -191,6 +194,7 @@ impl Topology {
             nvls: c.node.nvlink_gbs > 0.0 && domain_size > 1 && gpu_supports_nvls(&c.gpu.name),
             hop_latency_s: c.fabric.hop_latency_us * 1e-6,
             nvlink: c.node.nvlink_gbs > 0.0,
+            routing: Routing::default(),
             base_gpu_nic: 0,
             base_nic_leaf: 0,
             base_leaf_spine: 0,
@@ -244,7 +248,10 @@ impl Topology {
         }
         self.base_leaf_spine = b.pairs();
         let os = c.fabric.oversubscription.max(1.0);
-        let leaf_up_cap = f.nics_per_leaf as f64 * port / os / f.leaf_up.max(1) as f64;
+        // Uplink bandwidth is the leaf's NIC-facing ports' over the oversubscription,
+        // whether every port is cabled or not.
+        let down = (c.fabric.switch_radix / 2).max(1) as f64;
+        let leaf_up_cap = down * port / os / f.leaf_up.max(1) as f64;
         for leaf in 0..f.leaves {
             for j in 0..f.leaf_up {
                 let spine = (leaf / f.leaves_per_pod) * f.leaf_up + j;
@@ -278,6 +285,27 @@ impl Topology {
         self.cap = b.cap;
         self.kind = b.kind;
         self.ends = b.ends;
+    }
+
+    /// The same topology with another routing model.
+    pub fn with_routing(mut self, routing: Routing) -> Self {
+        self.routing = routing;
+        self
+    }
+
+    /// Scales every GPU's scale-up links and NIC port (both directions) by its factor in
+    /// `faults` (degraded links; factors below 1 slow them down).
+    pub fn apply_link_faults(&mut self, faults: &crate::faults::LinkFaults) {
+        if faults.is_empty() {
+            return;
+        }
+        for g in 0..self.gpus {
+            let (up, down) = self.scale_up_links(g);
+            scale(&mut self.cap, [up, down], faults.nvlink_factor(g));
+            if let Some((up, down)) = self.nic_port_links(g) {
+                scale(&mut self.cap, [up, down], faults.nic_factor(g));
+            }
+        }
     }
 
     pub fn links(&self) -> usize {
@@ -412,6 +440,18 @@ impl Topology {
     }
 }
 
+/// Scales the capacity of `links` by `factor` (< 1 slows them down).
+fn scale(cap: &mut [f64], links: [u32; 2], factor: f64) {
+    if factor >= 1.0 {
+        return;
+    }
+    for l in links {
+        if let Some(c) = cap.get_mut(l as usize) {
+            *c *= factor.max(1e-6);
+        }
+    }
+}
+
 fn fabric_shape(c: &ClusterSpec, gpus: u32, nics_per_node: u32) -> FabricShape {
     let nodes = gpus / c.node.gpus.max(1) as u32;
     let nics = nodes * nics_per_node;
@@ -433,7 +473,18 @@ fn fabric_shape(c: &ClusterSpec, gpus: u32, nics_per_node: u32) -> FabricShape {
     let (nics_per_leaf, leaves) = if rail {
         (down, nodes.div_ceil(down) * nics_per_node)
     } else {
-        (down, nics.div_ceil(down))
+        // Whole nodes per leaf: a node's NICs share a leaf (`fat-tree`, `clos-pods`), so
+        // a leaf takes as many whole nodes as its NIC-facing ports hold and leaves the rest
+        // unused (20 ports, 8 NICs per node: 2 nodes, 4 ports spare), as such fabrics are
+        // cabled; splitting a node over two leaves would give a ring's rail flows two
+        // different leaf pairs to cross and destination-mod-k routing collisions that
+        // cabling by node avoids.
+        let per = if nics_per_node > 0 && nics_per_node <= down {
+            down / nics_per_node * nics_per_node
+        } else {
+            down
+        };
+        (per, nics.div_ceil(per))
     };
     if leaves <= 1 {
         return FabricShape { rail, ..empty };

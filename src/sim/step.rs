@@ -82,6 +82,7 @@ pub fn build_network(s: &Scenario, link_faults: &LinkFaults) -> AnyNetwork {
         NetworkMode::Contention => {
             let settings = NetworkSettings {
                 algorithm: s.network.algorithm,
+                routing: s.network.routing,
             };
             let net = FlowNetwork::new(&s.cluster, settings).with_link_faults(link_faults);
             AnyNetwork::Contention(Box::new(net))
@@ -89,10 +90,14 @@ pub fn build_network(s: &Scenario, link_faults: &LinkFaults) -> AnyNetwork {
     }
 }
 
-/// The fast-mode network of `s` (healthy links, the scenario's algorithm choice), which
-/// the plan search's estimator uses whatever `network.mode` says.
+/// The fast-mode network of `s` (healthy links, the scenario's algorithm choice and
+/// routing, its plan's pipeline stages as the groups that run at once), which the plan
+/// search's estimator uses whatever `network.mode` says.
 pub fn analytic_network(s: &Scenario) -> AnalyticNetwork {
+    let stage = crate::plan::RankGrid::new(&s.parallelism).stage_size();
     AnalyticNetwork::with_algorithm(&s.cluster, s.network.algorithm)
+        .with_routing(s.network.routing)
+        .with_stage_size(stage)
 }
 
 /// Simulates one step of `s` on its own network ([`build_network`], healthy links).
