@@ -763,3 +763,19 @@ fn run_and_checkpoint_keys_are_checked_at_load_with_their_line() {
         assert!(shown.contains(needle), "{field}: {shown}");
     }
 }
+
+#[test]
+fn deepseek_activation_savings_are_refused_where_they_act_on_nothing() {
+    let (e, shown) = fails(BASE, &["training.recompute_mla_up_proj=true"]);
+    assert_eq!(e.field, "training.recompute_mla_up_proj");
+    assert!(shown.contains("no model.mla"), "{shown}");
+    let (e, shown) = fails(BASE, &["training.fp8_activations=true"]);
+    assert_eq!(e.field, "training.fp8_activations");
+    assert!(shown.contains("needs training.precision: fp8"), "{shown}");
+    let (e, shown) = fails(
+        BASE,
+        &["training.recompute=full", "training.recompute_norms=true"],
+    );
+    assert_eq!(e.field, "training.recompute_norms");
+    assert!(shown.contains("recompute: full"), "{shown}");
+}

@@ -141,6 +141,9 @@ fn training(t: RawTraining) -> TrainingSpec {
         offload_optimizer: t.offload_optimizer.unwrap_or(false),
         offload_params: t.offload_params.unwrap_or(false),
         memory_reserve_gb: t.memory_reserve_gb.unwrap_or(2.0),
+        recompute_norms: t.recompute_norms.unwrap_or(false),
+        recompute_mla_up_proj: t.recompute_mla_up_proj.unwrap_or(false),
+        fp8_activations: t.fp8_activations.unwrap_or(false),
     }
 }
 
