@@ -157,9 +157,8 @@ impl Source {
             // README (core_r0.8.0): `--overlap-grad-reduce --overlap-param-gather`,
             // `--tp-comm-overlap` (userbuffers: `full`; megatron/training/arguments.py
             // asserts it runs with sequence parallel) and p2p overlap "enabled by
-            // default", which arguments.py turns off without interleaving ("non-interleaved
-            // schedule does not support overlapping p2p communication": synchronous p2p
-            // at v = 1). Megatron-Core defaults: sequence parallel, selective recompute,
+            // default", which arguments.py turns off without interleaving (the preset's
+            // `pp_p2p: interleaved-only`). Megatron-Core defaults: sequence parallel, selective recompute,
             // distributed optimizer, FlashAttention via Transformer Engine, BF16 (so FP32
             // gradient reduction, the `megatron-core` preset's).
             Source::MegatronCoreH100 => {
@@ -170,7 +169,6 @@ impl Source {
                 p.zero = 1;
                 p.overlap_grad_reduce = true;
                 p.tp_comm_overlap = row.tp > 1;
-                p.pp_comm_overlap = v > 1;
             }
         }
     }

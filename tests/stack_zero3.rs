@@ -222,7 +222,8 @@ fn synchronous_p2p_adds_exactly_one_hop_to_two_stages_and_two_micro_batches() {
 
 /// `stack.zero3.*` set while the scenario's plan is not ZeRO-3: `run` refuses it (exit 2,
 /// file:line and the field), `plan` keeps it, since the search tries ZeRO-3 plans and the
-/// key acts on them; with ZeRO-3 left out (`--zero 0,1`) `plan` refuses it too.
+/// key acts on them; with ZeRO-3 left out (`--zero 0,1`) `plan` refuses it too; `compare`
+/// refuses it for a point taken as it is and keeps it for one searched.
 #[test]
 fn zero3_keys_off_a_zero3_plan_are_refused_by_run_and_kept_by_plan() {
     let dir = std::env::temp_dir().join(format!("clustersim-zero3-keys-{}", std::process::id()));
@@ -286,10 +287,72 @@ fn zero3_keys_off_a_zero3_plan_are_refused_by_run_and_kept_by_plan() {
         "{}",
         String::from_utf8_lossy(&plan.stderr)
     );
+    // `compare` runs a point as it is unless told to search: as-is refuses, best keeps.
+    let cmp = |plan: &str| {
+        out(&[
+            "compare",
+            f,
+            "--plan",
+            plan,
+            "--top",
+            "1",
+            "--out",
+            dir.join(format!("cmp-{plan}")).to_str().unwrap(),
+        ])
+    };
+    let as_is = cmp("as-is");
+    let err = String::from_utf8_lossy(&as_is.stderr);
+    assert_eq!(as_is.status.code(), Some(2), "{err}");
+    assert!(err.contains("stack.zero3.prefetch"), "{err}");
+    let best = cmp("best");
+    assert!(
+        best.status.success(),
+        "{}",
+        String::from_utf8_lossy(&best.stderr)
+    );
     let a = plan_args("0,1");
     let plan = out(&a.iter().map(String::as_str).collect::<Vec<_>>());
     let err = String::from_utf8_lossy(&plan.stderr);
     assert_eq!(plan.status.code(), Some(2), "{err}");
     assert!(err.contains("stack.zero3.prefetch"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `pp_p2p: interleaved-only` (Megatron-Core): under 1F1B the step is the synchronous
+/// one, under the interleaved schedule the asynchronous one, in the replay and in fast
+/// mode; the preset resolves to it and `summary.json`'s stack reports it.
+#[test]
+fn interleaved_only_p2p_is_sync_under_1f1b_and_async_when_interleaved() {
+    use clustersim::plan::ScheduleKind;
+    use clustersim::plan::stack::{P2p, ResolvedStack};
+    for (schedule, v) in [(ScheduleKind::OneFOneB, 1), (ScheduleKind::Interleaved, 2)] {
+        let mut s = toy_scenario(1, 2, 1, 4, 4);
+        s.parallelism.schedule = schedule;
+        s.parallelism.virtual_stages = v;
+        s.parallelism.pp_comm_overlap = true;
+        let asynchronous = run(&s).step_time_s;
+        s.parallelism.pp_comm_overlap = false;
+        let synchronous = run(&s).step_time_s;
+        assert!(synchronous > asynchronous, "{schedule:?}");
+        s.parallelism.pp_comm_overlap = true;
+        s.parallelism.stack.p2p_interleaved_only = true;
+        assert_eq!(
+            ResolvedStack::of(&s.parallelism).pp_p2p,
+            P2p::InterleavedOnly
+        );
+        let got = run(&s).step_time_s;
+        let want = if v > 1 { asynchronous } else { synchronous };
+        assert_eq!(got, want, "{schedule:?}");
+        fast_agrees(&s, "interleaved-only p2p");
+    }
+    let s = clustersim::config::load_scenario_str(
+        "t",
+        "model: gpt-1.7b\ncluster: { from: dgx-h100-ndr, nodes: 1 }\n\
+         training: { seq_len: 2048, global_batch: 16 }\nparallelism: { tp: 1, pp: 2, dp: 4 }\n\
+         stack: { preset: megatron-core }\n",
+        &[],
+    )
+    .unwrap();
+    assert!(s.parallelism.stack.p2p_interleaved_only && s.parallelism.pp_comm_overlap);
+    assert!(!s.parallelism.p2p_overlapped());
 }

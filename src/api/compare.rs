@@ -294,7 +294,19 @@ impl Comparison {
         let group_of: Vec<usize> = points.iter().map(|p| self.point_group[p.index]).collect();
         let rows = compare::run_points_with(
             &points,
-            |p| self.load(p),
+            |p| {
+                let s = self.load(p)?;
+                // A point simulated as it is runs its own plan: keys that act only
+                // under another plan are refused, as `run` refuses them.
+                if opts[self.point_group[p.index]].plan == PlanChoice::AsIs {
+                    s.check_own_plan().map_err(|source| Error::Point {
+                        index: p.index,
+                        name: p.name.clone(),
+                        source,
+                    })?;
+                }
+                Ok::<config::Scenario, Error>(s)
+            },
             |i| &opts[group_of[i]],
             self.progress,
         )?;

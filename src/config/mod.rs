@@ -140,8 +140,9 @@ impl Scenario {
         }
     }
 
-    /// For commands that simulate the scenario's own plan (`run`, `checkpoint`): the
-    /// first key that would have no effect under it, located at its
+    /// For commands that simulate the scenario's own plan (`run`, `checkpoint`, a
+    /// `compare` point taken as it is): the first key that would have no effect under it,
+    /// located at its
     /// file and line.
     pub fn check_own_plan(&self) -> Result<(), ConfigError> {
         match self.plan_only.first() {

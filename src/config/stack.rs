@@ -220,7 +220,7 @@ pub fn resolve(
     let plan_only = zero3_keys_off_plan(&raw, p, root);
     p.tp_comm_overlap = tp == TpOverlap::Full;
     p.overlap_grad_reduce = grad;
-    p.pp_comm_overlap = p2p == P2p::Async;
+    p.pp_comm_overlap = p2p != P2p::Sync;
     p.stack = StackSpec {
         preset: name,
         tp_comm_overlap: tp,
@@ -228,6 +228,7 @@ pub fn resolve(
         grad_accum_fusion: fusion,
         grad_reduce_dtype: dtype,
         fp8_attention: fp8_attn,
+        p2p_interleaved_only: p2p == P2p::InterleavedOnly,
         zero3,
     };
     Ok(plan_only)
@@ -260,7 +261,10 @@ fn zero3_keys_off_plan(raw: &RawStack, p: &ParallelismSpec, root: &Node) -> Vec<
                 root,
                 &key,
                 format!(
-                    "{key} has no effect under this plan (parallelism.zero = {}, dp*cp = {}):                      ZeRO-3 fields act only with zero: 3 and dp*cp > 1; remove it, or set                      parallelism.zero: 3 (`clustersim plan` accepts it, since the search                      may pick ZeRO-3)",
+                    "{key} has no effect under this plan (parallelism.zero = {}, dp*cp = {}): \
+                     ZeRO-3 fields act only with zero: 3 and dp*cp > 1; remove it, or set \
+                     parallelism.zero: 3 (`clustersim plan` and `compare --plan best` \
+                     keep it, since their search may pick ZeRO-3)",
                     p.zero,
                     p.dp * p.cp
                 ),

@@ -222,6 +222,13 @@ impl ParallelismSpec {
         self.tp * self.pp * self.dp * self.cp
     }
 
+    /// Whether pipeline sends and receives overlap compute under this plan: the stack's
+    /// `pp_p2p` (`async`; `interleaved-only` under the interleaved schedule only).
+    pub fn p2p_overlapped(&self) -> bool {
+        self.pp_comm_overlap
+            && (!self.stack.p2p_interleaved_only || self.schedule == ScheduleKind::Interleaved)
+    }
+
     /// Tensor-parallel overlap: `Full` when `tp_comm_overlap` is set, else the stack's
     /// (`None` or Megatron's backward overlap).
     pub fn tp_overlap(&self) -> stack::TpOverlap {

@@ -28,6 +28,11 @@ pub enum P2p {
     Async,
     /// The stage waits for each send/receive to complete.
     Sync,
+    /// Asynchronous under the interleaved schedule, synchronising otherwise: Megatron-Core
+    /// turns p2p overlap off without interleaving (megatron/training/arguments.py,
+    /// core_r0.8.0: "non-interleaved schedule does not support overlapping p2p
+    /// communication", and `batch_p2p_comm` then synchronises).
+    InterleavedOnly,
 }
 
 /// The dtype gradients are reduced in across data-parallel ranks.
@@ -113,6 +118,9 @@ pub struct StackSpec {
     pub grad_reduce_dtype: GradReduceDtype,
     /// Dot-product attention in FP8 under FP8 training.
     pub fp8_attention: bool,
+    /// `pp_p2p: interleaved-only`: [`super::ParallelismSpec::pp_comm_overlap`] applies
+    /// under the interleaved schedule only ([`super::ParallelismSpec::p2p_overlapped`]).
+    pub p2p_interleaved_only: bool,
     pub zero3: Zero3Stack,
 }
 
@@ -125,6 +133,7 @@ impl Default for StackSpec {
             grad_accum_fusion: true,
             grad_reduce_dtype: GradReduceDtype::Training,
             fp8_attention: true,
+            p2p_interleaved_only: false,
             zero3: Zero3Stack::default(),
         }
     }
@@ -152,10 +161,10 @@ impl ResolvedStack {
             tp_comm_overlap: p.tp_overlap(),
             overlap_grad_reduce: p.overlap_grad_reduce,
             overlap_param_gather: p.overlap_grad_reduce && s.overlap_param_gather,
-            pp_p2p: if p.pp_comm_overlap {
-                P2p::Async
-            } else {
-                P2p::Sync
+            pp_p2p: match (p.pp_comm_overlap, s.p2p_interleaved_only) {
+                (false, _) => P2p::Sync,
+                (true, true) => P2p::InterleavedOnly,
+                (true, false) => P2p::Async,
             },
             grad_accum_fusion: s.grad_accum_fusion,
             grad_reduce_dtype: s.grad_reduce_dtype,

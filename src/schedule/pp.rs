@@ -44,7 +44,7 @@ impl Builder<'_> {
     /// only once the send has completed; receives are still posted early, as Megatron
     /// batches them with the sends, so this cannot deadlock.
     fn block_on_send(&self, sb: &mut StageBuilder, send: NodeIndex) {
-        if !self.inp.parallelism.pp_comm_overlap {
+        if !self.inp.parallelism.p2p_overlapped() {
             sb.also_wait_for.push(send);
         }
     }

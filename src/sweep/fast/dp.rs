@@ -100,7 +100,7 @@ pub(super) fn data_parallel(
     let dp_group = ctx.grid.group_size(GroupMask::DP);
     let gathers_at_start = dp::sharded(p) && !dp::fsdp(p);
     let (overlap, kind) = (p.overlap_grad_reduce, p.schedule);
-    let hop = if p.pp_comm_overlap { comms.p2p } else { 0.0 };
+    let hop = if p.p2p_overlapped() { comms.p2p } else { 0.0 };
     let mut out = DpTail {
         end: 0.0,
         gather_delay: 0.0,

@@ -50,7 +50,7 @@ pub(super) fn pipeline(s: &Scenario, st: &[Stage], comms: &Comms, v: f64, m: f64
         .filter(|&(i, _)| i != crit)
         .map(|(_, stage)| bubble_share(p.schedule, stage, v))
         .sum();
-    let hops = if p.pp_comm_overlap && pp > 1 {
+    let hops = if p.p2p_overlapped() && pp > 1 {
         2.0 * (pp as f64 * v - 1.0) * comms.p2p
     } else {
         0.0
@@ -67,7 +67,7 @@ pub(super) fn pipeline(s: &Scenario, st: &[Stage], comms: &Comms, v: f64, m: f64
         _ => 0,
     };
     if pp > 1 && (m as usize) < deferring {
-        let hop = if p.pp_comm_overlap { comms.p2p } else { 0.0 };
+        let hop = if p.p2p_overlapped() { comms.p2p } else { 0.0 };
         let ends = walk_passes(p.schedule, st, m as u32, hop);
         let walked = ends.iter().copied().fold(0.0f64, f64::max);
         if walked > span * (1.0 + 1e-9) {

@@ -133,7 +133,7 @@ pub(super) fn stages(ctx: &Ctx, c: &OpCosts<f64>, comms: &Comms) -> Vec<Stage> {
     let pp = s.parallelism.pp.max(1) as usize;
     let pieces = ctx.inp.piece_layers();
     let total_vs = pieces.len();
-    let blocking = !s.parallelism.pp_comm_overlap && pp > 1;
+    let blocking = !s.parallelism.p2p_overlapped() && pp > 1;
     let mut out = vec![Stage::default(); pp];
     for (vs, &(lo, hi)) in pieces.iter().enumerate() {
         let st = &mut out[vs % pp];
