@@ -616,7 +616,8 @@ impl Rules<'_> {
         ] {
             self.ensure(!on || t.recompute != Recompute::Full, key, || {
                 format!(
-                    "{key} saves activations a layer stores; under training.recompute: full                      a layer stores only its input (allowed with none or selective)"
+                    "{key} saves activations a layer stores; under training.recompute: full, \
+                     a layer stores only its input (allowed with none or selective)"
                 )
             })?;
         }
@@ -633,8 +634,12 @@ impl Rules<'_> {
             "training.fp8_activations",
             || {
                 format!(
-                    "fp8_activations caches Linear inputs in FP8 as FP8 GEMMs quantise them                      (DeepSeek-V3 §3.3.3); it needs training.precision: fp8, got {:?}",
-                    t.precision
+                    "fp8_activations caches Linear inputs in FP8 as FP8 GEMMs quantise them \
+                     (DeepSeek-V3 §3.3.3); it needs training.precision: fp8, got {}",
+                    serde_json::to_value(t.precision)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
                 )
             },
         )

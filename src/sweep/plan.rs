@@ -25,6 +25,12 @@ pub enum PlanError {
     NothingFits { evaluated: usize, capacity_gb: f64 },
     #[error("no valid plan for {gpus} GPUs (check global_batch, layers and heads)")]
     NoCandidates { gpus: u64 },
+    #[error(
+        "--gpus: {gpus} is more than the cluster's {cluster} GPUs (cluster.nodes x \
+         cluster.node.gpus); plan for at most {cluster}, or grow the cluster (--set \
+         cluster.nodes=N with a plan that fills it, e.g. --set parallelism.dp=M)"
+    )]
+    MoreGpusThanCluster { gpus: u64, cluster: u64 },
     #[error("replaying a plan: {0}")]
     Engine(#[from] EngineError),
 }
@@ -472,7 +478,13 @@ pub fn rank(rows: &mut [PlanRow]) {
 
 /// Fast-mode evaluation of every candidate, memory filter and ranking; no replays.
 pub fn search_fast(base: &Scenario, opts: &PlanOptions) -> Result<PlanReport, PlanError> {
-    let gpus = opts.gpus.unwrap_or_else(|| base.cluster.total_gpus());
+    let cluster = base.cluster.total_gpus();
+    let gpus = opts.gpus.unwrap_or(cluster);
+    // The network is the cluster's: a plan over more GPUs than it has would route
+    // collectives to GPUs no node holds.
+    if gpus > cluster {
+        return Err(PlanError::MoreGpusThanCluster { gpus, cluster });
+    }
     let points = candidates(base, &opts.space, gpus);
     if points.is_empty() {
         return Err(PlanError::NoCandidates { gpus });
