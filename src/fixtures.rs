@@ -127,6 +127,8 @@ pub fn toy_scenario(tp: u64, pp: u64, dp: u64, layers: u64, global_batch: u64) -
         run: None,
         outputs: OutputsSpec::default(),
         network: Default::default(),
+        origins: Default::default(),
+        plan_only: Vec::new(),
     }
 }
 

@@ -98,14 +98,12 @@ impl Source {
     }
 
     /// The software stack the table is predicted with (`data/stacks.yaml`): the SC'21 code
-    /// (Megatron-LM v2.x). The Megatron-Core table still runs the default stack with the
-    /// overlaps its README states (userbuffers TP overlap): under the `megatron-core`
-    /// preset (backward TP overlap, FP32 reduction) it reads MAPE 12.0 %, which is not
-    /// yet understood (issue 11).
+    /// (Megatron-LM v2.x) and Megatron-Core r0.8 (the table's README, core_r0.8.0), with
+    /// the flags the table's notes state set on top in [`Source::apply_rules`].
     pub fn stack(self) -> &'static str {
         match self {
             Source::MegatronSc21A100 => "megatron-lm-2021",
-            Source::MegatronCoreH100 => "default",
+            Source::MegatronCoreH100 => "megatron-core",
         }
     }
 
@@ -156,9 +154,14 @@ impl Source {
                 p.sequence_parallel = false;
                 p.zero = 0;
             }
-            // README: DP overlap (grad reduce and param gather), TP comm overlap, PP
-            // overlap; Megatron-Core defaults: sequence parallel, selective recompute,
-            // distributed optimizer, FlashAttention via Transformer Engine, BF16.
+            // README (core_r0.8.0): `--overlap-grad-reduce --overlap-param-gather`,
+            // `--tp-comm-overlap` (userbuffers: `full`; megatron/training/arguments.py
+            // asserts it runs with sequence parallel) and p2p overlap "enabled by
+            // default", which arguments.py turns off without interleaving ("non-interleaved
+            // schedule does not support overlapping p2p communication": synchronous p2p
+            // at v = 1). Megatron-Core defaults: sequence parallel, selective recompute,
+            // distributed optimizer, FlashAttention via Transformer Engine, BF16 (so FP32
+            // gradient reduction, the `megatron-core` preset's).
             Source::MegatronCoreH100 => {
                 t.precision = Precision::Bf16;
                 t.recompute = Recompute::Selective;
@@ -167,7 +170,7 @@ impl Source {
                 p.zero = 1;
                 p.overlap_grad_reduce = true;
                 p.tp_comm_overlap = row.tp > 1;
-                p.pp_comm_overlap = true;
+                p.pp_comm_overlap = v > 1;
             }
         }
     }
@@ -487,4 +490,192 @@ pub fn uncertainty(gpu: &crate::hardware::GpuSpec, m: &sim::StepMetrics) -> Opti
         tflops_per_gpu: band(m.tflops_per_gpu),
         mfu: band(m.mfu),
     })
+}
+
+/// Korthikanti et al.'s per-layer times (arXiv 2205.05198, Table 4): one transformer layer
+/// of their 22B model on eight A100 80GB (TP 8), forward and backward in ms, per case.
+pub const LAYER_TIMES_FILE: &str = "a100-layer-times.csv";
+
+/// The stack the per-layer table is predicted with: `megatron-lm-2023`, whose per-layer
+/// fields are those of the paper's code (the `sequence_parallel` merge of NVIDIA/Megatron-LM,
+/// d898a8991d, 2022-05-25: `LinearWithGradAccumulationAndAsyncCommunication` in
+/// megatron/mpu/layers.py runs the input-gradient all-reduce, or under sequence parallel
+/// the all-gather and reduce-scatter, asynchronously beside the GEMMs; gradient
+/// accumulation fused into the weight-gradient GEMM with `fused_dense_cuda.
+/// wgrad_gemm_accum_fp32`, which megatron/arguments.py enables with fp32 accumulation,
+/// forced under BF16). No FlashAttention: `CoreAttention` (megatron/model/transformer.py)
+/// runs `baddbmm`, the fused scale-mask-softmax, dropout and `bmm`.
+pub const LAYER_TIMES_STACK: &str = "megatron-lm-2023";
+
+/// One case of the per-layer table.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerCase {
+    /// The CSV's `experiment` (`baseline_no_recompute`, `sequence_parallel`, ...).
+    pub experiment: String,
+    pub recompute: Recompute,
+    pub sequence_parallel: bool,
+    pub published_forward_ms: f64,
+    pub published_backward_ms: f64,
+}
+
+/// A prediction for one per-layer case.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerPrediction {
+    pub case: LayerCase,
+    pub forward_ms: f64,
+    pub backward_ms: f64,
+    pub forward_error: f64,
+    pub backward_error: f64,
+}
+
+/// The recompute and sequence-parallel settings an `experiment` name states.
+fn layer_case_settings(name: &str) -> Option<(Recompute, bool)> {
+    Some(match name {
+        "baseline_no_recompute" => (Recompute::None, false),
+        "sequence_parallel" => (Recompute::None, true),
+        "full_recompute" => (Recompute::Full, false),
+        "selective_recompute" => (Recompute::Selective, false),
+        "selective_recompute_and_sequence_parallel" => (Recompute::Selective, true),
+        _ => return None,
+    })
+}
+
+/// Reads `a100-layer-times.csv` from `dir`.
+pub fn read_layer_cases(dir: &Path) -> Result<Vec<LayerCase>, ValidateError> {
+    let path = dir.join(LAYER_TIMES_FILE);
+    let text = crate::config::input::read_text(&path).map_err(|e| ValidateError::Io {
+        path: path.clone(),
+        source: e,
+    })?;
+    let mut cases = Vec::new();
+    let mut header: Option<Vec<String>> = None;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        let Some(h) = &header else {
+            header = Some(cells.iter().map(|c| c.to_string()).collect());
+            continue;
+        };
+        let err = |message: String| ValidateError::Parse {
+            path: path.clone(),
+            line: i + 1,
+            message,
+        };
+        let cell = |name: &str| -> Result<&str, ValidateError> {
+            h.iter()
+                .position(|c| c == name)
+                .and_then(|idx| cells.get(idx).copied())
+                .ok_or_else(|| err(format!("missing column `{name}`")))
+        };
+        let number = |name: &str| -> Result<f64, ValidateError> {
+            cell(name)?
+                .parse()
+                .map_err(|_| err(format!("column `{name}` is not a number")))
+        };
+        let experiment = cell("experiment")?.to_string();
+        let (recompute, sequence_parallel) = layer_case_settings(&experiment).ok_or_else(|| {
+            err(format!(
+                "unknown experiment `{experiment}` (allowed: baseline_no_recompute, \
+                 sequence_parallel, full_recompute, selective_recompute, \
+                 selective_recompute_and_sequence_parallel)"
+            ))
+        })?;
+        cases.push(LayerCase {
+            experiment,
+            recompute,
+            sequence_parallel,
+            published_forward_ms: number("forward_ms")?,
+            published_backward_ms: number("backward_ms")?,
+        });
+    }
+    Ok(cases)
+}
+
+/// The per-layer table's setting: the 22B model of Korthikanti et al. (Table 3: 64 heads,
+/// hidden 6144, 48 layers, sequence 2048, micro-batch 4, TP 8) on one DGX A100 80GB,
+/// BF16, no FlashAttention, one micro-batch, under [`LAYER_TIMES_STACK`].
+pub fn layer_times_base() -> Result<Scenario, crate::config::ConfigError> {
+    let yaml = format!(
+        "name: korthikanti-22b\nmodel: {{name: gpt-22b, layers: 48, hidden: 6144, heads: 64, \
+         ffn_hidden: 24576, vocab: 51200, tied_embeddings: true}}\n\
+         cluster: {{from: dgx-a100-hdr, nodes: 1}}\n\
+         training: {{seq_len: 2048, global_batch: 4, micro_batch: 4, precision: bf16, \
+         flash_attention: false}}\n\
+         parallelism: {{tp: 8, pp: 1, dp: 1}}\nstack: {{preset: {LAYER_TIMES_STACK}}}\n"
+    );
+    crate::config::load_scenario_str("layer-times", &yaml, &[])
+}
+
+/// The scenario of one case: [`layer_times_base`] with its recompute and sequence
+/// parallelism.
+pub fn layer_scenario(case: &LayerCase, base: &Scenario) -> Scenario {
+    let mut s = base.clone();
+    s.name = format!("layer-{}", case.experiment);
+    s.training.recompute = case.recompute;
+    s.parallelism.sequence_parallel = case.sequence_parallel;
+    s
+}
+
+/// One layer's forward and backward time (seconds) in a replayed step of one
+/// micro-batch without pipelining: the period between the first ops of consecutive
+/// layers in the middle of the model on rank 0, so each pass includes the layer's
+/// exposed TP communication and, in backward, its recompute.
+pub fn layer_pass_times(s: &Scenario) -> Result<(f64, f64), ValidateError> {
+    let opts = StepOptions {
+        trace: crate::engine::TraceRanks::Some(vec![0]),
+        ..StepOptions::default()
+    };
+    let r = sim::simulate_step(s, &opts).map_err(|e| ValidateError::Engine {
+        row: s.name.clone(),
+        source: e,
+    })?;
+    let stage = r.grid.stage_of(0) as usize;
+    let program = &r.graph.stages[stage];
+    let layers = s.model.layers;
+    let mut fwd = vec![u64::MAX; layers as usize];
+    let mut bwd = vec![u64::MAX; layers as usize];
+    for ev in r.replay.trace.iter().filter(|e| e.rank == 0) {
+        let op = program.op(ev.op);
+        let (lo, hi) = op.layers;
+        if lo != hi || lo as u64 >= layers {
+            continue;
+        }
+        let slot = match op.category {
+            crate::vocab::Category::Forward => &mut fwd[lo as usize],
+            crate::vocab::Category::Backward
+            | crate::vocab::Category::BackwardWeight
+            | crate::vocab::Category::Recompute => &mut bwd[lo as usize],
+            _ => continue,
+        };
+        *slot = (*slot).min(ev.start);
+    }
+    let k = (layers / 2) as usize;
+    let ns = |a: u64, b: u64| a.saturating_sub(b) as f64 * 1e-9;
+    Ok((ns(fwd[k + 1], fwd[k]), ns(bwd[k - 1], bwd[k])))
+}
+
+/// Predicts one per-layer case.
+pub fn predict_layer(case: &LayerCase, base: &Scenario) -> Result<LayerPrediction, ValidateError> {
+    let s = layer_scenario(case, base);
+    let (f, b) = layer_pass_times(&s)?;
+    let (forward_ms, backward_ms) = (f * 1e3, b * 1e3);
+    Ok(LayerPrediction {
+        case: case.clone(),
+        forward_ms,
+        backward_ms,
+        forward_error: forward_ms / case.published_forward_ms - 1.0,
+        backward_error: backward_ms / case.published_backward_ms - 1.0,
+    })
+}
+
+/// The worst absolute forward and backward errors (fractions) over per-layer cases.
+pub fn layer_error_stats(preds: &[LayerPrediction]) -> (f64, f64) {
+    let worst = |f: fn(&LayerPrediction) -> f64| preds.iter().map(f).fold(0.0, f64::max);
+    (
+        worst(|p| p.forward_error.abs()),
+        worst(|p| p.backward_error.abs()),
+    )
 }

@@ -63,13 +63,14 @@ fn megatron_sc21_a100_within_issue_bounds() {
     let (mape, max) = validate::error_stats(&preds);
     assert_eq!(preds.len(), 10);
     assert!(max <= 0.08, "worst row {:.1} % (bound 8 %)", max * 100.0);
-    assert!(mape <= 0.04, "MAPE {:.2} % (bound 4 %)", mape * 100.0);
+    assert!(mape <= 0.035, "MAPE {:.2} % (bound 3.5 %)", mape * 100.0);
 }
 
-/// The Megatron-Core H100 table does NOT meet the issue's bounds yet (MAPE <= 4 %, every
-/// row within 8 %): measured MAPE 5.3 %, worst row -12.7 % (the 32B TP8 row, where four
-/// micro-batches leave the data-parallel gathers exposed). This guards the level reached
-/// so regressions show; it is not the target.
+/// The Megatron-Core H100 table under its own stack (`megatron-core`, Megatron-Core
+/// r0.8 with the README's `--tp-comm-overlap`) does NOT meet the issue's bounds (MAPE
+/// <= 3.5 %, every row but 32B within 8 %): measured MAPE 7.0 %, 16B -8.6 %, 119B -9.0 %,
+/// 177B +8.7 %, 32B -25.3 % (exempt). This guards the level reached so regressions show;
+/// it is not the target. What the misses are: see the next test.
 #[test]
 #[cfg_attr(
     debug_assertions,
@@ -82,12 +83,118 @@ fn megatron_core_h100_does_not_regress() {
     assert_embedded_band(&preds, Source::MegatronCoreH100);
     let (mape, max) = validate::error_stats(&preds);
     assert_eq!(preds.len(), 9);
-    assert!(mape <= 0.055, "MAPE {:.2} % (measured 5.3 %)", mape * 100.0);
+    assert!(mape <= 0.071, "MAPE {:.2} % (measured 7.0 %)", mape * 100.0);
     assert!(
-        max <= 0.13,
-        "worst row {:.1} % (measured 12.7 %)",
+        max <= 0.254,
+        "worst row {:.1} % (measured 25.3 %)",
         max * 100.0
     );
+}
+
+/// Why the 16B and 119B rows miss under Megatron-Core r0.8's stack: their whole error is
+/// the data-parallel time the model leaves exposed. With FP32 gradient reduction
+/// (`accumulate_allreduce_grads_in_fp32`, forced under BF16 in r0.8's arguments.py)
+/// reduce-scatters over one 400 Gb/s NIC per GPU overlap only the last micro-batch's
+/// backward (`is_last_microbatch` in param_and_grad_buffer.py) and parameter gathers only
+/// the first micro-batch's forward; the published step time equals the predicted step
+/// minus `dp_exposed` within 1 %, i.e. the runs hid communication this mechanism cannot.
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "simulates 1,536-GPU steps; run with --release"
+)]
+fn megatron_core_misses_are_the_exposed_data_parallel_time() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/calibration");
+    if !dir.is_dir() {
+        return;
+    }
+    let source = Source::MegatronCoreH100;
+    let base = validate::calibration_base(source).unwrap();
+    for row in validate::read_rows(&dir, source).unwrap() {
+        if row.params_b != 16.0 && row.params_b != 119.0 {
+            continue;
+        }
+        let p = validate::predict(&row, &base, &base.cluster).unwrap();
+        let s = validate::row_scenario(&row, &base, &base.cluster);
+        let r = clustersim::sim::simulate_step(&s, &Default::default()).unwrap();
+        let hidden = r.metrics.step_time_s - r.metrics.breakdown_s.dp_exposed;
+        let published_step = p.step_time_s * p.predicted_tflops / row.published_tflops;
+        assert!(
+            p.error < -0.08,
+            "{}B: {:+.1} %",
+            row.params_b,
+            p.error * 100.0
+        );
+        assert!(
+            (hidden / published_step - 1.0).abs() < 0.01,
+            "{}B: step without DP {hidden:.3} s vs published {published_step:.3} s",
+            row.params_b
+        );
+    }
+}
+
+/// Korthikanti et al.'s per-layer times (arXiv 2205.05198, Table 4; 22B, TP 8, A100):
+/// every case, forward and backward, within the issue's 6 %. Each time is the replayed
+/// period between consecutive layers (compute, the TP collectives left exposed, the
+/// recompute), under the paper's stack (`validate::LAYER_TIMES_STACK`).
+#[test]
+fn korthikanti_layer_times_within_six_percent() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/calibration");
+    if !dir.is_dir() {
+        return;
+    }
+    let base = validate::layer_times_base().unwrap();
+    let cases = validate::read_layer_cases(&dir).unwrap();
+    assert_eq!(cases.len(), 5);
+    let preds: Vec<_> = cases
+        .iter()
+        .map(|c| validate::predict_layer(c, &base).unwrap())
+        .collect();
+    for p in &preds {
+        eprintln!(
+            "{:<42} fwd {:.2} ms ({:+.1} %) bwd {:.2} ms ({:+.1} %)",
+            p.case.experiment,
+            p.forward_ms,
+            p.forward_error * 100.0,
+            p.backward_ms,
+            p.backward_error * 100.0
+        );
+    }
+    let (fwd, bwd) = validate::layer_error_stats(&preds);
+    assert!(fwd <= 0.06, "forward worst {:.1} %", fwd * 100.0);
+    assert!(bwd <= 0.06, "backward worst {:.1} %", bwd * 100.0);
+    // The mechanisms the cases isolate, in the direction the paper measured: sequence
+    // parallel shortens the forward (element-wise work split over TP); full recompute
+    // adds about one forward to the backward; selective recompute adds less.
+    let by = |name: &str| preds.iter().find(|p| p.case.experiment == name).unwrap();
+    let base_case = by("baseline_no_recompute");
+    assert!(by("sequence_parallel").forward_ms < base_case.forward_ms);
+    let full = by("full_recompute").backward_ms - base_case.backward_ms;
+    assert!((full / base_case.forward_ms - 1.0).abs() < 0.05, "{full}");
+    let sel = by("selective_recompute").backward_ms - base_case.backward_ms;
+    assert!(sel > 0.0 && sel < 0.25 * full, "{sel} vs {full}");
+}
+
+/// The unfused attention softmax and dropout move 11 bytes per score in backward (dropout
+/// backward 2 + 1 + 2, fused softmax backward 2 + 2 + 2), not twice the forward's 9.
+#[test]
+fn unfused_softmax_dropout_backward_moves_eleven_bytes_per_score() {
+    use clustersim::model::kernels;
+    let s = validate::layer_times_base().unwrap();
+    let cm = clustersim::sim::compute_model(&s);
+    let inp = clustersim::sim::step_inputs(&s, &cm);
+    let fwd = kernels::attention_forward(&s.model, &inp.layer_shard());
+    let bwd = kernels::backward(&fwd);
+    let bytes = |ks: &[kernels::Kernel]| {
+        ks.iter()
+            .find(|k| k.name == "softmax_dropout")
+            .unwrap()
+            .bytes
+    };
+    // 4 sequences x 8 local heads x 2048^2 scores.
+    let scores = 4.0 * 8.0 * 2048.0 * 2048.0;
+    assert_eq!(bytes(&fwd), 9.0 * scores);
+    assert_eq!(bytes(&bwd), 11.0 * scores);
 }
 
 /// Every GPU of the catalog names a calibration table that has a band, so every shipped

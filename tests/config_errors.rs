@@ -789,3 +789,19 @@ fn routing_seed_and_split_flows_need_hashed_ecmp() {
     assert_eq!(s.network.routing.flows_per_connection, 16);
     assert_eq!(s.network.routing.seed, 7);
 }
+
+#[test]
+fn deepseek_activation_savings_are_refused_where_they_act_on_nothing() {
+    let (e, shown) = fails(BASE, &["training.recompute_mla_up_proj=true"]);
+    assert_eq!(e.field, "training.recompute_mla_up_proj");
+    assert!(shown.contains("no model.mla"), "{shown}");
+    let (e, shown) = fails(BASE, &["training.fp8_activations=true"]);
+    assert_eq!(e.field, "training.fp8_activations");
+    assert!(shown.contains("needs training.precision: fp8"), "{shown}");
+    let (e, shown) = fails(
+        BASE,
+        &["training.recompute=full", "training.recompute_norms=true"],
+    );
+    assert_eq!(e.field, "training.recompute_norms");
+    assert!(shown.contains("recompute: full"), "{shown}");
+}

@@ -47,6 +47,7 @@ fn memory_grows_with_ranks_and_trace() {
     let tight = ReplayBudget {
         max_events: all.events - 1,
         max_bytes: u64::MAX,
+        max_flow_work: u64::MAX,
     };
     let e = all.check(&tight).unwrap_err().to_string();
     assert!(e.contains("--replay all"), "{e}");
@@ -55,6 +56,7 @@ fn memory_grows_with_ranks_and_trace() {
         .check(&ReplayBudget {
             max_events: u64::MAX,
             max_bytes: all.bytes,
+            max_flow_work: u64::MAX,
         })
         .unwrap_err()
         .to_string();
@@ -89,4 +91,66 @@ fn over_budget_replays_are_refused_unless_forced() {
     assert_eq!(forced.status.code(), Some(0), "{forced:?}");
     // A malformed budget is bad input too.
     assert_eq!(run(&[], "lots").status.code(), Some(2));
+}
+
+/// A valid contention replay whose flow work is above the budget is refused before it
+/// starts (in well under a second), with the estimate, the variable and the keys that
+/// shrink it; raising the variable lets the same replay run.
+#[test]
+fn slow_contention_replays_are_refused_with_the_estimate() {
+    let s = toy_scenario(2, 4, 8, 8, 64);
+    let graph = sim::build_graph(&s);
+    let grid = RankGrid::new(&s.parallelism);
+    // The closed form: TP all-reduces over n=2 ranks, pipeline sends, DP all-reduces over
+    // n=8, each times its groups and instances; an all-to-all would count n^2.
+    let work = engine::flow_work(&graph, &grid);
+    assert!(work > 0);
+    let mut net = sim::build_network(&s, &LinkFaults::none());
+    let est = engine::plan(
+        &graph,
+        &grid,
+        &mut net,
+        &RankSpeeds::uniform(),
+        &TraceRanks::None,
+        ReplayMode::Folded,
+    )
+    .estimate;
+    assert_eq!(
+        est.flow_work, 0,
+        "the analytic network has no contention work"
+    );
+
+    let dir = std::env::temp_dir().join(format!("clustersim-flow-{}", std::process::id()));
+    let go = |limit: &str| {
+        Command::new(env!("CARGO_BIN_EXE_clustersim"))
+            .args([
+                "run",
+                "scenarios/llama3-70b-1k.yaml",
+                "--network",
+                "contention",
+            ])
+            .args(["--timeline", "none", "--set", "run=null", "--out"])
+            .arg(&dir)
+            .env("CLUSTERSIM_MAX_CONTENTION_WORK", limit)
+            .output()
+            .unwrap()
+    };
+    let t0 = std::time::Instant::now();
+    let out = go("1e6");
+    assert!(t0.elapsed().as_secs_f64() < 20.0, "refused up front");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "units of contention work",
+        "CLUSTERSIM_MAX_CONTENTION_WORK",
+        "--network analytic",
+        "parallelism.ep",
+        "training.global_batch",
+    ] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    assert!(!dir.join("summary.json").exists());
+    let out = go("1e9");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -219,3 +219,77 @@ fn synchronous_p2p_adds_exactly_one_hop_to_two_stages_and_two_micro_batches() {
     s.parallelism.pp_comm_overlap = true;
     fast_agrees(&s, "async p2p");
 }
+
+/// `stack.zero3.*` set while the scenario's plan is not ZeRO-3: `run` refuses it (exit 2,
+/// file:line and the field), `plan` keeps it, since the search tries ZeRO-3 plans and the
+/// key acts on them; with ZeRO-3 left out (`--zero 0,1`) `plan` refuses it too.
+#[test]
+fn zero3_keys_off_a_zero3_plan_are_refused_by_run_and_kept_by_plan() {
+    let dir = std::env::temp_dir().join(format!("clustersim-zero3-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("s.yaml");
+    std::fs::write(
+        &file,
+        "name: z\nmodel: gpt-1.7b\ncluster: { from: dgx-h100-ndr, nodes: 2 }\n\
+         training: { seq_len: 2048, global_batch: 32, micro_batch: 1 }\n\
+         parallelism: { tp: 1, pp: 1, dp: 16, zero: 1 }\n\
+         stack:\n  zero3: { prefetch: 2 }\n",
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_clustersim");
+    let f = file.to_str().unwrap();
+    let out = |args: &[&str]| std::process::Command::new(bin).args(args).output().unwrap();
+    let run = out(&["run", f, "--out", dir.join("run").to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("s.yaml:7:") && err.contains("stack.zero3.prefetch"),
+        "{err}"
+    );
+    assert!(err.contains("zero = 1"), "{err}");
+    // The same key under ZeRO-3 runs.
+    let ok = out(&[
+        "run",
+        f,
+        "--set",
+        "parallelism.zero=3",
+        "--out",
+        dir.join("run3").to_str().unwrap(),
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let plan_args = |zero: &str| {
+        vec![
+            "plan".to_string(),
+            f.to_string(),
+            "--top".into(),
+            "1".into(),
+            "--tp".into(),
+            "1".into(),
+            "--pp".into(),
+            "1".into(),
+            "--zero".into(),
+            zero.into(),
+            "--out".into(),
+            dir.join(format!("plan{}", zero.replace(',', "")))
+                .display()
+                .to_string(),
+        ]
+    };
+    let a = plan_args("1,3");
+    let plan = out(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        plan.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let a = plan_args("0,1");
+    let plan = out(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&plan.stderr);
+    assert_eq!(plan.status.code(), Some(2), "{err}");
+    assert!(err.contains("stack.zero3.prefetch"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

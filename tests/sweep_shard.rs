@@ -146,6 +146,7 @@ fn best_plan_per_point_is_never_slower_than_the_stated_plan() {
         name: "toy".into(),
         scenario: None,
         overrides: vec!["cluster.nodes=1".into()],
+        origins: Vec::new(),
     };
     let as_is =
         compare::run_points(std::slice::from_ref(&p), load, &CompareOptions::default()).unwrap();

@@ -80,6 +80,7 @@ impl CheckpointSweep {
     pub fn run(&self) -> Result<CheckpointOutputs> {
         let (scenario, mut provenance) =
             self.input.clone().resolve_with_provenance("checkpoint")?;
+        scenario.check_own_plan()?;
         let curve = self.curve(&scenario, &run::analytic_step_times(&scenario))?;
         provenance.add_scenario(
             scenario.network.mode.label(),
@@ -116,12 +117,14 @@ impl CheckpointSweep {
             seed: self.seed,
             ..Default::default()
         };
-        let setup = RunSetup::new(s, &opts)?;
+        let mut setup = RunSetup::new(s, &opts).map_err(|e| Error::run(s, e))?;
+        setup.replicas_field = "--replicas";
         let grid = match &self.intervals {
             Some(g) => g.clone(),
             None => default_grid(&setup, DEFAULT_POINTS),
         };
-        let mut curve = checkpoint_sweep(&setup, src, &grid, self.replicas, self.progress)?;
+        let mut curve = checkpoint_sweep(&setup, src, &grid, self.replicas, self.progress)
+            .map_err(|e| Error::run(s, e))?;
         curve.default_grid = self.intervals.is_none();
         Ok(curve)
     }

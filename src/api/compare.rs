@@ -144,6 +144,7 @@ impl Comparison {
             name: stem,
             scenario: Some(f.to_path_buf()),
             overrides: Vec::new(),
+            origins: Vec::new(),
         });
         self.point_group.push(group);
     }
@@ -310,14 +311,39 @@ impl Comparison {
         })
     }
 
+    /// Loads a point: its overrides located where its sweep file writes them (so errors
+    /// name that line), then the caller's `--set` overrides.
     fn load(&self, p: &SweepPoint) -> Result<config::Scenario> {
-        let mut o = p.overrides.clone();
-        o.extend(self.overrides.iter().cloned());
-        config::load_scenario(p.scenario.as_deref(), &o).map_err(|source| Error::Point {
-            index: p.index,
-            name: p.name.clone(),
-            source,
-        })
+        let mut o = p.located_overrides();
+        o.extend(self.overrides.iter().map(|a| (a.clone(), None)));
+        config::ScenarioDraft::load(p.scenario.as_deref())
+            .and_then(|d| d.with_located_overrides(&o))
+            .and_then(config::ScenarioDraft::resolve)
+            .map_err(|source| Error::Point {
+                index: p.index,
+                name: format!("{}{}", p.name, point_origins(p, &source)),
+                source,
+            })
+    }
+}
+
+/// Where a point's sweep-file overrides are written, when its error is located elsewhere
+/// (a rule that combines keys, such as the GPU count, points at the base scenario): the
+/// sweep file's lines of the values that made the point, e.g. ` at s.yaml:6:18`.
+fn point_origins(p: &SweepPoint, e: &config::ConfigError) -> String {
+    let written: Vec<String> = p
+        .origins
+        .iter()
+        .flatten()
+        .map(ToString::to_string)
+        .collect();
+    let own = written
+        .iter()
+        .any(|o| e.location.as_deref() == Some(o.as_str()));
+    if own || written.is_empty() {
+        String::new()
+    } else {
+        format!(" at {}", written.join(", "))
     }
 }
 

@@ -7,7 +7,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, Scenario};
 use crate::cost::CostError;
 use crate::engine::EngineError;
 use crate::faults::FaultsError;
@@ -29,6 +29,8 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// A point of a comparison does not load (bad input).
+    /// `name` ends with where the point's overrides are written in its sweep file when
+    /// the error is located elsewhere (`a cluster.nodes=3 at s.yaml:8:23`).
     #[error("point {index} ({name}): {source}")]
     Point {
         index: usize,
@@ -83,10 +85,24 @@ impl Error {
     /// than the simulator (exit code 1).
     pub fn is_bad_input(&self) -> bool {
         match self {
-            Error::Run(e) => matches!(e, RunError::Faults(_) | RunError::OverBudget(_)),
+            Error::Run(e) => matches!(
+                e,
+                RunError::Faults(_) | RunError::OverBudget(_) | RunError::Work { .. }
+            ),
             Error::Engine(e) => matches!(e, EngineError::OverBudget(_)),
             Error::Report(_) | Error::Write { .. } | Error::Internal(_) => false,
             _ => true,
+        }
+    }
+
+    /// A run error of scenario `s`: the refusals of `checkpoint:`, `run:` and `faults:`
+    /// keys that need the priced model (`run::RunSetup`) become errors located at the
+    /// key's line in the scenario file (flags such as `--replicas` stay unlocated).
+    pub(crate) fn run(s: &Scenario, e: RunError) -> Self {
+        match e {
+            RunError::Faults(f) => Error::Config(s.error_at(&f.field, f.message)),
+            RunError::Work { field, message } => Error::Config(s.error_at(&field, message)),
+            other => Error::Run(other),
         }
     }
 

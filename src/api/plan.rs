@@ -151,6 +151,11 @@ impl PlanSearch {
     /// Ranks every plan in fast mode and replays the top K.
     pub fn run(&self) -> Result<PlanOutputs> {
         let (scenario, mut provenance) = self.input.clone().resolve_with_provenance("plan")?;
+        // `stack.zero3.*` under a plan that is not ZeRO-3 acts on the ZeRO-3 candidates;
+        // with ZeRO-3 left out of the search it acts on nothing.
+        if !self.zero.is_empty() && !self.zero.contains(&3) {
+            scenario.check_own_plan()?;
+        }
         let report = plan::search(&scenario, &self.options(&scenario))?;
         provenance.add_scenario(scenario.network.mode.label(), scenario.faults.seed);
         provenance.set("top", self.top);

@@ -156,6 +156,7 @@ impl Simulation {
     /// Simulates the step, then the long run when the scenario has `run:`.
     pub fn run(&self) -> Result<RunOutputs> {
         let (scenario, provenance) = self.resolved()?;
+        scenario.check_own_plan()?;
         let grid = RankGrid::new(&scenario.parallelism);
         check_timeline_ranks(&scenario.outputs.timeline, grid.world())?;
         match self.replicas {
@@ -266,7 +267,7 @@ impl Simulation {
             replicas: self.replicas,
             ..Default::default()
         };
-        Ok(run::simulate_run(scenario, &steps, &run_opts)?)
+        run::simulate_run(scenario, &steps, &run_opts).map_err(|e| Error::run(scenario, e))
     }
 }
 

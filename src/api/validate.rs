@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{Error, Result};
-use crate::validate::{self, Prediction, Source};
+use crate::validate::{self, LayerPrediction, Prediction, Source};
 
 /// The tables, in the order they are read and reported.
 pub const SOURCES: [Source; 2] = Source::ALL;
@@ -80,7 +80,16 @@ impl Validation {
             }
         }
         bar.finish_and_clear();
-        Ok(ValidationOutputs { predictions })
+        let layer_base = validate::layer_times_base().map_err(Error::internal)?;
+        let layers = validate::read_layer_cases(&self.dir)
+            .map_err(Error::Calibration)?
+            .iter()
+            .map(|c| validate::predict_layer(c, &layer_base).map_err(Error::internal))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ValidationOutputs {
+            predictions,
+            layers,
+        })
     }
 }
 
@@ -88,6 +97,8 @@ impl Validation {
 #[derive(Debug, Clone)]
 pub struct ValidationOutputs {
     pub predictions: Vec<Prediction>,
+    /// Korthikanti et al.'s per-layer times (`a100-layer-times.csv`), case by case.
+    pub layers: Vec<LayerPrediction>,
 }
 
 impl ValidationOutputs {
@@ -101,6 +112,11 @@ impl ValidationOutputs {
     /// Each table's error band, as `data/calibration-bands.json` holds it.
     pub fn bands(&self) -> validate::BandsFile {
         validate::bands_of(&self.predictions)
+    }
+
+    /// The worst absolute forward and backward errors (fractions) of the per-layer cases.
+    pub fn layer_error_stats(&self) -> (f64, f64) {
+        validate::layer_error_stats(&self.layers)
     }
 
     /// The predictions of one table, or all.

@@ -43,8 +43,8 @@ pub struct PlanArgs {
     /// ZeRO stages to try (default 0,1,2,3).
     #[arg(long, value_delimiter = ',')]
     pub zero: Vec<u8>,
-    /// Pipeline schedules to try: 1f1b, interleaved, zb-h1, zb-h2, gpipe (default: all
-    /// but gpipe; 1F1B is always tried).
+    /// Pipeline schedules to try: 1f1b, interleaved, zb-h1, zb-h2, dualpipe, gpipe
+    /// (default: all but gpipe; 1F1B is always tried).
     #[arg(long, value_delimiter = ',')]
     pub schedule: Vec<String>,
     /// Recompute policies to try: none, selective, full.
@@ -72,9 +72,10 @@ fn parse_schedule(v: &str) -> Result<ScheduleKind, CliError> {
         "interleaved" => Ok(ScheduleKind::Interleaved),
         "zb-h1" => Ok(ScheduleKind::ZbH1),
         "zb-h2" => Ok(ScheduleKind::ZbH2),
+        "dualpipe" => Ok(ScheduleKind::Dualpipe),
         "gpipe" => Ok(ScheduleKind::Gpipe),
         _ => Err(CliError::bad(format!(
-            "--schedule: `{v}` is not 1f1b, interleaved, zb-h1, zb-h2 or gpipe"
+            "--schedule: `{v}` is not 1f1b, interleaved, zb-h1, zb-h2, dualpipe or gpipe"
         ))),
     }
 }

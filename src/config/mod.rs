@@ -80,6 +80,75 @@ pub struct Scenario {
     pub outputs: OutputsSpec,
     /// The network model steps are timed with (`network:`; default analytic).
     pub network: NetworkSpec,
+    /// The located YAML the scenario was resolved from (empty for one built in code):
+    /// checks that run after loading, on priced values (`run::RunSetup`: the run's work
+    /// budget, a duration shorter than one step), point at the key's line through
+    /// [`Scenario::error_at`].
+    #[serde(skip)]
+    pub origins: SourceTree,
+    /// Keys the scenario sets that act only under a plan other than its own:
+    /// `stack.zero3.*` when its plan is not ZeRO-3 over more than one data-parallel rank.
+    /// `plan` may pick such a plan (the search tries ZeRO-3), so loading keeps them;
+    /// commands that run the scenario's own plan refuse them
+    /// ([`Scenario::check_own_plan`]).
+    #[serde(skip)]
+    pub plan_only: Vec<ConfigError>,
+}
+
+/// The located tree of a loaded scenario ([`Scenario::origins`]). Carries locations only:
+/// two scenarios with equal values are equal whatever files they came from.
+#[derive(Clone, Default)]
+pub struct SourceTree(Option<std::sync::Arc<tree::Node>>);
+
+impl PartialEq for SourceTree {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for SourceTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "SourceTree(located)"
+        } else {
+            "SourceTree(none)"
+        })
+    }
+}
+
+impl Scenario {
+    /// An error about `field` (a dotted path; `[i]` list indices allowed), located at that
+    /// key of the file the scenario came from (or its nearest written ancestor), unlocated
+    /// for a scenario built in code or a field that is a command-line flag (`--replicas`).
+    pub fn error_at(&self, field: &str, message: impl Into<String>) -> ConfigError {
+        match &self.origins.0 {
+            Some(root) if !field.starts_with("--") => {
+                let path: String = field
+                    .split('.')
+                    .map(|k| k.split('[').next().unwrap_or(k))
+                    .collect::<Vec<_>>()
+                    .join(".");
+                let mut err = error_at(root, &path, message);
+                err.field = field.to_string();
+                err
+            }
+            _ => ConfigError {
+                location: None,
+                field: field.to_string(),
+                message: message.into(),
+            },
+        }
+    }
+
+    /// For commands that simulate the scenario's own plan (`run`, `checkpoint`): the
+    /// first key that would have no effect under it, located at its
+    /// file and line.
+    pub fn check_own_plan(&self) -> Result<(), ConfigError> {
+        match self.plan_only.first() {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A problem with a scenario or topology file, located as precisely as possible.
@@ -220,6 +289,23 @@ impl ScenarioDraft {
         Ok(self)
     }
 
+    /// [`ScenarioDraft::with_overrides`] for overrides written in a file (a sweep's
+    /// `set:` entries and axis values): each with where it is written, which errors about
+    /// it name instead of `--set ...` (`None`: a command-line argument).
+    pub fn with_located_overrides(
+        mut self,
+        args: &[(String, Option<tree::Origin>)],
+    ) -> Result<Self, ConfigError> {
+        let parsed = args
+            .iter()
+            .map(|(a, at)| overrides::parse_at(a, at.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        for ov in overrides::ordered(parsed) {
+            overrides::apply(&mut self.root, &ov)?;
+        }
+        Ok(self)
+    }
+
     /// Expands presets and topology references, deserializes, resolves and validates.
     pub fn resolve(self) -> Result<Scenario, ConfigError> {
         self.resolve_traced().map(|(s, _)| s)
@@ -232,10 +318,11 @@ impl ScenarioDraft {
         expand::expand_all(&mut self.root)?;
         let sources = provenance::tree_sources(&self.root);
         let raw: raw::RawScenario = tree::from_node(&self.root, "")?;
-        let scenario = resolve::scenario(raw, &self.root, &self.fallback_name, self.source)?;
+        let mut scenario = resolve::scenario(raw, &self.root, &self.fallback_name, self.source)?;
         validate::validate(&scenario, &self.root)?;
         validate::faults(&scenario, &self.root)?;
         validate::run_sections(&scenario, &self.root)?;
+        scenario.origins = SourceTree(Some(std::sync::Arc::new(self.root)));
         Ok((scenario, sources))
     }
 }

@@ -26,8 +26,14 @@ fn bad(origin: &Origin, field: &str, message: impl Into<String>) -> ConfigError 
 
 /// Parses `path=value`.
 pub fn parse(arg: &str) -> Result<Override, ConfigError> {
+    parse_at(arg, None)
+}
+
+/// Parses `path=value` written at `at` (a sweep file's `set:` entry or axis value), which
+/// errors about it then name; `None` is a `--set` argument.
+pub fn parse_at(arg: &str, at: Option<&Origin>) -> Result<Override, ConfigError> {
     let source: Arc<str> = Arc::from(format!("--set {arg}"));
-    let origin = Origin::new(&source, 0, 0);
+    let origin = at.cloned().unwrap_or_else(|| Origin::new(&source, 0, 0));
     let Some((path, text)) = arg.split_once('=') else {
         return Err(bad(
             &origin,

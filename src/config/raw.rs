@@ -143,6 +143,9 @@ pub struct RawTraining {
     pub offload_optimizer: Option<bool>,
     pub offload_params: Option<bool>,
     pub memory_reserve_gb: Option<f64>,
+    pub recompute_norms: Option<bool>,
+    pub recompute_mla_up_proj: Option<bool>,
+    pub fp8_activations: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -59,7 +59,7 @@ pub fn scenario(
     let rp = raw.parallelism;
     let (stack_raw, rp_flags) = (raw.stack, flags(&rp));
     let mut parallelism = parallelism(rp, &cluster, root)?;
-    super::stack::resolve(stack_raw, &rp_flags, &mut parallelism, root)?;
+    let plan_only = super::stack::resolve(stack_raw, &rp_flags, &mut parallelism, root)?;
     Ok(Scenario {
         name: raw.name.unwrap_or_else(|| fallback_name.to_string()),
         source,
@@ -72,6 +72,8 @@ pub fn scenario(
         run: raw.run,
         outputs: outputs(raw.outputs, root)?,
         network: network(raw.network),
+        origins: Default::default(),
+        plan_only,
     })
 }
 
@@ -139,6 +141,9 @@ fn training(t: RawTraining) -> TrainingSpec {
         offload_optimizer: t.offload_optimizer.unwrap_or(false),
         offload_params: t.offload_params.unwrap_or(false),
         memory_reserve_gb: t.memory_reserve_gb.unwrap_or(2.0),
+        recompute_norms: t.recompute_norms.unwrap_or(false),
+        recompute_mla_up_proj: t.recompute_mla_up_proj.unwrap_or(false),
+        fp8_activations: t.fp8_activations.unwrap_or(false),
     }
 }
 

@@ -99,13 +99,16 @@ fn refuse(root: &Node, from: Src, preset: &str, field: &str, what: &str) -> Conf
 }
 
 /// Resolves `stack:` onto the plan: writes the overlap flags into `p` and the remaining
-/// fields into `p.stack`; the plan decides which fields matter.
+/// fields into `p.stack`; the plan decides which fields matter. Returns the refusals of
+/// `stack.zero3.*` keys the scenario sets under a plan that is not ZeRO-3 (over more than
+/// one data-parallel rank): they act only on plans the plan search may pick, so commands
+/// that run the scenario's own plan refuse them (`Scenario::check_own_plan`).
 pub fn resolve(
     raw: Option<RawStack>,
     rp: &RawParallelism,
     p: &mut ParallelismSpec,
     root: &Node,
-) -> Result<(), ConfigError> {
+) -> Result<Vec<ConfigError>, ConfigError> {
     let raw = raw.unwrap_or_default();
     let (name, pre) = match &raw.preset {
         None => ("default".to_string(), RawStack::default()),
@@ -214,6 +217,7 @@ pub fn resolve(
             ),
         ));
     }
+    let plan_only = zero3_keys_off_plan(&raw, p, root);
     p.tp_comm_overlap = tp == TpOverlap::Full;
     p.overlap_grad_reduce = grad;
     p.pp_comm_overlap = p2p == P2p::Async;
@@ -226,7 +230,43 @@ pub fn resolve(
         fp8_attention: fp8_attn,
         zero3,
     };
-    Ok(())
+    Ok(plan_only)
+}
+
+/// One refusal per `stack.zero3` key the scenario sets when its plan does not gather
+/// parameters per layer (ZeRO-3 with `dp * cp > 1`, `pricing::dp::fsdp`).
+fn zero3_keys_off_plan(raw: &RawStack, p: &ParallelismSpec, root: &Node) -> Vec<ConfigError> {
+    let Some(z) = &raw.zero3 else {
+        return Vec::new();
+    };
+    if p.zero >= 3 && p.dp * p.cp > 1 {
+        return Vec::new();
+    }
+    let set = [
+        ("gather", z.gather.is_some()),
+        ("bucket_params", z.bucket_params.is_some()),
+        ("prefetch", z.prefetch.is_some()),
+        ("sync_per_gather", z.sync_per_gather.is_some()),
+        ("recompute_regathers", z.recompute_regathers.is_some()),
+        ("persist_below", z.persist_below.is_some()),
+        ("host_us", z.host_us.is_some()),
+        ("host_us_per_rank", z.host_us_per_rank.is_some()),
+    ];
+    set.iter()
+        .filter(|(_, is_set)| *is_set)
+        .map(|(name, _)| {
+            let key = format!("stack.zero3.{name}");
+            super::error_at(
+                root,
+                &key,
+                format!(
+                    "{key} has no effect under this plan (parallelism.zero = {}, dp*cp = {}):                      ZeRO-3 fields act only with zero: 3 and dp*cp > 1; remove it, or set                      parallelism.zero: 3 (`clustersim plan` accepts it, since the search                      may pick ZeRO-3)",
+                    p.zero,
+                    p.dp * p.cp
+                ),
+            )
+        })
+        .collect()
 }
 
 /// `stack.zero3`: each field from the scenario, else the preset, else FSDP's behaviour

@@ -19,7 +19,7 @@ use serde_saphyr::{MessageFormatter, Spanned};
 use super::ConfigError;
 
 /// Where a key or value came from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     /// A file path, `<built-in ...>`, or a `--set path=value` argument.
     pub source: Arc<str>,

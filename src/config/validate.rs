@@ -7,7 +7,7 @@
 
 use crate::hardware::{FabricKind, Precision};
 use crate::network::Ecmp;
-use crate::plan::ScheduleKind;
+use crate::plan::{Recompute, ScheduleKind};
 
 use super::tree::Node;
 use super::{ConfigError, Scenario, TimelineRanks};
@@ -41,6 +41,7 @@ pub fn validate(s: &Scenario, root: &Node) -> Check {
     v.expert_parallel()?;
     v.hybrid_sharding()?;
     v.offload()?;
+    v.stored_activations()?;
     v.precision()?;
     v.timeline()?;
     v.routing()?;
@@ -644,6 +645,43 @@ impl Rules<'_> {
                 p.pp
             )
         })
+    }
+
+    /// DeepSeek-V3's activation savings (`recompute_norms`, `recompute_mla_up_proj`,
+    /// `fp8_activations`) act on what a layer stores: nothing under full recompute, which
+    /// keeps only the layer input; MLA's up-projections need MLA; FP8 caches need FP8
+    /// GEMMs (their inputs are quantised for them).
+    fn stored_activations(&self) -> Check {
+        let (t, m) = (&self.s.training, &self.s.model);
+        for (on, key) in [
+            (t.recompute_norms, "training.recompute_norms"),
+            (t.recompute_mla_up_proj, "training.recompute_mla_up_proj"),
+            (t.fp8_activations, "training.fp8_activations"),
+        ] {
+            self.ensure(!on || t.recompute != Recompute::Full, key, || {
+                format!(
+                    "{key} saves activations a layer stores; under training.recompute: full                      a layer stores only its input (allowed with none or selective)"
+                )
+            })?;
+        }
+        self.ensure(
+            !t.recompute_mla_up_proj || m.mla.is_some(),
+            "training.recompute_mla_up_proj",
+            || {
+                "recompute_mla_up_proj recomputes MLA's up-projections; the model has no model.mla"
+                    .into()
+            },
+        )?;
+        self.ensure(
+            !t.fp8_activations || t.precision == Precision::Fp8,
+            "training.fp8_activations",
+            || {
+                format!(
+                    "fp8_activations caches Linear inputs in FP8 as FP8 GEMMs quantise them                      (DeepSeek-V3 §3.3.3); it needs training.precision: fp8, got {:?}",
+                    t.precision
+                )
+            },
+        )
     }
 
     /// `offload_params` keeps each rank's parameter shard in host memory and copies it in

@@ -53,6 +53,9 @@ pub struct ReplayEstimate {
     pub bytes: u64,
     /// Of which the timeline's trace.
     pub trace_bytes: u64,
+    /// The network's contention work: the links the flows of every collective cross,
+    /// summed over the replay ([`flow_work`]); 0 when the network has no contention.
+    pub flow_work: u64,
     /// The replay simulates stand-ins for identical replicas.
     pub folded: bool,
     /// The network allows folding (no contention).
@@ -64,30 +67,39 @@ pub struct ReplayEstimate {
 pub struct ReplayBudget {
     pub max_events: u64,
     pub max_bytes: u64,
+    /// Most contention work ([`ReplayEstimate::flow_work`]) a replay may ask for.
+    pub max_flow_work: u64,
 }
 
 /// Environment variables that set the budget (the same names the input limits use).
 pub const EVENTS_ENV: &str = "CLUSTERSIM_MAX_STEP_EVENTS";
 pub const MEMORY_ENV: &str = "CLUSTERSIM_MAX_STEP_MEMORY";
+pub const FLOW_WORK_ENV: &str = "CLUSTERSIM_MAX_CONTENTION_WORK";
 
 impl Default for ReplayBudget {
-    /// 10^9 events (about two minutes of replay on one core) and 16 GB.
+    /// 10^9 events (about two minutes of replay on one core), 16 GB and 5 x 10^8 units
+    /// of contention work. The shipped scenarios' contention replays took 0.14 to 1.0 us
+    /// per unit on one core (`llama3-70b-1k`: 5.4e6 units, 0.75 s; `llama3-405b-16k`:
+    /// 2.3e7, 11 s; `deepseek-v3-2k-h800`, all-to-all bound: 2.3e8, 241 s), so the limit
+    /// stops a replay that would take more than about ten minutes.
     fn default() -> Self {
         ReplayBudget {
             max_events: 1_000_000_000,
             max_bytes: 16_000_000_000,
+            max_flow_work: 500_000_000,
         }
     }
 }
 
 impl ReplayBudget {
-    /// The default budget with [`EVENTS_ENV`] and [`MEMORY_ENV`] (positive numbers,
-    /// exponents allowed: `2e9`) applied.
+    /// The default budget with [`EVENTS_ENV`], [`MEMORY_ENV`] and [`FLOW_WORK_ENV`]
+    /// (positive numbers, exponents allowed: `2e9`) applied.
     pub fn from_env() -> Result<Self, EngineError> {
         let mut b = ReplayBudget::default();
         for (name, slot) in [
             (EVENTS_ENV, &mut b.max_events),
             (MEMORY_ENV, &mut b.max_bytes),
+            (FLOW_WORK_ENV, &mut b.max_flow_work),
         ] {
             if let Ok(text) = std::env::var(name) {
                 match text.trim().parse::<f64>() {
@@ -116,6 +128,19 @@ fn gb(bytes: u64) -> String {
 impl ReplayEstimate {
     /// Refuses a replay above `budget`, naming the estimate and what shrinks it.
     pub fn check(&self, budget: &ReplayBudget) -> Result<(), EngineError> {
+        if self.flow_work > budget.max_flow_work {
+            return Err(EngineError::OverBudget(format!(
+                "this contention replay is too slow: about {:.3e} units of contention work \
+                 (the links the flows of every collective cross, over the step's {:.3e} \
+                 events on {} ranks), above the budget of {:.3e} (about ten minutes; \
+                 {FLOW_WORK_ENV}). Shrink it with --network analytic (closed-form \
+                 collectives), smaller expert-parallel groups (--set parallelism.ep=...: an \
+                 all-to-all's work grows with the square of its group), fewer micro-batches \
+                 (--set training.global_batch=...) or fewer GPUs (--set parallelism.dp=... \
+                 with cluster.nodes); or force it with `--replay all`",
+                self.flow_work as f64, self.events as f64, self.world, budget.max_flow_work as f64,
+            )));
+        }
         if self.events <= budget.max_events && self.bytes <= budget.max_bytes {
             return Ok(());
         }
@@ -146,6 +171,42 @@ impl ReplayEstimate {
             shrink.join(", "),
         )))
     }
+}
+
+/// The contention work of replaying `step` on `grid` over a flow network: for every
+/// collective instance, the links its flows cross (a ring, tree or NVLS collective or a
+/// send over `n` ranks: about `n`; a direct all-to-all, one flow per member to every
+/// other: `n^2`), summed over the groups and collectives of the step (saturating). Each
+/// flow that starts or ends re-solves the max-min rates of the flows it shares links
+/// with, so replay time grows with this sum; the default budget's comment gives the
+/// measured time per unit.
+pub fn flow_work(step: &StepGraph, grid: &RankGrid) -> u64 {
+    use crate::plan::GroupMask;
+    use crate::schedule::GroupRef;
+    use crate::vocab::Collective;
+    let pp = step.stages.len().max(1) as u64;
+    step.comms
+        .iter()
+        .map(|c| {
+            let (instances, n) = match c.group {
+                GroupRef::Axes(mask) => {
+                    let groups = u64::from(grid.group_count(mask));
+                    let per_step = if mask.0 & GroupMask::PP.0 != 0 {
+                        groups
+                    } else {
+                        groups / pp
+                    };
+                    (per_step, u64::from(grid.group_size(mask)))
+                }
+                GroupRef::P2p { .. } => (u64::from(grid.stage_size()), 2),
+            };
+            let links = match c.collective {
+                Collective::AllToAll => n.saturating_mul(n),
+                _ => n,
+            };
+            instances.saturating_mul(links)
+        })
+        .fold(0u64, u64::saturating_add)
 }
 
 /// A decided replay: its estimate, and the folding it will use.
@@ -187,6 +248,11 @@ pub fn plan<N: Network>(
             events: super::event_count(step, replayed),
             bytes: bytes + trace_bytes,
             trace_bytes,
+            flow_work: if foldable_network {
+                0
+            } else {
+                flow_work(step, replayed)
+            },
             folded: fold.is_some(),
             foldable_network,
         },

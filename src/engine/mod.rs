@@ -16,7 +16,8 @@ mod fold;
 pub mod queue;
 
 pub use estimate::{
-    EVENTS_ENV, MEMORY_ENV, ReplayBudget, ReplayEstimate, ReplayMode, ReplayPlan, plan,
+    EVENTS_ENV, FLOW_WORK_ENV, MEMORY_ENV, ReplayBudget, ReplayEstimate, ReplayMode, ReplayPlan,
+    flow_work, plan,
 };
 
 /// Stragglers' compute slowdown per rank, decided by `faults`, applied here.

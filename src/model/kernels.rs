@@ -175,7 +175,10 @@ pub fn attention_forward(model: &ModelSpec, sh: &LayerShard) -> Vec<Kernel> {
         // attention dropout reads them and writes the dropped scores and a mask (5 bytes).
         // The score GEMMs' own reads and writes are in their roofline.
         let scores = b * heads_local * s_q * s_kv;
-        ks.push(memory("softmax_dropout", 9.0 * scores));
+        ks.push(memory(
+            "softmax_dropout",
+            SOFTMAX_DROPOUT_FWD_BYTES * scores,
+        ));
         ks.push(av);
     }
     ks.push(projection(model, out_proj, tokens, t, e));
@@ -279,9 +282,34 @@ pub fn mtp_heads_forward(model: &ModelSpec, sh: &LayerShard) -> Vec<Kernel> {
     ks
 }
 
+/// Bytes per attention score the unfused softmax and dropout move in forward:
+/// Megatron's fused scale-mask-softmax reads and writes the 16-bit scores (4), attention
+/// dropout reads them and writes the dropped scores and a one-byte mask (5).
+pub const SOFTMAX_DROPOUT_FWD_BYTES: f64 = 9.0;
+/// ... and in backward: `torch.nn.Dropout`'s `native_dropout_backward` reads the gradient
+/// and the mask and writes the gradient (2 + 1 + 2), then Megatron's fused softmax
+/// backward (`scaled_upper_triang_masked_softmax_cuda.backward(output_grads,
+/// softmax_results, scale)`, megatron/model/fused_softmax.py, NVIDIA/Megatron-LM
+/// d898a8991d, 2022-05) reads the gradient and the saved probabilities and writes the
+/// input gradient (2 + 2 + 2): 11 bytes, not twice the forward's 9.
+pub const SOFTMAX_DROPOUT_BWD_BYTES: f64 = 11.0;
+
+/// Backward bytes of a memory-bound kernel over its forward bytes: the unfused attention
+/// softmax and dropout as their backward kernels move them
+/// ([`SOFTMAX_DROPOUT_BWD_BYTES`]); other element-wise work twice its forward (a
+/// backward reads the gradient and the saved input and writes a gradient; how many
+/// passes a norm's backward takes depends on its implementation, which is not modelled).
+pub fn memory_backward_factor(name: &str) -> f64 {
+    match name {
+        "softmax_dropout" => SOFTMAX_DROPOUT_BWD_BYTES / SOFTMAX_DROPOUT_FWD_BYTES,
+        _ => 2.0,
+    }
+}
+
 /// Backward kernels of a forward list: every GEMM yields an input-gradient and a
 /// weight-gradient GEMM of the same size; attention backward costs 2.5x its forward
-/// (FlashAttention recomputes the scores); element-wise work doubles.
+/// (FlashAttention recomputes the scores); element-wise work per
+/// [`memory_backward_factor`].
 pub fn backward(forward: &[Kernel]) -> Vec<Kernel> {
     let mut out = Vec::with_capacity(forward.len() * 2);
     for k in forward.iter().rev() {
@@ -312,7 +340,7 @@ pub fn backward(forward: &[Kernel]) -> Vec<Kernel> {
                 ..k.clone()
             }),
             KernelClass::Memory => out.push(Kernel {
-                bytes: 2.0 * k.bytes,
+                bytes: memory_backward_factor(k.name) * k.bytes,
                 phase: Phase::BackwardInput,
                 ..k.clone()
             }),

@@ -107,6 +107,18 @@ pub struct TrainingSpec {
     /// Per-GPU memory kept free for the CUDA context, workspaces and fragmentation, GB.
     #[serde(default = "default_memory_reserve_gb")]
     pub memory_reserve_gb: f64,
+    /// DeepSeek-V3 §3.2.3: every RMSNorm recomputed in backward, so norm outputs are not
+    /// stored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recompute_norms: bool,
+    /// DeepSeek-V3 §3.2.3: MLA's up-projections recomputed in backward from the stored
+    /// latents, so the queries, keys and values are not stored.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recompute_mla_up_proj: bool,
+    /// DeepSeek-V3 §3.3.3: Linear inputs cached in FP8 (the attention output projection's
+    /// in E5M6), SwiGLU inputs in FP8 with its output recomputed in backward.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fp8_activations: bool,
 }
 
 fn default_lora_rank() -> u64 {
@@ -132,6 +144,9 @@ impl Default for TrainingSpec {
             offload_optimizer: false,
             offload_params: false,
             memory_reserve_gb: default_memory_reserve_gb(),
+            recompute_norms: false,
+            recompute_mla_up_proj: false,
+            fp8_activations: false,
         }
     }
 }

@@ -102,6 +102,37 @@ fn column_gemms(cm: &ComputeModel, bwd: &[Kernel]) -> ColumnGemms<Nanos> {
     }
 }
 
+/// Forward kernels DeepSeek-V3's memory savings run again in backward (arXiv 2412.19437):
+/// `(attention, MLP)` kernel names. `recompute_norms` (§3.2.3) every RMSNorm (and MLA's
+/// latent norms), `recompute_mla_up_proj` (§3.2.3) MLA's query and key/value
+/// up-projections, `fp8_activations` (§3.3.3) the SwiGLU whose output it does not store.
+fn recomputed_in_backward(t: &crate::plan::TrainingSpec) -> (Vec<&'static str>, Vec<&'static str>) {
+    let (mut attn, mut mlp) = (Vec::new(), Vec::new());
+    if t.recompute_norms {
+        attn.extend(["layernorm", "latent_norm"]);
+        mlp.push("layernorm");
+    }
+    if t.recompute_mla_up_proj {
+        attn.extend(["q_up", "kv_up"]);
+    }
+    if t.fp8_activations {
+        mlp.push("activation");
+    }
+    (attn, mlp)
+}
+
+/// The kernels of `forward` named in `names`, run again (in the input-gradient pass).
+fn forward_again(forward: &[Kernel], names: &[&str]) -> Vec<Kernel> {
+    forward
+        .iter()
+        .filter(|k| names.contains(&k.name))
+        .map(|k| Kernel {
+            phase: model::Phase::BackwardInput,
+            ..k.clone()
+        })
+        .collect()
+}
+
 /// Duration of a kernel list, rounded to whole nanoseconds.
 pub fn kernels_time(cm: &ComputeModel, ks: &[Kernel]) -> Nanos {
     secs_to_ns(cm.kernels_time_s(ks))
@@ -148,7 +179,7 @@ impl OpCosts {
             }
             ks
         };
-        let (attn_b, mlp_b, moe_b) = (
+        let (mut attn_b, mut mlp_b, mut moe_b) = (
             with_accum(
                 with_dequant(inp, bwd(&attn), m.attention_params()),
                 m.attention_params(),
@@ -162,6 +193,10 @@ impl OpCosts {
                 moe_local_params(inp),
             ),
         );
+        let (again_attn, again_mlp) = recomputed_in_backward(inp.training);
+        attn_b.extend(forward_again(&attn, &again_attn));
+        mlp_b.extend(forward_again(&mlp, &again_mlp));
+        moe_b.extend(forward_again(&moe, &again_mlp));
         // The word embeddings: the output layer's weight on the last stage, the input
         // embedding's on the first (one parameter, one hook, when tied on one stage).
         let words = m.vocab * m.hidden;

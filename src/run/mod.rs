@@ -56,6 +56,11 @@ pub enum RunError {
     /// A cluster state's step replay is above the replay budget (bad input: exit 2).
     #[error("{0}")]
     OverBudget(String),
+    /// The runs a command asks for are above a run budget, refused before any run starts
+    /// (bad input: exit 2); `field` is the key (or flag) that changes the request, which
+    /// the API locates in the scenario file.
+    #[error("{field}: {message}")]
+    Work { field: String, message: String },
     #[error(
         "the run made no progress: after {wall_h:.0} h only {steps:.0} steps were kept \
          (failures arrive faster than the job can restart and checkpoint)"
@@ -311,6 +316,11 @@ pub struct RunSetup {
     pub max_events_per_run: u64,
     /// Events the recorded run (replica 0 of `run`) may keep.
     pub max_recorded_events: u64,
+    /// The key that sets the run's length (`run.duration`, `run.steps` or `run.tokens`),
+    /// which work-budget refusals point at.
+    pub target_field: &'static str,
+    /// The key or flag that sets the replicas (`run.replicas` or `--replicas`).
+    pub replicas_field: &'static str,
 }
 
 /// Samples of the progress chart one recorded run takes (`sim`: one per 1/1000 of the
@@ -371,6 +381,13 @@ impl RunSetup {
             ));
         }
         let (target, tokens_target) = target(&run, tokens_per_step)?;
+        let target_field = if run.steps.is_some() {
+            "run.steps"
+        } else if run.tokens.is_some() {
+            "run.tokens"
+        } else {
+            "run.duration"
+        };
         Ok(RunSetup {
             model,
             faults,
@@ -383,6 +400,12 @@ impl RunSetup {
             grid: RankGrid::new(&s.parallelism),
             max_events_per_run: crate::config::budget::RUN_EVENTS.default,
             max_recorded_events: crate::config::budget::RECORDED_RUN_EVENTS.default,
+            target_field,
+            replicas_field: if opts.replicas.is_some() {
+                "--replicas"
+            } else {
+                "run.replicas"
+            },
         })
     }
 
@@ -448,7 +471,7 @@ impl RunSetup {
             && end < healthy_step_s
         {
             return Err(RunError::spec(
-                "run.duration",
+                self.target_field,
                 &format!(
                     "{} is shorter than one step ({}); give a longer duration",
                     format_duration_s(end),
@@ -465,7 +488,10 @@ impl RunSetup {
                 intervals.len().max(1)
             ),
         )
-        .map_err(RunError::OverBudget)?;
+        .map_err(|message| RunError::Work {
+            field: self.replicas_field.into(),
+            message,
+        })?;
         let per_run: Vec<EventEstimate> = intervals
             .iter()
             .map(|&i| self.expected_events(healthy_step_s, i))
@@ -505,7 +531,19 @@ impl RunSetup {
                     short_number(worst.episodes),
                 ),
             )
-            .map_err(RunError::OverBudget)?;
+            .map_err(|message| {
+                // Within the limit for one run: the replicas (or the grid) are the excess.
+                let one_run_fits = RUN_EVENTS.value().is_ok_and(|l| worst.total() <= l as f64);
+                let field = if one_run_fits && replicas > 1 {
+                    self.replicas_field
+                } else {
+                    self.dominant_field(&worst)
+                };
+                RunError::Work {
+                    field: field.into(),
+                    message,
+                }
+            })?;
         let limit = RUN_EVENTS.value().map_err(RunError::OverBudget)?;
         self.max_events_per_run = (limit / runs).max(MIN_EVENTS_PER_RUN);
         if recorded {
@@ -521,10 +559,29 @@ impl RunSetup {
                         short_number(worst.checkpoints),
                     ),
                 )
-                .map_err(RunError::OverBudget)?;
+                .map_err(|message| RunError::Work {
+                    field: self.dominant_field(&worst).into(),
+                    message,
+                })?;
             self.max_recorded_events = RECORDED_RUN_EVENTS.value().map_err(RunError::OverBudget)?;
         }
         Ok(())
+    }
+
+    /// The key a run-event budget refusal points at: the one behind the largest kind of
+    /// event (failure rates, the checkpoint interval, slowdown episodes), or the run's
+    /// length when its progress samples are the most.
+    fn dominant_field(&self, e: &EventEstimate) -> &'static str {
+        let kinds = [
+            (e.failures, "faults.failures"),
+            (e.checkpoints, "checkpoint.every"),
+            (e.episodes, "faults.stragglers"),
+            (e.samples, self.target_field),
+        ];
+        kinds
+            .iter()
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map_or(self.target_field, |k| k.1)
     }
 
     /// Mean time between interruptions of the job (analytic, from the failure rates).

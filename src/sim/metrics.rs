@@ -122,10 +122,22 @@ impl StepMetrics {
 pub fn recompute_flops(s: &Scenario) -> f64 {
     let (seq, gb) = (s.training.seq_len as f64, s.training.global_batch as f64);
     let m = &s.model;
+    // MLA's up-projections run again in backward (`training.recompute_mla_up_proj`).
+    let up = if s.training.recompute_mla_up_proj {
+        let per_token: f64 = m
+            .attention_projections()
+            .iter()
+            .filter(|p| matches!(p.name, "q_up" | "kv_up"))
+            .map(|p| 2.0 * (p.inputs * p.outputs) as f64)
+            .sum();
+        per_token * seq * m.stack_layers() as f64 * gb
+    } else {
+        0.0
+    };
     match s.training.recompute {
-        Recompute::None => 0.0,
+        Recompute::None => up,
         Recompute::Selective => {
-            m.attention_core_flops(s.training.seq_len) * m.stack_layers() as f64 * gb
+            m.attention_core_flops(s.training.seq_len) * m.stack_layers() as f64 * gb + up
         }
         Recompute::Full => {
             // Output heads (the main one and each prediction module's) are not recomputed.

@@ -787,6 +787,7 @@ mod tests {
             name: "toy".into(),
             scenario: None,
             overrides: Vec::new(),
+            origins: Vec::new(),
         };
         let f = evaluate(&point, &s, &CompareOptions::default())
             .figures
@@ -828,6 +829,7 @@ mod tests {
             name: "toy".into(),
             scenario: None,
             overrides: Vec::new(),
+            origins: Vec::new(),
         };
         let base = evaluate(&point, &s, &CompareOptions::default());
         // Throughput 100, 97 (3 % slower), 80 (25 % slower), and one GPU without a band.

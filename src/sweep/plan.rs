@@ -2,7 +2,7 @@
 //! that do not fit in memory, rank the rest with the fast mode, replay the top K in full.
 //!
 //! Searched: TP, PP, DP, EP, CP (when asked), micro-batch, schedule (1F1B, interleaved
-//! with virtual stages, ZB-H1, ZB-H2), recompute and ZeRO stage (0–3). Everything else (precision, sequence parallel,
+//! with virtual stages, ZB-H1, ZB-H2, DualPipe), recompute and ZeRO stage (0–3). Everything else (precision, sequence parallel,
 //! overlap switches, flash attention) stays as the scenario sets it: those describe the
 //! training framework, not the layout. Pure apart from rayon parallelism; results are
 //! deterministic (ties broken by a fixed key).
@@ -199,7 +199,8 @@ impl SearchSpace {
     /// Defaults for a scenario: TP powers of two within an NVLink domain that divide the
     /// heads; PP any divisor of the layers up to 64; EP powers of two dividing the experts
     /// for MoE models; micro-batches 1–8; schedules 1F1B, interleaved (2–8 virtual
-    /// stages), ZB-H1 and ZB-H2; all recompute policies; ZeRO 0–3 (the generator models
+    /// stages), ZB-H1, ZB-H2 and DualPipe (even pp, at least 2pp micro-batches, ZeRO
+    /// below 3); all recompute policies; ZeRO 0–3 (the generator models
     /// ZeRO-3's per-layer parameter gathers; ZeRO-2 communicates as ZeRO-1 does, with less
     /// memory). CP stays as the scenario has it: the op graph has no CP communication
     /// (ring-attention KV exchange) yet, so searching it would flatter it; ask for it
@@ -247,6 +248,7 @@ impl SearchSpace {
                 ScheduleKind::Interleaved,
                 ScheduleKind::ZbH1,
                 ScheduleKind::ZbH2,
+                ScheduleKind::Dualpipe,
             ],
             virtual_stages: vec![2, 3, 4, 6, 8],
             recompute: vec![Recompute::None, Recompute::Selective, Recompute::Full],
@@ -308,6 +310,13 @@ fn schedules(space: &SearchSpace, s: &Scenario, pp: u64, m: u64) -> Vec<(Schedul
                     .map(|&v| (kind, v)),
             ),
             ScheduleKind::ZbH1 | ScheduleKind::ZbH2 | ScheduleKind::Gpipe => out.push((kind, 1)),
+            // DualPipe's reference asserts an even pipeline and an even number of
+            // micro-batches, at least twice the stages (`DualPipe.step`).
+            ScheduleKind::Dualpipe
+                if pp.is_multiple_of(2) && m.is_multiple_of(2) && m >= 2 * pp =>
+            {
+                out.push((kind, 1))
+            }
             _ => {}
         }
     }
@@ -357,6 +366,9 @@ pub fn candidates(s: &Scenario, space: &SearchSpace, gpus: u64) -> Vec<PlanPoint
         })
         .flat_map(|p| space.zero.iter().map(move |&zero| PlanPoint { zero, ..p }))
         .filter(|p| p.zero == 0 || p.dp * p.cp > 1)
+        // Fast mode does not compose ZeRO-3's per-layer gathers under DualPipe
+        // (`sweep::fast::dualpipe`): such plans are not proposed.
+        .filter(|p| !(p.schedule == ScheduleKind::Dualpipe && p.zero >= 3))
         .collect()
 }
 

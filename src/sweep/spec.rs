@@ -28,6 +28,8 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::config::tree::{self, Node, Origin, Value};
+
 #[derive(Debug, Error)]
 pub enum SweepError {
     #[error("cannot read {path}: {source}")]
@@ -120,6 +122,49 @@ pub struct SweepSpec {
     pub designs: Vec<Design>,
     #[serde(default)]
     pub axes: Axes,
+    /// Where each override of the file is written (filled by [`SweepSpec::parse`]), so
+    /// that a point's error names the sweep file's line of its `set:` entry or axis value.
+    #[serde(skip)]
+    pub origins: SweepOrigins,
+}
+
+/// Locations of a sweep file's overrides, in the order of the file ([`SweepSpec::origins`]);
+/// empty for a sweep built in code.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SweepOrigins {
+    /// The top-level `set:` entries.
+    pub set: Vec<Origin>,
+    /// Each design's `set:` entries.
+    pub designs: Vec<Vec<Origin>>,
+    /// Each axis's values.
+    pub axes: Vec<Vec<Origin>>,
+}
+
+impl SweepOrigins {
+    /// Reads the locations from the sweep file's located tree (`None` when the text does
+    /// not parse as one; serde has then refused it already).
+    fn of(path: &Path, text: &str) -> Option<Self> {
+        let root = tree::parse(&path.display().to_string(), text).ok()?;
+        let items = |n: Option<&Node>| -> Vec<Origin> {
+            match n.map(|n| &n.value) {
+                Some(Value::Seq(items)) => items.iter().map(|i| i.origin.clone()).collect(),
+                _ => Vec::new(),
+            }
+        };
+        let designs = match root.get("designs").map(|n| &n.value) {
+            Some(Value::Seq(ds)) => ds.iter().map(|d| items(d.get("set"))).collect(),
+            _ => Vec::new(),
+        };
+        let axes = match root.get("axes").map(|n| &n.value) {
+            Some(Value::Map(entries)) => entries.iter().map(|e| items(Some(&e.node))).collect(),
+            _ => Vec::new(),
+        };
+        Some(SweepOrigins {
+            set: items(root.get("set")),
+            designs,
+            axes,
+        })
+    }
 }
 
 /// One scenario to simulate: where it comes from and how it is overridden.
@@ -130,6 +175,22 @@ pub struct SweepPoint {
     pub name: String,
     pub scenario: Option<PathBuf>,
     pub overrides: Vec<String>,
+    /// Where each override is written in the sweep file (`origins[i]` for
+    /// `overrides[i]`; missing or `None`: unknown, e.g. a point built in code).
+    #[serde(skip)]
+    pub origins: Vec<Option<Origin>>,
+}
+
+impl SweepPoint {
+    /// The overrides with where each is written, for
+    /// [`crate::config::ScenarioDraft::with_located_overrides`].
+    pub fn located_overrides(&self) -> Vec<(String, Option<Origin>)> {
+        self.overrides
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.clone(), self.origins.get(i).cloned().flatten()))
+            .collect()
+    }
 }
 
 /// Parses a token count: a number with an optional K, M, B/G or T suffix.
@@ -175,10 +236,12 @@ use crate::config::budget::MAX_TOKENS;
 
 impl SweepSpec {
     pub fn parse(path: &Path, text: &str) -> Result<Self, SweepError> {
-        serde_saphyr::from_str(text).map_err(|e| SweepError::Parse {
+        let mut spec: SweepSpec = serde_saphyr::from_str(text).map_err(|e| SweepError::Parse {
             path: path.into(),
             message: e.to_string(),
-        })
+        })?;
+        spec.origins = SweepOrigins::of(path, text).unwrap_or_default();
+        Ok(spec)
     }
 
     pub fn load(path: &Path) -> Result<Self, SweepError> {
@@ -252,44 +315,53 @@ pub fn expand(spec: &SweepSpec, sweep_dir: &Path) -> Vec<SweepPoint> {
     } else {
         &spec.designs
     };
+    let o = &spec.origins;
+    let at = |list: Option<&Vec<Origin>>, i: usize| list.and_then(|l| l.get(i)).cloned();
     let combos = axis_product(&spec.axes);
     let mut out = Vec::with_capacity(designs.len() * combos.len());
-    for d in designs {
+    for (di, d) in designs.iter().enumerate() {
         let base = d.base.as_ref().or(spec.base.as_ref());
         for combo in &combos {
             let mut name = d.name.clone();
-            for o in combo {
+            let mut overrides = spec.set.clone();
+            let mut origins: Vec<Option<Origin>> =
+                (0..spec.set.len()).map(|i| at(Some(&o.set), i)).collect();
+            overrides.extend(d.set.iter().cloned());
+            origins.extend((0..d.set.len()).map(|i| at(o.designs.get(di), i)));
+            for &(axis, value) in combo {
+                let (key, values) = &spec.axes.0[axis];
+                let text = format!("{key}={}", values[value]);
                 if !name.is_empty() {
                     name.push(' ');
                 }
-                name.push_str(o);
+                name.push_str(&text);
+                overrides.push(text);
+                origins.push(at(o.axes.get(axis), value));
             }
             if name.is_empty() {
                 name = spec.name.clone();
             }
-            let mut overrides = spec.set.clone();
-            overrides.extend(d.set.iter().cloned());
-            overrides.extend(combo.iter().cloned());
             out.push(SweepPoint {
                 index: out.len(),
                 name,
                 scenario: base.map(|b| resolve(sweep_dir, b)),
                 overrides,
+                origins,
             });
         }
     }
     out
 }
 
-/// The product of the axes as `key=value` lists, first axis slowest.
-fn axis_product(axes: &Axes) -> Vec<Vec<String>> {
+/// The product of the axes as `(axis, value)` index lists, first axis slowest.
+fn axis_product(axes: &Axes) -> Vec<Vec<(usize, usize)>> {
     let mut combos = vec![Vec::new()];
-    for (key, values) in &axes.0 {
+    for (axis, (_, values)) in axes.0.iter().enumerate() {
         let mut next = Vec::with_capacity(combos.len() * values.len());
         for c in &combos {
-            for v in values {
-                let mut c2 = c.clone();
-                c2.push(format!("{key}={v}"));
+            for value in 0..values.len() {
+                let mut c2: Vec<(usize, usize)> = c.clone();
+                c2.push((axis, value));
                 next.push(c2);
             }
         }

@@ -27,6 +27,73 @@ pub struct ActivationShard {
     /// activations in BF16), 4 in fp32 training (every term but the 1-byte dropout masks
     /// doubles).
     pub elem_bytes: f64,
+    /// What DeepSeek-V3 does not store ([`StoredActivations`]).
+    pub stored: StoredActivations,
+}
+
+/// Activations DeepSeek-V3 keeps out of memory (arXiv 2412.19437): recomputed RMSNorms and
+/// MLA up-projections (§3.2.3), FP8-cached Linear and SwiGLU inputs (§3.3.3). All off:
+/// Korthikanti et al.'s accounting as it stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoredActivations {
+    /// `training.recompute_norms`: the norm outputs (the QKV and MLP inputs, MLA's
+    /// normalised latents) are recomputed from the norm inputs.
+    pub recompute_norms: bool,
+    /// `training.recompute_mla_up_proj`: Q, K and V are recomputed from the latents.
+    pub recompute_mla_up_proj: bool,
+    /// `training.fp8_activations`: Linear inputs kept in FP8 (1 byte), the attention
+    /// output (the output projection's input) in E5M6 (1.5 bytes), SwiGLU inputs in FP8
+    /// and its output (the down-projection's input) recomputed, not stored.
+    pub fp8: bool,
+}
+
+/// Bytes per token over `h` (as `layer_activation_bytes`'s terms) that
+/// [`StoredActivations`] saves: `(sharded, replicated, latents)`.
+fn stored_savings(model: &ModelSpec, layer: u64, sh: &ActivationShard) -> (f64, f64, f64) {
+    let st = sh.stored;
+    let h = model.hidden as f64;
+    let w = sh.elem_bytes / 2.0;
+    let (mut sharded, mut replicated, mut latents) = (0.0, 0.0, 0.0);
+    let width = model.mla_latent_width() as f64 / h;
+    // A cached Linear input: 2w bytes, 1 in FP8.
+    let fp8_cut = if st.fp8 { 2.0 * w - 1.0 } else { 0.0 };
+    // The two norm outputs (QKV and MLP inputs) and the normalised latents.
+    if st.recompute_norms {
+        replicated += 2.0 * 2.0 * w;
+        latents += 2.0 * w * width;
+    } else {
+        replicated += 2.0 * fp8_cut;
+        latents += fp8_cut * width;
+    }
+    let n = model.heads as f64;
+    let d_v = model.v_head_dim() as f64;
+    if st.recompute_mla_up_proj && model.mla.is_some() {
+        let kv = model.attended_kv_heads() as f64;
+        let d_qk = model.qk_head_dim() as f64;
+        sharded += 2.0 * w * (n * d_qk + kv * d_qk + kv * d_v) / h;
+    }
+    if st.fp8 {
+        // The attention output in E5M6: 1.5 bytes of 2w.
+        let out = if model.mla.is_some() {
+            n * d_v / h
+        } else {
+            1.0
+        };
+        sharded += (2.0 * w - 1.5) * out;
+        // SwiGLU (activation) inputs in FP8, its output not stored; each routed copy's
+        // input in FP8.
+        let k = model.ffn.matrices() as f64;
+        let act = |f: f64| ((k - 1.0) * fp8_cut + 2.0 * w) * f / h;
+        sharded += match &model.moe {
+            Some(m) if model.is_moe_layer(layer) => {
+                let copies = m.top_k as f64 * m.hottest_rank_load(sh.ep);
+                let fe = m.expert_ffn_hidden as f64;
+                copies * (fp8_cut + act(fe)) + m.shared_experts as f64 * act(fe)
+            }
+            _ => act(model.ffn_hidden as f64),
+        };
+    }
+    (sharded, replicated, latents)
 }
 
 /// Bytes of activations one transformer layer stores for backward, one micro-batch on one
@@ -91,7 +158,17 @@ pub fn layer_activation_bytes(model: &ModelSpec, layer: u64, sh: &ActivationShar
     } else {
         replicated + (sharded + scores) / t
     };
-    (per_sbh + latents * w) * sbh
+    let full = (per_sbh + latents * w) * sbh;
+    if sh.stored == StoredActivations::default() {
+        return full;
+    }
+    let (cut_sharded, cut_replicated, cut_latents) = stored_savings(model, layer, sh);
+    let cut = if sh.sequence_parallel {
+        (cut_replicated + cut_sharded) / t
+    } else {
+        cut_replicated + cut_sharded / t
+    };
+    full - (cut + cut_latents) * sbh
 }
 
 /// Peak activation bytes a stage holds: walks the stage's pipeline order and tracks the
@@ -178,6 +255,7 @@ pub(super) mod tests {
             flash_attention: flash,
             ep: 1,
             elem_bytes: 2.0,
+            stored: Default::default(),
         }
     }
 

@@ -26,7 +26,7 @@ use super::params::{
 use crate::model::ModelSpec;
 use crate::plan::{Finetune, ParallelismSpec, ScheduleKind, TrainingSpec};
 use activations::peak_activations;
-pub use activations::{ActivationShard, layer_activation_bytes};
+pub use activations::{ActivationShard, StoredActivations, layer_activation_bytes};
 
 const GB: f64 = 1e9;
 
@@ -185,6 +185,11 @@ impl MemoryInputs<'_> {
             flash_attention: t.flash_attention,
             ep: p.ep.max(1),
             elem_bytes: t.precision.activation_bytes(),
+            stored: activations::StoredActivations {
+                recompute_norms: t.recompute_norms,
+                recompute_mla_up_proj: t.recompute_mla_up_proj,
+                fp8: t.fp8_activations,
+            },
         }
     }
 

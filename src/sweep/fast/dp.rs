@@ -27,8 +27,7 @@ pub(super) struct TimedBucket {
     pub(super) time_ar: f64,
 }
 
-/// The priced buckets of stage `si` fast mode composes: those of its `chunks` chunks
-/// (fast mode lays every stage out as one path, without DualPipe's mirrored chunk).
+/// The priced buckets of stage `si` fast mode composes: those of its `chunks` chunks.
 fn stage_buckets(ctx: &Ctx, si: usize, chunks: usize) -> Vec<dp::Bucket> {
     let mut bs = dp::buckets(&ctx.inp, si as u32, Coverage::FAST);
     bs.retain(|b| (b.chunk as usize) < chunks);

@@ -25,15 +25,20 @@
 //!   replica all-reduces once per step;
 //! - ZeRO-3 (FSDP, [`fsdp`]): every layer's parameters all-gathered on the DP stream in each
 //!   forward and backward pass, prefetched one layer ahead, and every micro-batch's
-//!   reduce-scatters between the backward's gathers, as the generator issues them.
+//!   reduce-scatters between the backward's gathers, as the generator issues them;
+//! - DualPipe ([`dualpipe`]): every stage's order walked pass by pass with its sends and
+//!   early receives, each forward-and-backward chunk pair's all-to-alls beside its slowed
+//!   compute, and the data-parallel tail with the all-reduce between a piece's two copies.
 //!
 //! Deterministic and allocation-light; it never runs the engine. Must not price anything
 //! itself: a mechanism is priced in `crate::pricing` and composed here. Known gaps, where
 //! fast mode composes less than the replay runs: what [`Coverage::FAST`] leaves out
 //! (adapters, optimizer offload), context
-//! parallelism's ring-attention K/V exchange, and DualPipe (not in the plan search).
+//! parallelism's ring-attention K/V exchange, and ZeRO-3's gathers under DualPipe (not
+//! proposed by the plan search).
 
 mod dp;
+mod dualpipe;
 mod fsdp;
 mod pipeline;
 mod stages;
@@ -166,6 +171,16 @@ impl Ctx<'_> {
     }
 }
 
+/// Tokens per second and MFU of a step of `step` seconds.
+fn rates(ctx: &Ctx, step: f64) -> (f64, f64) {
+    let s = ctx.s;
+    let tokens = (s.training.global_batch * s.training.seq_len) as f64;
+    let gpus = ctx.grid.world() as f64;
+    let flops = crate::pricing::params::model_flops_per_step(&s.model, &s.training);
+    let peak = s.cluster.gpu.peak_flops(s.training.precision);
+    (tokens / step, flops / step / (gpus * peak))
+}
+
 /// Estimates the step time of the scenario's plan in closed form.
 pub fn estimate(s: &Scenario, net: &mut AnalyticNetwork) -> FastEstimate {
     let compute = compute_model(s);
@@ -181,11 +196,15 @@ pub fn estimate(s: &Scenario, net: &mut AnalyticNetwork) -> FastEstimate {
         members: Vec::new(),
         memo: Vec::new(),
     };
-    let costs = OpCosts::new(&inp).map(secs);
+    let costs_ns = OpCosts::new(&inp);
+    let costs = costs_ns.map(secs);
     let comms = ctx.comms();
-    let gathers = ctx.fsdp_gathers();
     let mut st = stages::stages(&ctx, &costs, &comms);
     dp::blocking_after_weight_passes(&mut ctx, &mut st, &comms);
+    if s.parallelism.schedule == crate::plan::ScheduleKind::Dualpipe && s.parallelism.pp > 1 {
+        return dualpipe::estimate(&mut ctx, &st, &comms, &costs_ns);
+    }
+    let gathers = ctx.fsdp_gathers();
     if !gathers.is_empty() {
         let head = crate::pricing::dp::head_gather(&ctx.inp, Coverage::FAST).map(|cost| {
             secs(crate::pricing::dp::gather_host_time(&s.parallelism)) + ctx.time(cost)
@@ -197,14 +216,12 @@ pub fn estimate(s: &Scenario, net: &mut AnalyticNetwork) -> FastEstimate {
     let pipe = pipeline::pipeline(s, &st, &comms, v, m);
     let tail = dp::data_parallel(&mut ctx, &st, &comms, pipe.span, pipe.ends.as_deref());
     let step = tail.end + tail.gather_delay;
-    let tokens = (s.training.global_batch * s.training.seq_len) as f64;
-    let gpus = ctx.grid.world() as f64;
-    let flops = crate::pricing::params::model_flops_per_step(&s.model, &s.training);
+    let (tokens_per_s, mfu) = rates(&ctx, step);
     let c: &Stage = &st[pipe.crit];
     FastEstimate {
         step_time_s: step,
-        tokens_per_s: tokens / step,
-        mfu: flops / step / (gpus * s.cluster.gpu.peak_flops(s.training.precision)),
+        tokens_per_s,
+        mfu,
         bubble_s: pipe.bubble,
         tp_exposed_s: m * c.tp,
         ep_exposed_s: m * c.ep,

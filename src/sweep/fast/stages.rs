@@ -174,5 +174,18 @@ pub(super) fn stages(ctx: &Ctx, c: &OpCosts<f64>, comms: &Comms) -> Vec<Stage> {
         st.bwd += ch.bwd;
         st.chunks.push(ch);
     }
+    if s.parallelism.schedule == crate::plan::ScheduleKind::Dualpipe && pp > 1 {
+        // DualPipe: stage `i` also holds piece `pp - 1 - i` as its chunk 1
+        // (`plan::pipeline::place`).
+        let own: Vec<Chunk> = out.iter().map(|st| st.chunks[0].clone()).collect();
+        for (si, st) in out.iter_mut().enumerate() {
+            let ch = own[pp - 1 - si].clone();
+            st.fwd += ch.fwd;
+            st.fill_fwd += ch.fwd;
+            st.bwd += ch.bwd;
+            st.w += ch.w;
+            st.chunks.push(ch);
+        }
+    }
     out
 }
