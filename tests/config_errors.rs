@@ -765,6 +765,32 @@ fn run_and_checkpoint_keys_are_checked_at_load_with_their_line() {
 }
 
 #[test]
+fn routing_seed_and_split_flows_need_hashed_ecmp() {
+    let text = format!("{BASE}network:\n  routing:\n    seed: 7\n");
+    let (e, shown) = fails(&text, &[]);
+    assert_at(&e, 16, "network.routing.seed");
+    assert!(shown.contains("only with ecmp: hash"), "{shown}");
+    let text = format!("{BASE}network:\n  routing:\n    flows_per_connection: 16\n");
+    let (e, _) = fails(&text, &[]);
+    assert_at(&e, 16, "network.routing.flows_per_connection");
+    let text = format!("{BASE}network:\n  routing:\n    ecmp: hash\n    flows_per_connection: 0\n");
+    let (e, shown) = fails(&text, &[]);
+    assert_at(&e, 17, "network.routing.flows_per_connection");
+    assert!(shown.contains("1 to 256"), "{shown}");
+    let (e, shown) = fails(BASE, &["network.routing.ecmp=adaptive"]);
+    assert!(
+        shown.contains("dest-mod") && shown.contains("hash"),
+        "{shown}"
+    );
+    assert!(e.to_string().contains("network.routing.ecmp"), "{shown}");
+    let ok =
+        format!("{BASE}network:\n  routing: {{ ecmp: hash, seed: 7, flows_per_connection: 16 }}\n");
+    let s = load(&ok, &[]).expect("hashed routing loads");
+    assert_eq!(s.network.routing.flows_per_connection, 16);
+    assert_eq!(s.network.routing.seed, 7);
+}
+
+#[test]
 fn deepseek_activation_savings_are_refused_where_they_act_on_nothing() {
     let (e, shown) = fails(BASE, &["training.recompute_mla_up_proj=true"]);
     assert_eq!(e.field, "training.recompute_mla_up_proj");

@@ -424,3 +424,61 @@ fn pipeline_sends_cost_their_bandwidth_in_both_directions_under_stage_concurrenc
         }
     }
 }
+
+/// Link multiplicity of a set of routes: the most sub-flows (weighted `1/k` each) any link
+/// carries.
+fn max_link_load(topo: &Topology, pairs: &[(u32, u32)], k: u32) -> f64 {
+    let mut load = std::collections::HashMap::<u32, f64>::new();
+    let mut path = Vec::new();
+    for &(a, b) in pairs {
+        for sub in 0..k {
+            path.clear();
+            topo.route_sub(a, b, sub, &mut path);
+            for &l in &path {
+                *load.entry(l).or_default() += 1.0 / k as f64;
+            }
+        }
+    }
+    load.values().copied().fold(0.0, f64::max)
+}
+
+/// Two leaves of two 8-GPU nodes each (32-port switches: 16 NICs down, 16 uplinks). A
+/// cross-leaf shift permutation (GPU i to GPU i + 16) under destination-mod-k crosses 16
+/// distinct uplinks: no link carries two flows. Hashed ECMP draws each flow's uplink: 16
+/// flows in 16 bins collide unless the draw is a permutation (probability 16!/16^16 ≈
+/// 1e-6), so every seed puts at least two flows on some uplink, the same one for the same
+/// seed. Splitting each connection into 16 hashed flows spreads the load toward one
+/// flow's worth per uplink (balls in bins: the heaviest of 16 bins holding 256 balls of
+/// 1/16 is far below two whole flows): on average over seeds the heaviest link carries
+/// less than with one flow per connection.
+#[test]
+fn hashed_ecmp_collides_where_destination_mod_k_does_not_and_split_flows_spread() {
+    use clustersim::network::{Ecmp, Routing};
+    let mut spec = h100(4);
+    spec.fabric.kind = FabricKind::FatTree;
+    spec.fabric.switch_radix = 32;
+    let pairs: Vec<(u32, u32)> = (0..16).map(|i| (i, i + 16)).collect();
+    let base = Topology::new(&spec);
+    assert_eq!(max_link_load(&base, &pairs, 1), 1.0);
+    let hashed = |seed, flows_per_connection| {
+        Topology::new(&spec).with_routing(Routing {
+            ecmp: Ecmp::Hash,
+            seed,
+            flows_per_connection,
+        })
+    };
+    let (mut one, mut split) = (0.0, 0.0);
+    for seed in 0..20 {
+        let m1 = max_link_load(&hashed(seed, 1), &pairs, 1);
+        assert!(m1 >= 2.0, "seed {seed}: no collision among 16 hashed flows");
+        assert_eq!(
+            m1,
+            max_link_load(&hashed(seed, 1), &pairs, 1),
+            "reproducible"
+        );
+        one += m1;
+        split += max_link_load(&hashed(seed, 16), &pairs, 16);
+    }
+    assert!(split < one, "16 flows per connection {split} vs one {one}");
+    assert!(split / 20.0 < 2.0, "{}", split / 20.0);
+}

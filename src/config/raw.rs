@@ -13,7 +13,7 @@ use super::run_spec::{CheckpointSpec, RunSpec};
 use crate::faults::FaultsSpec;
 use crate::hardware::{FabricKind, Precision};
 use crate::model::FfnKind;
-use crate::network::{AlgorithmChoice, NetworkMode};
+use crate::network::{AlgorithmChoice, Ecmp, NetworkMode};
 use crate::plan::stack::{GradReduceDtype, P2p, TpOverlap, Zero3Gather};
 use crate::plan::{Finetune, Optimizer, Recompute, ScheduleKind};
 
@@ -67,12 +67,23 @@ pub struct RawZero3 {
     pub host_us_per_rank: Option<f64>,
 }
 
-/// `network: { mode: analytic | contention, algorithm: auto | ring | tree | nvls | hierarchical }`.
+/// `network: { mode: analytic | contention, algorithm: auto | ring | tree | nvls | hierarchical,
+/// routing: { ecmp, seed, flows_per_connection } }`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNetwork {
     pub mode: Option<NetworkMode>,
     pub algorithm: Option<AlgorithmChoice>,
+    pub routing: Option<RawRouting>,
+}
+
+/// `network.routing`: how switches choose among equal-cost uplinks.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouting {
+    pub ecmp: Option<Ecmp>,
+    pub seed: Option<u64>,
+    pub flows_per_connection: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

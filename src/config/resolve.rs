@@ -30,7 +30,7 @@ use crate::hardware::{
     ClusterSpec, CostSpec, FabricSpec, GpuSpec, NodeSpec, PeakTflops, Precision, StorageSpec,
 };
 use crate::model::{FfnKind, ModelSpec, MoeSpec};
-use crate::network::NetworkSpec;
+use crate::network::{NetworkSpec, Routing};
 use crate::plan::{
     Optimizer, ParallelismSpec, PipelineSplit, Recompute, ScheduleKind, TrainingSpec,
 };
@@ -248,7 +248,14 @@ fn network(n: RawNetwork) -> NetworkSpec {
     NetworkSpec {
         mode: n.mode.unwrap_or_default(),
         algorithm: n.algorithm.unwrap_or_default(),
-        routing: Default::default(),
+        routing: n.routing.map_or_else(Routing::default, |r| {
+            let d = Routing::default();
+            Routing {
+                ecmp: r.ecmp.unwrap_or(d.ecmp),
+                seed: r.seed.unwrap_or(d.seed),
+                flows_per_connection: r.flows_per_connection.unwrap_or(d.flows_per_connection),
+            }
+        }),
     }
 }
 

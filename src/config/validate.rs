@@ -6,6 +6,7 @@
 //! Arithmetic here is checked: bad input must produce a message, never a panic.
 
 use crate::hardware::{FabricKind, Precision};
+use crate::network::Ecmp;
 use crate::plan::{Recompute, ScheduleKind};
 
 use super::tree::Node;
@@ -43,8 +44,14 @@ pub fn validate(s: &Scenario, root: &Node) -> Check {
     v.stored_activations()?;
     v.precision()?;
     v.timeline()?;
+    v.routing()?;
     v.work()
 }
+
+/// Most flows one connection may be split into (`network.routing.flows_per_connection`):
+/// Llama 3 uses 16 (Dubey et al., 2024, section 3.3.1); beyond a few hundred the split
+/// only multiplies the flow count.
+const MAX_FLOWS_PER_CONNECTION: u32 = 256;
 
 struct Rules<'a> {
     s: &'a Scenario,
@@ -101,6 +108,43 @@ impl Rules<'_> {
         } else {
             self.fail(field, message())
         }
+    }
+
+    /// `network.routing`: a seed or split flows only act on hashed ECMP (under
+    /// destination-mod-k every sub-flow takes its destination's path, and nothing is
+    /// drawn), so they are refused without `ecmp: hash` rather than ignored.
+    fn routing(&self) -> Check {
+        let r = &self.s.network.routing;
+        let given = |key: &str| {
+            self.root
+                .get("network")
+                .and_then(|n| n.get("routing"))
+                .and_then(|n| n.get(key))
+                .is_some()
+        };
+        let fpc = r.flows_per_connection;
+        self.ensure(
+            (1..=MAX_FLOWS_PER_CONNECTION).contains(&fpc),
+            "network.routing.flows_per_connection",
+            || format!("flows_per_connection={fpc} must be 1 to {MAX_FLOWS_PER_CONNECTION}"),
+        )?;
+        if r.ecmp == Ecmp::Hash {
+            return Ok(());
+        }
+        self.ensure(!given("seed"), "network.routing.seed", || {
+            format!(
+                "seed={} has nothing to seed under ecmp: {}; allowed only with ecmp: hash",
+                r.seed,
+                r.ecmp.label()
+            )
+        })?;
+        self.ensure(fpc == 1, "network.routing.flows_per_connection", || {
+            format!(
+                "flows_per_connection={fpc} under ecmp: {} sends every sub-flow on its \
+                 destination's path (no effect); allowed only with ecmp: hash",
+                r.ecmp.label()
+            )
+        })
     }
 
     fn integer_sizes(&self) -> Check {
