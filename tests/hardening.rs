@@ -391,3 +391,111 @@ fn sigterm_and_sigint_remove_the_staging_folder() {
         );
     }
 }
+
+/// Final files under `dir` (relative paths, sorted), staging folders left out.
+fn final_files(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.filter_map(|e| e.ok()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".clustersim-tmp-") {
+                continue;
+            }
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push(p.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Every command, killed by its PID (SIGKILL) at several moments, leaves either none of its
+/// files under their final names or all of them (what an uninterrupted run writes), and
+/// the next run of the command in that folder sweeps the dead process's staging folder.
+#[test]
+fn every_command_killed_at_any_moment_leaves_whole_outputs_or_none() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let fabrics = format!("{root}/scenarios/sweeps/fabrics.yaml");
+    let shards = tmp("kill-shards");
+    let (s0, s1) = (shards.join("0"), shards.join("1"));
+    for (i, d) in [&s0, &s1].iter().enumerate() {
+        let shard = format!("{i}/2");
+        let o = d.display().to_string();
+        assert!(
+            clustersim(&["compare", &fabrics, "--shard", &shard, "--out", &o])
+                .status
+                .success()
+        );
+    }
+    let (s0, s1) = (s0.display().to_string(), s1.display().to_string());
+    let commands: Vec<(&str, Vec<&str>)> = vec![
+        ("run", vec!["run", TOY]),
+        ("checkpoint", vec!["checkpoint", TOY, "--replicas", "4"]),
+        ("compare", vec!["compare", &fabrics]),
+        ("plan", vec!["plan", TOY, "--top", "3"]),
+        (
+            "collective",
+            vec![
+                "collective",
+                "--topology",
+                "dgx-h100-ndr",
+                "--op",
+                "all-reduce",
+                "--gpus",
+                "64",
+            ],
+        ),
+        ("merge", vec!["merge", &s0, &s1]),
+    ];
+    for (name, args) in commands {
+        let whole_dir = tmp(&format!("kill-{name}-whole"));
+        let mut full = args.clone();
+        let o = whole_dir.display().to_string();
+        full.extend(["--out", &o]);
+        let done = clustersim(&full);
+        assert!(
+            done.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        let whole = final_files(&whole_dir);
+        assert!(!whole.is_empty(), "{name} writes files");
+        for delay_ms in [0, 5, 15, 40, 100, 250] {
+            let out = tmp(&format!("kill-{name}-{delay_ms}"));
+            let mut child = Command::new(BIN)
+                .args(&args)
+                .arg("--out")
+                .arg(&out)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("the binary starts");
+            std::thread::sleep(Duration::from_millis(delay_ms));
+            let _ = child.kill(); // SIGKILL by PID (a no-op if it already finished)
+            child.wait().unwrap();
+            let left = final_files(&out);
+            assert!(
+                left.is_empty() || left == whole,
+                "{name} killed after {delay_ms} ms left a partial set: {left:?}"
+            );
+            let o = out.display().to_string();
+            let mut again = args.clone();
+            again.extend(["--out", &o]);
+            assert!(clustersim(&again).status.success(), "{name} reruns");
+            assert!(
+                staging_folders(&out).is_empty(),
+                "{name}: {:?}",
+                staging_folders(&out)
+            );
+            assert_eq!(final_files(&out), whole, "{name}");
+        }
+    }
+}
