@@ -485,11 +485,14 @@ fn fuzz_the_binary() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    // A case is a hang past 90 s: the work budgets admit about a minute of valid work
+    // (CLUSTERSIM_MAX_RUN_EVENTS 1e9; `run scenarios/llama3-70b-1k.yaml --replicas 60000`
+    // takes 12 s on 2 quiet cores and over 30 s on a loaded machine).
     let case_timeout = Duration::from_secs(
         std::env::var("CLUSTERSIM_FUZZ_CASE_SECS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(30),
+            .unwrap_or(90),
     );
     let bin = std::env::var("CLUSTERSIM_FUZZ_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_clustersim").to_string());
