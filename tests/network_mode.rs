@@ -66,9 +66,7 @@ fn contention_scenario_writes_links_csv_and_heat_map() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some(
-            "id,kind,src,dst,capacity_gbs,bytes,busy_fraction,utilization,peak_flows,peak_utilization"
-        )
+        Some(clustersim::network::links::LINKS_CSV_HEADER)
     );
     assert!(
         csv.contains(",nvlink,") && csv.contains(",nic-leaf,"),

@@ -46,6 +46,7 @@ pub struct Simulation {
     max_timeline_bytes: u64,
     timeline_gzip: bool,
     replay: ReplayMode,
+    per_link_series: bool,
 }
 
 /// The largest timeline a [`Simulation`] writes unless told otherwise: 4 GB.
@@ -67,7 +68,16 @@ impl Simulation {
             max_timeline_bytes: DEFAULT_MAX_TIMELINE_BYTES,
             timeline_gzip: false,
             replay: ReplayMode::Folded,
+            per_link_series: false,
         }
+    }
+
+    /// In contention mode, record utilization over time per link as well as per tier
+    /// (`links-timeseries.csv` then has one series per link that carried traffic, and the
+    /// time heat map a panel of the busiest links; `--links all`).
+    pub fn with_link_series(mut self, per_link: bool) -> Self {
+        self.per_link_series = per_link;
+        self
     }
 
     /// Seed for fault injection (overrides `faults.seed`).
@@ -168,6 +178,11 @@ impl Simulation {
             }
             _ => {}
         }
+        if self.per_link_series && scenario.network.mode != NetworkMode::Contention {
+            return Err(Error::invalid(
+                "--links all: the analytic network has no per-link flows, so there is no link use over time to record; run with --network contention (or network.mode: contention)",
+            ));
+        }
         if self.strict_memory {
             sim::check_memory(&scenario)?;
         }
@@ -179,7 +194,8 @@ impl Simulation {
             speeds,
             replay: self.replay,
         };
-        let (step, net) = sim::simulate_step_faulty(&scenario, &step_opts, &link_faults)?;
+        let (step, net) =
+            sim::simulate_step_recorded(&scenario, &step_opts, &link_faults, self.per_link_series)?;
         if step.metrics.step_time_s <= 0.0 {
             return Err(Error::internal("step time is zero"));
         }

@@ -55,6 +55,11 @@ pub struct RunArgs {
     /// whatever it costs.
     #[arg(long, value_name = "MODE", default_value = "folded")]
     pub replay: ReplayMode,
+    /// Link use over time in contention mode: `tiers` (default: `links-timeseries.csv`
+    /// and `link_timeline.{png,svg}` per tier and direction) or `all` (also one series
+    /// per link that carried traffic, and the busiest links in the chart).
+    #[arg(long, value_name = "WHICH", default_value = "tiers", value_parser = ["tiers", "all"])]
+    pub links: String,
 }
 
 pub fn run(args: &RunArgs) -> CliResult {
@@ -64,7 +69,8 @@ pub fn run(args: &RunArgs) -> CliResult {
     let mut sim = Simulation::new(input)
         .strict_memory(args.strict_memory)
         .with_progress(true)
-        .with_replay(args.replay);
+        .with_replay(args.replay)
+        .with_link_series(args.links == "all");
     if let Some(seed) = args.seed {
         sim = sim.with_seed(seed);
     }

@@ -124,6 +124,21 @@ impl FlowNetwork {
         super::links::write_links_csv(&self.topo, &self.solver.counters(), step, w)
     }
 
+    /// Records link use over time from now on: per tier and direction, and with
+    /// `per_link` per link too (see [`super::timeseries`]). Call before any traffic.
+    pub fn record_usage(&mut self, per_link: bool) {
+        let rec = super::timeseries::UsageRecorder::new(&self.topo, per_link);
+        self.solver.record_usage(rec);
+    }
+
+    /// Utilization over a step of length `step` in `bins` equal time bins, when
+    /// [`FlowNetwork::record_usage`] was called.
+    pub fn usage_series(&self, step: Nanos, bins: usize) -> Option<super::timeseries::TimeSeries> {
+        self.solver
+            .usage()
+            .map(|r| r.series(&self.topo, step, bins))
+    }
+
     /// Mean utilization per link kind and position, for the heat map
     /// ([`super::heatmap::draw_heatmap`]).
     pub fn utilization_matrix(&self, step: Nanos, cols: usize) -> Vec<(LinkKind, Vec<f64>)> {

@@ -19,6 +19,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use super::timeseries::UsageRecorder;
 use crate::units::Nanos;
 
 /// Per-link accounting over a simulation.
@@ -83,6 +84,8 @@ pub struct FlowSolver {
     link_ver: Vec<u32>,
     fill: BinaryHeap<Reverse<(u64, u32, u32)>>,
     active: usize,
+    /// Link use over time, when asked for ([`FlowSolver::record_usage`]).
+    recorder: Option<Box<UsageRecorder>>,
 }
 
 impl FlowSolver {
@@ -108,7 +111,19 @@ impl FlowSolver {
             link_ver: vec![0; n],
             fill: BinaryHeap::new(),
             active: 0,
+            recorder: None,
         }
+    }
+
+    /// Records link use over time from now on (see [`super::timeseries`]); watching
+    /// changes no rate or time.
+    pub fn record_usage(&mut self, recorder: UsageRecorder) {
+        self.recorder = Some(Box::new(recorder));
+    }
+
+    /// The link-use recorder, if one was set.
+    pub fn usage(&self) -> Option<&UsageRecorder> {
+        self.recorder.as_deref()
     }
 
     pub fn capacity(&self, link: u32) -> f64 {
@@ -215,6 +230,11 @@ impl FlowSolver {
     }
 
     fn remove_flow(&mut self, id: u32, now: Nanos) {
+        if let Some(rec) = self.recorder.as_deref_mut() {
+            // The last segment: what was left, moved between the last rate change and now.
+            let f = &self.flows[id as usize];
+            rec.segment(&f.path, f.since, now, f.remaining);
+        }
         let n = self.flows[id as usize].path.len();
         for hop in 0..n {
             let l = self.flows[id as usize].path[hop];
@@ -289,6 +309,9 @@ impl FlowSolver {
             let id = self.comp_flows[i] as usize;
             let f = &mut self.flows[id];
             let dt = (now - f.since) as f64 * 1e-9;
+            if let Some(rec) = self.recorder.as_deref_mut() {
+                rec.segment(&f.path, f.since, now, (f.rate * dt).min(f.remaining));
+            }
             f.remaining = (f.remaining - f.rate * dt).max(0.0);
             f.since = now;
             f.rate = 0.0;

@@ -50,6 +50,96 @@ pub fn link_usage(topo: &Topology, c: &LinkCounters, step: Nanos) -> Vec<LinkUsa
         .collect()
 }
 
+/// The header of `links.csv`: usage, then where the link is on the floor
+/// ([`LinkPlace`]).
+pub const LINKS_CSV_HEADER: &str = "id,kind,src,dst,capacity_gbs,bytes,busy_fraction,utilization,peak_flows,peak_utilization,direction,node,gpu,rail,pod,leaf,spine,core";
+
+/// Where a link is: what a technician needs to find the cable. Fields that do not apply
+/// to the link's tier are `None` (an empty CSV field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinkPlace {
+    /// `up` (towards the core: GPU to switch, NIC to leaf, leaf to spine, spine to core)
+    /// or `down`.
+    pub up: bool,
+    /// Server (node) index, for links that start or end at one.
+    pub node: Option<u32>,
+    /// GPU index within its node (scale-up and GPU-to-NIC links).
+    pub gpu: Option<u32>,
+    /// NIC index within its node, which is also the rail on rail-optimized fabrics; for
+    /// a rail-optimized leaf, the rail it serves.
+    pub rail: Option<u32>,
+    pub pod: Option<u32>,
+    pub leaf: Option<u32>,
+    pub spine: Option<u32>,
+    pub core: Option<u32>,
+}
+
+impl LinkPlace {
+    /// `direction,node,gpu,rail,pod,leaf,spine,core` as CSV fields.
+    pub fn csv(&self) -> String {
+        let f = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
+        format!(
+            "{},{},{},{},{},{},{},{}",
+            if self.up { "up" } else { "down" },
+            f(self.node),
+            f(self.gpu),
+            f(self.rail),
+            f(self.pod),
+            f(self.leaf),
+            f(self.spine),
+            f(self.core)
+        )
+    }
+}
+
+/// Where link `l` of `topo` is (see [`LinkPlace`]).
+pub fn link_place(topo: &Topology, l: usize) -> LinkPlace {
+    let (a, b) = topo.ends[l];
+    let up = l % 2 == 0;
+    let (lower, upper) = if up { (a, b) } else { (b, a) };
+    let gpn = topo.gpus_per_node.max(1);
+    let npn = topo.nics_per_node.max(1);
+    let f = &topo.fabric;
+    let rail_of_leaf = |leaf: u32| f.rail.then_some(leaf % npn);
+    let mut p = LinkPlace {
+        up,
+        ..Default::default()
+    };
+    match topo.kind[l] {
+        LinkKind::NvLink | LinkKind::Pcie => {
+            p.node = Some(lower / gpn);
+            p.gpu = Some(lower % gpn);
+        }
+        LinkKind::GpuNic => {
+            p.node = Some(lower / gpn);
+            p.gpu = Some(lower % gpn);
+            p.rail = Some(topo.nic_of(lower) % npn);
+        }
+        LinkKind::NicLeaf => {
+            let nic = lower - topo.v_nic(0);
+            let leaf = upper - topo.v_leaf(0);
+            p.node = Some(nic / npn);
+            p.rail = Some(nic % npn);
+            p.leaf = Some(leaf);
+            p.pod = Some(topo.pod_of_leaf(leaf));
+        }
+        LinkKind::LeafSpine => {
+            let leaf = lower - topo.v_leaf(0);
+            p.leaf = Some(leaf);
+            p.rail = rail_of_leaf(leaf);
+            p.spine = Some(upper - topo.v_spine(0));
+            p.pod = Some(topo.pod_of_leaf(leaf));
+        }
+        LinkKind::SpineCore => {
+            let spine = lower - topo.v_spine(0);
+            p.spine = Some(spine);
+            p.core = Some(upper - topo.v_core(0));
+            p.pod = Some(spine / f.leaf_up.max(1));
+        }
+    }
+    p
+}
+
 /// Writes `links.csv`: one row per link that carried traffic (links never used are
 /// omitted; a 131,072-GPU fabric has over a million).
 pub fn write_links_csv(
@@ -58,14 +148,12 @@ pub fn write_links_csv(
     step: Nanos,
     mut w: impl Write,
 ) -> io::Result<()> {
-    writeln!(
-        w,
-        "id,kind,src,dst,capacity_gbs,bytes,busy_fraction,utilization,peak_flows,peak_utilization"
-    )?;
+    writeln!(w, "{LINKS_CSV_HEADER}")?;
     for u in link_usage(topo, c, step) {
+        let place = link_place(topo, u.id as usize);
         writeln!(
             w,
-            "{},{},{},{},{:.3},{:.0},{:.6},{:.6},{},{:.6}",
+            "{},{},{},{},{:.3},{:.0},{:.6},{:.6},{},{:.6},{}",
             u.id,
             u.kind.label(),
             u.src,
@@ -75,7 +163,8 @@ pub fn write_links_csv(
             u.busy_fraction,
             u.utilization,
             u.peak_flows,
-            u.peak_utilization
+            u.peak_utilization,
+            place.csv()
         )?;
     }
     Ok(())

@@ -8,7 +8,7 @@
 //! [`contention::FlowNetwork`] is the detailed model: collectives decomposed into flows
 //! ([`collectives`]) over routed paths ([`topology`], [`routing`]) sharing links max-min
 //! fairly ([`flows`]), with NCCL's algorithm and protocol choice ([`nccl`]) and per-link
-//! statistics ([`links`], [`heatmap`]). A scenario picks one through its `network:` section
+//! statistics ([`links`], [`heatmap`]) and link use over time ([`timeseries`]). A scenario picks one through its `network:` section
 //! ([`spec::NetworkSpec`]); [`spec::AnyNetwork`] runs either.
 
 pub mod analytic;
@@ -20,6 +20,7 @@ pub mod links;
 pub mod nccl;
 pub mod routing;
 pub mod spec;
+pub mod timeseries;
 pub mod topology;
 
 pub use analytic::AnalyticNetwork;

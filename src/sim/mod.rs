@@ -18,7 +18,7 @@ pub use memory::{check_memory, memory_report};
 pub use metrics::{Breakdown, StepMetrics, bubble_fraction, recompute_flops};
 pub use step::{
     StepOptions, StepResult, analytic_network, build_graph, build_network, compute_model,
-    simulate_step, simulate_step_faulty, simulate_step_on, step_inputs,
+    simulate_step, simulate_step_faulty, simulate_step_on, simulate_step_recorded, step_inputs,
 };
 
 #[cfg(test)]

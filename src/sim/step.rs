@@ -106,13 +106,28 @@ pub fn simulate_step(s: &Scenario, opts: &StepOptions) -> Result<StepResult, Eng
 }
 
 /// Simulates one step of `s` on its own network with degraded links; returns the network
-/// too, its link accounting closed at the step's end (for `links.csv` and the heat map).
+/// too, its link accounting closed at the step's end (for `links.csv` and the heat map),
+/// and in contention mode its link use over time per tier.
 pub fn simulate_step_faulty(
     s: &Scenario,
     opts: &StepOptions,
     link_faults: &LinkFaults,
 ) -> Result<(StepResult, AnyNetwork), EngineError> {
+    simulate_step_recorded(s, opts, link_faults, false)
+}
+
+/// [`simulate_step_faulty`], recording in contention mode link use over time per tier
+/// and, with `per_link`, per link (`--links all`).
+pub fn simulate_step_recorded(
+    s: &Scenario,
+    opts: &StepOptions,
+    link_faults: &LinkFaults,
+    per_link: bool,
+) -> Result<(StepResult, AnyNetwork), EngineError> {
     let mut net = build_network(s, link_faults);
+    if let AnyNetwork::Contention(n) = &mut net {
+        n.record_usage(per_link);
+    }
     let r = simulate_step_on(s, opts, &mut net)?;
     net.finish_accounting(r.replay.step_time);
     Ok((r, net))

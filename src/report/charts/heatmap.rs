@@ -162,7 +162,10 @@ impl<'a> HeatmapChart<'a> {
 }
 
 /// A vertical colour bar from 0 to `vmax` (a fraction), labelled in percent.
-fn draw_color_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, vmax: f64) -> DrawResult<DB> {
+pub(crate) fn draw_color_bar<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    vmax: f64,
+) -> DrawResult<DB> {
     let top = vmax * 100.0;
     let mut chart = ChartBuilder::on(area)
         .margin_top(50)
@@ -256,6 +259,7 @@ mod tests {
             csv: String::new(),
             rows,
             name: "toy".into(),
+            series: None,
         };
         let dir = std::env::temp_dir().join(format!("clustersim-heat-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

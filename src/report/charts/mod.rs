@@ -10,6 +10,8 @@
 //! - [`pipeline`]: the pipeline schedule of one step (one row per stage);
 //! - [`breakdown`]: the step breakdown (one stacked bar);
 //! - [`heatmap`]: link utilization of a contention-mode step;
+//! - [`link_timeline`]: link utilization over time of a contention-mode step (tier or
+//!   link x time);
 //! - [`compare`]: one bar per design of a comparison table (`clustersim compare`);
 //! - [`run`]: run progress, goodput against checkpoint interval, MTBF against GPU count.
 //!
@@ -25,6 +27,7 @@ pub mod breakdown;
 pub mod compare;
 pub mod heatmap;
 pub(crate) mod layout;
+pub mod link_timeline;
 pub mod pipeline;
 pub mod run;
 pub mod utilization;
