@@ -129,6 +129,7 @@ pub fn toy_scenario(tp: u64, pp: u64, dp: u64, layers: u64, global_batch: u64) -
         network: Default::default(),
         origins: Default::default(),
         plan_only: Vec::new(),
+        jobs: None,
     }
 }
 

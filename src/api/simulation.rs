@@ -188,6 +188,9 @@ impl Simulation {
         }
         let opts = ReportOptions::from_outputs(&scenario.outputs, &grid);
         self.check_timeline_size(&scenario, &grid)?;
+        if let Some(spec) = scenario.jobs.clone() {
+            return self.run_jobs(scenario, &spec, provenance, &opts, &grid);
+        }
         let (speeds, link_faults) = faults::step_faults(&scenario.faults, grid.world())?;
         let step_opts = StepOptions {
             trace: opts.required_trace(&grid),
@@ -213,6 +216,64 @@ impl Simulation {
             step,
             run,
             links,
+            jobs: None,
+            timeline_gzip: self.timeline_gzip,
+            progress: self.progress,
+            provenance,
+        })
+    }
+
+    /// Several jobs on one cluster (`jobs:`): each alone and all together on the shared
+    /// fabric. The step, timeline and charts are the first job's in the shared run.
+    fn run_jobs(
+        &self,
+        scenario: Scenario,
+        spec: &crate::config::jobs::JobsSpec,
+        provenance: Provenance,
+        opts: &ReportOptions,
+        grid: &RankGrid,
+    ) -> Result<RunOutputs> {
+        if scenario.network.mode != NetworkMode::Contention {
+            return Err(Error::invalid(
+                "--network analytic: jobs share the fabric only in the contention model (analytic mode times each collective alone, so jobs could not slow each other); allowed with jobs: contention",
+            ));
+        }
+        if self.replicas.is_some() {
+            return Err(Error::invalid(
+                "--replicas: the long run is modelled for one job; allowed with jobs: none",
+            ));
+        }
+        let step_opts = StepOptions {
+            trace: opts.required_trace(grid),
+            ..Default::default()
+        };
+        let result = sim::jobs::simulate_jobs(&scenario, spec, &step_opts, self.per_link_series)?;
+        let report = report::jobs::JobsReport::new(spec, &result);
+        let links = Some(LinkReport::new(
+            &result.network,
+            result.span,
+            &scenario.name,
+        ));
+        let first = result
+            .jobs
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::internal("a jobs scenario without jobs"))?;
+        let step = StepResult {
+            metrics: first.shared,
+            graph: first.graph,
+            grid: first.grid,
+            replay: first.replay,
+        };
+        if step.metrics.step_time_s <= 0.0 {
+            return Err(Error::internal("step time is zero"));
+        }
+        Ok(RunOutputs {
+            scenario,
+            step,
+            run: None,
+            links,
+            jobs: Some(report),
             timeline_gzip: self.timeline_gzip,
             progress: self.progress,
             provenance,
@@ -312,6 +373,9 @@ pub struct RunOutputs {
     pub run: Option<RunReport>,
     /// Per-link statistics of a contention-mode step (`links.csv`, the heat map).
     pub links: Option<LinkReport>,
+    /// Several jobs on one cluster (`jobs:`): each job alone and shared, the links where
+    /// they interfere (`summary.json`'s `jobs`).
+    pub jobs: Option<report::jobs::JobsReport>,
     /// Write the timeline gzipped (`timeline.json.gz`).
     pub timeline_gzip: bool,
     /// Show progress while writing a large timeline (terminal only).
@@ -355,6 +419,10 @@ impl RunOutputs {
     fn report_options(&self) -> ReportOptions {
         let mut opts = ReportOptions::from_outputs(&self.scenario.outputs, &self.step.grid);
         opts.links = self.links.clone();
+        opts.jobs = self
+            .jobs
+            .as_ref()
+            .and_then(|j| serde_json::to_value(j).ok());
         opts.timeline_gzip = self.timeline_gzip;
         opts.progress = self.progress;
         opts.provenance = Some(self.provenance.to_value());

@@ -101,6 +101,10 @@ pub fn run(args: &RunArgs) -> CliResult {
         "{}",
         report::human_table(&Summary::new(&outputs.scenario, outputs.metrics()))
     );
+    if let Some(jobs) = &outputs.jobs {
+        out!("{}", jobs.table());
+        outln!();
+    }
     print_memory(outputs.memory());
     if let Some(rep) = &outputs.run {
         match &rep.stats {

@@ -16,6 +16,7 @@
 pub mod budget;
 pub mod expand;
 pub mod input;
+pub mod jobs;
 pub mod overrides;
 pub mod presets;
 pub mod provenance;
@@ -93,6 +94,10 @@ pub struct Scenario {
     /// ([`Scenario::check_own_plan`]).
     #[serde(skip)]
     pub plan_only: Vec<ConfigError>,
+    /// Several jobs sharing the cluster (`jobs:`): then the scenario's own plan is the
+    /// first job's, and `cluster` the whole cluster the jobs share.
+    #[serde(skip)]
+    pub jobs: Option<Box<jobs::JobsSpec>>,
 }
 
 /// The located tree of a loaded scenario ([`Scenario::origins`]). Carries locations only:
@@ -316,10 +321,32 @@ impl ScenarioDraft {
     /// (the scenario file, topology files or built-in names, as given; see
     /// [`provenance::tree_sources`]).
     pub fn resolve_traced(mut self) -> Result<(Scenario, Vec<String>), ConfigError> {
+        // Jobs resolve from the tree as written (their presets expand in their own trees).
+        let unexpanded = ["jobs", "placement", "background"]
+            .iter()
+            .any(|k| self.root.get(k).is_some())
+            .then(|| self.root.clone());
         expand::expand_all(&mut self.root)?;
         let sources = provenance::tree_sources(&self.root);
-        let raw: raw::RawScenario = tree::from_node(&self.root, "")?;
+        let mut raw: raw::RawScenario = tree::from_node(&self.root, "")?;
+        let (raw_jobs, placement, background) =
+            (raw.jobs.take(), raw.placement.take(), raw.background.take());
         let mut scenario = resolve::scenario(raw, &self.root, &self.fallback_name, self.source)?;
+        if raw_jobs.is_some() || placement.is_some() || background.is_some() {
+            let written = unexpanded.as_ref().unwrap_or(&self.root);
+            let spec = jobs::resolve(written, &scenario, raw_jobs, placement, background)?;
+            if let Some(spec) = spec {
+                // The scenario's own plan is the first job's, on the whole cluster.
+                let first = &spec.jobs[0].scenario;
+                let mut top = (**first).clone();
+                top.name = scenario.name;
+                top.source = scenario.source;
+                top.cluster = scenario.cluster;
+                top.jobs = Some(Box::new(spec));
+                top.origins = SourceTree(Some(std::sync::Arc::new(self.root)));
+                return Ok((top, sources));
+            }
+        }
         validate::validate(&scenario, &self.root)?;
         validate::faults(&scenario, &self.root)?;
         validate::run_sections(&scenario, &self.root)?;

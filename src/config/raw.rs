@@ -36,6 +36,10 @@ pub struct RawScenario {
     #[serde(default)]
     pub network: RawNetwork,
     pub stack: Option<RawStack>,
+    /// Several jobs sharing the cluster ([`super::jobs`]).
+    pub jobs: Option<Vec<super::jobs::RawJob>>,
+    pub placement: Option<super::jobs::Placement>,
+    pub background: Option<super::jobs::RawBackground>,
 }
 
 /// `stack:`: a preset from `data/stacks.yaml` and any field overridden on its own.

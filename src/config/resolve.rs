@@ -74,6 +74,7 @@ pub fn scenario(
         network: network(raw.network),
         origins: Default::default(),
         plan_only,
+        jobs: None,
     })
 }
 

@@ -766,12 +766,41 @@ impl<'a, N: Network> Sim<'a, N> {
             .map_or(fallback, |&(_, o)| o)
     }
 
-    fn run(&mut self) -> Result<(), EngineError> {
+    /// Starts every op that can start at time 0.
+    fn start_all(&mut self) {
         for r in 0..self.world {
             for s in 0..STREAMS {
                 self.try_start(r, s);
             }
         }
+    }
+
+    /// Handles the collectives the network reported complete at `t`.
+    fn complete(&mut self, t: Nanos, done: &[u64]) {
+        self.now = t;
+        for &id in done {
+            self.handle(id);
+        }
+    }
+
+    /// Handles every queued event at `t`.
+    fn pop_at(&mut self, t: Nanos) {
+        self.now = t;
+        while self.heap.peek_key() == Some(t) {
+            let Some((_, payload)) = self.heap.pop() else {
+                break;
+            };
+            if let Some(next) = self.heap.next_hint()
+                && next & COMM_EVENT == 0
+            {
+                prefetch(&self.ranks[(next >> 32) as usize]);
+            }
+            self.handle(payload);
+        }
+    }
+
+    fn run(&mut self) -> Result<(), EngineError> {
+        self.start_all();
         loop {
             let next_net = self.net.next_event();
             let next_heap = self.heap.peek_key();
@@ -786,22 +815,10 @@ impl<'a, N: Network> Sim<'a, N> {
                 let mut done = std::mem::take(&mut self.completed);
                 done.clear();
                 self.net.advance(t, &mut done);
-                for &id in &done {
-                    self.handle(id);
-                }
+                self.complete(t, &done);
                 self.completed = done;
             }
-            while self.heap.peek_key() == Some(t) {
-                let Some((_, payload)) = self.heap.pop() else {
-                    break;
-                };
-                if let Some(next) = self.heap.next_hint()
-                    && next & COMM_EVENT == 0
-                {
-                    prefetch(&self.ranks[(next >> 32) as usize]);
-                }
-                self.handle(payload);
-            }
+            self.pop_at(t);
         }
         self.check_complete()
     }
@@ -834,6 +851,20 @@ pub(super) fn replay_grid<N: Network>(
     trace_ranks: &TraceRanks,
     fold: Option<Fold>,
 ) -> Result<Replay, EngineError> {
+    let mut sim = build_sim(step, grid, net, speeds, trace_ranks, fold)?;
+    sim.run()?;
+    Ok(sim.into_replay())
+}
+
+/// The replay state of `step` on `grid`, nothing started yet.
+fn build_sim<'a, N: Network>(
+    step: &'a StepGraph,
+    grid: &RankGrid,
+    net: &'a mut N,
+    speeds: &'a RankSpeeds,
+    trace_ranks: &TraceRanks,
+    fold: Option<Fold>,
+) -> Result<Sim<'a, N>, EngineError> {
     let pp = step.stages.len() as u32;
     if pp == 0 || grid.world() / grid.stage_size() != pp {
         return Err(EngineError::Shape {
@@ -858,7 +889,7 @@ pub(super) fn replay_grid<N: Network>(
     }
     let (comms, tables, lanes) = comm_infos(step, grid, &progs, true);
     let memo = Memo::new(net, &comms, &tables, lanes, stage_size, fold.as_ref());
-    let mut sim = Sim {
+    Ok(Sim {
         step,
         progs,
         net,
@@ -878,24 +909,161 @@ pub(super) fn replay_grid<N: Network>(
         fold,
         net_members: Vec::new(),
         memo,
-    };
-    sim.run()?;
-    let step_time = sim.ranks.iter().map(|s| s.end).max().unwrap_or(0);
-    let ranks = sim
-        .ranks
-        .iter_mut()
-        .map(|st| {
-            st.settle(step_time);
-            st.stats()
+    })
+}
+
+impl<N: Network> Sim<'_, N> {
+    /// The replay's results (call when its events are exhausted).
+    fn into_replay(mut self) -> Replay {
+        let step_time = self.ranks.iter().map(|s| s.end).max().unwrap_or(0);
+        let ranks = self
+            .ranks
+            .iter_mut()
+            .map(|st| {
+                st.settle(step_time);
+                st.stats()
+            })
+            .collect();
+        Replay {
+            step_time,
+            ranks,
+            trace: self.trace,
+            events: self.events,
+            replayed_events: self.events,
+        }
+    }
+}
+
+/// One job of a shared replay ([`replay_shared`]): its op graph, rank grid, stragglers,
+/// traced ranks, and the GPU each of its ranks runs on.
+pub struct SharedJob<'a> {
+    pub step: &'a StepGraph,
+    pub grid: &'a RankGrid,
+    pub speeds: &'a RankSpeeds,
+    pub trace: &'a TraceRanks,
+    /// `gpus[r]`: the cluster GPU of rank `r`.
+    pub gpus: &'a [u32],
+}
+
+/// The one network every job of a shared replay talks to, with the ids of the
+/// transfers in flight (each job numbers its own; the network sees unique ones).
+struct Shared<'n, N: Network> {
+    net: &'n mut N,
+    /// Global transfer id -> (job, the job's id).
+    ids: std::collections::HashMap<u64, (u32, u64)>,
+    next: u64,
+}
+
+/// A job's view of the shared network: its ranks mapped to their GPUs. The coordinator
+/// ([`replay_shared`]) advances the shared network; a job only begins transfers.
+struct JobNet<'s, 'n, N: Network> {
+    shared: &'s std::cell::RefCell<Shared<'n, N>>,
+    job: u32,
+    gpus: &'s [u32],
+    members: Vec<u32>,
+}
+
+impl<N: Network> Network for JobNet<'_, '_, N> {
+    fn begin(&mut self, now: Nanos, t: &Transfer<'_>) -> Completion {
+        self.members.clear();
+        self.members
+            .extend(t.members.iter().map(|&m| self.gpus[m as usize]));
+        let mut sh = self.shared.borrow_mut();
+        let id = sh.next;
+        sh.next += 1;
+        let mapped = Transfer {
+            id,
+            members: &self.members,
+            ..*t
+        };
+        let c = sh.net.begin(now, &mapped);
+        if c == Completion::Pending {
+            sh.ids.insert(id, (self.job, t.id));
+        }
+        c
+    }
+
+    /// Never: the jobs share the network's links.
+    fn folding(&self) -> Option<Vec<u32>> {
+        None
+    }
+
+    fn group_key(&mut self, _: &[u32], _: &mut Vec<u64>) {}
+}
+
+/// Replays several jobs at once over one network: each runs its own op graph on its own
+/// GPUs (`SharedJob::gpus`), and their transfers share the network (a flow network's
+/// links, so they slow each other where they meet). Events of one instant are handled
+/// job by job in the order given, completions before queued ops, as a single replay
+/// handles them; one job alone replays exactly as [`super::replay_all`] on the same GPUs
+/// would. Returns each job's replay.
+pub fn replay_shared<N: Network>(
+    jobs: &[SharedJob<'_>],
+    net: &mut N,
+) -> Result<Vec<Replay>, EngineError> {
+    let shared = std::cell::RefCell::new(Shared {
+        net,
+        ids: Default::default(),
+        next: 0,
+    });
+    let mut views: Vec<JobNet<'_, '_, N>> = jobs
+        .iter()
+        .enumerate()
+        .map(|(j, job)| JobNet {
+            shared: &shared,
+            job: j as u32,
+            gpus: job.gpus,
+            members: Vec::new(),
         })
         .collect();
-    Ok(Replay {
-        step_time,
-        ranks,
-        trace: sim.trace,
-        events: sim.events,
-        replayed_events: sim.events,
-    })
+    let mut sims = Vec::with_capacity(jobs.len());
+    for (job, view) in jobs.iter().zip(views.iter_mut()) {
+        sims.push(build_sim(
+            job.step, job.grid, view, job.speeds, job.trace, None,
+        )?);
+    }
+    for sim in &mut sims {
+        sim.start_all();
+    }
+    let mut done = Vec::new();
+    let mut per_job: Vec<Vec<u64>> = vec![Vec::new(); jobs.len()];
+    loop {
+        let next_net = shared.borrow().net.next_event();
+        let next_heap = sims.iter_mut().filter_map(|s| s.heap.peek_key()).min();
+        let t = match (next_heap, next_net) {
+            (None, None) => break,
+            (Some(h), Some(n)) => h.min(n),
+            (Some(h), None) => h,
+            (None, Some(n)) => n,
+        };
+        if next_net.is_some_and(|n| n <= t) {
+            done.clear();
+            {
+                let mut sh = shared.borrow_mut();
+                sh.net.advance(t, &mut done);
+                for id in &done {
+                    if let Some((j, local)) = sh.ids.remove(id) {
+                        per_job[j as usize].push(local);
+                    }
+                }
+            }
+            for (sim, ids) in sims.iter_mut().zip(per_job.iter_mut()) {
+                if !ids.is_empty() {
+                    sim.complete(t, ids);
+                    ids.clear();
+                }
+            }
+        }
+        for sim in &mut sims {
+            sim.pop_at(t);
+        }
+    }
+    let mut out = Vec::with_capacity(sims.len());
+    for sim in sims {
+        sim.check_complete()?;
+        out.push(sim.into_replay());
+    }
+    Ok(out)
 }
 
 /// What a replay of `grid` holds in memory, bytes, besides the op graph it is given:

@@ -11,6 +11,8 @@
 //! The engine knows nothing about YAML or reports: it returns a [`Replay`].
 
 mod core;
+
+pub use core::{SharedJob, replay_shared};
 mod estimate;
 mod fold;
 pub mod queue;

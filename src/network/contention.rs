@@ -105,6 +105,22 @@ impl FlowNetwork {
         self
     }
 
+    /// The same network with steady background traffic holding `fraction` of every link
+    /// of each listed tier (both directions): the flows of the step share what is left.
+    /// Call before any traffic.
+    pub fn with_background(mut self, tiers: &[(LinkKind, f64)]) -> Self {
+        if tiers.iter().all(|&(_, f)| f <= 0.0) {
+            return self;
+        }
+        for l in 0..self.topo.links() {
+            if let Some(&(_, f)) = tiers.iter().find(|(k, _)| *k == self.topo.kind[l]) {
+                self.topo.cap[l] *= (1.0 - f).max(1e-6);
+            }
+        }
+        self.solver = FlowSolver::new(self.topo.cap.clone());
+        self
+    }
+
     pub fn topology(&self) -> &Topology {
         &self.topo
     }

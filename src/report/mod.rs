@@ -21,6 +21,7 @@
 
 pub mod charts;
 pub mod fonts;
+pub mod jobs;
 pub mod links;
 pub mod staging;
 pub mod summary;
@@ -96,6 +97,7 @@ pub struct ReportOptions {
     /// Optional `summary.json` sections other modules computed.
     pub memory_gb: Option<serde_json::Value>,
     pub run: Option<serde_json::Value>,
+    pub jobs: Option<serde_json::Value>,
     pub cost: Option<serde_json::Value>,
     /// Files other modules render (see [`ExtraFiles`]).
     pub extra: Option<ExtraFiles>,
@@ -116,6 +118,7 @@ impl Default for ReportOptions {
             charts: true,
             memory_gb: None,
             run: None,
+            jobs: None,
             cost: None,
             extra: None,
             links: None,
@@ -154,6 +157,7 @@ impl ReportOptions {
         let mut s = Summary::new(scenario, &result.metrics);
         s.memory_gb = self.memory_gb.clone();
         s.run = self.run.clone();
+        s.jobs = self.jobs.clone();
         s.cost = self.cost.clone();
         s.provenance = self.provenance.clone();
         s

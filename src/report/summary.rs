@@ -45,6 +45,10 @@ pub struct Summary {
     /// Long-horizon run results (filled by the run simulation).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run: Option<serde_json::Value>,
+    /// Several jobs on one cluster (`jobs:`): each job's step alone and shared, and the
+    /// links where they interfere (see `report::jobs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<serde_json::Value>,
     /// Cost figures (filled by the cost model).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<serde_json::Value>,
@@ -155,6 +159,7 @@ impl Summary {
             moe: MoeRouting::new(s),
             memory_gb: None,
             run: None,
+            jobs: None,
             cost: None,
             uncertainty: crate::validate::uncertainty(&s.cluster.gpu, m),
             provenance: None,

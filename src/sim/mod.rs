@@ -5,11 +5,14 @@
 //!   [`build_network`], the one place a scenario's network is built);
 //! - `metrics`: the headline metrics (step time, MFU, HFU, bubble fraction, breakdown),
 //!   defined once here so every command reports them the same way;
-//! - `memory`: a scenario's memory per rank and the `--strict-memory` check.
+//! - `memory`: a scenario's memory per rank and the `--strict-memory` check;
+//! - [`jobs`]: several jobs on one cluster (placement, each step alone and shared, the
+//!   links where they meet).
 //!
 //! Must not do file I/O (writers live in `report`) or orchestrate commands (that is
 //! `api`). Paths are flat: everything public is re-exported here as `sim::Item`.
 
+pub mod jobs;
 mod memory;
 mod metrics;
 mod step;

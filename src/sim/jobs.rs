@@ -1,0 +1,246 @@
+//! Several jobs on one cluster (`jobs:`): placement, each job's step alone and shared,
+//! and the links where they meet.
+//!
+//! Each job replays its own op graph on its own GPUs; [`engine::replay_shared`] runs
+//! them over one flow network, so their flows share links max-min fairly where their
+//! routes meet. "Alone" replays the job by itself on the same GPUs of the same network
+//! (same background), so the difference is the other jobs' traffic and nothing else: two
+//! jobs whose flows cross no common link take exactly their alone times
+//! (`tests/multi_job.rs`).
+//!
+//! Must not do I/O or define metrics (those are `metrics`).
+
+use super::metrics::{StepMetrics, step_metrics};
+use super::step::{StepOptions, build_graph};
+use crate::config::Scenario;
+use crate::config::jobs::{JobsSpec, Placement};
+use crate::engine::{self, EngineError, Replay, SharedJob, TraceRanks};
+use crate::faults::rng::splitmix64;
+use crate::network::links::{LinkPlace, link_place};
+use crate::network::topology::LinkKind;
+use crate::network::{FlowNetwork, NetworkSettings, Topology};
+use crate::plan::RankGrid;
+use crate::schedule::StepGraph;
+
+/// One job's outcome.
+#[derive(Debug, Clone)]
+pub struct JobRun {
+    pub name: String,
+    pub gpus: u32,
+    /// Its nodes, in rank order (rank `r` runs on GPU `r % node.gpus` of node
+    /// `nodes[r / node.gpus]`).
+    pub nodes: Vec<u32>,
+    /// The job alone on its GPUs.
+    pub alone: StepMetrics,
+    /// The job while every job runs.
+    pub shared: StepMetrics,
+    pub graph: StepGraph,
+    pub grid: RankGrid,
+    /// The shared replay.
+    pub replay: Replay,
+}
+
+impl JobRun {
+    /// Shared step time over alone step time.
+    pub fn slowdown(&self) -> f64 {
+        self.shared.step_time_s / self.alone.step_time_s.max(1e-12)
+    }
+}
+
+/// A link that carries traffic of more than one job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedLink {
+    pub id: u32,
+    pub kind: LinkKind,
+    pub src: String,
+    pub dst: String,
+    pub place: LinkPlace,
+    /// Bytes each job moves over it in one step (in job order).
+    pub bytes: Vec<f64>,
+}
+
+/// Every job's outcome, the links where they interfere and the shared network (its link
+/// accounting closed at the end of the last job's step).
+#[derive(Debug, Clone)]
+pub struct JobsResult {
+    pub jobs: Vec<JobRun>,
+    /// Links carrying more than one job's traffic, most bytes first (at most
+    /// [`SHARED_LINKS`]).
+    pub shared_links: Vec<SharedLink>,
+    /// Links carrying more than one job's traffic, in all.
+    pub shared_link_count: usize,
+    pub network: FlowNetwork,
+    /// End of the last job's shared step, ns.
+    pub span: crate::units::Nanos,
+}
+
+/// Shared links listed in a [`JobsResult`].
+pub const SHARED_LINKS: usize = 10;
+
+/// The nodes of every job: explicit lists first, then the policy over the free nodes
+/// (see [`Placement`]), each job a consecutive run of the resulting order.
+pub fn place_jobs(spec: &JobsSpec, topo: &Topology, seed: u64) -> Vec<Vec<u32>> {
+    let nodes = topo.nodes();
+    let mut used = vec![false; nodes as usize];
+    for j in &spec.jobs {
+        for &n in j.nodes.iter().flatten() {
+            if let Some(u) = used.get_mut(n as usize) {
+                *u = true;
+            }
+        }
+    }
+    let mut free: Vec<u32> = (0..nodes).filter(|&n| !used[n as usize]).collect();
+    match spec.placement {
+        Placement::Packed => {}
+        Placement::Spread => {
+            let leaf = |n: u32| -> u32 {
+                if topo.nics_per_node == 0 {
+                    0
+                } else {
+                    topo.leaf_of_nic(topo.nic_of(n * topo.gpus_per_node))
+                }
+            };
+            let mut rank_in_leaf = std::collections::HashMap::new();
+            let mut key: Vec<(u32, u32, u32)> = Vec::with_capacity(free.len());
+            for &n in &free {
+                let l = leaf(n);
+                let k = rank_in_leaf.entry(l).or_insert(0u32);
+                key.push((*k, l, n));
+                *k += 1;
+            }
+            key.sort_unstable();
+            free = key.into_iter().map(|(_, _, n)| n).collect();
+        }
+        Placement::Random => {
+            free.sort_by_key(|&n| (splitmix64(seed ^ splitmix64(u64::from(n) + 1)), n));
+        }
+    }
+    let mut next = free.into_iter();
+    spec.jobs
+        .iter()
+        .map(|j| match &j.nodes {
+            Some(list) => list.clone(),
+            None => next.by_ref().take(j.node_count as usize).collect(),
+        })
+        .collect()
+}
+
+/// The GPU of each rank of a job on `nodes`.
+fn gpus_of(nodes: &[u32], gpn: u32, world: u32) -> Vec<u32> {
+    (0..world)
+        .map(|r| nodes[(r / gpn) as usize % nodes.len().max(1)] * gpn + r % gpn)
+        .collect()
+}
+
+/// The flow network the jobs share: the scenario's cluster and network settings, with
+/// the background's share of each tier taken.
+pub fn jobs_network(s: &Scenario, spec: &JobsSpec) -> FlowNetwork {
+    let settings = NetworkSettings {
+        algorithm: s.network.algorithm,
+        routing: s.network.routing,
+    };
+    let b = spec.background;
+    FlowNetwork::new(&s.cluster, settings).with_background(&[
+        (LinkKind::NicLeaf, b.nic_leaf),
+        (LinkKind::LeafSpine, b.leaf_spine),
+        (LinkKind::SpineCore, b.spine_core),
+    ])
+}
+
+/// Simulates every job of `s` (which must have `jobs:`) alone and together; `trace`
+/// traces ranks of the first job; `per_link` records link use over time per link.
+pub fn simulate_jobs(
+    s: &Scenario,
+    spec: &JobsSpec,
+    opts: &StepOptions,
+    per_link: bool,
+) -> Result<JobsResult, EngineError> {
+    let probe = jobs_network(s, spec);
+    let placement = place_jobs(spec, probe.topology(), s.faults.seed);
+    let gpn = probe.topology().gpus_per_node;
+    let graphs: Vec<StepGraph> = spec.jobs.iter().map(|j| build_graph(&j.scenario)).collect();
+    let grids: Vec<RankGrid> = spec
+        .jobs
+        .iter()
+        .map(|j| RankGrid::new(&j.scenario.parallelism))
+        .collect();
+    let gpus: Vec<Vec<u32>> = placement
+        .iter()
+        .zip(&grids)
+        .map(|(nodes, g)| gpus_of(nodes, gpn, g.world()))
+        .collect();
+    let none = TraceRanks::None;
+    let job = |j: usize| -> SharedJob<'_> {
+        SharedJob {
+            step: &graphs[j],
+            grid: &grids[j],
+            speeds: &opts.speeds,
+            trace: &none,
+            gpus: &gpus[j],
+        }
+    };
+    // Alone: each job by itself on the same GPUs of the same network.
+    let mut alone = Vec::with_capacity(spec.jobs.len());
+    let mut job_bytes = Vec::with_capacity(spec.jobs.len());
+    for j in 0..spec.jobs.len() {
+        let mut net = probe.clone();
+        let mut r = engine::replay_shared(&[job(j)], &mut net)?;
+        net.finish_accounting(r[0].step_time);
+        job_bytes.push(net.counters().bytes);
+        alone.push(r.remove(0));
+    }
+    // Shared: all at once; the first job's traced ranks are recorded.
+    let mut net = probe;
+    net.record_usage(per_link);
+    let mut all: Vec<SharedJob<'_>> = (0..spec.jobs.len()).map(job).collect();
+    all[0].trace = &opts.trace;
+    let replays = engine::replay_shared(&all, &mut net)?;
+    let span = replays.iter().map(|r| r.step_time).max().unwrap_or(0);
+    net.finish_accounting(span);
+    let topo = net.topology();
+    let mut shared_links: Vec<SharedLink> = (0..topo.links())
+        .filter(|&l| job_bytes.iter().filter(|b| b[l] > 0.0).count() > 1)
+        .map(|l| {
+            let (a, b) = topo.ends[l];
+            SharedLink {
+                id: l as u32,
+                kind: topo.kind[l],
+                src: topo.vertex_name(a),
+                dst: topo.vertex_name(b),
+                place: link_place(topo, l),
+                bytes: job_bytes.iter().map(|b| b[l]).collect(),
+            }
+        })
+        .collect();
+    let shared_link_count = shared_links.len();
+    let total = |l: &SharedLink| l.bytes.iter().sum::<f64>();
+    shared_links.sort_by(|a, b| total(b).total_cmp(&total(a)).then(a.id.cmp(&b.id)));
+    shared_links.truncate(SHARED_LINKS);
+    let jobs = spec
+        .jobs
+        .iter()
+        .zip(replays)
+        .zip(alone)
+        .enumerate()
+        .map(|(j, ((js, shared), alone))| {
+            let sc = &js.scenario;
+            JobRun {
+                name: js.name.clone(),
+                gpus: grids[j].world(),
+                nodes: placement[j].clone(),
+                alone: step_metrics(sc, &graphs[j], &grids[j], &alone),
+                shared: step_metrics(sc, &graphs[j], &grids[j], &shared),
+                graph: graphs[j].clone(),
+                grid: grids[j].clone(),
+                replay: shared,
+            }
+        })
+        .collect();
+    Ok(JobsResult {
+        jobs,
+        shared_links,
+        shared_link_count,
+        network: net,
+        span,
+    })
+}
