@@ -27,6 +27,10 @@ const RULE_SITES: &[(&str, &[&str])] = &[
             "Err(super::error_at(",
         ],
     ),
+    (
+        "src/config/jobs.rs",
+        &["return Err(at(", "return Err(at_origin("],
+    ),
     ("src/faults/mod.rs", &["FaultsError::new("]),
     ("src/faults/stragglers.rs", &["FaultsError::new("]),
     ("src/run/mod.rs", &["RunError::spec(", "RunError::Work {"]),
