@@ -43,6 +43,8 @@ enum Base {
     Pods,
     /// A three-tier fat tree under the contention model.
     ThreeTier,
+    /// Two jobs of 32 GPUs spread over a 4:1 oversubscribed fat tree (contention).
+    Jobs,
 }
 
 /// Two pods' worth of nodes for the MoE bases.
@@ -78,6 +80,13 @@ impl Base {
                 "cluster.fabric={kind: clos-pods, tiers: 2, pod_gpus: 32, pod_oversubscription: 2.0}",
                 "network.mode=contention",
                 "parallelism={tp: 2, pp: 1, dp: 32, zero: 1}",
+            ],
+            Base::Jobs => vec![
+                "network.mode=contention",
+                "cluster.fabric={kind: fat-tree, tiers: 2, switch_radix: 32, oversubscription: 4.0}",
+                "parallelism={tp: 2, pp: 4, zero: 1}",
+                "jobs=[{name: a, gpus: 32}, {name: b, gpus: 32}]",
+                "placement=spread",
             ],
             Base::ThreeTier => vec![
                 "cluster.fabric={kind: fat-tree, tiers: 3, switch_radix: 8, oversubscription: 1.0, spine_oversubscription: 2.0}",
@@ -201,6 +210,17 @@ const AUDIT: &[Entry] = &[
     e("network.routing.ecmp", ThreeTier, &["network.routing.ecmp=hash"], STEP),
     e("network.routing.seed", ThreeTier, &["^network.routing.ecmp=hash", "network.routing.seed=7"], STEP),
     e("network.routing.flows_per_connection", ThreeTier, &["^network.routing.ecmp=hash", "network.routing.flows_per_connection=16"], STEP),
+    e("jobs.name", Jobs, &["jobs=[{name: x, gpus: 32}, {name: b, gpus: 32}]"], "/jobs/jobs/0/name"),
+    e("jobs.model", Jobs, &["jobs=[{name: a, gpus: 32, model: gpt-1.7b}, {name: b, gpus: 32}]"], "/jobs/jobs/0/alone_step_s"),
+    e("jobs.training", Jobs, &["jobs=[{name: a, gpus: 32, training: {seq_len: 4096, global_batch: 128}}, {name: b, gpus: 32}]"], "/jobs/jobs/0/alone_step_s"),
+    e("jobs.parallelism", Jobs, &["jobs=[{name: a, gpus: 32, parallelism: {tp: 4, pp: 2, zero: 1}}, {name: b, gpus: 32}]"], "/jobs/jobs/0/alone_step_s"),
+    e("jobs.stack", Jobs, &["jobs=[{name: a, gpus: 32, stack: {preset: megatron-core}}, {name: b, gpus: 32}]"], "/jobs/jobs/0/alone_step_s"),
+    e("jobs.gpus", Jobs, &["jobs=[{name: a, gpus: 16}, {name: b, gpus: 32}]"], "/jobs/jobs/0/gpus"),
+    e("jobs.nodes", Jobs, &["jobs=[{name: a, nodes: [7, 6, 5, 4]}, {name: b, gpus: 32}]"], "/jobs/jobs/0/nodes"),
+    e("placement", Jobs, &["placement=packed"], "/jobs/jobs/0/shared_step_s"),
+    e("background.nic_leaf", Jobs, &["background.nic_leaf=0.9"], "/jobs/jobs/0/shared_step_s"),
+    e("background.leaf_spine", Jobs, &["background.leaf_spine=0.5"], "/jobs/jobs/0/shared_step_s"),
+    e("background.spine_core", Jobs, &["cluster.fabric={kind: fat-tree, tiers: 3, switch_radix: 8, oversubscription: 1.0, spine_oversubscription: 2.0}", "background.spine_core=0.5"], "/jobs/jobs/0/shared_step_s"),
     e("outputs.timeline", Default, &["outputs.timeline=none"], FILES),
     e("outputs.charts", Default, &["outputs.charts=false"], FILES),
     e("faults.seed", Run, &["faults.seed=7"], RUN),
