@@ -92,7 +92,12 @@ fn placement_policies() {
     let a2 = nodes(&run(&load(&["placement=random", "faults.seed=1"])));
     assert_eq!(a, a2);
     let others: Vec<_> = (2..6)
-        .map(|seed| nodes(&run(&load(&["placement=random", &format!("faults.seed={seed}")]))))
+        .map(|seed| {
+            nodes(&run(&load(&[
+                "placement=random",
+                &format!("faults.seed={seed}"),
+            ])))
+        })
         .collect();
     assert!(others.iter().any(|o| *o != a), "{a:?} {others:?}");
     let mut all: Vec<u32> = a.concat();

@@ -85,6 +85,11 @@ fn analytic_and_contention_agree_within_5_percent_on_every_shipped_case() {
         if file.contains("frontier-dense-1m") || file.contains("frontier-moe-25k") {
             continue;
         }
+        // Several jobs on one fabric (`jobs:`) run in contention mode only: analytic mode
+        // cannot show jobs slowing each other, so such a scenario refuses it.
+        if std::fs::read_to_string(&file).is_ok_and(|t| t.contains("\njobs:")) {
+            continue;
+        }
         cases.push(Case {
             name: file.clone(),
             file,

@@ -336,6 +336,7 @@ impl Comparison {
                 name: format!("{}{}", p.name, point_origins(p, &source)),
                 source,
             })
+            .and_then(|s| super::input::refuse_jobs(&s, "compare").map(|()| s))
     }
 }
 

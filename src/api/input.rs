@@ -94,8 +94,20 @@ impl ScenarioInput {
                 *s
             }
         };
+        refuse_jobs(&s, command)?;
         Ok((s, p))
     }
+}
+
+/// Several jobs on one cluster (`jobs:`) run through `clustersim run` only: the other
+/// commands search, compare or repeat one job's plan.
+pub(crate) fn refuse_jobs(s: &Scenario, command: &str) -> Result<()> {
+    if command != "run" && s.jobs.is_some() {
+        return Err(Error::invalid(format!(
+            "jobs: several jobs on one cluster run with `clustersim run` only; `clustersim {command}` works on one job's scenario (remove `jobs:`)"
+        )));
+    }
+    Ok(())
 }
 
 /// The scenario constructors every scenario-driven command shares; the type needs a
