@@ -95,7 +95,7 @@ impl LinkPlace {
 /// Where link `l` of `topo` is (see [`LinkPlace`]).
 pub fn link_place(topo: &Topology, l: usize) -> LinkPlace {
     let (a, b) = topo.ends[l];
-    let up = l % 2 == 0;
+    let up = l.is_multiple_of(2);
     let (lower, upper) = if up { (a, b) } else { (b, a) };
     let gpn = topo.gpus_per_node.max(1);
     let npn = topo.nics_per_node.max(1);
