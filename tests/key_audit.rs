@@ -270,6 +270,8 @@ const AUDIT: &[Entry] = &[
     e("cluster.fabric.switch_radix", Default, &["cluster.fabric.switch_radix=8"], COST),
     e("cluster.fabric.spine_oversubscription", ThreeTier, &["cluster.fabric.spine_oversubscription=8"], STEP),
     e("cluster.fabric.pod_gpus", Pods, &["cluster.fabric.pod_gpus=64"], STEP),
+    e("cluster.fabric.sharp", Default, &["^parallelism.zero=0", "cluster.fabric.sharp=true"], STEP),
+    e("cluster.fabric.transport", Default, &["^cluster.fabric.sharp=true", "cluster.fabric.transport=roce"], REFUSED),
     e("cluster.fabric.pod_oversubscription", Pods, &["cluster.fabric.pod_oversubscription=8"], STEP),
     e("cluster.storage.write_gbs", Run, &["cluster.storage.write_gbs=1"], RUN),
     e("cluster.storage.read_gbs", Run, &["cluster.storage.read_gbs=0.1"], RUN),

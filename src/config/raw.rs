@@ -288,6 +288,8 @@ pub struct RawFabric {
     pub pod_oversubscription: Option<f64>,
     pub switch_radix: Option<u64>,
     pub spine_oversubscription: Option<f64>,
+    pub transport: Option<crate::hardware::Transport>,
+    pub sharp: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -324,6 +324,8 @@ fn fabric(f: RawFabric) -> FabricSpec {
         pod_oversubscription: f.pod_oversubscription.unwrap_or(1.0),
         switch_radix: f.switch_radix.unwrap_or(64),
         spine_oversubscription: f.spine_oversubscription.unwrap_or(1.0),
+        transport: f.transport.unwrap_or_default(),
+        sharp: f.sharp.unwrap_or(false),
     }
 }
 

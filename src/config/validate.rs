@@ -5,8 +5,8 @@
 //! key (the nearest written ancestor when the value came from a default or a preset).
 //! Arithmetic here is checked: bad input must produce a message, never a panic.
 
-use crate::hardware::{FabricKind, Precision};
-use crate::network::Ecmp;
+use crate::hardware::{FabricKind, Precision, Transport};
+use crate::network::{AlgorithmChoice, Ecmp};
 use crate::plan::{Recompute, ScheduleKind};
 
 use super::tree::Node;
@@ -45,6 +45,7 @@ pub fn validate(s: &Scenario, root: &Node) -> Check {
     v.precision()?;
     v.timeline()?;
     v.routing()?;
+    v.in_network()?;
     v.work()
 }
 
@@ -145,6 +146,67 @@ impl Rules<'_> {
                 r.ecmp.label()
             )
         })
+    }
+
+    /// `cluster.fabric.sharp` and the algorithms that need a fabric feature: SHARP is an
+    /// InfiniBand switch feature (NVIDIA Quantum; NCCL reaches it through the CollNet
+    /// plugin), so it is refused on RoCE and without NICs; `collnet-*` is refused without
+    /// it, `collnet-direct` without NVSwitch nodes (NCCL 2.23.4 `tuning.cc` disables
+    /// CollNetDirect when `nvsCount == 0`); `pat` runs over one GPU per node, which a
+    /// one-node cluster has no group of.
+    fn in_network(&self) -> Check {
+        let c = &self.s.cluster;
+        let f = &c.fabric;
+        if f.sharp {
+            self.ensure(
+                f.transport == Transport::Infiniband,
+                "cluster.fabric.sharp",
+                || {
+                    format!(
+                        "sharp=true needs InfiniBand switches that reduce in the network \
+                         (SHARP), but cluster.fabric.transport is {}; allowed: sharp: false, \
+                         or transport: infiniband",
+                        f.transport.label()
+                    )
+                },
+            )?;
+            self.ensure(c.node.nics > 0, "cluster.fabric.sharp", || {
+                "sharp=true needs NICs to reach the switches, but cluster.node.nics is 0; \
+                 allowed: sharp: false"
+                    .to_string()
+            })?;
+        }
+        let alg = self.s.network.algorithm;
+        match alg {
+            AlgorithmChoice::CollnetDirect | AlgorithmChoice::CollnetChain => {
+                self.ensure(f.sharp, "network.algorithm", || {
+                    format!(
+                        "algorithm={} reduces in the switches (InfiniBand SHARP), but \
+                         cluster.fabric.sharp is false; allowed: auto, ring, tree, nvls, \
+                         hierarchical, pat, or cluster.fabric.sharp: true",
+                        alg.label()
+                    )
+                })?;
+                self.ensure(
+                    alg != AlgorithmChoice::CollnetDirect || c.node.nvlink_gbs > 0.0,
+                    "network.algorithm",
+                    || {
+                        "algorithm=collnet-direct needs NVSwitch nodes (NCCL disables it \
+                         without NVSwitch), but cluster.node.nvlink_gbs is 0; allowed: \
+                         collnet-chain"
+                            .to_string()
+                    },
+                )
+            }
+            AlgorithmChoice::Pat => self.ensure(c.nodes > 1, "network.algorithm", || {
+                format!(
+                    "algorithm=pat runs all-gather and reduce-scatter over one GPU per node, \
+                     but the cluster has {} node; allowed: auto, ring, nvls",
+                    c.nodes
+                )
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn integer_sizes(&self) -> Check {

@@ -180,6 +180,61 @@ impl Topology {
         out.push(Self::down(self.base_leaf_spine + lb * f.leaf_up + j));
     }
 
+    /// Appends the links of an InfiniBand SHARP aggregation tree over `gpus` (NCCL's
+    /// CollNet: each GPU's data climbs to the switches, is reduced there, and the result
+    /// comes back down): each GPU's link to its NIC when NICs are shared, each NIC's cable
+    /// to its leaf, each leaf's cable to the tree's spine when the GPUs span several
+    /// leaves, each pod's spine cable to the tree's core when they span several pods; both
+    /// directions, every link once. The aggregation manager places tree `t` on spine
+    /// `t mod uplinks` (and core `t / uplinks mod spine uplinks`), so the trees of a
+    /// group's rails use distinct switches. `scratch` is a reusable buffer.
+    pub fn sharp_tree(&self, gpus: &[u32], t: u32, scratch: &mut Vec<u32>, out: &mut Vec<u32>) {
+        let f = &self.fabric;
+        if f.nics == 0 || gpus.is_empty() {
+            return;
+        }
+        if self.shared_nics() {
+            for &g in gpus {
+                out.push(Self::up(self.base_gpu_nic + g));
+                out.push(Self::down(self.base_gpu_nic + g));
+            }
+        }
+        scratch.clear();
+        scratch.extend(gpus.iter().map(|&g| self.nic_of(g)));
+        scratch.sort_unstable();
+        scratch.dedup();
+        for &nic in scratch.iter() {
+            out.push(Self::up(self.base_nic_leaf + nic));
+            out.push(Self::down(self.base_nic_leaf + nic));
+        }
+        for nic in scratch.iter_mut() {
+            *nic = self.leaf_of_nic(*nic);
+        }
+        scratch.sort_unstable();
+        scratch.dedup();
+        if scratch.len() < 2 || f.leaf_up == 0 {
+            return;
+        }
+        let j = t % f.leaf_up;
+        for &leaf in scratch.iter() {
+            out.push(Self::up(self.base_leaf_spine + leaf * f.leaf_up + j));
+            out.push(Self::down(self.base_leaf_spine + leaf * f.leaf_up + j));
+        }
+        for leaf in scratch.iter_mut() {
+            *leaf = self.pod_of_leaf(*leaf);
+        }
+        scratch.dedup();
+        if scratch.len() < 2 || f.spine_up == 0 {
+            return;
+        }
+        let m = (t / f.leaf_up) % f.spine_up;
+        for &pod in scratch.iter() {
+            let spine = pod * f.leaf_up + j;
+            out.push(Self::up(self.base_spine_core + spine * f.spine_up + m));
+            out.push(Self::down(self.base_spine_core + spine * f.spine_up + m));
+        }
+    }
+
     /// Destination-mod-k uplink of a destination NIC on its leaf.
     fn dest_mod_uplink(&self, _dst_nic: u32, port: u32) -> u32 {
         port % self.fabric.leaf_up
