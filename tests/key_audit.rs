@@ -201,6 +201,7 @@ const AUDIT: &[Entry] = &[
     e("network.routing.ecmp", ThreeTier, &["network.routing.ecmp=hash"], STEP),
     e("network.routing.seed", ThreeTier, &["^network.routing.ecmp=hash", "network.routing.seed=7"], STEP),
     e("network.routing.flows_per_connection", ThreeTier, &["^network.routing.ecmp=hash", "network.routing.flows_per_connection=16"], STEP),
+    e("network.routing.adaptive", ThreeTier, &["~network.routing.ecmp=hash", "network.routing.adaptive=true"], STEP),
     e("outputs.timeline", Default, &["outputs.timeline=none"], FILES),
     e("outputs.charts", Default, &["outputs.charts=false"], FILES),
     e("faults.seed", Run, &["faults.seed=7"], RUN),

@@ -68,7 +68,7 @@ pub struct RawZero3 {
 }
 
 /// `network: { mode: analytic | contention, algorithm: auto | ring | tree | nvls | hierarchical,
-/// routing: { ecmp, seed, flows_per_connection } }`.
+/// routing: { ecmp, seed, flows_per_connection, adaptive } }`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNetwork {
@@ -84,6 +84,7 @@ pub struct RawRouting {
     pub ecmp: Option<Ecmp>,
     pub seed: Option<u64>,
     pub flows_per_connection: Option<u32>,
+    pub adaptive: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -254,6 +254,7 @@ fn network(n: RawNetwork) -> NetworkSpec {
                 ecmp: r.ecmp.unwrap_or(d.ecmp),
                 seed: r.seed.unwrap_or(d.seed),
                 flows_per_connection: r.flows_per_connection.unwrap_or(d.flows_per_connection),
+                adaptive: r.adaptive.unwrap_or(d.adaptive),
             }
         }),
     }

@@ -44,6 +44,7 @@ pub fn validate(s: &Scenario, root: &Node) -> Check {
     v.stored_activations()?;
     v.precision()?;
     v.timeline()?;
+    v.adaptive_routing()?;
     v.routing()?;
     v.in_network()?;
     v.work()
@@ -109,6 +110,49 @@ impl Rules<'_> {
         } else {
             self.fail(field, message())
         }
+    }
+
+    /// `network.routing.adaptive`: adaptive routing spreads every flow over all uplinks, so
+    /// there is no hash to choose, seed or split (those keys are refused beside it), and
+    /// nothing to spread on a single switch.
+    fn adaptive_routing(&self) -> Check {
+        if !self.s.network.routing.adaptive {
+            return Ok(());
+        }
+        let given = |key: &str| {
+            self.root
+                .get("network")
+                .and_then(|n| n.get("routing"))
+                .and_then(|n| n.get(key))
+                .is_some()
+        };
+        let r = &self.s.network.routing;
+        let (ecmp, seed, split) = (given("ecmp"), given("seed"), given("flows_per_connection"));
+        let moot = |key: &str, value: String| {
+            format!(
+                "{key}={value} has no effect under adaptive: true (every flow spreads over \
+                 all equal-cost uplinks); allowed: remove {key}, or adaptive: false"
+            )
+        };
+        self.ensure(!ecmp, "network.routing.ecmp", || {
+            moot("ecmp", r.ecmp.label().to_string())
+        })?;
+        self.ensure(!seed, "network.routing.seed", || {
+            moot("seed", r.seed.to_string())
+        })?;
+        self.ensure(!split, "network.routing.flows_per_connection", || {
+            moot("flows_per_connection", r.flows_per_connection.to_string())
+        })?;
+        self.ensure(
+            self.s.cluster.fabric.kind != FabricKind::SingleSwitch,
+            "network.routing.adaptive",
+            || {
+                "adaptive=true has no uplinks to spread over on a single-switch fabric; \
+                 allowed: adaptive: false, or a fat-tree, rail-optimized or clos-pods \
+                 fabric"
+                    .to_string()
+            },
+        )
     }
 
     /// `network.routing`: a seed or split flows only act on hashed ECMP (under

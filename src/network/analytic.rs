@@ -159,7 +159,7 @@ impl AnalyticNetwork {
 
     /// The same network with another routing model.
     pub fn with_routing(mut self, routing: Routing) -> Self {
-        self.topo.routing = routing;
+        self.topo.set_routing(routing);
         self.siblings.clear();
         self
     }

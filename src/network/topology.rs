@@ -292,7 +292,7 @@ impl Topology {
 
     /// The same topology with another routing model.
     pub fn with_routing(mut self, routing: Routing) -> Self {
-        self.routing = routing;
+        self.set_routing(routing);
         self
     }
 
