@@ -30,6 +30,8 @@ fn two_tier_fabric(kind: FabricKind, oversubscription: f64) -> FabricSpec {
         pod_oversubscription: 1.0,
         switch_radix: 64,
         spine_oversubscription: 1.0,
+        transport: Default::default(),
+        sharp: false,
     }
 }
 

@@ -27,7 +27,7 @@ pub struct CollectiveArgs {
     /// Size range MIN:MAX, doubling (binary prefixes, as nccl-tests `-b 1K -e 16G -f 2`).
     #[arg(long, default_value = "1K:16G")]
     pub sizes: String,
-    /// auto | ring | tree | nvls | hierarchical
+    /// auto | ring | tree | nvls | hierarchical | pat | collnet-direct | collnet-chain
     #[arg(long, default_value = "auto")]
     pub algorithm: String,
     /// Output directory for `collective.csv`.

@@ -72,7 +72,7 @@ pub struct RawZero3 {
 }
 
 /// `network: { mode: analytic | contention, algorithm: auto | ring | tree | nvls | hierarchical,
-/// routing: { ecmp, seed, flows_per_connection } }`.
+/// routing: { ecmp, seed, flows_per_connection, adaptive } }`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNetwork {
@@ -88,6 +88,7 @@ pub struct RawRouting {
     pub ecmp: Option<Ecmp>,
     pub seed: Option<u64>,
     pub flows_per_connection: Option<u32>,
+    pub adaptive: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -292,6 +293,8 @@ pub struct RawFabric {
     pub pod_oversubscription: Option<f64>,
     pub switch_radix: Option<u64>,
     pub spine_oversubscription: Option<f64>,
+    pub transport: Option<crate::hardware::Transport>,
+    pub sharp: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

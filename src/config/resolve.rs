@@ -255,6 +255,7 @@ fn network(n: RawNetwork) -> NetworkSpec {
                 ecmp: r.ecmp.unwrap_or(d.ecmp),
                 seed: r.seed.unwrap_or(d.seed),
                 flows_per_connection: r.flows_per_connection.unwrap_or(d.flows_per_connection),
+                adaptive: r.adaptive.unwrap_or(d.adaptive),
             }
         }),
     }
@@ -325,6 +326,8 @@ fn fabric(f: RawFabric) -> FabricSpec {
         pod_oversubscription: f.pod_oversubscription.unwrap_or(1.0),
         switch_radix: f.switch_radix.unwrap_or(64),
         spine_oversubscription: f.spine_oversubscription.unwrap_or(1.0),
+        transport: f.transport.unwrap_or_default(),
+        sharp: f.sharp.unwrap_or(false),
     }
 }
 

@@ -5,8 +5,8 @@
 //! key (the nearest written ancestor when the value came from a default or a preset).
 //! Arithmetic here is checked: bad input must produce a message, never a panic.
 
-use crate::hardware::{FabricKind, Precision};
-use crate::network::Ecmp;
+use crate::hardware::{FabricKind, Precision, Transport};
+use crate::network::{AlgorithmChoice, Ecmp};
 use crate::plan::{Recompute, ScheduleKind};
 
 use super::tree::Node;
@@ -44,7 +44,9 @@ pub fn validate(s: &Scenario, root: &Node) -> Check {
     v.stored_activations()?;
     v.precision()?;
     v.timeline()?;
+    v.adaptive_routing()?;
     v.routing()?;
+    v.in_network()?;
     v.work()
 }
 
@@ -110,6 +112,49 @@ impl Rules<'_> {
         }
     }
 
+    /// `network.routing.adaptive`: adaptive routing spreads every flow over all uplinks, so
+    /// there is no hash to choose, seed or split (those keys are refused beside it), and
+    /// nothing to spread on a single switch.
+    fn adaptive_routing(&self) -> Check {
+        if !self.s.network.routing.adaptive {
+            return Ok(());
+        }
+        let given = |key: &str| {
+            self.root
+                .get("network")
+                .and_then(|n| n.get("routing"))
+                .and_then(|n| n.get(key))
+                .is_some()
+        };
+        let r = &self.s.network.routing;
+        let (ecmp, seed, split) = (given("ecmp"), given("seed"), given("flows_per_connection"));
+        let moot = |key: &str, value: String| {
+            format!(
+                "{key}={value} has no effect under adaptive: true (every flow spreads over \
+                 all equal-cost uplinks); allowed: remove {key}, or adaptive: false"
+            )
+        };
+        self.ensure(!ecmp, "network.routing.ecmp", || {
+            moot("ecmp", r.ecmp.label().to_string())
+        })?;
+        self.ensure(!seed, "network.routing.seed", || {
+            moot("seed", r.seed.to_string())
+        })?;
+        self.ensure(!split, "network.routing.flows_per_connection", || {
+            moot("flows_per_connection", r.flows_per_connection.to_string())
+        })?;
+        self.ensure(
+            self.s.cluster.fabric.kind != FabricKind::SingleSwitch,
+            "network.routing.adaptive",
+            || {
+                "adaptive=true has no uplinks to spread over on a single-switch fabric; \
+                 allowed: adaptive: false, or a fat-tree, rail-optimized or clos-pods \
+                 fabric"
+                    .to_string()
+            },
+        )
+    }
+
     /// `network.routing`: a seed or split flows only act on hashed ECMP (under
     /// destination-mod-k every sub-flow takes its destination's path, and nothing is
     /// drawn), so they are refused without `ecmp: hash` rather than ignored.
@@ -145,6 +190,67 @@ impl Rules<'_> {
                 r.ecmp.label()
             )
         })
+    }
+
+    /// `cluster.fabric.sharp` and the algorithms that need a fabric feature: SHARP is an
+    /// InfiniBand switch feature (NVIDIA Quantum; NCCL reaches it through the CollNet
+    /// plugin), so it is refused on RoCE and without NICs; `collnet-*` is refused without
+    /// it, `collnet-direct` without NVSwitch nodes (NCCL 2.23.4 `tuning.cc` disables
+    /// CollNetDirect when `nvsCount == 0`); `pat` runs over one GPU per node, which a
+    /// one-node cluster has no group of.
+    fn in_network(&self) -> Check {
+        let c = &self.s.cluster;
+        let f = &c.fabric;
+        if f.sharp {
+            self.ensure(
+                f.transport == Transport::Infiniband,
+                "cluster.fabric.sharp",
+                || {
+                    format!(
+                        "sharp=true needs InfiniBand switches that reduce in the network \
+                         (SHARP), but cluster.fabric.transport is {}; allowed: sharp: false, \
+                         or transport: infiniband",
+                        f.transport.label()
+                    )
+                },
+            )?;
+            self.ensure(c.node.nics > 0, "cluster.fabric.sharp", || {
+                "sharp=true needs NICs to reach the switches, but cluster.node.nics is 0; \
+                 allowed: sharp: false"
+                    .to_string()
+            })?;
+        }
+        let alg = self.s.network.algorithm;
+        match alg {
+            AlgorithmChoice::CollnetDirect | AlgorithmChoice::CollnetChain => {
+                self.ensure(f.sharp, "network.algorithm", || {
+                    format!(
+                        "algorithm={} reduces in the switches (InfiniBand SHARP), but \
+                         cluster.fabric.sharp is false; allowed: auto, ring, tree, nvls, \
+                         hierarchical, pat, or cluster.fabric.sharp: true",
+                        alg.label()
+                    )
+                })?;
+                self.ensure(
+                    alg != AlgorithmChoice::CollnetDirect || c.node.nvlink_gbs > 0.0,
+                    "network.algorithm",
+                    || {
+                        "algorithm=collnet-direct needs NVSwitch nodes (NCCL disables it \
+                         without NVSwitch), but cluster.node.nvlink_gbs is 0; allowed: \
+                         collnet-chain"
+                            .to_string()
+                    },
+                )
+            }
+            AlgorithmChoice::Pat => self.ensure(c.nodes > 1, "network.algorithm", || {
+                format!(
+                    "algorithm=pat runs all-gather and reduce-scatter over one GPU per node, \
+                     but the cluster has {} node; allowed: auto, ring, nvls",
+                    c.nodes
+                )
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn integer_sizes(&self) -> Check {

@@ -125,6 +125,26 @@ pub enum FabricKind {
     SingleSwitch,
 }
 
+/// The scale-out fabric's link layer: what in-network features its switches can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// InfiniBand (Quantum switches can reduce in the network: SHARP).
+    #[default]
+    Infiniband,
+    /// RDMA over Converged Ethernet (no in-switch reduction).
+    Roce,
+}
+
+impl Transport {
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Infiniband => "infiniband",
+            Transport::Roce => "roce",
+        }
+    }
+}
+
 /// A node: GPUs, their NVLink/NVSwitch domain and NICs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeSpec {
@@ -155,6 +175,13 @@ pub struct FabricSpec {
     /// `clos-pods` (which use `pod_oversubscription`). 1.0 = full bisection.
     #[serde(default = "one")]
     pub spine_oversubscription: f64,
+    /// Link layer (InfiniBand or RoCE).
+    #[serde(default)]
+    pub transport: Transport,
+    /// The switches reduce in the network (InfiniBand SHARP): NCCL's CollNet all-reduce
+    /// applies across NVLink domains.
+    #[serde(default)]
+    pub sharp: bool,
 }
 
 fn one() -> f64 {

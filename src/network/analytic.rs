@@ -93,6 +93,8 @@ impl SiblingUnits {
 
 /// Algorithms whose unit times identify a group's placement (see
 /// [`AnalyticNetwork::group_key`]).
+/// PAT only where its shape applies (one member per domain), CollNet only on a SHARP
+/// fabric: the key stays as cheap as before elsewhere.
 const KEY_ALGORITHMS: [Algorithm; 6] = [
     Algorithm::Ring,
     Algorithm::Tree,
@@ -157,7 +159,7 @@ impl AnalyticNetwork {
 
     /// The same network with another routing model.
     pub fn with_routing(mut self, routing: Routing) -> Self {
-        self.topo.routing = routing;
+        self.topo.set_routing(routing);
         self.siblings.clear();
         self
     }
@@ -404,8 +406,15 @@ impl Network for AnalyticNetwork {
             key.extend(members.iter().map(|&m| u64::from(m)));
             return;
         }
+        let mut multi = KEY_ALGORITHMS.to_vec();
+        if sh.one_per_domain() {
+            multi.push(Algorithm::Pat);
+        }
+        if sh.sharp {
+            multi.extend([Algorithm::CollNetDirect, Algorithm::CollNetChain]);
+        }
         let algs: &[Algorithm] = if sh.domains > 1 {
-            &KEY_ALGORITHMS
+            &multi
         } else {
             &[
                 Algorithm::Ring,

@@ -17,6 +17,16 @@
 //!   complementary binary trees across domains carrying `S/2g` each way on each edge.
 //! - **nvls**: every member sends `S` to the NVSwitch and receives `S` (in-switch reduce and
 //!   multicast); across domains (nvls-tree) plus a per-rail ring.
+//!   NVLS all-gather sends `S/n` up and receives `S`, reduce-scatter sends `S` and
+//!   receives `S/n` (NVIDIA/nccl issue 1083): one flow over the uplinks, one over the
+//!   downlinks.
+//! - **pat** (one member per domain): the log-step exchange of NCCL 2.23's PAT: at step
+//!   `k` every member sends `min(2^k, n - 2^k) x S/n` to the member `2^k` ahead, one flow
+//!   per step over all members (the steps add up to a ring's `(n-1)/n x S` per member).
+//! - **collnet-direct** (SHARP): reduce-scatter + all-gather in the domain (`2(g-1)/g x
+//!   S`) and, per rail, an in-switch aggregation tree ([`Topology::sharp_tree`]) carrying
+//!   `S/g` up and down each of its links; **collnet-chain**: chains in the domain (`S`
+//!   each way, as tree) and the same per-rail SHARP trees.
 //! - **direct** all-to-all: one flow per source over its routes to every other member,
 //!   `S/n` each; **p2p**: one flow of `S`.
 
@@ -140,6 +150,8 @@ type TunerCache = HashMap<CacheKey, (Algorithm, nccl::Protocol), BuildHasherDefa
 pub struct Planner {
     sorted: Vec<u32>,
     runs: Vec<(u32, u32)>,
+    rail: Vec<u32>,
+    scratch: Vec<u32>,
     load: Vec<f64>,
     touched: Vec<u32>,
     cache: TunerCache,
@@ -169,6 +181,7 @@ impl Planner {
             pcie: !topo.nvlink,
             nvls: topo.nvls,
             hops,
+            sharp: topo.sharp,
         }
     }
 
@@ -284,7 +297,7 @@ impl Planner {
     /// Writes the flows of `alg` (payload bytes, before protocol efficiency) into `out`.
     /// Expects [`Planner::shape`] to have run on `members`.
     fn build(
-        &self,
+        &mut self,
         topo: &Topology,
         alg: Algorithm,
         coll: Collective,
@@ -293,7 +306,7 @@ impl Planner {
         out: &mut FlowPlan,
     ) {
         let e = nccl::busbw_factor(coll, self.sorted.len() as u32) * s;
-        self.build_scaled(topo, alg, s, e, members, out);
+        self.build_scaled(topo, alg, coll, s, e, members, out);
     }
 
     /// The bytes an algorithm's plan scales with: nccl-tests' bus bytes (`busbw_factor x
@@ -307,7 +320,10 @@ impl Planner {
 
     /// The plan of `alg` over `members` per unit of [`Planner::plan_scale`] (before
     /// protocol efficiency): every flow's bytes are linear in it, so a plan of any size is
-    /// this one scaled. Groups the members by domain itself.
+    /// this one scaled. Groups the members by domain itself. NVLS is planned in its
+    /// all-reduce shape (`S` up and down each member's link): all-gather and reduce-scatter
+    /// move `S` on one direction and `S/n` on the other, so their busiest link, which is all
+    /// a unit time reads, carries the same.
     pub fn unit_plan(
         &mut self,
         topo: &Topology,
@@ -318,7 +334,7 @@ impl Planner {
         out.clear();
         self.group(topo, members);
         if members.len() >= 2 {
-            self.build_scaled(topo, alg, 1.0, 1.0, members, out);
+            self.build_scaled(topo, alg, Collective::AllReduce, 1.0, 1.0, members, out);
         }
     }
 
@@ -333,10 +349,12 @@ impl Planner {
     }
 
     /// Writes the flows of `alg` for payload `s` and bus bytes `e` (ring) into `out`.
+    #[allow(clippy::too_many_arguments)]
     fn build_scaled(
-        &self,
+        &mut self,
         topo: &Topology,
         alg: Algorithm,
+        coll: Collective,
         s: f64,
         e: f64,
         members: &[u32],
@@ -361,6 +379,21 @@ impl Planner {
             Algorithm::Tree => {
                 self.chains(topo, s, out);
                 self.rail_trees(topo, s / (2.0 * g), out);
+            }
+            Algorithm::Nvls if coll == Collective::AllGather => {
+                self.nvls_split(topo, s / n, s, out);
+            }
+            Algorithm::Nvls if coll == Collective::ReduceScatter => {
+                self.nvls_split(topo, s, s / n, out);
+            }
+            Algorithm::Pat => self.pat(topo, s, out),
+            Algorithm::CollNetDirect => {
+                self.intra_rings(topo, 2.0 * (g - 1.0) / g * s, out);
+                self.sharp_trees(topo, s / g, out);
+            }
+            Algorithm::CollNetChain => {
+                self.chains(topo, s, out);
+                self.sharp_trees(topo, s / g, out);
             }
             Algorithm::Nvls | Algorithm::NvlsTree => {
                 self.nvls(topo, s, out);
@@ -482,6 +515,54 @@ impl Planner {
             out.links.push(down);
         }
         out.close(i, bytes);
+    }
+
+    /// NVLS all-gather / reduce-scatter: every member's uplink carries `up`, its downlink
+    /// `down` (two flows).
+    fn nvls_split(&self, topo: &Topology, up: f64, down: f64, out: &mut FlowPlan) {
+        for (bytes, upward) in [(up, true), (down, false)] {
+            let i = out.open();
+            for &m in &self.sorted {
+                let (u, d) = topo.scale_up_links(m);
+                out.links.push(if upward { u } else { d });
+            }
+            out.close(i, bytes);
+        }
+    }
+
+    /// PAT's log steps: at distance `d = 1, 2, 4, ...` every member sends `min(d, n - d)`
+    /// shards of `bytes / n` to the member `d` ahead (one flow per step and sub-flow).
+    fn pat(&self, topo: &Topology, bytes: f64, out: &mut FlowPlan) {
+        let m = &self.sorted;
+        let n = m.len();
+        let subs = self.subflows(topo);
+        let mut d = 1;
+        while d < n {
+            let shards = d.min(n - d) as f64;
+            for sub in 0..subs {
+                let i = out.open();
+                for k in 0..n {
+                    topo.route_sub(m[k], m[(k + d) % n], sub, &mut out.links);
+                }
+                out.close(i, shards * bytes / n as f64 / subs as f64);
+            }
+            d *= 2;
+        }
+    }
+
+    /// Per rail, a SHARP aggregation tree over that rail's member of every domain.
+    fn sharp_trees(&mut self, topo: &Topology, bytes: f64, out: &mut FlowPlan) {
+        let g = self.runs.iter().map(|&(a, b)| b - a).max().unwrap_or(1) as usize;
+        let nd = self.runs.len();
+        for c in 0..g {
+            let mut rail = std::mem::take(&mut self.rail);
+            rail.clear();
+            rail.extend((0..nd).map(|r| self.rail_member(r, c)));
+            let i = out.open();
+            topo.sharp_tree(&rail, c as u32, &mut self.scratch, &mut out.links);
+            out.close(i, bytes);
+            self.rail = rail;
+        }
     }
 
     fn direct(&self, topo: &Topology, bytes: f64, out: &mut FlowPlan) {

@@ -54,11 +54,11 @@ pub struct FlowNetwork {
     finished: Vec<(u32, u32)>,
     now: Nanos,
     /// Collectives started per algorithm (indexed like [`ALGORITHMS`]).
-    pub algorithm_counts: [u64; 7],
+    pub algorithm_counts: [u64; Algorithm::COUNT],
 }
 
 /// Algorithms in the order of [`FlowNetwork::algorithm_counts`].
-pub const ALGORITHMS: [Algorithm; 7] = [
+pub const ALGORITHMS: [Algorithm; Algorithm::COUNT] = [
     Algorithm::Ring,
     Algorithm::Tree,
     Algorithm::Nvls,
@@ -66,6 +66,9 @@ pub const ALGORITHMS: [Algorithm; 7] = [
     Algorithm::Hierarchical,
     Algorithm::Direct,
     Algorithm::P2p,
+    Algorithm::Pat,
+    Algorithm::CollNetDirect,
+    Algorithm::CollNetChain,
 ];
 
 impl FlowNetwork {
@@ -89,7 +92,7 @@ impl FlowNetwork {
             done: BinaryHeap::new(),
             finished: Vec::new(),
             now: 0,
-            algorithm_counts: [0; 7],
+            algorithm_counts: [0; Algorithm::COUNT],
         }
     }
 

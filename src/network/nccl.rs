@@ -15,6 +15,24 @@
 //! - NVLS (NVLink SHARP): two operating points fit to the H100/H200 curve (1 MB .. 8 GB).
 //!   NCCL 2.18 runs NVLS with the Simple protocol only but with fewer channels for small
 //!   messages; [`Protocol::Ll128`] on NVLS stands for that low-latency, low-channel regime.
+//!
+//! Algorithms NCCL added after 2.18 (NVIDIA/nccl v2.23.4-1 `src/graph/tuning.cc`, the
+//! version cited for each constant below):
+//! - **NVLS all-gather / reduce-scatter** (NCCL 2.19+, one NVLink domain): Simple only,
+//!   latency `hwLat[NVLINK][NVLS][Simple]` = 25 us (`baseLat` 0). Its traffic is what
+//!   NVIDIA/nccl issue 1083 states (S. Jeaugey): all-gather sends `S/n` and receives `S`,
+//!   reduce-scatter sends `S` and receives `S/n`, where a ring sends and receives
+//!   `(n-1)/n x S`; at the NVLS efficiency calibrated on all-reduce the ring is faster,
+//!   so the tuner keeps ring for these (as NCCL does, NVIDIA/nccl issue 1670).
+//! - **PAT** (NCCL 2.23+, all-gather / reduce-scatter with one GPU per node,
+//!   `ncclPatEnable`): Simple only, latency `8 + log2i(nNodes) x interLat/3.5 + 2.8 x
+//!   nRanks` us with `interLat = hwLat[NET][Tree][Simple]` (14 us at one GPU per node) plus
+//!   the switch hops, bandwidth `x 0.85` (`if (a == NCCL_ALGO_PAT) busBw *= .85`).
+//! - **CollNet (InfiniBand SHARP)**, all-reduce across NVLink domains where the fabric
+//!   reduces in its switches (`fabric.sharp`): `CollNetDirect` (NVSwitch nodes) latency
+//!   `2 (min(1, ppn-1) x 3.7 + (ppn-1) x 0.4) + interLat` with `interLat` 31 us (14 at
+//!   one GPU per node), bandwidth `x 0.85` on Hopper and later; `CollNetChain` latency
+//!   `2 (ppn-1) x 2.8 + interLat` with `interLat` 30 us (14 at one GPU per node).
 
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +57,29 @@ const NVLS_LATENCY_US: [f64; 2] = [36.45, 77.6];
 const NCCL_TUNER_NVLS_LATENCY_US: f64 = 23.0;
 /// Per-peer launch cost of direct all-to-all (one send/recv pair per peer), microseconds.
 const P2P_PER_PEER_US: f64 = 0.5;
+/// NVLS all-gather / reduce-scatter latency: `hwLat[NVLINK][NVLS][Simple]` with `baseLat`
+/// 0 (NVIDIA/nccl v2.23.4-1 `src/graph/tuning.cc`), microseconds.
+const NVLS_AG_RS_LATENCY_US: f64 = 25.0;
+/// PAT: base time, per-rank linear part and the divisor of the log term's inter-node
+/// latency (v2.23.4-1 `tuning.cc`: `8 + log2i(nNodes) * (interLat/3.5) + nRanks * 2.8`).
+const PAT_BASE_US: f64 = 8.0;
+const PAT_PER_RANK_US: f64 = 2.8;
+const PAT_LOG_DIVISOR: f64 = 3.5;
+/// PAT's bandwidth correction (v2.23.4-1 `tuning.cc`: `busBw *= .85`).
+const PAT_BW_FACTOR: f64 = 0.85;
+/// CollNet inter-node latency per algorithm, `hwLat[NET][CollNetDirect|CollNetChain]
+/// [Simple]` (v2.23.4-1 `tuning.cc`), microseconds; with one GPU per node NCCL uses the
+/// tree's network latency instead (`HW_LAT_NET_TREE`).
+const COLLNET_DIRECT_NET_US: f64 = 31.0;
+const COLLNET_CHAIN_NET_US: f64 = 30.0;
+/// CollNet intra-node latency `hwLat[NVLINK][CollNetDirect|CollNetChain][Simple]`, and
+/// CollNetDirect's arity serialization per extra local rank (v2.23.4-1), microseconds.
+const COLLNET_DIRECT_INTRA_US: f64 = 3.7;
+const COLLNET_CHAIN_INTRA_US: f64 = 2.8;
+const COLLNET_DIRECT_ARITY_US: f64 = 0.4;
+/// CollNetDirect's measured correction on Hopper and later (v2.23.4-1 `tuning.cc`:
+/// `if (minCompCap >= 90) busBw *= .85`).
+const COLLNET_DIRECT_HOPPER_BW: f64 = 0.85;
 
 /// Which algorithm to use: automatic (NCCL's tuner) or forced. Forcing an algorithm that
 /// does not apply (NVLS without NVSwitch, tree for all-gather) falls back to ring.
@@ -51,6 +92,27 @@ pub enum AlgorithmChoice {
     Tree,
     Nvls,
     Hierarchical,
+    /// NCCL 2.23's PAT for all-gather / reduce-scatter at one GPU per node.
+    Pat,
+    /// CollNet (SHARP) with direct NVSwitch access per GPU (`NCCL_ALGO=CollNetDirect`).
+    CollnetDirect,
+    /// CollNet (SHARP) after an intra-node chain (`NCCL_ALGO=CollNetChain`).
+    CollnetChain,
+}
+
+impl AlgorithmChoice {
+    pub fn label(self) -> &'static str {
+        match self {
+            AlgorithmChoice::Auto => "auto",
+            AlgorithmChoice::Ring => "ring",
+            AlgorithmChoice::Tree => "tree",
+            AlgorithmChoice::Nvls => "nvls",
+            AlgorithmChoice::Hierarchical => "hierarchical",
+            AlgorithmChoice::Pat => "pat",
+            AlgorithmChoice::CollnetDirect => "collnet-direct",
+            AlgorithmChoice::CollnetChain => "collnet-chain",
+        }
+    }
 }
 
 impl std::str::FromStr for AlgorithmChoice {
@@ -62,9 +124,13 @@ impl std::str::FromStr for AlgorithmChoice {
             "tree" => Self::Tree,
             "nvls" => Self::Nvls,
             "hierarchical" => Self::Hierarchical,
+            "pat" => Self::Pat,
+            "collnet-direct" | "collnetdirect" => Self::CollnetDirect,
+            "collnet-chain" | "collnetchain" => Self::CollnetChain,
             _ => {
                 return Err(format!(
-                    "unknown algorithm `{s}`; allowed: auto, ring, tree, nvls, hierarchical"
+                    "unknown algorithm `{s}`; allowed: auto, ring, tree, nvls, hierarchical, \
+                     pat, collnet-direct, collnet-chain"
                 ));
             }
         })
@@ -87,11 +153,19 @@ pub enum Algorithm {
     Direct,
     /// One send/recv.
     P2p,
+    /// Parallel aggregated trees (NCCL 2.23+): all-gather / reduce-scatter in log steps,
+    /// one GPU per node.
+    Pat,
+    /// InfiniBand SHARP: reduce-scatter in the NVLink domain, each GPU's shard reduced in
+    /// the switches per rail, all-gather in the domain.
+    CollNetDirect,
+    /// InfiniBand SHARP after a chain through the domain.
+    CollNetChain,
 }
 
 impl Algorithm {
     /// Number of algorithms (`Algorithm as usize` is below it).
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 10;
 
     pub fn label(self) -> &'static str {
         match self {
@@ -102,6 +176,9 @@ impl Algorithm {
             Algorithm::Hierarchical => "hierarchical",
             Algorithm::Direct => "direct",
             Algorithm::P2p => "p2p",
+            Algorithm::Pat => "pat",
+            Algorithm::CollNetDirect => "collnet-direct",
+            Algorithm::CollNetChain => "collnet-chain",
         }
     }
 }
@@ -150,6 +227,15 @@ pub struct Shape {
     pub nvls: bool,
     /// Most switches a message crosses between domains.
     pub hops: u32,
+    /// The fabric's switches reduce (InfiniBand SHARP): CollNet applies across domains.
+    pub sharp: bool,
+}
+
+impl Shape {
+    /// One member per domain over several domains (NCCL's `nNodes == nRanks`).
+    pub fn one_per_domain(&self) -> bool {
+        self.domains > 1 && self.per_domain == 1 && self.domains == self.n
+    }
 }
 
 /// A chosen (algorithm, protocol) pair with its latency and bandwidth factor.
@@ -165,6 +251,11 @@ pub struct Choice {
 
 fn log2_ceil(n: u32) -> f64 {
     (n.max(1) as f64).log2().ceil()
+}
+
+/// NCCL's `log2i`: the floor of log2.
+fn log2_floor(n: u32) -> f64 {
+    f64::from(31 - n.max(1).leading_zeros())
 }
 
 /// Latency of an (algorithm, protocol) for a collective on a shape, seconds; `None` where
@@ -213,6 +304,43 @@ pub fn latency_s(
             let inter = HW_LAT_NET_TREE[pi] + net_hops_us;
             BASE_LAT_TREE[pi] + 2.0 * ((g - 1.0) * intra(false) + log2_ceil(s.domains) * inter)
         }
+        Algorithm::Nvls if matches!(coll, Collective::AllGather | Collective::ReduceScatter) => {
+            if !s.nvls || multi || p != Protocol::Simple {
+                return None;
+            }
+            NVLS_AG_RS_LATENCY_US
+        }
+        Algorithm::Pat => {
+            let agrs = matches!(coll, Collective::AllGather | Collective::ReduceScatter);
+            if !agrs || !s.one_per_domain() || p != Protocol::Simple {
+                return None;
+            }
+            let inter = HW_LAT_NET_TREE[2] + net_hops_us;
+            PAT_BASE_US + log2_floor(s.domains) * inter / PAT_LOG_DIVISOR + PAT_PER_RANK_US * n
+        }
+        Algorithm::CollNetDirect | Algorithm::CollNetChain => {
+            if coll != Collective::AllReduce || !s.sharp || !multi || p != Protocol::Simple {
+                return None;
+            }
+            let ppn = s.per_domain as f64;
+            let direct = alg == Algorithm::CollNetDirect;
+            let net = match (s.per_domain == 1, direct) {
+                (true, _) => HW_LAT_NET_TREE[2],
+                (false, true) => COLLNET_DIRECT_NET_US,
+                (false, false) => COLLNET_CHAIN_NET_US,
+            };
+            let inter = net + net_hops_us;
+            if direct {
+                if s.pcie {
+                    return None;
+                }
+                2.0 * ((ppn - 1.0).min(1.0) * COLLNET_DIRECT_INTRA_US
+                    + (ppn - 1.0) * COLLNET_DIRECT_ARITY_US)
+                    + inter
+            } else {
+                2.0 * (ppn - 1.0) * COLLNET_CHAIN_INTRA_US + inter
+            }
+        }
         Algorithm::Nvls | Algorithm::NvlsTree => {
             if coll != Collective::AllReduce || !s.nvls || p == Protocol::Ll {
                 return None;
@@ -248,6 +376,10 @@ pub fn latency_s(
 /// Payload fraction of link capacity for an (algorithm, protocol).
 pub fn bw_factor(alg: Algorithm, p: Protocol, coll: Collective, s: &Shape) -> f64 {
     match (alg, p) {
+        (Algorithm::Pat, _) => PAT_BW_FACTOR,
+        // Hopper and later: the GPUs with NVLS.
+        (Algorithm::CollNetDirect, _) if s.nvls => COLLNET_DIRECT_HOPPER_BW,
+        (Algorithm::CollNetDirect | Algorithm::CollNetChain, _) => 1.0,
         (Algorithm::Nvls | Algorithm::NvlsTree, _) => {
             let regime = usize::from(p == Protocol::Simple);
             NVLS_LINE_FRACTION[regime] / NVLINK_EFFICIENCY
@@ -278,14 +410,30 @@ pub fn candidates(coll: Collective, s: &Shape, choice: AlgorithmChoice) -> &'sta
     match coll {
         Collective::AllToAll => &[Direct],
         Collective::SendRecv => &[P2p],
-        Collective::AllGather | Collective::ReduceScatter => &[Ring],
+        // NCCL 2.23.4's candidates for all-gather / reduce-scatter: ring, NVLS (one domain),
+        // PAT (one GPU per node); CollNet for these needs the SHARP plugin's iallgather /
+        // ireducescatter and is not modelled.
+        Collective::AllGather | Collective::ReduceScatter => match choice {
+            AlgorithmChoice::Auto if s.one_per_domain() => &[Ring, Pat],
+            AlgorithmChoice::Auto if s.nvls && s.domains == 1 => &[Ring, Nvls],
+            AlgorithmChoice::Nvls if s.nvls && s.domains == 1 => &[Nvls],
+            AlgorithmChoice::Pat if s.one_per_domain() => &[Pat],
+            _ => &[Ring],
+        },
         Collective::AllReduce => match choice {
-            AlgorithmChoice::Auto => match (s.nvls, s.domains > 1) {
-                (true, false) => &[Ring, Nvls],
-                (true, true) => &[Ring, Tree, NvlsTree],
-                (false, false) => &[Ring],
-                (false, true) => &[Ring, Tree],
+            AlgorithmChoice::Auto => match (s.nvls, s.domains > 1, s.sharp, s.pcie) {
+                (true, false, _, _) => &[Ring, Nvls],
+                (true, true, false, _) => &[Ring, Tree, NvlsTree],
+                (true, true, true, _) => &[Ring, Tree, NvlsTree, CollNetDirect, CollNetChain],
+                (false, false, _, _) => &[Ring],
+                (false, true, false, _) => &[Ring, Tree],
+                (false, true, true, false) => &[Ring, Tree, CollNetDirect, CollNetChain],
+                (false, true, true, true) => &[Ring, Tree, CollNetChain],
             },
+            AlgorithmChoice::CollnetDirect if s.sharp && s.domains > 1 && !s.pcie => {
+                &[CollNetDirect]
+            }
+            AlgorithmChoice::CollnetChain if s.sharp && s.domains > 1 => &[CollNetChain],
             AlgorithmChoice::Ring => &[Ring],
             AlgorithmChoice::Tree if s.domains > 1 => &[Tree],
             AlgorithmChoice::Nvls if s.nvls && s.domains > 1 => &[NvlsTree],
@@ -306,7 +454,7 @@ fn tuner_latency_s(
     hop: f64,
 ) -> Option<f64> {
     match alg {
-        Algorithm::Nvls if s.domains == 1 => {
+        Algorithm::Nvls if s.domains == 1 && coll == Collective::AllReduce => {
             latency_s(alg, p, coll, s, hop).map(|_| NCCL_TUNER_NVLS_LATENCY_US * 1e-6)
         }
         _ => latency_s(alg, p, coll, s, hop),

@@ -15,6 +15,13 @@
 //!   hashed independently (Llama 3's "enhanced ECMP": 16 flows per GPU pair, Dubey et al.,
 //!   *The Llama 3 Herd of Models*, 2024, section 3.3.1); with `dest-mod` the sub-flows
 //!   share their destination's path.
+//! - `adaptive` (InfiniBand adaptive routing, NVIDIA Spectrum-X): each packet or flowlet
+//!   takes the least-loaded equal-cost uplink, so in the fluid limit every flow spreads
+//!   evenly over all of them and no two flows collide. Modelled as that limit: a leaf's
+//!   uplinks (and a pod's spine-to-core cables) act as one pooled link of their summed
+//!   capacity ([`Topology::set_routing`] pools them on uplink 0, which every route then
+//!   takes), so a tier is only as loaded as the bytes that cross it over its total
+//!   bandwidth: the collision-free closed form.
 //!
 //! Must not: allocate (callers pass a reusable buffer) or know about flows.
 //!
@@ -56,6 +63,9 @@ pub struct Routing {
     pub seed: u64,
     /// Flows each connection that leaves a leaf is split into (1 = one flow).
     pub flows_per_connection: u32,
+    /// Adaptive routing: flows spread evenly over every equal-cost uplink (see the module
+    /// documentation); replaces `ecmp`.
+    pub adaptive: bool,
 }
 
 impl Default for Routing {
@@ -64,6 +74,7 @@ impl Default for Routing {
             ecmp: Ecmp::DestMod,
             seed: 0,
             flows_per_connection: 1,
+            adaptive: false,
         }
     }
 }
@@ -134,6 +145,7 @@ impl Topology {
             let (la, lb) = (self.leaf_of_nic(na), self.leaf_of_nic(nb));
             if la != lb {
                 let h = match self.routing.ecmp {
+                    _ if self.routing.adaptive => None,
                     Ecmp::DestMod => None,
                     Ecmp::Hash => Some(flow_hash(self.routing.seed, src, dst, sub)),
                 };
@@ -161,7 +173,9 @@ impl Topology {
         } else {
             dst_nic % f.nics_per_leaf
         };
+        let adaptive = self.routing.adaptive;
         let j = match hash {
+            _ if adaptive => 0,
             Some(h) => (h % u64::from(f.leaf_up)) as u32,
             None => self.dest_mod_uplink(dst_nic, port),
         };
@@ -170,6 +184,7 @@ impl Topology {
         if pa != pb {
             let in_pod = (lb % f.leaves_per_pod) * f.nics_per_leaf + port;
             let m = match hash {
+                _ if adaptive => 0,
                 Some(h) => ((h >> 32) % u64::from(f.spine_up)) as u32,
                 None => (in_pod / f.leaf_up) % f.spine_up,
             };
@@ -178,6 +193,105 @@ impl Topology {
             out.push(Self::down(self.base_spine_core + sb * f.spine_up + m));
         }
         out.push(Self::down(self.base_leaf_spine + lb * f.leaf_up + j));
+    }
+
+    /// Appends the links of an InfiniBand SHARP aggregation tree over `gpus` (NCCL's
+    /// CollNet: each GPU's data climbs to the switches, is reduced there, and the result
+    /// comes back down): each GPU's link to its NIC when NICs are shared, each NIC's cable
+    /// to its leaf, each leaf's cable to the tree's spine when the GPUs span several
+    /// leaves, each pod's spine cable to the tree's core when they span several pods; both
+    /// directions, every link once. The aggregation manager places tree `t` on spine
+    /// `t mod uplinks` (and core `t / uplinks mod spine uplinks`), so the trees of a
+    /// group's rails use distinct switches. `scratch` is a reusable buffer.
+    pub fn sharp_tree(&self, gpus: &[u32], t: u32, scratch: &mut Vec<u32>, out: &mut Vec<u32>) {
+        let f = &self.fabric;
+        if f.nics == 0 || gpus.is_empty() {
+            return;
+        }
+        if self.shared_nics() {
+            for &g in gpus {
+                out.push(Self::up(self.base_gpu_nic + g));
+                out.push(Self::down(self.base_gpu_nic + g));
+            }
+        }
+        scratch.clear();
+        scratch.extend(gpus.iter().map(|&g| self.nic_of(g)));
+        scratch.sort_unstable();
+        scratch.dedup();
+        for &nic in scratch.iter() {
+            out.push(Self::up(self.base_nic_leaf + nic));
+            out.push(Self::down(self.base_nic_leaf + nic));
+        }
+        for nic in scratch.iter_mut() {
+            *nic = self.leaf_of_nic(*nic);
+        }
+        scratch.sort_unstable();
+        scratch.dedup();
+        if scratch.len() < 2 || f.leaf_up == 0 {
+            return;
+        }
+        let adaptive = self.routing.adaptive;
+        let j = if adaptive { 0 } else { t % f.leaf_up };
+        for &leaf in scratch.iter() {
+            out.push(Self::up(self.base_leaf_spine + leaf * f.leaf_up + j));
+            out.push(Self::down(self.base_leaf_spine + leaf * f.leaf_up + j));
+        }
+        for leaf in scratch.iter_mut() {
+            *leaf = self.pod_of_leaf(*leaf);
+        }
+        scratch.dedup();
+        if scratch.len() < 2 || f.spine_up == 0 {
+            return;
+        }
+        let m = if adaptive {
+            0
+        } else {
+            (t / f.leaf_up) % f.spine_up
+        };
+        for &pod in scratch.iter() {
+            let spine = pod * f.leaf_up + j;
+            out.push(Self::up(self.base_spine_core + spine * f.spine_up + m));
+            out.push(Self::down(self.base_spine_core + spine * f.spine_up + m));
+        }
+    }
+
+    /// Sets the routing model. Adaptive routing pools each leaf's uplinks into its uplink
+    /// 0 and each pod's spine-to-core cables into those of its spine 0 (capacity summed,
+    /// the others left idle: every route takes the pool); leaving adaptive routing splits
+    /// the pools again.
+    pub fn set_routing(&mut self, routing: Routing) {
+        if routing.adaptive != self.routing.adaptive {
+            self.pool_uplinks(routing.adaptive);
+        }
+        self.routing = routing;
+    }
+
+    /// Moves the capacity of every equal-cost uplink group into (or back out of) its first
+    /// member.
+    fn pool_uplinks(&mut self, pool: bool) {
+        let f = self.fabric;
+        let mut groups: Vec<(u32, u32)> = Vec::new();
+        for leaf in 0..f.leaves {
+            groups.push((self.base_leaf_spine + leaf * f.leaf_up, f.leaf_up));
+        }
+        for pod in 0..f.pods {
+            let first = self.base_spine_core + pod * f.leaf_up * f.spine_up;
+            groups.push((first, f.leaf_up * f.spine_up));
+        }
+        for (first, k) in groups {
+            if k < 2 {
+                continue;
+            }
+            for dir in [Self::up, Self::down] {
+                let head = dir(first) as usize;
+                let rest: f64 = (1..k).map(|i| self.cap[dir(first + i) as usize]).sum();
+                if pool {
+                    self.cap[head] += rest;
+                } else {
+                    self.cap[head] -= rest;
+                }
+            }
+        }
     }
 
     /// Destination-mod-k uplink of a destination NIC on its leaf.

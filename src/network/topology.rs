@@ -126,6 +126,8 @@ pub struct Topology {
     pub nvls: bool,
     /// GPUs of a domain are joined by NVLink (else PCIe).
     pub nvlink: bool,
+    /// The fabric's switches reduce (InfiniBand SHARP, `fabric.sharp`).
+    pub sharp: bool,
     /// Latency per switch traversed in the fabric, seconds.
     pub hop_latency_s: f64,
     /// How switches pick among equal-cost uplinks.
@@ -194,6 +196,7 @@ impl Topology {
             nvls: c.node.nvlink_gbs > 0.0 && domain_size > 1 && gpu_supports_nvls(&c.gpu.name),
             hop_latency_s: c.fabric.hop_latency_us * 1e-6,
             nvlink: c.node.nvlink_gbs > 0.0,
+            sharp: c.fabric.sharp && nics_per_node > 0,
             routing: Routing::default(),
             base_gpu_nic: 0,
             base_nic_leaf: 0,
@@ -289,7 +292,7 @@ impl Topology {
 
     /// The same topology with another routing model.
     pub fn with_routing(mut self, routing: Routing) -> Self {
-        self.routing = routing;
+        self.set_routing(routing);
         self
     }
 
