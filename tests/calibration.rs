@@ -215,3 +215,102 @@ fn every_catalog_gpu_has_a_band() {
         );
     }
 }
+
+/// `scenarios/calibration/mcore-*.yaml` are Megatron-Core rows as `validate` builds them,
+/// so the README's checked commands on them (`clustersim run`, with `--set` of one stack
+/// field) speak of the table's rows: each gives the row's predicted step exactly.
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "simulates 2,304-GPU steps; run with --release"
+)]
+fn megatron_core_row_scenarios_are_the_validate_rows() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("../shared/calibration");
+    if !dir.is_dir() {
+        return;
+    }
+    let source = Source::MegatronCoreH100;
+    let base = validate::calibration_base(source).unwrap();
+    let rows = validate::read_rows(&dir, source).unwrap();
+    for (file, params_b) in [("16b", 16.0), ("32b", 32.0), ("119b", 119.0), ("177b", 177.0)] {
+        let path = root.join(format!("scenarios/calibration/mcore-{file}.yaml"));
+        let s = clustersim::config::load_scenario(Some(&path), &[]).unwrap();
+        let row = rows.iter().find(|r| r.params_b == params_b).unwrap();
+        let p = validate::predict(row, &base, &base.cluster).unwrap();
+        let r = clustersim::sim::simulate_step(&s, &Default::default()).unwrap();
+        assert_eq!(
+            r.metrics.step_time_s, p.step_time_s,
+            "mcore-{file}.yaml differs from validate's {params_b}B row"
+        );
+    }
+}
+
+/// The data-parallel schedule of the `megatron-core` stack is Megatron-Core r0.8's, on
+/// the 16B row (PP 1, four micro-batches), rank 0's replay:
+/// - gradients are reduce-scattered in FP32 (4 bytes per local parameter:
+///   `grad_dtype = torch.float if grad_reduce_in_fp32`, distributed_data_parallel.py:108;
+///   `accumulate_allreduce_grads_in_fp32 = True` under `--bf16`, arguments.py:299-305);
+/// - parameters are all-gathered in BF16 (2 bytes: `bucket.param_data`, the parameter
+///   dtype, distrib_optimizer.py:1370, 1400);
+/// - no reduce-scatter starts before the last micro-batch's backward (buckets register
+///   ready only when `is_last_microbatch`, param_and_grad_buffer.py:547), and the first
+///   starts inside it (`register_grad_ready` launches a bucket as soon as its gradients
+///   are complete, param_and_grad_buffer.py:186-187, with `async_op`, 135-141);
+/// - every all-gather ends within the first micro-batch's forward: only it waits on the
+///   gather handles (`_finish_param_sync_helper` clears each handle once waited,
+///   distrib_optimizer.py:1464-1466; the first gather starts in `zero_grad`, 1336-1337).
+///
+/// (All at core_r0.8.0, baf94af3c6.)
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "simulates a 192-GPU step; run with --release"
+)]
+fn megatron_core_data_parallel_follows_r0_8() {
+    use clustersim::engine::TraceRanks;
+    use clustersim::vocab::{Category, Collective};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("scenarios/calibration/mcore-16b.yaml");
+    let s = clustersim::config::load_scenario(Some(&path), &[]).unwrap();
+    let opts = clustersim::sim::StepOptions {
+        trace: TraceRanks::Some(vec![0]),
+        ..Default::default()
+    };
+    let r = clustersim::sim::simulate_step(&s, &opts).unwrap();
+    let prog = &r.graph.stages[0];
+    let m = (s.training.global_batch / s.parallelism.dp / s.training.micro_batch) as u32;
+    assert_eq!(m, 4);
+    let local = (s.model.total_params() / s.parallelism.tp) as f64;
+    let (mut rs_bytes, mut ag_bytes) = (0.0, 0.0);
+    let (mut rs_first, mut ag_last) = (f64::INFINITY, 0.0f64);
+    let (mut last_bwd_start, mut last_bwd_end) = (f64::INFINITY, 0.0f64);
+    let mut first_fwd_end = 0.0f64;
+    for ev in &r.replay.trace {
+        let op = prog.op(ev.op);
+        let (start, end) = (ev.start as f64, ev.end as f64);
+        if let Some(c) = op.comm.filter(|_| op.category == Category::Dp) {
+            let comm = &r.graph.comms[c as usize];
+            match comm.collective {
+                Collective::ReduceScatter => {
+                    rs_bytes += comm.bytes as f64;
+                    rs_first = rs_first.min(start);
+                }
+                Collective::AllGather => {
+                    ag_bytes += comm.bytes as f64;
+                    ag_last = ag_last.max(end);
+                }
+                _ => {}
+            }
+        } else if op.category == Category::Backward && op.micro_batch == m - 1 {
+            last_bwd_start = last_bwd_start.min(start);
+            last_bwd_end = last_bwd_end.max(end);
+        } else if op.category == Category::Forward && op.micro_batch == 0 {
+            first_fwd_end = first_fwd_end.max(end);
+        }
+    }
+    assert!((rs_bytes / local / 4.0 - 1.0).abs() < 1e-3, "{rs_bytes} vs {local}");
+    assert!((ag_bytes / local / 2.0 - 1.0).abs() < 1e-3, "{ag_bytes} vs {local}");
+    assert!(rs_first >= last_bwd_start && rs_first < last_bwd_end);
+    assert!(ag_last <= first_fwd_end, "{ag_last} vs {first_fwd_end}");
+}
