@@ -93,11 +93,14 @@ fn megatron_core_h100_does_not_regress() {
 
 /// Why the 16B and 119B rows miss under Megatron-Core r0.8's stack: their whole error is
 /// the data-parallel time the model leaves exposed. With FP32 gradient reduction
-/// (`accumulate_allreduce_grads_in_fp32`, forced under BF16 in r0.8's arguments.py)
-/// reduce-scatters over one 400 Gb/s NIC per GPU overlap only the last micro-batch's
-/// backward (`is_last_microbatch` in param_and_grad_buffer.py) and parameter gathers only
-/// the first micro-batch's forward; the published step time equals the predicted step
-/// minus `dp_exposed` within 1 %, i.e. the runs hid communication this mechanism cannot.
+/// (`accumulate_allreduce_grads_in_fp32`, forced under `--bf16`, megatron/training/
+/// arguments.py:299-305 at core_r0.8.0) reduce-scatters over one 400 Gb/s NIC per GPU
+/// overlap only the last micro-batch's backward (`is_last_microbatch`,
+/// megatron/core/distributed/param_and_grad_buffer.py:547) and parameter gathers only the
+/// first micro-batch's forward (megatron/core/optimizer/distrib_optimizer.py:1336-1337,
+/// 1464-1475); the published step time equals the predicted step minus `dp_exposed`
+/// within 1 %, i.e. the runs hid communication this schedule cannot (README
+/// "Calibration", which prints the same from `scenarios/calibration/mcore-*.yaml`).
 #[test]
 #[cfg_attr(
     debug_assertions,
