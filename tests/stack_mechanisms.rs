@@ -188,16 +188,25 @@ fn aligned_gradient_reduction_waits_for_the_stage_as_megatron_core_does() {
     for (stage, ((f_end, f_rs), (a_end, a_rs))) in free.iter().zip(&aligned).enumerate() {
         assert!(!f_rs.is_empty() && !a_rs.is_empty(), "stage {stage}");
         let first = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
-        assert!(first(f_rs) < *f_end, "stage {stage}: overlapped without alignment");
+        assert!(
+            first(f_rs) < *f_end,
+            "stage {stage}: overlapped without alignment"
+        );
         if stage == 0 {
             assert!(first(a_rs) < *a_end, "stage 0 keeps its overlapped buckets");
         } else {
-            assert!(first(a_rs) >= *a_end, "stage {stage}: {a_rs:?} before {a_end}");
+            assert!(
+                first(a_rs) >= *a_end,
+                "stage {stage}: {a_rs:?} before {a_end}"
+            );
         }
     }
     assert!(aligned_step >= free_step, "{aligned_step} vs {free_step}");
     let est = fast::estimate(&s, &mut AnalyticNetwork::new(&s.cluster)).step_time_s;
-    assert!((est / aligned_step - 1.0).abs() < 0.01, "fast {est} vs replay {aligned_step}");
+    assert!(
+        (est / aligned_step - 1.0).abs() < 0.01,
+        "fast {est} vs replay {aligned_step}"
+    );
 
     // Interleaved (two chunks of two layers per stage, 32 micro-batches).
     let mut s = toy_scenario(1, 4, 4, 16, 128);
@@ -218,7 +227,10 @@ fn aligned_gradient_reduction_waits_for_the_stage_as_megatron_core_does() {
     assert!(rs0.iter().any(|&t| t < *end0), "{rs0:?} vs {end0}");
     let (replay, est) = (step(&s), fast_of(&s));
     assert!(replay > free_replay, "{replay} vs {free_replay}");
-    assert!((est / replay - 1.0).abs() < 0.01, "interleaved: fast {est} vs replay {replay}");
+    assert!(
+        (est / replay - 1.0).abs() < 0.01,
+        "interleaved: fast {est} vs replay {replay}"
+    );
     // Fast mode moves with the replay: the same change within 0.1 % of the step.
     let (d_replay, d_fast) = (replay - free_replay, est - free_fast);
     assert!(
