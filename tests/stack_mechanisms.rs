@@ -155,10 +155,11 @@ fn reductions_by_stage(s: &clustersim::config::Scenario) -> Vec<(f64, Vec<f64>)>
         let op = r.graph.stages[stage].op(ev.op);
         let (start, end) = (ev.start as f64 * 1e-9, ev.end as f64 * 1e-9);
         match op.comm {
-            Some(c) if op.category == Category::Dp => {
-                if r.graph.comms[c as usize].collective == Collective::ReduceScatter {
-                    out[stage].1.push(start);
-                }
+            Some(c)
+                if op.category == Category::Dp
+                    && r.graph.comms[c as usize].collective == Collective::ReduceScatter =>
+            {
+                out[stage].1.push(start);
             }
             None if op.category == Category::Backward => out[stage].0 = out[stage].0.max(end),
             _ => {}
