@@ -68,8 +68,8 @@ fn megatron_sc21_a100_within_issue_bounds() {
 
 /// The Megatron-Core H100 table under its own stack (`megatron-core`, Megatron-Core
 /// r0.8 with the README's `--tp-comm-overlap`) does NOT meet the issue's bounds (MAPE
-/// <= 3.5 %, every row but 32B within 8 %): measured MAPE 7.0 %, 16B -8.6 %, 119B -9.0 %,
-/// 177B +8.7 %, 32B -25.3 % (exempt). This guards the level reached so regressions show;
+/// <= 3.5 %, every row but 32B within 8 %): measured MAPE 6.9 %, 16B -8.6 %, 119B -9.0 %,
+/// 177B +8.6 %, 32B -25.3 % (exempt). This guards the level reached so regressions show;
 /// it is not the target. What the misses are: see the next test.
 #[test]
 #[cfg_attr(
@@ -83,7 +83,7 @@ fn megatron_core_h100_does_not_regress() {
     assert_embedded_band(&preds, Source::MegatronCoreH100);
     let (mape, max) = validate::error_stats(&preds);
     assert_eq!(preds.len(), 9);
-    assert!(mape <= 0.071, "MAPE {:.2} % (measured 7.0 %)", mape * 100.0);
+    assert!(mape <= 0.070, "MAPE {:.2} % (measured 6.9 %)", mape * 100.0);
     assert!(
         max <= 0.254,
         "worst row {:.1} % (measured 25.3 %)",
@@ -92,12 +92,17 @@ fn megatron_core_h100_does_not_regress() {
 }
 
 /// Why the 16B and 119B rows miss under Megatron-Core r0.8's stack: their whole error is
-/// the data-parallel time the model leaves exposed. With FP32 gradient reduction
-/// (`accumulate_allreduce_grads_in_fp32`, forced under BF16 in r0.8's arguments.py)
-/// reduce-scatters over one 400 Gb/s NIC per GPU overlap only the last micro-batch's
-/// backward (`is_last_microbatch` in param_and_grad_buffer.py) and parameter gathers only
-/// the first micro-batch's forward; the published step time equals the predicted step
-/// minus `dp_exposed` within 1 %, i.e. the runs hid communication this mechanism cannot.
+/// time on the inter-node network, which carries their data-parallel traffic (16B: TP 4
+/// inside a node, no pipeline; 119B: also three pipeline hops). With FP32 gradient
+/// reduction (`accumulate_allreduce_grads_in_fp32`, forced under `--bf16`,
+/// megatron/training/arguments.py:299-305 at core_r0.8.0) reduce-scatters over one
+/// 400 Gb/s NIC per GPU overlap only the last micro-batch's backward (`is_last_microbatch`,
+/// megatron/core/distributed/param_and_grad_buffer.py:547) and parameter gathers only the
+/// first micro-batch's forward (megatron/core/optimizer/distrib_optimizer.py:1336-1337,
+/// 1464-1475). Both rows miss by more than 8 %; on the same cluster with NICs a thousand
+/// times faster (nothing else changed) both are within 1 % of the published figure: the
+/// runs hid network time this schedule cannot (README "Calibration", which prints the
+/// same from `scenarios/calibration/mcore-*.yaml`).
 #[test]
 #[cfg_attr(
     debug_assertions,
@@ -110,25 +115,25 @@ fn megatron_core_misses_are_the_exposed_data_parallel_time() {
     }
     let source = Source::MegatronCoreH100;
     let base = validate::calibration_base(source).unwrap();
+    let mut fast_nics = base.cluster.clone();
+    fast_nics.node.nic_gbps *= 1000.0;
     for row in validate::read_rows(&dir, source).unwrap() {
         if row.params_b != 16.0 && row.params_b != 119.0 {
             continue;
         }
         let p = validate::predict(&row, &base, &base.cluster).unwrap();
-        let s = validate::row_scenario(&row, &base, &base.cluster);
-        let r = clustersim::sim::simulate_step(&s, &Default::default()).unwrap();
-        let hidden = r.metrics.step_time_s - r.metrics.breakdown_s.dp_exposed;
-        let published_step = p.step_time_s * p.predicted_tflops / row.published_tflops;
         assert!(
             p.error < -0.08,
             "{}B: {:+.1} %",
             row.params_b,
             p.error * 100.0
         );
+        let free = validate::predict(&row, &base, &fast_nics).unwrap();
         assert!(
-            (hidden / published_step - 1.0).abs() < 0.01,
-            "{}B: step without DP {hidden:.3} s vs published {published_step:.3} s",
-            row.params_b
+            free.error.abs() < 0.01,
+            "{}B with NICs x1000: {:+.1} %",
+            row.params_b,
+            free.error * 100.0
         );
     }
 }
@@ -214,4 +219,114 @@ fn every_catalog_gpu_has_a_band() {
             "{name}: {band:?}"
         );
     }
+}
+
+/// `scenarios/calibration/mcore-*.yaml` are Megatron-Core rows as `validate` builds them,
+/// so the README's checked commands on them (`clustersim run`, with `--set` of one stack
+/// field) speak of the table's rows: each gives the row's predicted step exactly.
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "simulates 2,304-GPU steps; run with --release"
+)]
+fn megatron_core_row_scenarios_are_the_validate_rows() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("../shared/calibration");
+    if !dir.is_dir() {
+        return;
+    }
+    let source = Source::MegatronCoreH100;
+    let base = validate::calibration_base(source).unwrap();
+    let rows = validate::read_rows(&dir, source).unwrap();
+    for (file, params_b) in [
+        ("16b", 16.0),
+        ("32b", 32.0),
+        ("119b", 119.0),
+        ("177b", 177.0),
+    ] {
+        let path = root.join(format!("scenarios/calibration/mcore-{file}.yaml"));
+        let s = clustersim::config::load_scenario(Some(&path), &[]).unwrap();
+        let row = rows.iter().find(|r| r.params_b == params_b).unwrap();
+        let p = validate::predict(row, &base, &base.cluster).unwrap();
+        let r = clustersim::sim::simulate_step(&s, &Default::default()).unwrap();
+        assert_eq!(
+            r.metrics.step_time_s, p.step_time_s,
+            "mcore-{file}.yaml differs from validate's {params_b}B row"
+        );
+    }
+}
+
+/// The data-parallel schedule of the `megatron-core` stack is Megatron-Core r0.8's, on
+/// the 16B row (PP 1, four micro-batches), rank 0's replay:
+/// - gradients are reduce-scattered in FP32 (4 bytes per local parameter:
+///   `grad_dtype = torch.float if grad_reduce_in_fp32`, distributed_data_parallel.py:108;
+///   `accumulate_allreduce_grads_in_fp32 = True` under `--bf16`, arguments.py:299-305);
+/// - parameters are all-gathered in BF16 (2 bytes: `bucket.param_data`, the parameter
+///   dtype, distrib_optimizer.py:1370, 1400);
+/// - no reduce-scatter starts before the last micro-batch's backward (buckets register
+///   ready only when `is_last_microbatch`, param_and_grad_buffer.py:547), and the first
+///   starts inside it (`register_grad_ready` launches a bucket as soon as its gradients
+///   are complete, param_and_grad_buffer.py:186-187, with `async_op`, 135-141);
+/// - every all-gather ends within the first micro-batch's forward: only it waits on the
+///   gather handles (`_finish_param_sync_helper` clears each handle once waited,
+///   distrib_optimizer.py:1464-1466; the first gather starts in `zero_grad`, 1336-1337).
+///
+/// (All at core_r0.8.0, baf94af3c6.)
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "simulates a 192-GPU step; run with --release"
+)]
+fn megatron_core_data_parallel_follows_r0_8() {
+    use clustersim::engine::TraceRanks;
+    use clustersim::vocab::{Category, Collective};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("scenarios/calibration/mcore-16b.yaml");
+    let s = clustersim::config::load_scenario(Some(&path), &[]).unwrap();
+    let opts = clustersim::sim::StepOptions {
+        trace: TraceRanks::Some(vec![0]),
+        ..Default::default()
+    };
+    let r = clustersim::sim::simulate_step(&s, &opts).unwrap();
+    let prog = &r.graph.stages[0];
+    let m = (s.training.global_batch / s.parallelism.dp / s.training.micro_batch) as u32;
+    assert_eq!(m, 4);
+    let local = (s.model.total_params() / s.parallelism.tp) as f64;
+    let (mut rs_bytes, mut ag_bytes) = (0.0, 0.0);
+    let (mut rs_first, mut ag_last) = (f64::INFINITY, 0.0f64);
+    let (mut last_bwd_start, mut last_bwd_end) = (f64::INFINITY, 0.0f64);
+    let mut first_fwd_end = 0.0f64;
+    for ev in &r.replay.trace {
+        let op = prog.op(ev.op);
+        let (start, end) = (ev.start as f64, ev.end as f64);
+        if let Some(c) = op.comm.filter(|_| op.category == Category::Dp) {
+            let comm = &r.graph.comms[c as usize];
+            match comm.collective {
+                Collective::ReduceScatter => {
+                    rs_bytes += comm.bytes as f64;
+                    rs_first = rs_first.min(start);
+                }
+                Collective::AllGather => {
+                    ag_bytes += comm.bytes as f64;
+                    ag_last = ag_last.max(end);
+                }
+                _ => {}
+            }
+        } else if op.category == Category::Backward && op.micro_batch == m - 1 {
+            last_bwd_start = last_bwd_start.min(start);
+            last_bwd_end = last_bwd_end.max(end);
+        } else if op.category == Category::Forward && op.micro_batch == 0 {
+            first_fwd_end = first_fwd_end.max(end);
+        }
+    }
+    assert!(
+        (rs_bytes / local / 4.0 - 1.0).abs() < 1e-3,
+        "{rs_bytes} vs {local}"
+    );
+    assert!(
+        (ag_bytes / local / 2.0 - 1.0).abs() < 1e-3,
+        "{ag_bytes} vs {local}"
+    );
+    assert!(rs_first >= last_bwd_start && rs_first < last_bwd_end);
+    assert!(ag_last <= first_fwd_end, "{ag_last} vs {first_fwd_end}");
 }

@@ -196,6 +196,7 @@ const AUDIT: &[Entry] = &[
     e("stack.pp_p2p", Default, &["stack.pp_p2p=sync"], STEP),
     e("stack.grad_accum_fusion", Default, &["stack.grad_accum_fusion=false"], STEP),
     e("stack.grad_reduce_dtype", Default, &["stack.grad_reduce_dtype=fp32"], STEP),
+    e("stack.align_grad_reduce", Interleaved, &["stack.align_grad_reduce=true"], STEP),
     e("stack.fp8_attention", Fp8, &["stack.fp8_attention=false"], STEP),
     e("stack.zero3.gather", Zero3, &["stack.zero3.gather=tensor"], STEP),
     e("stack.zero3.prefetch", Zero3, &["stack.zero3.prefetch=0"], STEP),

@@ -137,3 +137,105 @@ fn backward_tp_overlap_hides_exactly_min_of_reduction_and_wgrad_gemm_per_block()
     assert!((got - want).abs() <= blocks * 4e-9, "{got} vs {want}");
     assert!(want > 0.0);
 }
+
+/// Per stage of `s` (traced on every rank): when the stage's last gradient pass ends, and
+/// the start of each of its data-parallel gradient reductions.
+fn reductions_by_stage(s: &clustersim::config::Scenario) -> Vec<(f64, Vec<f64>)> {
+    use clustersim::engine::TraceRanks;
+    use clustersim::vocab::{Category, Collective};
+    let opts = StepOptions {
+        trace: TraceRanks::All,
+        ..Default::default()
+    };
+    let r = simulate_step(s, &opts).unwrap();
+    let grid = clustersim::plan::RankGrid::new(&s.parallelism);
+    let mut out = vec![(0.0f64, Vec::new()); s.parallelism.pp as usize];
+    for ev in &r.replay.trace {
+        let stage = grid.stage_of(ev.rank) as usize;
+        let op = r.graph.stages[stage].op(ev.op);
+        let (start, end) = (ev.start as f64 * 1e-9, ev.end as f64 * 1e-9);
+        match op.comm {
+            Some(c)
+                if op.category == Category::Dp
+                    && r.graph.comms[c as usize].collective == Collective::ReduceScatter =>
+            {
+                out[stage].1.push(start);
+            }
+            None if op.category == Category::Backward => out[stage].0 = out[stage].0.max(end),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `stack.align_grad_reduce` (Megatron-Core's default; schedules.py at core_r0.8.0) by
+/// hand on a 1F1B pipeline of four stages: the first stage still reduces bucket by bucket
+/// during its last backward (1487-1489), every other stage only once its last backward
+/// is over (1502-1506), where without it every stage reduces during its last backward.
+/// Interleaved, the first stage's last chunk is reduced after its last backward too
+/// (797-805). The step can only get longer, and fast mode follows the replay within 1 %.
+#[test]
+fn aligned_gradient_reduction_waits_for_the_stage_as_megatron_core_does() {
+    use clustersim::plan::ScheduleKind;
+    let mut s = toy_scenario(1, 4, 4, 8, 64);
+    s.parallelism.zero = 1;
+    s.parallelism.overlap_grad_reduce = true;
+    assert!(!s.parallelism.stack.align_grad_reduce);
+    let free = reductions_by_stage(&s);
+    let free_step = step(&s);
+    s.parallelism.stack.align_grad_reduce = true;
+    let aligned = reductions_by_stage(&s);
+    let aligned_step = step(&s);
+    for (stage, ((f_end, f_rs), (a_end, a_rs))) in free.iter().zip(&aligned).enumerate() {
+        assert!(!f_rs.is_empty() && !a_rs.is_empty(), "stage {stage}");
+        let first = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+        assert!(
+            first(f_rs) < *f_end,
+            "stage {stage}: overlapped without alignment"
+        );
+        if stage == 0 {
+            assert!(first(a_rs) < *a_end, "stage 0 keeps its overlapped buckets");
+        } else {
+            assert!(
+                first(a_rs) >= *a_end,
+                "stage {stage}: {a_rs:?} before {a_end}"
+            );
+        }
+    }
+    assert!(aligned_step >= free_step, "{aligned_step} vs {free_step}");
+    let est = fast::estimate(&s, &mut AnalyticNetwork::new(&s.cluster)).step_time_s;
+    assert!(
+        (est / aligned_step - 1.0).abs() < 0.01,
+        "fast {est} vs replay {aligned_step}"
+    );
+
+    // Interleaved (two chunks of two layers per stage, 32 micro-batches).
+    let mut s = toy_scenario(1, 4, 4, 16, 128);
+    s.parallelism.zero = 1;
+    s.parallelism.overlap_grad_reduce = true;
+    s.parallelism.schedule = ScheduleKind::Interleaved;
+    s.parallelism.virtual_stages = 2;
+    let fast_of = |s: &clustersim::config::Scenario| {
+        fast::estimate(s, &mut AnalyticNetwork::new(&s.cluster)).step_time_s
+    };
+    let (free_replay, free_fast) = (step(&s), fast_of(&s));
+    s.parallelism.stack.align_grad_reduce = true;
+    let inter = reductions_by_stage(&s);
+    let (end0, rs0) = &inter[0];
+    // The first stage: chunk 1's buckets during the cooldown, chunk 0's (its last
+    // gradient pass) only after it.
+    assert!(rs0.iter().any(|&t| t >= *end0), "{rs0:?} vs {end0}");
+    assert!(rs0.iter().any(|&t| t < *end0), "{rs0:?} vs {end0}");
+    let (replay, est) = (step(&s), fast_of(&s));
+    assert!(replay > free_replay, "{replay} vs {free_replay}");
+    assert!(
+        (est / replay - 1.0).abs() < 0.01,
+        "interleaved: fast {est} vs replay {replay}"
+    );
+    // Fast mode moves with the replay: the same change within 0.1 % of the step.
+    let (d_replay, d_fast) = (replay - free_replay, est - free_fast);
+    assert!(
+        (d_fast - d_replay).abs() < 1e-3 * replay,
+        "aligned adds {d_fast} in fast mode, {d_replay} in the replay"
+    );
+}

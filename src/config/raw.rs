@@ -53,6 +53,7 @@ pub struct RawStack {
     pub pp_p2p: Option<P2p>,
     pub grad_accum_fusion: Option<bool>,
     pub grad_reduce_dtype: Option<GradReduceDtype>,
+    pub align_grad_reduce: Option<bool>,
     pub fp8_attention: Option<bool>,
     pub zero3: Option<RawZero3>,
 }

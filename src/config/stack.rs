@@ -174,6 +174,12 @@ pub fn resolve(
         pre.grad_accum_fusion,
         d.grad_accum_fusion,
     )?;
+    let (align, _) = one(
+        "stack.align_grad_reduce",
+        raw.align_grad_reduce,
+        pre.align_grad_reduce,
+        d.align_grad_reduce,
+    )?;
     let (fp8_attn, _) = one(
         "stack.fp8_attention",
         raw.fp8_attention,
@@ -227,6 +233,7 @@ pub fn resolve(
         overlap_param_gather: gather,
         grad_accum_fusion: fusion,
         grad_reduce_dtype: dtype,
+        align_grad_reduce: align,
         fp8_attention: fp8_attn,
         p2p_interleaved_only: p2p == P2p::InterleavedOnly,
         zero3,
@@ -361,9 +368,10 @@ const MAX_HOST_US: f64 = 1e6;
 mod tests {
     use super::*;
 
-    const FIELDS: [&str; 8] = [
+    const FIELDS: [&str; 9] = [
         "tp_comm_overlap",
         "overlap_grad_reduce",
+        "align_grad_reduce",
         "overlap_param_gather",
         "pp_p2p",
         "grad_accum_fusion",
@@ -394,6 +402,7 @@ mod tests {
             assert!(f.overlap_param_gather.is_some() && f.pp_p2p.is_some());
             assert!(f.grad_accum_fusion.is_some() && f.grad_reduce_dtype.is_some());
             assert!(f.fp8_attention.is_some() && f.zero3.is_some(), "{n}");
+            assert!(f.align_grad_reduce.is_some(), "{n}");
             let keys: Vec<&str> = p.sources.keys().map(String::as_str).collect();
             let mut want = FIELDS.to_vec();
             want.sort_unstable();

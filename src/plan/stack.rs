@@ -116,6 +116,14 @@ pub struct StackSpec {
     /// Weight gradients accumulate in the GEMM (`gradient_accumulation_fusion`).
     pub grad_accum_fusion: bool,
     pub grad_reduce_dtype: GradReduceDtype,
+    /// Megatron-Core's aligned gradient reduction under pipeline parallelism
+    /// (`--no-align-grad-reduce` unset; `--delay-grad-reduce` in r0.8): only the first
+    /// stage of a non-interleaved pipeline reduces its buckets during its last backward;
+    /// every other stage reduces after its last backward, and under the interleaved
+    /// schedule a chunk's buckets are reduced together `pipeline rank` gradient passes
+    /// after the chunk's last one, so that all stages launch together
+    /// ([`crate::pricing::dp::aligned_reduce`] says where it acts).
+    pub align_grad_reduce: bool,
     /// Dot-product attention in FP8 under FP8 training.
     pub fp8_attention: bool,
     /// `pp_p2p: interleaved-only`: [`super::ParallelismSpec::pp_comm_overlap`] applies
@@ -132,6 +140,7 @@ impl Default for StackSpec {
             overlap_param_gather: true,
             grad_accum_fusion: true,
             grad_reduce_dtype: GradReduceDtype::Training,
+            align_grad_reduce: false,
             fp8_attention: true,
             p2p_interleaved_only: false,
             zero3: Zero3Stack::default(),
@@ -149,6 +158,7 @@ pub struct ResolvedStack {
     pub pp_p2p: P2p,
     pub grad_accum_fusion: bool,
     pub grad_reduce_dtype: GradReduceDtype,
+    pub align_grad_reduce: bool,
     pub fp8_attention: bool,
     pub zero3: Zero3Stack,
 }
@@ -168,6 +178,7 @@ impl ResolvedStack {
             },
             grad_accum_fusion: s.grad_accum_fusion,
             grad_reduce_dtype: s.grad_reduce_dtype,
+            align_grad_reduce: s.align_grad_reduce,
             fp8_attention: s.fp8_attention,
             zero3: s.zero3.clone(),
         }

@@ -34,6 +34,23 @@ pub fn reduces_every_micro_batch(p: &ParallelismSpec) -> bool {
     p.zero >= 2 && p.dp > 1
 }
 
+/// Whether Megatron-Core's aligned gradient reduction (`stack.align_grad_reduce`;
+/// megatron/core/pipeline_parallel/schedules.py, core_r0.8.0: 797-805, 1487-1489,
+/// 1502-1506) decides when buckets are reduced: a pipeline (`pp > 1`) under Megatron's
+/// 1F1B or interleaved schedule whose overlapped reductions run once per step (ZeRO below
+/// 2, more than one data-parallel rank). Elsewhere the field has nothing to act on.
+pub fn aligned_reduce(p: &ParallelismSpec) -> bool {
+    p.stack.align_grad_reduce
+        && p.overlap_grad_reduce
+        && p.pp > 1
+        && p.dp > 1
+        && p.zero < 2
+        && matches!(
+            p.schedule,
+            crate::plan::ScheduleKind::OneFOneB | crate::plan::ScheduleKind::Interleaved
+        )
+}
+
 /// ZeRO-3 / FSDP: whether parameters are sharded and gathered per layer.
 pub fn fsdp(p: &ParallelismSpec) -> bool {
     p.zero >= 3 && p.dp * p.cp > 1

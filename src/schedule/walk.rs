@@ -27,6 +27,9 @@ pub(super) struct Walk {
     held: Vec<(usize, PendingSend)>,
     /// A ZeRO-2/3 micro-batch's reductions without overlap, issued once its sends are.
     blocking: Vec<Bucket>,
+    /// Aligned reduction (`stack.align_grad_reduce`): chunks whose reduction is due after
+    /// the gradient pass of this position in the stage's gradient passes.
+    aligned_due: Vec<(usize, u32)>,
 }
 
 /// Gradient reductions a backward pass issues: its chunk's buckets not issued yet, in
@@ -55,7 +58,10 @@ impl Builder<'_> {
             reduce_ops: Vec::new(),
             held: Vec::new(),
             blocking: Vec::new(),
+            aligned_due: Vec::new(),
         };
+        let aligned = self.aligned(sb.stage);
+        let mut grads_seen = 0usize;
         for (i, &slot) in order.iter().enumerate() {
             if let Some((mb, chunk)) = slot.recv_ahead {
                 self.wait_for_forward_input(sb, mb, chunk);
@@ -73,6 +79,15 @@ impl Builder<'_> {
                 Pass::Backward | Pass::Weight => {
                     let last = last_backward.get(&slot.chunk) == Some(&i);
                     let send = self.gradient_slot(sb, slot, last, buckets, &mut walk);
+                    if aligned && slot.pass == grads_pass {
+                        if last {
+                            // Megatron-Core: `pipeline rank` gradient passes later.
+                            let due = grads_seen + sb.stage as usize;
+                            walk.aligned_due.push((due, slot.chunk));
+                        }
+                        self.reduce_aligned(sb, buckets, &mut walk, Some(grads_seen));
+                        grads_seen += 1;
+                    }
                     // The pair ends: what follows (its sends first) waits for its
                     // all-to-alls.
                     if let Some(comms) = self.pair_comms.take() {
@@ -90,7 +105,44 @@ impl Builder<'_> {
         }
         let held = std::mem::take(&mut walk.held);
         self.emit_sends(sb, held.into_iter().map(|(_, s)| s));
+        // What is due after the last gradient pass: after the walk, as Megatron-Core
+        // launches "any remaining grad reductions".
+        self.reduce_aligned(sb, buckets, &mut walk, None);
         walk
+    }
+
+    /// Whether stage `stage`'s reductions follow Megatron-Core's aligned schedule
+    /// ([`dp::aligned_reduce`]) rather than bucket by bucket as each completes: every
+    /// stage but the first of a non-interleaved pipeline, and every stage interleaved
+    /// (schedules.py, core_r0.8.0: the first stage of a 1F1B pipeline reduces during its
+    /// last backward, 1487-1489; the others after it, 1502-1506; interleaved, after the
+    /// backward `pipeline rank` passes past a chunk's last, 797-805, and the rest after
+    /// the last backward, 1120-1126).
+    fn aligned(&self, stage: u32) -> bool {
+        dp::aligned_reduce(self.inp.parallelism) && (self.chunks > 1 || stage > 0)
+    }
+
+    /// Aligned reduction: reduces, all buckets of a chunk at once once the chain's current
+    /// op is done, the chunks due by gradient position `upto` (every one left if `None`).
+    fn reduce_aligned(
+        &mut self,
+        sb: &mut StageBuilder,
+        buckets: &[Bucket],
+        walk: &mut Walk,
+        upto: Option<usize>,
+    ) {
+        let (due, later): (Vec<_>, Vec<_>) = walk
+            .aligned_due
+            .drain(..)
+            .partition(|&(d, _)| upto.is_none_or(|u| d <= u));
+        walk.aligned_due = later;
+        let dep = sb.frontier;
+        for (_, chunk) in due {
+            for b in buckets.iter().filter(|b| b.chunk == chunk) {
+                let r = self.reduce_bucket(sb, b, true, dep);
+                walk.reduce_ops.push(r);
+            }
+        }
     }
 
     /// The pass that completes a chunk's weight gradients: the weight pass under
@@ -136,7 +188,10 @@ impl Builder<'_> {
         // Under zero-bubble schedules the weight pass completes the gradients, so it, not
         // the input-gradient pass before it, reduces them.
         let every = dp::reduces_every_micro_batch(par) && slot.pass == self.grads_pass();
-        let overlapped = self.reduces_gradients() && par.overlap_grad_reduce && (last || every);
+        let overlapped = self.reduces_gradients()
+            && par.overlap_grad_reduce
+            && (last || every)
+            && !self.aligned(sb.stage);
         let mut pass_reduce = PassReduce {
             pending: if overlapped {
                 chunk_buckets.clone().cloned().collect()

@@ -166,9 +166,12 @@ fn reductions_end(
     } else if every {
         reduce_every_micro_batch(ctx, &st[si], si, bs, stage_end)
     } else {
+        let chunks = st[si].chunks.len();
         let ready = if comms.split {
             // After the last weight pass (zero-bubble schedules).
             vec![stage_end; bs.len()]
+        } else if dp::aligned_reduce(p) && (chunks > 1 || si > 0) {
+            aligned_ready(&st[si], bs, stage_end, st.len(), si)
         } else {
             overlapped_ready(&st[si], bs, stage_end, st.len())
         };
@@ -215,6 +218,32 @@ fn overlapped_ready(stage: &Stage, bs: &[TimedBucket], stage_end: f64, pp: usize
         ready.push(start + ch.bwd_head + before);
     }
     ready
+}
+
+/// Aligned reduction (`stack.align_grad_reduce`, as the op graph's walk issues it): a
+/// chunk's buckets all at once, `si` backward passes after the chunk's last backward
+/// (the interleaved cooldown runs chunk v-1's last backwards first, chunk 0's last), or
+/// at the stage's end if it has no more; a non-interleaved stage after its last backward.
+fn aligned_ready(
+    stage: &Stage,
+    bs: &[TimedBucket],
+    stage_end: f64,
+    pp: usize,
+    si: usize,
+) -> Vec<f64> {
+    let chunks = stage.chunks.len();
+    bs.iter()
+        .map(|b| {
+            let ch = &stage.chunks[b.chunk];
+            let chunk_end = stage_end - (b.chunk * pp) as f64 * ch.bwd;
+            let passes_left = b.chunk * pp * (chunks > 1) as usize;
+            if si < passes_left {
+                chunk_end + si as f64 * ch.bwd
+            } else {
+                stage_end
+            }
+        })
+        .collect()
 }
 
 /// When the in-order DP stream finishes stage `si`'s gradient reductions if each
