@@ -206,37 +206,75 @@ pub fn micro_batch_rule(row: &Row) -> u64 {
         .unwrap_or(1)
 }
 
-fn parse_rows(source: Source, path: &Path, text: &str) -> Result<Vec<Row>, ValidateError> {
-    let mut rows = Vec::new();
-    let mut header: Option<Vec<String>> = None;
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
+/// One data line of a calibration CSV: its cells read by column name, errors located at
+/// the file and line.
+struct CsvRecord<'a> {
+    path: &'a Path,
+    line: usize,
+    header: &'a [&'a str],
+    cells: Vec<&'a str>,
+}
+
+impl CsvRecord<'_> {
+    fn error(&self, message: String) -> ValidateError {
+        ValidateError::Parse {
+            path: self.path.into(),
+            line: self.line,
+            message,
         }
-        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        let Some(h) = &header else {
-            header = Some(cells.iter().map(|c| c.to_string()).collect());
-            continue;
-        };
-        let get = |name: &str| -> Result<f64, ValidateError> {
-            let idx = h
-                .iter()
-                .position(|c| c == name)
-                .ok_or_else(|| ValidateError::Parse {
-                    path: path.into(),
-                    line: i + 1,
-                    message: format!("missing column `{name}`"),
-                })?;
-            cells
-                .get(idx)
-                .and_then(|c| c.parse().ok())
-                .ok_or_else(|| ValidateError::Parse {
-                    path: path.into(),
-                    line: i + 1,
-                    message: format!("column `{name}` is not a number"),
-                })
-        };
+    }
+
+    /// The cell of column `name`.
+    fn cell(&self, name: &str) -> Result<&str, ValidateError> {
+        self.header
+            .iter()
+            .position(|c| *c == name)
+            .and_then(|idx| self.cells.get(idx).copied())
+            .ok_or_else(|| self.error(format!("missing column `{name}`")))
+    }
+
+    /// The cell of column `name` as a number.
+    fn number(&self, name: &str) -> Result<f64, ValidateError> {
+        self.cell(name)?
+            .parse()
+            .map_err(|_| self.error(format!("column `{name}` is not a number")))
+    }
+}
+
+/// The header of a calibration CSV: its first line that is neither blank nor a `#` comment.
+fn csv_header(text: &str) -> Vec<&str> {
+    csv_lines(text).next().map(|(_, c)| c).unwrap_or_default()
+}
+
+/// The lines of a calibration CSV that are neither blank nor `#` comments: 1-based line
+/// number and trimmed cells.
+fn csv_lines(text: &str) -> impl Iterator<Item = (usize, Vec<&str>)> {
+    text.lines().enumerate().filter_map(|(i, line)| {
+        let line = line.trim();
+        (!line.is_empty() && !line.starts_with('#'))
+            .then(|| (i + 1, line.split(',').map(str::trim).collect()))
+    })
+}
+
+/// The data lines of a calibration CSV with header `header` (from [`csv_header`]).
+fn csv_records<'a>(
+    path: &'a Path,
+    text: &'a str,
+    header: &'a [&'a str],
+) -> impl Iterator<Item = CsvRecord<'a>> {
+    csv_lines(text).skip(1).map(move |(line, cells)| CsvRecord {
+        path,
+        line,
+        header,
+        cells,
+    })
+}
+
+fn parse_rows(source: Source, path: &Path, text: &str) -> Result<Vec<Row>, ValidateError> {
+    let header = csv_header(text);
+    let mut rows = Vec::new();
+    for r in csv_records(path, text, &header) {
+        let get = |name: &str| r.number(name);
         let published = match source {
             Source::MegatronSc21A100 => get("tflops_per_gpu")?,
             Source::MegatronCoreH100 => get("tflops_per_gpu")?,
@@ -545,37 +583,12 @@ pub fn read_layer_cases(dir: &Path) -> Result<Vec<LayerCase>, ValidateError> {
         path: path.clone(),
         source: e,
     })?;
+    let header = csv_header(&text);
     let mut cases = Vec::new();
-    let mut header: Option<Vec<String>> = None;
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        let Some(h) = &header else {
-            header = Some(cells.iter().map(|c| c.to_string()).collect());
-            continue;
-        };
-        let err = |message: String| ValidateError::Parse {
-            path: path.clone(),
-            line: i + 1,
-            message,
-        };
-        let cell = |name: &str| -> Result<&str, ValidateError> {
-            h.iter()
-                .position(|c| c == name)
-                .and_then(|idx| cells.get(idx).copied())
-                .ok_or_else(|| err(format!("missing column `{name}`")))
-        };
-        let number = |name: &str| -> Result<f64, ValidateError> {
-            cell(name)?
-                .parse()
-                .map_err(|_| err(format!("column `{name}` is not a number")))
-        };
-        let experiment = cell("experiment")?.to_string();
+    for r in csv_records(&path, &text, &header) {
+        let experiment = r.cell("experiment")?.to_string();
         let (recompute, sequence_parallel) = layer_case_settings(&experiment).ok_or_else(|| {
-            err(format!(
+            r.error(format!(
                 "unknown experiment `{experiment}` (allowed: baseline_no_recompute, \
                  sequence_parallel, full_recompute, selective_recompute, \
                  selective_recompute_and_sequence_parallel)"
@@ -585,8 +598,8 @@ pub fn read_layer_cases(dir: &Path) -> Result<Vec<LayerCase>, ValidateError> {
             experiment,
             recompute,
             sequence_parallel,
-            published_forward_ms: number("forward_ms")?,
-            published_backward_ms: number("backward_ms")?,
+            published_forward_ms: r.number("forward_ms")?,
+            published_backward_ms: r.number("backward_ms")?,
         });
     }
     Ok(cases)
@@ -676,4 +689,35 @@ pub fn layer_error_stats(preds: &[LayerPrediction]) -> (f64, f64) {
         worst(|p| p.forward_error.abs()),
         worst(|p| p.backward_error.abs()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Comments and blank lines are skipped but counted: errors name the file's line.
+    #[test]
+    fn calibration_csv_errors_name_the_line_and_the_column() {
+        let header = "params_b,heads,hidden,layers,tp,pp,gpus,global_batch,tflops_per_gpu";
+        let good = "1.7,24,2304,24,1,1,32,512,137";
+        let text = format!("# source\n{header}\n\n{good}\n1.7,24,2304,24,1,1,32,512,x\n");
+        let path = Path::new("t.csv");
+        let message = |e: ValidateError| e.to_string();
+        let err = parse_rows(Source::MegatronSc21A100, path, &text).unwrap_err();
+        assert_eq!(
+            message(err),
+            "t.csv:5: column `tflops_per_gpu` is not a number"
+        );
+        let short = format!("{header}\n1.7,24\n");
+        let err = parse_rows(Source::MegatronSc21A100, path, &short).unwrap_err();
+        assert_eq!(message(err), "t.csv:2: missing column `tflops_per_gpu`");
+        let rows = parse_rows(
+            Source::MegatronSc21A100,
+            path,
+            &format!("{header}\n{good}\n"),
+        );
+        let rows = rows.expect("one good row");
+        assert_eq!((rows.len(), rows[0].gpus), (1, 32));
+        assert_eq!(rows[0].published_tflops, 137.0);
+    }
 }

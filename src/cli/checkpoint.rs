@@ -21,13 +21,13 @@ pub struct CheckpointArgs {
     #[arg(long, value_name = "LO:HI[:POINTS]")]
     pub intervals: Option<String>,
     /// Monte-Carlo replicas per interval.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = super::whole_number::<u64>, allow_negative_numbers = true)]
     pub replicas: u64,
     /// Output directory (default `output/<scenario name>/`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Seed for fault injection (overrides `faults.seed`).
-    #[arg(long)]
+    #[arg(long, value_parser = super::whole_number::<u64>, allow_negative_numbers = true)]
     pub seed: Option<u64>,
     /// Override any scenario key: `--set parallelism.tp=4` (repeatable).
     #[arg(long = "set", value_name = "PATH=VALUE")]

@@ -22,7 +22,7 @@ pub struct CollectiveArgs {
     #[arg(long)]
     pub op: String,
     /// GPUs taking part (the first N of the cluster).
-    #[arg(long)]
+    #[arg(long, value_parser = super::whole_number::<u32>, allow_negative_numbers = true)]
     pub gpus: u32,
     /// Size range MIN:MAX, doubling (binary prefixes, as nccl-tests `-b 1K -e 16G -f 2`).
     #[arg(long, default_value = "1K:16G")]

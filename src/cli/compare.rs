@@ -31,7 +31,7 @@ pub struct CompareArgs {
     pub plan: Option<String>,
     /// Full replays per point with `--plan best`, for every point; default: each sweep
     /// file's `top:`, else 3.
-    #[arg(long)]
+    #[arg(long, value_parser = super::whole_number::<usize>, allow_negative_numbers = true)]
     pub top: Option<usize>,
     /// Token budget for time and cost (e.g. 1T, 300B), for every point; default: each
     /// sweep file's `tokens:`, else 1T.

@@ -31,6 +31,39 @@ pub mod validate;
 use std::fmt;
 use std::io::Write;
 
+/// Clap value parser of a whole-number flag (`--seed`, `--replicas`, `--top`, `--gpus`):
+/// clap's own message says only "invalid digit found in string"; this one says what is
+/// allowed. Negative values reach it too (the flags set `allow_negative_numbers`).
+pub fn whole_number<T>(text: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + num_max::Max,
+{
+    text.parse().map_err(|_| {
+        format!(
+            "`{}` is not a whole number; allowed: 0 to {}",
+            crate::units::shorten(text),
+            T::max_text()
+        )
+    })
+}
+
+/// The largest value of each integer type a flag takes, as [`whole_number`] says it.
+pub mod num_max {
+    pub trait Max {
+        fn max_text() -> String;
+    }
+    macro_rules! max {
+        ($($t:ty),*) => {$(
+            impl Max for $t {
+                fn max_text() -> String {
+                    <$t>::MAX.to_string()
+                }
+            }
+        )*};
+    }
+    max!(u64, u32, usize);
+}
+
 /// Writes to stdout; a closed pipe ends the process with exit 0, as `head` users expect,
 /// and any other write error with exit 1 (nothing useful can be printed about it).
 pub fn write_stdout(args: fmt::Arguments<'_>) {

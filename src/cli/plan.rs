@@ -14,7 +14,7 @@ pub struct PlanArgs {
     /// Scenario YAML; without it, the built-in default scenario.
     pub scenario: Option<PathBuf>,
     /// Plans to replay in full (the fast mode ranks all of them).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::whole_number::<usize>, allow_negative_numbers = true)]
     pub top: usize,
     /// Directory for plans.csv and plans.json.
     #[arg(long)]
@@ -23,7 +23,7 @@ pub struct PlanArgs {
     #[arg(long = "set", value_name = "PATH=VALUE")]
     pub overrides: Vec<String>,
     /// GPUs to plan for (default: the whole cluster).
-    #[arg(long)]
+    #[arg(long, value_parser = super::whole_number::<u64>, allow_negative_numbers = true)]
     pub gpus: Option<u64>,
     /// Restrict TP degrees, e.g. `--tp 4,8`.
     #[arg(long, value_delimiter = ',')]
@@ -51,7 +51,7 @@ pub struct PlanArgs {
     #[arg(long, value_delimiter = ',')]
     pub recompute: Vec<String>,
     /// Rows of the ranking to print.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = super::whole_number::<usize>, allow_negative_numbers = true)]
     pub show: usize,
 }
 

@@ -19,7 +19,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Seed for fault injection (overrides `faults.seed`).
-    #[arg(long)]
+    #[arg(long, value_parser = super::whole_number::<u64>, allow_negative_numbers = true)]
     pub seed: Option<u64>,
     /// Override any scenario key: `--set parallelism.tp=4` (repeatable).
     #[arg(long = "set", value_name = "PATH=VALUE")]
@@ -40,7 +40,7 @@ pub struct RunArgs {
     /// Monte-Carlo replicas of the long run (overrides `run.replicas`; at least 1; needs a
     /// `run:` section). The run table then shows every figure as the mean over replicas
     /// with its 95 % CI.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = super::whole_number::<u64>, allow_negative_numbers = true)]
     pub replicas: Option<u64>,
     /// Refuse, before simulating, a timeline estimated above this many GB as written
     /// (`--timeline all` on 16,384 GPUs is about 10 GB).

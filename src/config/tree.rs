@@ -329,6 +329,35 @@ impl de::Error for DeError {
             at: None,
         }
     }
+
+    fn invalid_type(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
+        Self::custom(format_args!(
+            "invalid type: {unexp}, expected {}",
+            plain_expected(&exp.to_string())
+        ))
+    }
+
+    fn invalid_value(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
+        Self::custom(format_args!(
+            "invalid value: {unexp}, expected {}",
+            plain_expected(&exp.to_string())
+        ))
+    }
+}
+
+/// What serde expects, in the words of the README's schema rather than Rust's type names
+/// (`u64` becomes "a whole number from 0 to 18446744073709551615").
+fn plain_expected(rust: &str) -> String {
+    let whole = |max: u64| format!("a whole number from 0 to {max}");
+    match rust {
+        "u64" | "usize" => whole(u64::MAX),
+        "u32" => whole(u32::MAX.into()),
+        "u16" => whole(u16::MAX.into()),
+        "u8" => whole(u8::MAX.into()),
+        "f64" | "f32" => "a number".to_string(),
+        "a boolean" => "true or false".to_string(),
+        other => other.to_string(),
+    }
 }
 
 impl DeError {
@@ -423,7 +452,7 @@ impl<'de> Deserializer<'de> for NodeDe<'de> {
     fn deserialize_enum<V: Visitor<'de>>(
         self,
         _name: &'static str,
-        _variants: &'static [&'static str],
+        variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DeError> {
         match &self.node.value {
@@ -431,8 +460,9 @@ impl<'de> Deserializer<'de> for NodeDe<'de> {
                 .visit_enum(s.as_str().into_deserializer())
                 .map_err(|e: DeError| e.locate(&self.path, self.at)),
             _ => Err(<DeError as de::Error>::custom(format!(
-                "expected a string, found {}",
-                self.node.kind()
+                "expected a string, found {}; allowed: {}",
+                self.node.kind(),
+                variants.join(", ")
             ))
             .locate(&self.path, self.at)),
         }

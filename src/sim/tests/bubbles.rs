@@ -3,10 +3,10 @@
 //! papers' formulas.
 #![cfg(test)]
 
+use super::free_replay;
 use crate::config::Scenario;
-use crate::engine::{self, RankSpeeds, Replay, TraceRanks};
+use crate::engine::Replay;
 use crate::fixtures::toy_scenario;
-use crate::network::analytic::FreeNetwork;
 use crate::plan::{RankGrid, ScheduleKind};
 use crate::schedule::Category;
 use crate::sim::{bubble_fraction, build_graph};
@@ -44,14 +44,7 @@ fn cell_replay(s: &Scenario, cells: Option<(u64, u64, u64)>) -> (f64, Replay, (f
         }
     }
     let grid = RankGrid::new(&s.parallelism);
-    let r = engine::replay(
-        &graph,
-        &grid,
-        &mut FreeNetwork,
-        &RankSpeeds::uniform(),
-        &TraceRanks::None,
-    )
-    .unwrap();
+    let r = free_replay(s, &graph);
     let mut t = (0.0, 0.0, 0.0);
     for w in graph.stages[0].graph.node_weights() {
         if w.micro_batch != 0 || w.chunk != 0 {
@@ -335,14 +328,7 @@ fn uneven_interleaved_split_with_slots_bubble_equals_closed_form() {
             }
         }
         let grid = RankGrid::new(&s.parallelism);
-        let r = engine::replay(
-            &graph,
-            &grid,
-            &mut FreeNetwork,
-            &RankSpeeds::uniform(),
-            &TraceRanks::None,
-        )
-        .unwrap();
+        let r = free_replay(&s, &graph);
         let got = bubble_fraction(&grid, &r);
         let want = (p - 1) as f64 / (m * v + p - 1) as f64;
         assert_close(got, want, &format!("p={p} m={m} v={v} layers={layers}"));

@@ -2,9 +2,9 @@
 //! MoE layouts and the worked memory cases.
 #![cfg(test)]
 
+use super::free_replay;
 use crate::engine::{self, RankSpeeds, TraceRanks};
 use crate::fixtures::toy_scenario;
-use crate::network::analytic::FreeNetwork;
 use crate::plan::{RankGrid, Recompute};
 use crate::schedule::{self, Category};
 use crate::sim::metrics::breakdown;
@@ -44,15 +44,7 @@ fn context_parallel_ring_attention_traffic_and_overlap() {
     assert_eq!(attn.len(), 4);
     assert!(attn.iter().max().unwrap() - attn.iter().min().unwrap() <= 3);
     // Free network: no CP time shows, and the step equals the compute on one rank.
-    let grid = RankGrid::new(&s.parallelism);
-    let free = engine::replay(
-        &g,
-        &grid,
-        &mut FreeNetwork,
-        &RankSpeeds::uniform(),
-        &TraceRanks::None,
-    )
-    .unwrap();
+    let free = free_replay(&s, &g);
     let compute: u64 = g.stages[0].graph.node_weights().map(|o| o.duration).sum();
     assert_eq!(free.step_time, compute);
     let bd = breakdown(&free);
@@ -501,15 +493,7 @@ fn fp4_on_blackwell_is_faster_than_fp8_and_keeps_a_smaller_weight_copy() {
 /// PP2 1F1B, 8 micro-batches).
 fn free_moe_step(s: &crate::config::Scenario) -> (u64, u64) {
     let g = build_graph(s);
-    let grid = RankGrid::new(&s.parallelism);
-    let r = engine::replay(
-        &g,
-        &grid,
-        &mut FreeNetwork,
-        &RankSpeeds::uniform(),
-        &TraceRanks::None,
-    )
-    .unwrap();
+    let r = free_replay(s, &g);
     let compute: u64 = g.stages[0]
         .graph
         .node_weights()
