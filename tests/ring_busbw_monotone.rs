@@ -176,7 +176,7 @@ fn under_hashed_ecmp_every_dip_is_a_collision_that_adaptive_routing_removes() {
             // under adaptive routing too.
             let partial = |k: usize| {
                 let n = sizes()[k];
-                n > domain && n % domain != 0 && k + 1 < a.len() && a[k + 1] > a[k]
+                n > domain && !n.is_multiple_of(domain) && k + 1 < a.len() && a[k + 1] > a[k]
             };
             for k in 0..a.len() {
                 assert!(
