@@ -122,7 +122,7 @@ pub struct StackSpec {
     /// every other stage reduces after its last backward, and under the interleaved
     /// schedule a chunk's buckets are reduced together `pipeline rank` gradient passes
     /// after the chunk's last one, so that all stages launch together
-    /// ([`crate::pricing::dp::aligned_reduce`] says where it acts).
+    /// (`pricing::dp::aligned_reduce` says where it acts).
     pub align_grad_reduce: bool,
     /// Dot-product attention in FP8 under FP8 training.
     pub fp8_attention: bool,
