@@ -465,6 +465,7 @@ fn hashed_ecmp_collides_where_destination_mod_k_does_not_and_split_flows_spread(
             ecmp: Ecmp::Hash,
             seed,
             flows_per_connection,
+            adaptive: false,
         })
     };
     let (mut one, mut split) = (0.0, 0.0);
