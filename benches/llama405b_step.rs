@@ -1,11 +1,13 @@
 //! One training step of Llama-3-405B on 16,384 H100s (TP8 PP16 DP128, seq 8192, global
-//! batch 2048) replayed over the contention network, and over the analytic fast mode for
-//! comparison. Prints wall and CPU times and step times. Run: `cargo bench --bench llama405b_step`.
+//! batch 2048) replayed over the contention network (destination-mod-k routing, then
+//! hashed ECMP as on RoCE: issue 13's budget is 10 s for this one), and over the analytic
+//! fast mode for comparison. Prints wall and CPU times and step times. Run: `cargo bench
+//! --bench llama405b_step`.
 
 use std::time::Instant;
 
 use clustersim::faults::LinkFaults;
-use clustersim::network::{AnalyticNetwork, NetworkMode};
+use clustersim::network::{AnalyticNetwork, Ecmp, NetworkMode};
 use clustersim::sim::{StepOptions, simulate_step_faulty, simulate_step_on};
 
 /// CPU seconds this process has used (Linux `/proc/self/stat` utime + stime, 100 Hz
@@ -36,24 +38,29 @@ fn main() {
         cpu_s() - c0
     );
 
-    // The contention network as `clustersim run` builds it for `network: {mode: contention}`.
+    // The contention network as `clustersim run` builds it for `network: {mode: contention}`,
+    // then with `routing: {ecmp: hash}`.
     s.network.mode = NetworkMode::Contention;
-    let (t, c0) = (Instant::now(), cpu_s());
-    let (r, net) = simulate_step_faulty(&s, &opts, &LinkFaults::none()).expect("detailed mode");
-    let wall = t.elapsed().as_secs_f64();
-    let cpu = cpu_s() - c0;
-    let flows = net.flows().expect("contention mode");
-    let counts: Vec<String> = clustersim::network::contention::ALGORITHMS
-        .iter()
-        .zip(flows.algorithm_counts)
-        .filter(|(_, n)| *n > 0)
-        .map(|(a, n)| format!("{}={n}", a.label()))
-        .collect();
-    println!(
-        "contention network: step {:.3} s, MFU {:.1} %, {} events, collectives [{}]; wall {wall:.2} s, cpu {cpu:.2} s",
-        r.metrics.step_time_s,
-        r.metrics.mfu * 100.0,
-        r.metrics.events,
-        counts.join(" ")
-    );
+    for ecmp in [Ecmp::DestMod, Ecmp::Hash] {
+        s.network.routing.ecmp = ecmp;
+        let (t, c0) = (Instant::now(), cpu_s());
+        let (r, net) = simulate_step_faulty(&s, &opts, &LinkFaults::none()).expect("detailed mode");
+        let wall = t.elapsed().as_secs_f64();
+        let cpu = cpu_s() - c0;
+        let flows = net.flows().expect("contention mode");
+        let counts: Vec<String> = clustersim::network::contention::ALGORITHMS
+            .iter()
+            .zip(flows.algorithm_counts)
+            .filter(|(_, n)| *n > 0)
+            .map(|(a, n)| format!("{}={n}", a.label()))
+            .collect();
+        println!(
+            "contention network, ecmp {}: step {:.3} s, MFU {:.1} %, {} events, collectives [{}]; wall {wall:.2} s, cpu {cpu:.2} s",
+            ecmp.label(),
+            r.metrics.step_time_s,
+            r.metrics.mfu * 100.0,
+            r.metrics.events,
+            counts.join(" ")
+        );
+    }
 }

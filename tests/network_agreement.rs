@@ -6,6 +6,9 @@
 //! fabric: analytic 4.88 s vs contention 3.73 s before the analytic mode counted a stage's
 //! concurrent flows on the links it shares).
 //!
+//! The plan search (issue 13): for two shipped scenarios, the top 10 plans as `clustersim
+//! plan` ranks them (default grid) replayed in each mode, within the same 5 %.
+//!
 //! Not here: `frontier-dense-1m-b200` (contention cannot fold and is refused up front at a
 //! million GPUs, `tests/million.rs`) and `frontier-moe-25k-h100` (about 120 s of CPU in
 //! contention mode: the ignored test below, `cargo test --release --test
@@ -120,6 +123,58 @@ fn analytic_and_contention_agree_within_5_percent_on_every_shipped_case() {
     });
     assert!(cases.len() >= 16, "{} cases", cases.len());
     let failures = compare(&cases);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The top 10 plans of `clustersim plan SCENARIO [--set network.mode=MODE]`: (label,
+/// replayed step time).
+fn top_plans(file: &str, mode: &str) -> Vec<(String, f64)> {
+    let out = clustersim::PlanSearch::from_file(file)
+        .and_then(|p| p.with_overrides(&[format!("network.mode={mode}")]))
+        .and_then(|p| p.run())
+        .unwrap_or_else(|e| panic!("{file} ({mode}): {e}"));
+    out.report
+        .rows
+        .iter()
+        .filter_map(|r| Some((r.point.label(), r.replay.as_ref()?.step_time_s)))
+        .collect()
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "replays 10 plans of up to 1,024 GPUs in contention mode; run with --release"
+)]
+fn the_plan_searchs_top_10_agree_within_5_percent() {
+    let mut failures = Vec::new();
+    for file in ["scenarios/default.yaml", "scenarios/llama3-70b-1k.yaml"] {
+        let (a, k) = rayon::join(
+            || top_plans(file, "analytic"),
+            || top_plans(file, "contention"),
+        );
+        assert_eq!(a.len(), 10, "{file}: {} replayed plans", a.len());
+        println!("{file}");
+        println!(
+            "{:>4} {:<48} {:>12} {:>12} {:>8}",
+            "rank", "plan", "analytic s", "contention s", "diff"
+        );
+        for (i, ((la, ta), (lk, tk))) in a.iter().zip(&k).enumerate() {
+            // Both searches rank by the same fast mode: the same plans, in the same order.
+            assert_eq!(la, lk, "{file}: rank {} differs between the modes", i + 1);
+            let diff = ta / tk - 1.0;
+            println!(
+                "{:>4} {la:<48} {ta:>12.4} {tk:>12.4} {:>+7.2}%",
+                i + 1,
+                diff * 100.0
+            );
+            if diff.abs() > BOUND {
+                failures.push(format!(
+                    "{file} rank {} {la}: analytic {ta:.4} s vs contention {tk:.4} s",
+                    i + 1
+                ));
+            }
+        }
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

@@ -110,7 +110,7 @@ fn ring_busbw_never_rises_with_gpu_count_on_shipped_fat_trees() {
         for (k, w) in bws.windows(2).enumerate() {
             let (lo, hi) = (sizes()[k], sizes()[k + 1]);
             let domain = spec.node.nvlink_domain as u32;
-            let partial = lo > domain && lo % domain != 0;
+            let partial = lo > domain && !lo.is_multiple_of(domain);
             if w[1] > w[0] * (1.0 + 1e-9) && partial {
                 let (r_lo, r_hi) = (
                     rails_on_busiest_nic(spec, lo),
