@@ -219,3 +219,41 @@ fn rings_sharing_an_oversubscribed_uplink_slow_by_max_min() {
     }
     assert!(shared[0].step_time > alone_a[0].step_time);
 }
+
+#[test]
+fn the_binary_refuses_what_jobs_do_not_model_and_respects_the_budget() {
+    let out = std::env::temp_dir().join(format!("clustersim-jobs-{}", std::process::id()));
+    let o = out.to_str().unwrap();
+    let bin = |args: &[&str], env: Option<(&str, &str)>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_clustersim"));
+        c.args(args);
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        c.output().expect("the binary starts")
+    };
+    // Analytic mode cannot show jobs slowing each other: refused, flag or file.
+    let r = bin(
+        &["run", SCENARIO, "--out", o, "--network", "analytic"],
+        None,
+    );
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("contention"));
+    // The other commands work on one job's scenario.
+    let r = bin(&["plan", SCENARIO, "--out", o], None);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("jobs:"));
+    // Both jobs' replays (alone and shared) count against the step budget.
+    let small = Some(("CLUSTERSIM_MAX_STEP_EVENTS", "1000"));
+    let r = bin(&["run", SCENARIO, "--out", o], small);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("too large"));
+    let r = bin(&["run", SCENARIO, "--out", o, "--replay", "all"], small);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["jobs"]["jobs"].as_array().unwrap().len(), 2);
+    assert!(summary["jobs"]["shared_links"].as_u64().unwrap() > 0);
+    assert!(out.join("links-timeseries.csv").is_file());
+    std::fs::remove_dir_all(&out).ok();
+}

@@ -14,7 +14,9 @@ use super::metrics::{StepMetrics, step_metrics};
 use super::step::{StepOptions, build_graph};
 use crate::config::Scenario;
 use crate::config::jobs::{JobsSpec, Placement};
-use crate::engine::{self, EngineError, Replay, SharedJob, TraceRanks};
+use crate::engine::{
+    self, EngineError, Replay, ReplayBudget, ReplayEstimate, ReplayMode, SharedJob, TraceRanks,
+};
 use crate::faults::rng::splitmix64;
 use crate::network::links::{LinkPlace, link_place};
 use crate::network::topology::LinkKind;
@@ -147,6 +149,50 @@ pub fn jobs_network(s: &Scenario, spec: &JobsSpec) -> FlowNetwork {
     ])
 }
 
+/// Refuses, before anything runs, jobs whose replays together (each alone, then all
+/// shared: twice each job's work) are above the replay budget (`engine::ReplayBudget`,
+/// the limits one step has), unless `--replay all`.
+fn check_budget(
+    net: &FlowNetwork,
+    graphs: &[StepGraph],
+    grids: &[RankGrid],
+    opts: &StepOptions,
+) -> Result<(), EngineError> {
+    let mut total: Option<ReplayEstimate> = None;
+    for (g, grid) in graphs.iter().zip(grids) {
+        let mut probe = net.clone();
+        let e = engine::plan(
+            g,
+            grid,
+            &mut probe,
+            &opts.speeds,
+            &TraceRanks::None,
+            ReplayMode::Folded,
+        )
+        .estimate;
+        total = Some(match total {
+            None => e,
+            Some(t) => ReplayEstimate {
+                world: t.world + e.world,
+                replayed_ranks: t.replayed_ranks + e.replayed_ranks,
+                events: t.events + e.events,
+                bytes: t.bytes.max(e.bytes),
+                trace_bytes: t.trace_bytes.max(e.trace_bytes),
+                flow_work: t.flow_work + e.flow_work,
+                ..t
+            },
+        });
+    }
+    match total {
+        Some(mut t) => {
+            t.events = t.events.saturating_mul(2);
+            t.flow_work = t.flow_work.saturating_mul(2);
+            t.check(&ReplayBudget::from_env()?)
+        }
+        None => Ok(()),
+    }
+}
+
 /// Simulates every job of `s` (which must have `jobs:`) alone and together; `trace`
 /// traces ranks of the first job; `per_link` records link use over time per link.
 pub fn simulate_jobs(
@@ -170,6 +216,9 @@ pub fn simulate_jobs(
         .map(|(nodes, g)| gpus_of(nodes, gpn, g.world()))
         .collect();
     let none = TraceRanks::None;
+    if opts.replay == ReplayMode::Folded {
+        check_budget(&probe, &graphs, &grids, opts)?;
+    }
     let job = |j: usize| -> SharedJob<'_> {
         SharedJob {
             step: &graphs[j],
