@@ -353,5 +353,9 @@ fn job_scenario(
         source: None,
     }
     .with_located_overrides(&[(format!("cluster.nodes={nodes}"), Some(origin))])?;
-    draft.resolve()
+    let s = draft.resolve()?;
+    // Keys that act only under another plan: a job runs its own plan, so refuse them
+    // here (the scenario's `check_own_plan` sees the first job's only).
+    s.check_own_plan()?;
+    Ok(s)
 }
