@@ -323,7 +323,7 @@ pub fn simulate_jobs(
     for j in 0..spec.jobs.len() {
         let mut net = probe.clone();
         let mut runs = vec![job(j)];
-        runs.extend(background.iter().map(|b| *b));
+        runs.extend(background.iter().copied());
         let mut r = engine::replay_shared(&runs, &mut net)?;
         net.finish_accounting(r.iter().map(|r| r.step_time).max().unwrap_or(0));
         let mut bytes = net.counters().bytes;
@@ -341,7 +341,7 @@ pub fn simulate_jobs(
     net.record_usage(per_link);
     let mut all: Vec<SharedJob<'_>> = (0..spec.jobs.len()).map(job).collect();
     all[0].trace = &opts.trace;
-    all.extend(background.iter().map(|b| *b));
+    all.extend(background.iter().copied());
     let mut replays = engine::replay_shared(&all, &mut net)?;
     replays.truncate(spec.jobs.len());
     let span = replays.iter().map(|r| r.step_time).max().unwrap_or(0);
