@@ -222,6 +222,8 @@ const AUDIT: &[Entry] = &[
     e("background.nic_leaf", Jobs, &["background.nic_leaf=0.9"], "/jobs/jobs/0/shared_step_s"),
     e("background.leaf_spine", Jobs, &["background.leaf_spine=0.5"], "/jobs/jobs/0/shared_step_s"),
     e("background.spine_core", Jobs, &["cluster.fabric={kind: fat-tree, tiers: 3, switch_radix: 8, oversubscription: 1.0, spine_oversubscription: 2.0}", "background.spine_core=0.5"], "/jobs/jobs/0/shared_step_s"),
+    e("background.checkpoint_gb_per_node", Jobs, &["^cluster.nodes=10", "^background.storage_nodes=[9]", "~background.checkpoint_gb_per_node=1", "background.checkpoint_gb_per_node=50"], "/jobs/jobs/0/alone_step_s"),
+    e("background.storage_nodes", Jobs, &["^cluster.nodes=10", "^background.checkpoint_gb_per_node=50", "~background.storage_nodes=[9]", "background.storage_nodes=[8, 9]"], "/jobs/jobs/1/alone_step_s"),
     e("network.routing.adaptive", ThreeTier, &["~network.routing.ecmp=hash", "network.routing.adaptive=true"], STEP),
     e("outputs.timeline", Default, &["outputs.timeline=none"], FILES),
     e("outputs.charts", Default, &["outputs.charts=false"], FILES),

@@ -219,3 +219,79 @@ fn rings_sharing_an_oversubscribed_uplink_slow_by_max_min() {
     }
     assert!(shared[0].step_time > alone_a[0].step_time);
 }
+
+#[test]
+fn the_binary_refuses_what_jobs_do_not_model_and_respects_the_budget() {
+    let out = std::env::temp_dir().join(format!("clustersim-jobs-{}", std::process::id()));
+    let o = out.to_str().unwrap();
+    let bin = |args: &[&str], env: Option<(&str, &str)>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_clustersim"));
+        c.args(args);
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        c.output().expect("the binary starts")
+    };
+    // Analytic mode cannot show jobs slowing each other: refused, flag or file.
+    let r = bin(
+        &["run", SCENARIO, "--out", o, "--network", "analytic"],
+        None,
+    );
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("contention"));
+    // The other commands work on one job's scenario.
+    let r = bin(&["plan", SCENARIO, "--out", o], None);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("jobs:"));
+    // Both jobs' replays (alone and shared) count against the step budget.
+    let small = Some(("CLUSTERSIM_MAX_STEP_EVENTS", "1000"));
+    let r = bin(&["run", SCENARIO, "--out", o], small);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("too large"));
+    let r = bin(&["run", SCENARIO, "--out", o, "--replay", "all"], small);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["jobs"]["jobs"].as_array().unwrap().len(), 2);
+    assert!(summary["jobs"]["shared_links"].as_u64().unwrap() > 0);
+    assert!(out.join("links-timeseries.csv").is_file());
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn a_checkpoint_background_writes_its_bytes_to_storage_and_slows_the_jobs() {
+    // Ten nodes: the jobs take eight, node 9 is storage; every job GPU writes its share
+    // of 20 GB per node to the GPU of the same index on node 9.
+    let plain = run(&load(&["cluster.nodes=10"]));
+    let s = load(&[
+        "cluster.nodes=10",
+        "background={checkpoint_gb_per_node: 20, storage_nodes: [9]}",
+    ]);
+    let r = run(&s);
+    assert!(r.jobs.iter().all(|j| !j.nodes.contains(&9)));
+    let topo = r.network.topology();
+    let counters = r.network.counters();
+    let per_gpu = 20e9 / 8.0;
+    let mut probe = FlowNetwork::new(&s.cluster, NetworkSettings::default());
+    let factor = probe
+        .choice(Collective::SendRecv, per_gpu as u64, &[0, 72])
+        .bw_factor;
+    // Into storage: 64 job GPUs' writes, and nothing else goes to node 9.
+    let into_storage: f64 = (72..80)
+        .map(|g| counters.bytes[topo.nic_port_links(g).unwrap().1 as usize])
+        .sum();
+    let expected = 64.0 * per_gpu / factor;
+    assert!(
+        (into_storage / expected - 1.0).abs() < 1e-9,
+        "{into_storage} vs {expected}"
+    );
+    for (a, b) in plain.jobs.iter().zip(&r.jobs) {
+        println!(
+            "{}: alone {:.4} -> {:.4} s with the checkpoint write",
+            a.name, a.alone.step_time_s, b.alone.step_time_s
+        );
+        assert!(b.alone.step_time_s > a.alone.step_time_s, "{}", a.name);
+    }
+    // The jobs' shared links count their own traffic only, not the background's.
+    assert_eq!(r.shared_link_count, plain.shared_link_count);
+}

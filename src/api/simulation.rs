@@ -245,6 +245,7 @@ impl Simulation {
         }
         let step_opts = StepOptions {
             trace: opts.required_trace(grid),
+            replay: self.replay,
             ..Default::default()
         };
         let result = sim::jobs::simulate_jobs(&scenario, spec, &step_opts, self.per_link_series)?;

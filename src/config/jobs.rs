@@ -65,15 +65,25 @@ pub struct RawBackground {
     pub nic_leaf: Option<f64>,
     pub leaf_spine: Option<f64>,
     pub spine_core: Option<f64>,
+    pub checkpoint_gb_per_node: Option<f64>,
+    pub storage_nodes: Option<Vec<u64>>,
 }
 
-/// Steady traffic besides the jobs (storage, inference, other tenants): the fraction of
-/// every link of a tier (both directions) it holds, which the jobs' flows cannot use.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+/// Traffic besides the jobs. Steady traffic (inference, other tenants) holds a fraction
+/// of every link of a tier (both directions), which the jobs' flows cannot use; a
+/// checkpoint write has every GPU of every job node send its share of
+/// `checkpoint_gb_per_node` to the storage nodes (GPU `g` of a node to GPU `g` of a
+/// storage node, the nodes taken in turn) from the start of the step, as flows that share
+/// links with the jobs' own.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Background {
     pub nic_leaf: f64,
     pub leaf_spine: f64,
     pub spine_core: f64,
+    /// GB each job node writes to storage during the step (0: none).
+    pub checkpoint_gb_per_node: f64,
+    /// Nodes acting as storage servers (no job runs on them).
+    pub storage_nodes: Vec<u32>,
 }
 
 /// One resolved job.
@@ -258,10 +268,13 @@ pub fn resolve(
         });
     }
     let b = background.unwrap_or_default();
+    let storage_nodes = storage_nodes(root, &b, &taken, total_nodes, cluster_nodes)?;
     let background = Background {
         nic_leaf: b.nic_leaf.unwrap_or(0.0),
         leaf_spine: b.leaf_spine.unwrap_or(0.0),
         spine_core: b.spine_core.unwrap_or(0.0),
+        checkpoint_gb_per_node: b.checkpoint_gb_per_node.unwrap_or(0.0),
+        storage_nodes,
     };
     for (key, v) in [
         ("nic_leaf", background.nic_leaf),
@@ -284,6 +297,75 @@ pub fn resolve(
         placement: placement.unwrap_or_default(),
         background,
     }))
+}
+
+/// The storage nodes of a checkpoint background: given together with
+/// `checkpoint_gb_per_node`, on the cluster, in no job's `nodes` list, and leaving the
+/// jobs enough nodes (`taken`: the job listing each node, `job_nodes`: nodes all jobs need).
+fn storage_nodes(
+    root: &Node,
+    b: &RawBackground,
+    taken: &[Option<usize>],
+    job_nodes: u64,
+    cluster_nodes: u64,
+) -> Result<Vec<u32>, ConfigError> {
+    let (gb, list) = match (b.checkpoint_gb_per_node, &b.storage_nodes) {
+        (None, None) => return Ok(Vec::new()),
+        (Some(gb), Some(list)) if !list.is_empty() => (gb, list),
+        _ => {
+            return Err(at(
+                root,
+                &["background", "storage_nodes"],
+                "background.storage_nodes",
+                "a checkpoint background needs both checkpoint_gb_per_node (what each job node writes) and storage_nodes (a non-empty list of the nodes it writes to)",
+            ));
+        }
+    };
+    if !(gb > 0.0 && gb <= 100_000.0) {
+        return Err(at(
+            root,
+            &["background", "checkpoint_gb_per_node"],
+            "background.checkpoint_gb_per_node",
+            format!("{gb}: GB each job node writes per step; allowed: above 0, at most 100000"),
+        ));
+    }
+    let mut out: Vec<u32> = Vec::with_capacity(list.len());
+    for &n in list {
+        let bad = match taken.get(n as usize) {
+            None => Some(format!(
+                "node {n} does not exist; allowed: nodes 0 to {} of the cluster's {cluster_nodes}",
+                cluster_nodes.saturating_sub(1)
+            )),
+            Some(Some(job)) => Some(format!(
+                "node {n} is in job {job}'s nodes; allowed: nodes no job lists"
+            )),
+            Some(None) if out.contains(&(n as u32)) => {
+                Some(format!("node {n} is listed twice; allowed: each node once"))
+            }
+            Some(None) => None,
+        };
+        if let Some(message) = bad {
+            return Err(at(
+                root,
+                &["background", "storage_nodes"],
+                "background.storage_nodes",
+                message,
+            ));
+        }
+        out.push(n as u32);
+    }
+    if job_nodes + out.len() as u64 > cluster_nodes {
+        return Err(at(
+            root,
+            &["background", "storage_nodes"],
+            "background.storage_nodes",
+            format!(
+                "the jobs need {job_nodes} nodes and storage {} of the cluster's {cluster_nodes}; allowed: at most the cluster's nodes in all",
+                out.len()
+            ),
+        ));
+    }
+    Ok(out)
 }
 
 /// Refuses what the simulator does not model with several jobs.
@@ -353,5 +435,9 @@ fn job_scenario(
         source: None,
     }
     .with_located_overrides(&[(format!("cluster.nodes={nodes}"), Some(origin))])?;
-    draft.resolve()
+    let s = draft.resolve()?;
+    // Keys that act only under another plan: a job runs its own plan, so refuse them
+    // here (the scenario's `check_own_plan` sees the first job's only).
+    s.check_own_plan()?;
+    Ok(s)
 }

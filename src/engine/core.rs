@@ -936,6 +936,7 @@ impl<N: Network> Sim<'_, N> {
 
 /// One job of a shared replay ([`replay_shared`]): its op graph, rank grid, stragglers,
 /// traced ranks, and the GPU each of its ranks runs on.
+#[derive(Clone, Copy)]
 pub struct SharedJob<'a> {
     pub step: &'a StepGraph,
     pub grid: &'a RankGrid,

@@ -87,7 +87,7 @@ impl JobsReport {
             .collect();
         JobsReport {
             placement: spec.placement.label().to_string(),
-            background: spec.background,
+            background: spec.background.clone(),
             jobs,
             shared_links: r.shared_link_count,
             top_shared_links: r

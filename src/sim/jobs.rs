@@ -14,13 +14,17 @@ use super::metrics::{StepMetrics, step_metrics};
 use super::step::{StepOptions, build_graph};
 use crate::config::Scenario;
 use crate::config::jobs::{JobsSpec, Placement};
-use crate::engine::{self, EngineError, Replay, SharedJob, TraceRanks};
+use crate::engine::{
+    self, EngineError, Replay, ReplayBudget, ReplayEstimate, ReplayMode, SharedJob, TraceRanks,
+};
 use crate::faults::rng::splitmix64;
 use crate::network::links::{LinkPlace, link_place};
 use crate::network::topology::LinkKind;
 use crate::network::{FlowNetwork, NetworkSettings, Topology};
+use crate::plan::ParallelismSpec;
 use crate::plan::RankGrid;
-use crate::schedule::StepGraph;
+use crate::schedule::{Comm, GroupRef, Op, StageProgram, StepGraph, Stream};
+use crate::vocab::{Category, Collective};
 
 /// One job's outcome.
 #[derive(Debug, Clone)]
@@ -89,6 +93,11 @@ pub fn place_jobs(spec: &JobsSpec, topo: &Topology, seed: u64) -> Vec<Vec<u32>> 
             }
         }
     }
+    for &n in &spec.background.storage_nodes {
+        if let Some(u) = used.get_mut(n as usize) {
+            *u = true;
+        }
+    }
     let mut free: Vec<u32> = (0..nodes).filter(|&n| !used[n as usize]).collect();
     match spec.placement {
         Placement::Packed => {}
@@ -139,12 +148,114 @@ pub fn jobs_network(s: &Scenario, spec: &JobsSpec) -> FlowNetwork {
         algorithm: s.network.algorithm,
         routing: s.network.routing,
     };
-    let b = spec.background;
+    let b = &spec.background;
     FlowNetwork::new(&s.cluster, settings).with_background(&[
         (LinkKind::NicLeaf, b.nic_leaf),
         (LinkKind::LeafSpine, b.leaf_spine),
         (LinkKind::SpineCore, b.spine_core),
     ])
+}
+
+/// The checkpoint write of the background (see [`crate::config::jobs::Background`]) as
+/// a job of its own: a two-stage graph whose stage-0 rank `i` sends its bytes to stage-1
+/// rank `i`, with the GPUs of every job node as senders and the storage nodes' GPUs
+/// (same GPU index, storage nodes in turn) as receivers. `None` without one.
+fn checkpoint_job(
+    spec: &JobsSpec,
+    placement: &[Vec<u32>],
+    gpn: u32,
+) -> Option<(StepGraph, RankGrid, Vec<u32>)> {
+    let b = &spec.background;
+    if b.checkpoint_gb_per_node <= 0.0 || b.storage_nodes.is_empty() {
+        return None;
+    }
+    let senders: Vec<u32> = placement
+        .iter()
+        .flatten()
+        .flat_map(|&n| (0..gpn).map(move |g| n * gpn + g))
+        .collect();
+    let k = b.storage_nodes.len();
+    let receivers = senders.iter().enumerate().map(|(i, &gpu)| {
+        let node = b.storage_nodes[(i / gpn as usize) % k];
+        node * gpn + gpu % gpn
+    });
+    let gpus: Vec<u32> = senders.iter().copied().chain(receivers).collect();
+    let bytes = (b.checkpoint_gb_per_node * 1e9 / gpn as f64).round() as u64;
+    let op = |stream: Stream| Op {
+        category: Category::Pp,
+        stream,
+        duration: 0,
+        comm: Some(0),
+        micro_batch: 0,
+        chunk: 0,
+        layers: (u16::MAX, u16::MAX),
+        label: "checkpoint write",
+    };
+    let mut send = StageProgram::default();
+    send.graph.add_node(op(Stream::SendNext));
+    let mut recv = StageProgram::default();
+    recv.graph.add_node(op(Stream::RecvPrev));
+    let graph = StepGraph {
+        stages: vec![send, recv],
+        comms: vec![Comm {
+            collective: Collective::SendRecv,
+            group: GroupRef::P2p { from: 0, to: 1 },
+            bytes,
+            category: Category::Pp,
+            ops: vec![(0, 0), (1, 0)],
+        }],
+        micro_batches: 1,
+    };
+    let grid = RankGrid::new(&ParallelismSpec {
+        pp: 2,
+        dp: senders.len() as u64,
+        ..Default::default()
+    });
+    Some((graph, grid, gpus))
+}
+
+/// Refuses, before anything runs, jobs whose replays together (each alone, then all
+/// shared: twice each job's work) are above the replay budget (`engine::ReplayBudget`,
+/// the limits one step has), unless `--replay all`.
+fn check_budget(
+    net: &FlowNetwork,
+    graphs: &[StepGraph],
+    grids: &[RankGrid],
+    opts: &StepOptions,
+) -> Result<(), EngineError> {
+    let mut total: Option<ReplayEstimate> = None;
+    for (g, grid) in graphs.iter().zip(grids) {
+        let mut probe = net.clone();
+        let e = engine::plan(
+            g,
+            grid,
+            &mut probe,
+            &opts.speeds,
+            &TraceRanks::None,
+            ReplayMode::Folded,
+        )
+        .estimate;
+        total = Some(match total {
+            None => e,
+            Some(t) => ReplayEstimate {
+                world: t.world + e.world,
+                replayed_ranks: t.replayed_ranks + e.replayed_ranks,
+                events: t.events + e.events,
+                bytes: t.bytes.max(e.bytes),
+                trace_bytes: t.trace_bytes.max(e.trace_bytes),
+                flow_work: t.flow_work + e.flow_work,
+                ..t
+            },
+        });
+    }
+    match total {
+        Some(mut t) => {
+            t.events = t.events.saturating_mul(2);
+            t.flow_work = t.flow_work.saturating_mul(2);
+            t.check(&ReplayBudget::from_env()?)
+        }
+        None => Ok(()),
+    }
 }
 
 /// Simulates every job of `s` (which must have `jobs:`) alone and together; `trace`
@@ -170,6 +281,10 @@ pub fn simulate_jobs(
         .map(|(nodes, g)| gpus_of(nodes, gpn, g.world()))
         .collect();
     let none = TraceRanks::None;
+    let uniform = crate::faults::RankSpeeds::uniform();
+    if opts.replay == ReplayMode::Folded {
+        check_budget(&probe, &graphs, &grids, opts)?;
+    }
     let job = |j: usize| -> SharedJob<'_> {
         SharedJob {
             step: &graphs[j],
@@ -179,14 +294,46 @@ pub fn simulate_jobs(
             gpus: &gpus[j],
         }
     };
+    // The checkpoint background runs with every replay, alone or shared (it is part of
+    // the environment, as the background's share of the links is).
+    let ckpt = checkpoint_job(spec, &placement, gpn);
+    let background: Vec<SharedJob<'_>> = ckpt
+        .iter()
+        .map(|(g, grid, gpus)| SharedJob {
+            step: g,
+            grid,
+            speeds: &uniform,
+            trace: &none,
+            gpus,
+        })
+        .collect();
+    // What the background alone moves per link, so that each job's bytes exclude it.
+    let bg_bytes = match background.is_empty() {
+        true => None,
+        false => {
+            let mut net = probe.clone();
+            let r = engine::replay_shared(&background, &mut net)?;
+            net.finish_accounting(r.iter().map(|r| r.step_time).max().unwrap_or(0));
+            Some(net.counters().bytes)
+        }
+    };
     // Alone: each job by itself on the same GPUs of the same network.
     let mut alone = Vec::with_capacity(spec.jobs.len());
     let mut job_bytes = Vec::with_capacity(spec.jobs.len());
     for j in 0..spec.jobs.len() {
         let mut net = probe.clone();
-        let mut r = engine::replay_shared(&[job(j)], &mut net)?;
-        net.finish_accounting(r[0].step_time);
-        job_bytes.push(net.counters().bytes);
+        let mut runs = vec![job(j)];
+        runs.extend(background.iter().copied());
+        let mut r = engine::replay_shared(&runs, &mut net)?;
+        net.finish_accounting(r.iter().map(|r| r.step_time).max().unwrap_or(0));
+        let mut bytes = net.counters().bytes;
+        if let Some(bg) = &bg_bytes {
+            // Differences of sums of the same flows: below a byte is rounding.
+            for (b, g) in bytes.iter_mut().zip(bg) {
+                *b = if *b - g < 1.0 { 0.0 } else { *b - g };
+            }
+        }
+        job_bytes.push(bytes);
         alone.push(r.remove(0));
     }
     // Shared: all at once; the first job's traced ranks are recorded.
@@ -194,7 +341,9 @@ pub fn simulate_jobs(
     net.record_usage(per_link);
     let mut all: Vec<SharedJob<'_>> = (0..spec.jobs.len()).map(job).collect();
     all[0].trace = &opts.trace;
-    let replays = engine::replay_shared(&all, &mut net)?;
+    all.extend(background.iter().copied());
+    let mut replays = engine::replay_shared(&all, &mut net)?;
+    replays.truncate(spec.jobs.len());
     let span = replays.iter().map(|r| r.step_time).max().unwrap_or(0);
     net.finish_accounting(span);
     let topo = net.topology();
