@@ -92,9 +92,8 @@ impl SiblingUnits {
 }
 
 /// Algorithms whose unit times identify a group's placement (see
-/// [`AnalyticNetwork::group_key`]).
-/// PAT only where its shape applies (one member per domain), CollNet only on a SHARP
-/// fabric: the key stays as cheap as before elsewhere.
+/// [`AnalyticNetwork::group_key`]), to which the key adds PAT where its shape applies
+/// (one member per domain) and CollNet on a SHARP fabric, so it costs no more elsewhere.
 const KEY_ALGORITHMS: [Algorithm; 6] = [
     Algorithm::Ring,
     Algorithm::Tree,
@@ -406,15 +405,21 @@ impl Network for AnalyticNetwork {
             key.extend(members.iter().map(|&m| u64::from(m)));
             return;
         }
-        let mut multi = KEY_ALGORITHMS.to_vec();
-        if sh.one_per_domain() {
-            multi.push(Algorithm::Pat);
-        }
-        if sh.sharp {
-            multi.extend([Algorithm::CollNetDirect, Algorithm::CollNetChain]);
+        let mut multi = [Algorithm::Ring; Algorithm::COUNT];
+        multi[..KEY_ALGORITHMS.len()].copy_from_slice(&KEY_ALGORITHMS);
+        let mut len = KEY_ALGORITHMS.len();
+        for (applies, alg) in [
+            (sh.one_per_domain(), Algorithm::Pat),
+            (sh.sharp, Algorithm::CollNetDirect),
+            (sh.sharp, Algorithm::CollNetChain),
+        ] {
+            if applies {
+                multi[len] = alg;
+                len += 1;
+            }
         }
         let algs: &[Algorithm] = if sh.domains > 1 {
-            &multi
+            &multi[..len]
         } else {
             &[
                 Algorithm::Ring,
