@@ -199,3 +199,96 @@ fn the_binary_writes_the_time_series_and_chart_in_contention_mode_only() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("--links all"));
     fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Under adaptive routing each pool of equal-cost uplinks is one link of the pool's summed
+/// capacity (its first uplink). What users read must still be the physical links: the
+/// tier's time series averages to the tier's bytes over its physical capacity, the heat
+/// map shows every member at the pool's even share, and links.csv names the pool's range
+/// of spines rather than one spine.
+#[test]
+fn adaptive_pools_are_reported_as_the_physical_links_they_stand_for() {
+    use clustersim::hardware::FabricKind;
+    use clustersim::network::links::heat_rows;
+    use clustersim::network::routing::Routing;
+    let mut s = toy_scenario(8, 1, 8, 4, 16);
+    s.cluster.fabric.kind = FabricKind::FatTree;
+    s.cluster.fabric.tiers = 3;
+    s.cluster.fabric.switch_radix = 8;
+    s.cluster.fabric.oversubscription = 2.0;
+    let settings = NetworkSettings {
+        routing: Routing {
+            adaptive: true,
+            ..Routing::default()
+        },
+        ..NetworkSettings::default()
+    };
+    let mut net = FlowNetwork::new(&s.cluster, settings);
+    net.record_usage(false);
+    let r = simulate_step_on(&s, &StepOptions::default(), &mut net).unwrap();
+    let step = r.replay.step_time;
+    net.finish_accounting(step);
+    let topo = net.topology();
+    let counters = net.counters();
+    let secs = step as f64 * 1e-9;
+    let tier: Vec<usize> = (0..topo.links())
+        .filter(|&l| topo.kind[l] == LinkKind::LeafSpine && l % 2 == 0)
+        .collect();
+    let heads: Vec<usize> = tier
+        .iter()
+        .copied()
+        .filter(|&l| topo.pool_size(l) > 1)
+        .collect();
+    assert!(!heads.is_empty(), "the leaves have pooled uplinks");
+    let k = topo.pool_size(heads[0]) as f64;
+    let member_cap = topo.cap[heads[0] + 2];
+    assert!((topo.cap[heads[0]] - k * member_cap).abs() < 1e-6 * member_cap);
+    let bytes: f64 = tier.iter().map(|&l| counters.bytes[l]).sum();
+    assert!(bytes > 0.0, "the step crosses the leaf uplinks");
+    // Closed form: the tier's bytes over its physical capacity.
+    let expected = bytes / (tier.len() as f64 * member_cap * secs);
+    let series = net.usage_series(step, 100).expect("recorded");
+    let row = series
+        .tiers
+        .iter()
+        .find(|r| r.name == "leaf-spine up")
+        .expect("leaf-spine up series");
+    let mean = row.values.iter().sum::<f64>() / 100.0;
+    assert!(
+        (mean - expected).abs() <= 1e-9 * expected,
+        "time average {mean} vs {expected}"
+    );
+    // The heat map, one cell per link, averages to the same and shows no idle member.
+    let heat = heat_rows(topo, &counters, step, tier.len());
+    let hr = heat
+        .iter()
+        .find(|r| r.kind == LinkKind::LeafSpine && r.up)
+        .unwrap();
+    let cells = hr.cells.iter().sum::<f64>() / hr.cells.len() as f64;
+    assert!(
+        (cells - expected).abs() <= 1e-9 * expected,
+        "{cells} vs {expected}"
+    );
+    for &h in &heads {
+        let i = tier.iter().position(|&l| l == h).unwrap();
+        assert_eq!(
+            hr.cells[i],
+            hr.cells[i + 1],
+            "a member shows its pool's share"
+        );
+    }
+    // links.csv: the pool head names its range of spines and no single spine.
+    for u in link_usage(topo, &counters, step) {
+        if u.kind == LinkKind::LeafSpine && u.id % 2 == 0 {
+            assert!(
+                topo.pool_size(u.id as usize) > 1,
+                "only pool heads carry bytes"
+            );
+            assert!(
+                u.dst.starts_with("spine:") && u.dst.contains('-'),
+                "{}",
+                u.dst
+            );
+            assert_eq!(link_place(topo, u.id as usize).spine, None);
+        }
+    }
+}

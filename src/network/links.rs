@@ -35,11 +35,12 @@ pub fn link_usage(topo: &Topology, c: &LinkCounters, step: Nanos) -> Vec<LinkUsa
         .filter(|&l| c.bytes[l] > 0.0)
         .map(|l| {
             let (a, b) = topo.ends[l];
+            let (a_last, b_last) = topo.pool_last_ends(l);
             LinkUsage {
                 id: l as u32,
                 kind: topo.kind[l],
-                src: topo.vertex_name(a),
-                dst: topo.vertex_name(b),
+                src: vertex_span(topo, a, a_last),
+                dst: vertex_span(topo, b, b_last),
                 bytes: c.bytes[l],
                 busy_fraction: (c.busy_ns[l] as f64 * 1e-9 / t).min(1.0),
                 utilization: c.bytes[l] / (topo.cap[l] * t),
@@ -48,6 +49,19 @@ pub fn link_usage(topo: &Topology, c: &LinkCounters, step: Nanos) -> Vec<LinkUsa
             }
         })
         .collect()
+}
+
+/// The name of vertex `first`, or of the range `first..=last` when a pooled link (adaptive
+/// routing, [`Topology::pool_size`]) spans several: `spine:0-3`.
+fn vertex_span(topo: &Topology, first: u32, last: u32) -> String {
+    let (a, b) = (topo.vertex_name(first), topo.vertex_name(last));
+    if a == b {
+        return a;
+    }
+    match (a.split_once(':'), b.split_once(':')) {
+        (Some((ka, ia)), Some((kb, ib))) if ka == kb => format!("{ka}:{ia}-{ib}"),
+        _ => format!("{a}..{b}"),
+    }
 }
 
 /// The header of `links.csv`: usage, then where the link is on the floor
@@ -137,6 +151,12 @@ pub fn link_place(topo: &Topology, l: usize) -> LinkPlace {
             p.pod = Some(spine / f.leaf_up.max(1));
         }
     }
+    if topo.pool_size(l) > 1 {
+        // An adaptive-routing pool spans every spine (and core) of its group: no one
+        // cable to name; src and dst give the ranges.
+        p.spine = None;
+        p.core = None;
+    }
     p
 }
 
@@ -192,7 +212,8 @@ pub fn utilization_matrix(
         let mut cnt = vec![0usize; cols];
         for (i, &l) in ids.iter().enumerate() {
             let b = i * cols / ids.len();
-            sum[b] += c.bytes[l] / (topo.cap[l] * t);
+            let h = topo.pool_head(l);
+            sum[b] += c.bytes[h] / (topo.cap[h] * t);
             cnt[b] += 1;
         }
         let row = sum
@@ -254,9 +275,11 @@ pub fn heat_rows(topo: &Topology, c: &LinkCounters, step: Nanos, cols: usize) ->
         let mut peaks = vec![0.0f64; n];
         for (j, &l) in links.iter().enumerate() {
             let b = j * n / links.len();
-            sum[b] += c.bytes[l] / (topo.cap[l] * t);
+            // A member of an adaptive-routing pool shows its pool's (even) share.
+            let h = topo.pool_head(l);
+            sum[b] += c.bytes[h] / (topo.cap[h] * t);
             cnt[b] += 1;
-            peaks[b] = peaks[b].max(c.peak_rate[l] / topo.cap[l]);
+            peaks[b] = peaks[b].max(c.peak_rate[h] / topo.cap[h]);
         }
         rows.push(HeatRow {
             kind: LinkKind::ALL[i / 2],

@@ -33,7 +33,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::topology::Topology;
+use super::topology::{LinkKind, Topology};
 
 /// How switches choose among equal-cost uplinks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -264,6 +264,56 @@ impl Topology {
             self.pool_uplinks(routing.adaptive);
         }
         self.routing = routing;
+    }
+
+    /// How many equal-cost links link `l` stands for: under adaptive routing the first
+    /// uplink of each pool carries the whole pool (see [`Topology::set_routing`]), so it
+    /// counts as the pool's size; every other link (and every link without adaptive
+    /// routing) counts as 1. A pool's other members carry nothing.
+    pub fn pool_size(&self, l: usize) -> u32 {
+        if !self.routing.adaptive {
+            return 1;
+        }
+        let f = self.fabric;
+        let pair = (l / 2) as u32;
+        let (base, k) = match self.kind[l] {
+            LinkKind::LeafSpine => (self.base_leaf_spine, f.leaf_up),
+            LinkKind::SpineCore => (self.base_spine_core, f.leaf_up * f.spine_up),
+            _ => return 1,
+        };
+        if k >= 2 && pair >= base && (pair - base).is_multiple_of(k) {
+            k
+        } else {
+            1
+        }
+    }
+
+    /// The link that carries link `l`'s traffic: under adaptive routing the head of `l`'s
+    /// pool (whose utilization every member shares, since adaptive routing spreads the
+    /// pool's traffic evenly), otherwise `l` itself.
+    pub fn pool_head(&self, l: usize) -> usize {
+        if !self.routing.adaptive {
+            return l;
+        }
+        let f = self.fabric;
+        let pair = (l / 2) as u32;
+        let (base, k) = match self.kind[l] {
+            LinkKind::LeafSpine => (self.base_leaf_spine, f.leaf_up),
+            LinkKind::SpineCore => (self.base_spine_core, f.leaf_up * f.spine_up),
+            _ => return l,
+        };
+        if k < 2 || pair < base {
+            return l;
+        }
+        let head = base + (pair - base) / k * k;
+        2 * head as usize + l % 2
+    }
+
+    /// The vertices at the two ends of the last member of the pool link `l` heads (itself
+    /// when it heads none).
+    pub fn pool_last_ends(&self, l: usize) -> (u32, u32) {
+        let k = self.pool_size(l) as usize;
+        self.ends[l + 2 * (k - 1)]
     }
 
     /// Moves the capacity of every equal-cost uplink group into (or back out of) its first

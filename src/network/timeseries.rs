@@ -47,6 +47,10 @@ pub struct UsageRecorder {
     link_series: Vec<u8>,
     /// Per link: 1 / capacity (s per byte).
     inv_cap: Vec<f64>,
+    /// Per link: physical links it stands for / capacity, its weight in its tier's series
+    /// (an adaptive-routing pool head carries its pool's bytes on the pool's summed
+    /// capacity, and counts once per member: [`Topology::pool_size`]).
+    tier_weight: Vec<f64>,
     /// Links per tier series.
     tier_links: [u32; TIER_SERIES],
     bins: usize,
@@ -84,6 +88,9 @@ impl UsageRecorder {
         UsageRecorder {
             link_series,
             inv_cap: topo.cap.iter().map(|&c| 1.0 / c.max(1e-9)).collect(),
+            tier_weight: (0..n)
+                .map(|l| f64::from(topo.pool_size(l)) / topo.cap[l].max(1e-9))
+                .collect(),
             tier_links,
             bins,
             width: 1024,
@@ -142,7 +149,7 @@ impl UsageRecorder {
         self.scratch = [0.0; TIER_SERIES];
         for &l in path {
             let l = l as usize;
-            self.scratch[self.link_series[l] as usize] += bytes * self.inv_cap[l];
+            self.scratch[self.link_series[l] as usize] += bytes * self.tier_weight[l];
         }
         let (k, w) = (self.bins, self.width);
         for s in 0..TIER_SERIES {
