@@ -47,6 +47,17 @@ where
     })
 }
 
+/// Clap value parser of a decimal flag (`--max-timeline-gb`): says what is allowed where
+/// clap's own message says only "invalid float literal".
+pub fn decimal_number(text: &str) -> Result<f64, String> {
+    text.parse().map_err(|_| {
+        format!(
+            "`{}` is not a number; allowed: a decimal such as 4 or 0.5",
+            crate::units::shorten(text)
+        )
+    })
+}
+
 /// The largest value of each integer type a flag takes, as [`whole_number`] says it.
 pub mod num_max {
     pub trait Max {

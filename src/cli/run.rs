@@ -44,7 +44,7 @@ pub struct RunArgs {
     pub replicas: Option<u64>,
     /// Refuse, before simulating, a timeline estimated above this many GB as written
     /// (`--timeline all` on 16,384 GPUs is about 10 GB).
-    #[arg(long, value_name = "GB", default_value_t = 4.0)]
+    #[arg(long, value_name = "GB", default_value_t = 4.0, value_parser = super::decimal_number, allow_negative_numbers = true)]
     pub max_timeline_gb: f64,
     /// Write the timeline gzipped, as `timeline.json.gz` (Perfetto opens it as is).
     #[arg(long)]
