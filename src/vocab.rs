@@ -82,6 +82,14 @@ pub enum Collective {
 }
 
 impl Collective {
+    pub const ALL: [Collective; 5] = [
+        Collective::AllReduce,
+        Collective::AllGather,
+        Collective::ReduceScatter,
+        Collective::AllToAll,
+        Collective::SendRecv,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             Collective::AllReduce => "all-reduce",
@@ -90,5 +98,36 @@ impl Collective {
             Collective::AllToAll => "all-to-all",
             Collective::SendRecv => "send/recv",
         }
+    }
+}
+
+/// A set of collective kinds: what a group of ranks is used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct CollectiveSet(u8);
+
+impl CollectiveSet {
+    /// Every kind.
+    pub const ALL: CollectiveSet = CollectiveSet((1 << Collective::ALL.len()) - 1);
+
+    /// This set and `c`.
+    #[must_use]
+    pub fn with(self, c: Collective) -> Self {
+        CollectiveSet(self.0 | 1 << c as u8)
+    }
+
+    pub fn contains(self, c: Collective) -> bool {
+        self.0 & 1 << c as u8 != 0
+    }
+
+    /// The kinds in the set, in [`Collective::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Collective> {
+        Collective::ALL
+            .into_iter()
+            .filter(move |&c| self.contains(c))
+    }
+
+    /// One bit per kind, as in [`Collective::ALL`].
+    pub fn bits(self) -> u8 {
+        self.0
     }
 }

@@ -21,6 +21,7 @@ use crate::network::{Completion, Network, Transfer};
 use crate::plan::{GroupMask, RankGrid};
 use crate::schedule::{CATEGORIES, GroupRef, STREAMS, StepGraph};
 use crate::units::Nanos;
+use crate::vocab::CollectiveSet;
 
 /// One op as the engine sees it: 16 bytes.
 #[derive(Debug, Clone, Copy)]
@@ -300,6 +301,8 @@ struct CommInfo {
     spans_replicas: bool,
     /// The group's axes (`Axes` comms).
     mask: GroupMask,
+    /// What the comm performs.
+    collective: crate::vocab::Collective,
     from: u32,
     to: u32,
     /// The joining op in the first two participating stages.
@@ -363,6 +366,7 @@ fn comm_infos(
             lane_base: 0,
             spans_replicas: false,
             mask: GroupMask(0),
+            collective: c.collective,
             from: 0,
             to: 0,
             stage_a,
@@ -461,11 +465,20 @@ impl Memo {
         let (mut key, mut members, mut visible) = (Vec::new(), Vec::new(), Vec::new());
         // Full groups spanning replicas, classified once each (a folded replay shows the
         // network the same full group for every comm of its kind).
-        let mut full_class: std::collections::HashMap<(GroupMask, u32), u32> = Default::default();
+        let mut full_class: std::collections::HashMap<(GroupMask, u32, u8), u32> =
+            Default::default();
+        // The kinds of collective each lane's groups perform: a group's key need only
+        // tell placements apart by the algorithms those kinds may run.
+        let mut lane_kinds: std::collections::HashMap<u32, CollectiveSet> = Default::default();
+        for info in comms {
+            let kinds = lane_kinds.entry(info.lane_base).or_default();
+            *kinds = kinds.with(info.collective);
+        }
         for info in comms {
             if !done.insert(info.lane_base) {
                 continue;
             }
+            let kinds = lane_kinds[&info.lane_base];
             let n = if info.table == P2P_TABLE {
                 stage_size
             } else {
@@ -485,7 +498,7 @@ impl Memo {
                     Some(f) if info.spans_replicas => {
                         let g = f.full.group_index(f.gpu(members[0]), info.mask);
                         full_class
-                            .get(&(info.mask, g))
+                            .get(&(info.mask, g, kinds.bits()))
                             .map(|&c| (g, Some(c)))
                             .or(Some((g, None)))
                     }
@@ -503,11 +516,11 @@ impl Memo {
                     None => &members,
                 };
                 key.clear();
-                net.group_key(shown, &mut key);
+                net.group_key(shown, kinds, &mut key);
                 let next = ids.len() as u32;
                 let class = *ids.entry(key.clone()).or_insert(next);
                 if let Some((g, None)) = full_group {
-                    full_class.insert((info.mask, g), class);
+                    full_class.insert((info.mask, g, kinds.bits()), class);
                 }
                 lane_class[(info.lane_base + local) as usize] = class;
             }
@@ -989,7 +1002,7 @@ impl<N: Network> Network for JobNet<'_, '_, N> {
         None
     }
 
-    fn group_key(&mut self, _: &[u32], _: &mut Vec<u64>) {}
+    fn group_key(&mut self, _: &[u32], _: CollectiveSet, _: &mut Vec<u64>) {}
 }
 
 /// Replays several jobs at once over one network: each runs its own op graph on its own

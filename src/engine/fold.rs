@@ -16,6 +16,7 @@ use super::{EngineError, RankSpeeds, Replay, TraceRanks};
 use crate::network::Network;
 use crate::plan::{GroupMask, RankGrid};
 use crate::schedule::{GroupRef, StepGraph};
+use crate::vocab::CollectiveSet;
 
 /// Replica folding: the engine simulates `reduced` (a few replicas) and presents full GPU
 /// ids and full groups to the network.
@@ -124,7 +125,7 @@ pub(super) fn plan_fold<N: Network>(
                     .iter()
                     .map(|&r| r + k * stride),
             );
-            net.group_key(&members, key);
+            net.group_key(&members, CollectiveSet::ALL, key);
         }
     };
     // Classes of the ordinary replicas, each represented by its first member.

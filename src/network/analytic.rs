@@ -40,7 +40,7 @@ use super::{Completion, Network, Transfer};
 use crate::faults::LinkFaults;
 use crate::hardware::ClusterSpec;
 use crate::units::{Nanos, secs_to_ns};
-use crate::vocab::Collective;
+use crate::vocab::{Collective, CollectiveSet};
 
 pub use super::nccl::NVLINK_EFFICIENCY;
 
@@ -90,18 +90,6 @@ impl SiblingUnits {
         k.checked_sub(1).map(|k| self.runs[k].1)
     }
 }
-
-/// Algorithms whose unit times identify a group's placement (see
-/// [`AnalyticNetwork::group_key`]), to which the key adds PAT where its shape applies
-/// (one member per domain) and CollNet on a SHARP fabric, so it costs no more elsewhere.
-const KEY_ALGORITHMS: [Algorithm; 6] = [
-    Algorithm::Ring,
-    Algorithm::Tree,
-    Algorithm::NvlsTree,
-    Algorithm::Hierarchical,
-    Algorithm::Direct,
-    Algorithm::P2p,
-];
 
 #[derive(Debug, Clone)]
 pub struct AnalyticNetwork {
@@ -389,11 +377,15 @@ impl Network for AnalyticNetwork {
         Some(self.link_faults.degraded_gpus())
     }
 
-    /// The group's shape (latency and the tuner's candidates) and the unit time of every
-    /// algorithm over it (its bandwidth terms, with its stage's siblings): all that
-    /// [`AnalyticNetwork::collective_time_s`] reads of its placement. Groups of more than
-    /// [`KEY_BY_MEMBERS_ABOVE`] members are keyed by their members instead.
-    fn group_key(&mut self, members: &[u32], key: &mut Vec<u64>) {
+    /// The group's shape (latency and the tuner's candidates) and the unit time over it
+    /// (its bandwidth terms, with its stage's siblings) of every algorithm NCCL's tuner
+    /// may pick for a collective of `kinds` on that shape ([`nccl::candidates`]): all that
+    /// [`AnalyticNetwork::collective_time_s`] reads of its placement. A data-parallel
+    /// group that only reduces and gathers is thus never planned as a direct all-to-all
+    /// (`n²` flows). Groups of more than [`KEY_BY_MEMBERS_ABOVE`] members are keyed by
+    /// their members instead.
+    fn group_key(&mut self, members: &[u32], kinds: CollectiveSet, key: &mut Vec<u64>) {
+        key.push(u64::from(kinds.bits()));
         if members.len() < 2 {
             key.push(members.len() as u64);
             return;
@@ -405,29 +397,21 @@ impl Network for AnalyticNetwork {
             key.extend(members.iter().map(|&m| u64::from(m)));
             return;
         }
-        let mut multi = [Algorithm::Ring; Algorithm::COUNT];
-        multi[..KEY_ALGORITHMS.len()].copy_from_slice(&KEY_ALGORITHMS);
-        let mut len = KEY_ALGORITHMS.len();
-        for (applies, alg) in [
-            (sh.one_per_domain(), Algorithm::Pat),
-            (sh.sharp, Algorithm::CollNetDirect),
-            (sh.sharp, Algorithm::CollNetChain),
-        ] {
-            if applies {
-                multi[len] = alg;
+        let mut wanted = [false; Algorithm::COUNT];
+        for kind in kinds.iter() {
+            for &alg in nccl::candidates(kind, &sh, self.algorithm) {
+                wanted[alg as usize] = true;
+            }
+        }
+        let mut algs = [Algorithm::Ring; Algorithm::COUNT];
+        let mut len = 0;
+        for alg in Algorithm::ALL {
+            if wanted[alg as usize] {
+                algs[len] = alg;
                 len += 1;
             }
         }
-        let algs: &[Algorithm] = if sh.domains > 1 {
-            &multi[..len]
-        } else {
-            &[
-                Algorithm::Ring,
-                Algorithm::Nvls,
-                Algorithm::Direct,
-                Algorithm::P2p,
-            ]
-        };
+        let algs = &algs[..len];
         let mut units = [f64::NAN; Algorithm::COUNT];
         self.units(algs, members, sh.domains > 1, &mut units);
         key.extend(algs.iter().map(|&alg| units[alg as usize].to_bits()));
@@ -447,5 +431,5 @@ impl Network for FreeNetwork {
         Some(Vec::new())
     }
 
-    fn group_key(&mut self, _: &[u32], _: &mut Vec<u64>) {}
+    fn group_key(&mut self, _: &[u32], _: CollectiveSet, _: &mut Vec<u64>) {}
 }

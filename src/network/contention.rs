@@ -22,7 +22,7 @@ use super::{Completion, Network, Transfer};
 use crate::faults::LinkFaults;
 use crate::hardware::ClusterSpec;
 use crate::units::{Nanos, secs_to_ns};
-use crate::vocab::Collective;
+use crate::vocab::{Collective, CollectiveSet};
 
 /// Settings of the network model that do not come from the topology.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -292,5 +292,5 @@ impl Network for FlowNetwork {
         None
     }
 
-    fn group_key(&mut self, _: &[u32], _: &mut Vec<u64>) {}
+    fn group_key(&mut self, _: &[u32], _: CollectiveSet, _: &mut Vec<u64>) {}
 }

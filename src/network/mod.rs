@@ -31,7 +31,7 @@ pub use spec::{AnyNetwork, NetworkMode, NetworkSpec};
 pub use topology::Topology;
 
 use crate::units::Nanos;
-use crate::vocab::{Category, Collective};
+use crate::vocab::{Category, Collective, CollectiveSet};
 
 /// One collective instance ready to run.
 #[derive(Debug, Clone, Copy)]
@@ -75,7 +75,9 @@ pub trait Network {
     fn folding(&self) -> Option<Vec<u32>>;
 
     /// Appends to `key` words that identify how this network times a collective over
-    /// `members`: two groups with equal keys take equal time for every collective and size.
+    /// `members`: two groups with equal keys take equal time for every collective of
+    /// `kinds` and every size (the engine passes the kinds a group's comms perform, so a
+    /// key need not tell groups apart by algorithms that never run on them).
     /// Folding compares replicas by these keys (a replica placed differently on the fabric,
     /// say across a leaf boundary, is not a stand-in for one that is not), and the engine
     /// reuses a collective's duration for every group with an equal key instead of calling
@@ -83,5 +85,5 @@ pub trait Network {
     /// with `Completion::At(now + d)`, `d` a function of the collective, its size and this
     /// key alone, and nothing else may depend on the calls. Only called when
     /// [`Network::folding`] is `Some`.
-    fn group_key(&mut self, members: &[u32], key: &mut Vec<u64>);
+    fn group_key(&mut self, members: &[u32], kinds: CollectiveSet, key: &mut Vec<u64>);
 }

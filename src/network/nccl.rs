@@ -167,6 +167,20 @@ impl Algorithm {
     /// Number of algorithms (`Algorithm as usize` is below it).
     pub const COUNT: usize = 10;
 
+    /// Every algorithm, in declaration order.
+    pub const ALL: [Algorithm; Algorithm::COUNT] = [
+        Algorithm::Ring,
+        Algorithm::Tree,
+        Algorithm::Nvls,
+        Algorithm::NvlsTree,
+        Algorithm::Hierarchical,
+        Algorithm::Direct,
+        Algorithm::P2p,
+        Algorithm::Pat,
+        Algorithm::CollNetDirect,
+        Algorithm::CollNetChain,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             Algorithm::Ring => "ring",

@@ -13,6 +13,7 @@ use super::{
     AlgorithmChoice, AnalyticNetwork, Completion, FlowNetwork, Network, Routing, Transfer,
 };
 use crate::units::Nanos;
+use crate::vocab::CollectiveSet;
 
 /// The network model a step is timed with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -120,10 +121,10 @@ impl Network for AnyNetwork {
         }
     }
 
-    fn group_key(&mut self, members: &[u32], key: &mut Vec<u64>) {
+    fn group_key(&mut self, members: &[u32], kinds: CollectiveSet, key: &mut Vec<u64>) {
         match self {
-            AnyNetwork::Analytic(n) => n.group_key(members, key),
-            AnyNetwork::Contention(n) => n.group_key(members, key),
+            AnyNetwork::Analytic(n) => n.group_key(members, kinds, key),
+            AnyNetwork::Contention(n) => n.group_key(members, kinds, key),
         }
     }
 }
