@@ -264,7 +264,7 @@ impl crate::network::Network for AllToAllOnly {
         Some(Vec::new())
     }
 
-    fn group_key(&mut self, _: &[u32], _: &mut Vec<u64>) {}
+    fn group_key(&mut self, _: &[u32], _: crate::vocab::CollectiveSet, _: &mut Vec<u64>) {}
 }
 
 /// DualPipe on a small MoE (PP 2, EP 2, 2 MoE layers per piece, 8 micro-batches): inside
