@@ -115,17 +115,20 @@ impl Rules<'_> {
     /// `network.routing.adaptive`: adaptive routing spreads every flow over all uplinks, so
     /// there is no hash to choose, seed or split (those keys are refused beside it), and
     /// nothing to spread on a single switch.
+    /// Whether the scenario states `network.routing.KEY` (rather than taking its default).
+    fn routing_key_given(&self, key: &str) -> bool {
+        self.root
+            .get("network")
+            .and_then(|n| n.get("routing"))
+            .and_then(|n| n.get(key))
+            .is_some()
+    }
+
     fn adaptive_routing(&self) -> Check {
         if !self.s.network.routing.adaptive {
             return Ok(());
         }
-        let given = |key: &str| {
-            self.root
-                .get("network")
-                .and_then(|n| n.get("routing"))
-                .and_then(|n| n.get(key))
-                .is_some()
-        };
+        let given = |key: &str| self.routing_key_given(key);
         let r = &self.s.network.routing;
         let (ecmp, seed, split) = (given("ecmp"), given("seed"), given("flows_per_connection"));
         let moot = |key: &str, value: String| {
@@ -160,13 +163,7 @@ impl Rules<'_> {
     /// drawn), so they are refused without `ecmp: hash` rather than ignored.
     fn routing(&self) -> Check {
         let r = &self.s.network.routing;
-        let given = |key: &str| {
-            self.root
-                .get("network")
-                .and_then(|n| n.get("routing"))
-                .and_then(|n| n.get(key))
-                .is_some()
-        };
+        let given = |key: &str| self.routing_key_given(key);
         let fpc = r.flows_per_connection;
         self.ensure(
             (1..=MAX_FLOWS_PER_CONNECTION).contains(&fpc),

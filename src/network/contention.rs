@@ -58,18 +58,7 @@ pub struct FlowNetwork {
 }
 
 /// Algorithms in the order of [`FlowNetwork::algorithm_counts`].
-pub const ALGORITHMS: [Algorithm; Algorithm::COUNT] = [
-    Algorithm::Ring,
-    Algorithm::Tree,
-    Algorithm::Nvls,
-    Algorithm::NvlsTree,
-    Algorithm::Hierarchical,
-    Algorithm::Direct,
-    Algorithm::P2p,
-    Algorithm::Pat,
-    Algorithm::CollNetDirect,
-    Algorithm::CollNetChain,
-];
+pub const ALGORITHMS: [Algorithm; Algorithm::COUNT] = Algorithm::ALL;
 
 impl FlowNetwork {
     pub fn new(cluster: &ClusterSpec, settings: NetworkSettings) -> Self {
