@@ -63,7 +63,7 @@ fn analytic(spec: &ClusterSpec, routing: Routing, coll: Collective, groups: &[Ve
     let gpus = (spec.nodes * spec.node.gpus) as u32;
     let mut net = AnalyticNetwork::with_algorithm(spec, AlgorithmChoice::Ring)
         .with_routing(routing)
-        .with_stage_size(gpus);
+        .with_stage_size(gpus, gpus);
     groups
         .iter()
         .map(|g| net.collective_time_s(coll, GIB, g))

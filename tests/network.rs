@@ -410,7 +410,7 @@ fn ring_busbw_on_shipped_fat_trees_never_rises_with_gpu_count() {
 fn pipeline_sends_cost_their_bandwidth_in_both_directions_under_stage_concurrency() {
     for kind in [FabricKind::RailOptimized, FabricKind::FatTree] {
         let spec = cluster("h100-sxm", 8, 8, 450.0, 400.0, kind, 2.0);
-        let mut net = AnalyticNetwork::new(&spec).with_stage_size(16);
+        let mut net = AnalyticNetwork::new(&spec).with_stage_size(16, 64);
         let bytes = 64 << 20;
         let nic_s = bytes as f64 / (400e9 / 8.0);
         for (a, b) in [(0, 16), (5, 21), (16, 48), (3, 51)] {

@@ -147,7 +147,11 @@ fn top_plans(file: &str, mode: &str) -> Vec<(String, f64)> {
 )]
 fn the_plan_searchs_top_10_agree_within_5_percent() {
     let mut failures = Vec::new();
-    for file in ["scenarios/default.yaml", "scenarios/llama3-70b-1k.yaml"] {
+    for file in [
+        "scenarios/default.yaml",
+        "scenarios/llama3-70b-1k.yaml",
+        "scenarios/gpt3-175b-1k-a100.yaml",
+    ] {
         let (a, k) = rayon::join(
             || top_plans(file, "analytic"),
             || top_plans(file, "contention"),

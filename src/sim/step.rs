@@ -94,10 +94,10 @@ pub fn build_network(s: &Scenario, link_faults: &LinkFaults) -> AnyNetwork {
 /// routing, its plan's pipeline stages as the groups that run at once), which the plan
 /// search's estimator uses whatever `network.mode` says.
 pub fn analytic_network(s: &Scenario) -> AnalyticNetwork {
-    let stage = crate::plan::RankGrid::new(&s.parallelism).stage_size();
+    let grid = crate::plan::RankGrid::new(&s.parallelism);
     AnalyticNetwork::with_algorithm(&s.cluster, s.network.algorithm)
         .with_routing(s.network.routing)
-        .with_stage_size(stage)
+        .with_stage_size(grid.stage_size(), grid.world())
 }
 
 /// Simulates one step of `s` on its own network ([`build_network`], healthy links).

@@ -187,7 +187,7 @@ pub fn estimate(s: &Scenario, net: &mut AnalyticNetwork) -> FastEstimate {
     let inp = step_inputs(s, &compute);
     let grid = RankGrid::new(&s.parallelism);
     // The plan's pipeline stages decide which groups communicate at once.
-    net.set_stage_size(Some(grid.stage_size()));
+    net.set_stage_size(Some((grid.stage_size(), grid.world())));
     let mut ctx = Ctx {
         s,
         inp,
