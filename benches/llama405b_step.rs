@@ -1,13 +1,13 @@
 //! One training step of Llama-3-405B on 16,384 H100s (TP8 PP16 DP128, seq 8192, global
-//! batch 2048) replayed over the contention network (destination-mod-k routing, then
-//! hashed ECMP as on RoCE: issue 13's budget is 10 s for this one), and over the analytic
-//! fast mode for comparison. Prints wall and CPU times and step times. Run: `cargo bench
+//! batch 2048) replayed over the contention network (the fabric's default, adaptive
+//! routing on this InfiniBand fabric; destination-mod-k; hashed ECMP as on RoCE: issue
+//! 13's budget is 10 s for that one), and over the analytic fast mode for comparison. Prints wall and CPU times and step times. Run: `cargo bench
 //! --bench llama405b_step`.
 
 use std::time::Instant;
 
 use clustersim::faults::LinkFaults;
-use clustersim::network::{AnalyticNetwork, Ecmp, NetworkMode};
+use clustersim::network::{AnalyticNetwork, Ecmp, NetworkMode, Routing};
 use clustersim::sim::{StepOptions, simulate_step_faulty, simulate_step_on};
 
 /// CPU seconds this process has used (Linux `/proc/self/stat` utime + stime, 100 Hz
@@ -39,10 +39,20 @@ fn main() {
     );
 
     // The contention network as `clustersim run` builds it for `network: {mode: contention}`,
-    // then with `routing: {ecmp: hash}`.
+    // then with `routing: {ecmp: dest-mod}` and `routing: {ecmp: hash}`.
     s.network.mode = NetworkMode::Contention;
-    for ecmp in [Ecmp::DestMod, Ecmp::Hash] {
-        s.network.routing.ecmp = ecmp;
+    let static_routing = |ecmp| Routing {
+        ecmp,
+        adaptive: false,
+        ..s.network.routing
+    };
+    let routings = [
+        Routing::for_fabric(s.cluster.fabric.transport, s.cluster.fabric.kind),
+        static_routing(Ecmp::DestMod),
+        static_routing(Ecmp::Hash),
+    ];
+    for routing in routings {
+        s.network.routing = routing;
         let (t, c0) = (Instant::now(), cpu_s());
         let (r, net) = simulate_step_faulty(&s, &opts, &LinkFaults::none()).expect("detailed mode");
         let wall = t.elapsed().as_secs_f64();
@@ -55,8 +65,8 @@ fn main() {
             .map(|(a, n)| format!("{}={n}", a.label()))
             .collect();
         println!(
-            "contention network, ecmp {}: step {:.3} s, MFU {:.1} %, {} events, collectives [{}]; wall {wall:.2} s, cpu {cpu:.2} s",
-            ecmp.label(),
+            "contention network, routing {}: step {:.3} s, MFU {:.1} %, {} events, collectives [{}]; wall {wall:.2} s, cpu {cpu:.2} s",
+            routing.label(),
             r.metrics.step_time_s,
             r.metrics.mfu * 100.0,
             r.metrics.events,

@@ -191,9 +191,13 @@ impl Source {
 }
 
 /// The micro-batch size a practitioner would pick: the largest `b <= 4` that splits the
-/// sequences of one pipeline into `m` micro-batches with `m` a multiple of `pp` (required by
-/// the interleaved schedule) and `m >= 4 pp` (keeps the 1F1B bubble under 20 %); 1 when
-/// none does.
+/// sequences of one pipeline into `m` micro-batches; with a pipeline (`pp > 1`) `m` must
+/// also be a multiple of `pp` (required by the interleaved schedule) and `m >= 4 pp` (keeps
+/// the 1F1B bubble under 20 %), 1 when no `b` does. Without a pipeline there is no bubble
+/// to bound, and NVIDIA's own recipes run the largest micro-batch: NeMo-Framework-Launcher
+/// `launcher_scripts/conf/training/gpt3/{5b,20b,40b}.yaml` (commit 056a90edf9) train at
+/// TP 1, 4 and 8 without pipelining at `micro_batch_size: 4`, and `175b.yaml` (TP 4, PP 8,
+/// interleaved) at 1.
 pub fn micro_batch_rule(row: &Row) -> u64 {
     let dp = (row.gpus / (row.tp * row.pp)).max(1);
     let per_pipeline = row.global_batch / dp;
@@ -201,7 +205,8 @@ pub fn micro_batch_rule(row: &Row) -> u64 {
         .rev()
         .find(|&b| {
             let m = per_pipeline / b;
-            per_pipeline.is_multiple_of(b) && m.is_multiple_of(row.pp) && m >= 4 * row.pp
+            let bubble_ok = row.pp == 1 || (m.is_multiple_of(row.pp) && m >= 4 * row.pp);
+            per_pipeline.is_multiple_of(b) && m >= 1 && bubble_ok
         })
         .unwrap_or(1)
 }

@@ -151,3 +151,43 @@ fn adaptive_ring_all_reduces_across_a_three_tier_fabric_take_the_collision_free_
     println!("rings: hashed ECMP slower than adaptive for {slower} of 64 seeds");
     assert!(slower > 0, "hashing collides somewhere");
 }
+
+/// The routing a scenario gets without a `routing:` section is its fabric's
+/// (`Routing::for_fabric`): adaptive on InfiniBand (NVIDIA's subnet manager and NCCL both
+/// default to it), destination-mod-k on RoCE and on a single switch; stating a static key
+/// (`ecmp`, `seed`, `flows_per_connection`) turns the adaptive default off, and stating
+/// `adaptive` wins.
+#[test]
+fn each_fabric_routes_as_its_kind_does_by_default() {
+    let routing = |cluster: &str, network: &str| {
+        let text = format!(
+            "model: llama3-8b\ncluster: {cluster}\ntraining: {{ seq_len: 2048, global_batch: 16 }}\n\
+             parallelism: {{ tp: 8, pp: 1, dp: 2 }}\n{network}"
+        );
+        clustersim::config::load_scenario_str("t", &text, &[])
+            .unwrap_or_else(|e| panic!("{cluster} {network}: {e}"))
+            .network
+            .routing
+    };
+    let ib = "{ from: dgx-h100-ndr, nodes: 2 }";
+    let roce = "{ from: dgx-h100-ndr, nodes: 2, fabric: { transport: roce } }";
+    let single = "{ from: dgx-h100-ndr, nodes: 2, fabric: { kind: single-switch } }";
+    assert_eq!(routing(ib, ""), adaptive());
+    assert_eq!(routing(roce, ""), Routing::default());
+    assert_eq!(routing(single, ""), Routing::default());
+    let dest_mod = "network: { routing: { ecmp: dest-mod } }";
+    assert_eq!(routing(ib, dest_mod), Routing::default());
+    assert_eq!(
+        routing(ib, "network: { routing: { ecmp: hash, seed: 3 } }"),
+        {
+            Routing {
+                seed: 3,
+                ..hashed(3)
+            }
+        }
+    );
+    let off = "network: { routing: { adaptive: false } }";
+    assert_eq!(routing(ib, off), Routing::default());
+    let on = "network: { routing: { adaptive: true } }";
+    assert_eq!(routing(roce, on), adaptive());
+}

@@ -68,9 +68,9 @@ fn megatron_sc21_a100_within_issue_bounds() {
 
 /// The Megatron-Core H100 table under its own stack (`megatron-core`, Megatron-Core
 /// r0.8 with the README's `--tp-comm-overlap`) does NOT meet the issue's bounds (MAPE
-/// <= 3.5 %, every row but 32B within 8 %): measured MAPE 6.9 %, 16B -8.6 %, 119B -9.0 %,
-/// 177B +8.6 %, 32B -25.3 % (exempt). This guards the level reached so regressions show;
-/// it is not the target. What the misses are: see the next test.
+/// <= 3.5 %, every row but 32B within 8 %): measured MAPE 4.6 %, 119B -9.0 %, 177B
+/// +8.6 %, 32B +8.4 % (exempt). This guards the level reached so regressions show; it is
+/// not the target. What the 119B miss is: see the next test.
 #[test]
 #[cfg_attr(
     debug_assertions,
@@ -83,26 +83,32 @@ fn megatron_core_h100_does_not_regress() {
     assert_embedded_band(&preds, Source::MegatronCoreH100);
     let (mape, max) = validate::error_stats(&preds);
     assert_eq!(preds.len(), 9);
-    assert!(mape <= 0.070, "MAPE {:.2} % (measured 6.9 %)", mape * 100.0);
     assert!(
-        max <= 0.254,
-        "worst row {:.1} % (measured 25.3 %)",
+        mape <= 0.0465,
+        "MAPE {:.2} % (measured 4.63 %)",
+        mape * 100.0
+    );
+    assert!(
+        max <= 0.091,
+        "worst row {:.1} % (measured 9.0 %)",
         max * 100.0
     );
 }
 
-/// Why the 16B and 119B rows miss under Megatron-Core r0.8's stack: their whole error is
-/// time on the inter-node network, which carries their data-parallel traffic (16B: TP 4
-/// inside a node, no pipeline; 119B: also three pipeline hops). With FP32 gradient
-/// reduction (`accumulate_allreduce_grads_in_fp32`, forced under `--bf16`,
+/// Why the 119B row misses under Megatron-Core r0.8's stack: its whole error is time on
+/// the inter-node network, which carries its data-parallel traffic (TP 8 fills a node,
+/// and three pipeline hops). With FP32 gradient reduction
+/// (`accumulate_allreduce_grads_in_fp32`, forced under `--bf16`,
 /// megatron/training/arguments.py:299-305 at core_r0.8.0) reduce-scatters over one
 /// 400 Gb/s NIC per GPU overlap only the last micro-batch's backward (`is_last_microbatch`,
 /// megatron/core/distributed/param_and_grad_buffer.py:547) and parameter gathers only the
 /// first micro-batch's forward (megatron/core/optimizer/distrib_optimizer.py:1336-1337,
-/// 1464-1475). Both rows miss by more than 8 %; on the same cluster with NICs a thousand
-/// times faster (nothing else changed) both are within 1 % of the published figure: the
-/// runs hid network time this schedule cannot (README "Calibration", which prints the
-/// same from `scenarios/calibration/mcore-*.yaml`).
+/// 1464-1475). It misses by more than 8 %; on the same cluster with NICs a thousand times
+/// faster (nothing else changed) it is within 1 % of the published figure: the run hid
+/// network time this schedule cannot (README "Calibration", which prints the same from
+/// `scenarios/calibration/mcore-119b.yaml`). 16B, which has no pipeline, runs one
+/// micro-batch of 4 (`validate::micro_batch_rule`), whose whole backward hides the
+/// reduce-scatter: within 8 %, and within 2 % of its fast-NIC figure.
 #[test]
 #[cfg_attr(
     debug_assertions,
@@ -122,19 +128,20 @@ fn megatron_core_misses_are_the_exposed_data_parallel_time() {
             continue;
         }
         let p = validate::predict(&row, &base, &base.cluster).unwrap();
-        assert!(
-            p.error < -0.08,
-            "{}B: {:+.1} %",
-            row.params_b,
-            p.error * 100.0
-        );
         let free = validate::predict(&row, &base, &fast_nics).unwrap();
-        assert!(
-            free.error.abs() < 0.01,
-            "{}B with NICs x1000: {:+.1} %",
+        let label = format!(
+            "{}B: {:+.1} %, with NICs x1000 {:+.1} %",
             row.params_b,
+            p.error * 100.0,
             free.error * 100.0
         );
+        if row.params_b == 119.0 {
+            assert!(p.error < -0.08, "{label}");
+            assert!(free.error.abs() < 0.01, "{label}");
+        } else {
+            assert!(p.error.abs() < 0.08, "{label}");
+            assert!((free.error - p.error).abs() < 0.02, "{label}");
+        }
     }
 }
 
@@ -282,7 +289,10 @@ fn megatron_core_data_parallel_follows_r0_8() {
     use clustersim::vocab::{Category, Collective};
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let path = root.join("scenarios/calibration/mcore-16b.yaml");
-    let s = clustersim::config::load_scenario(Some(&path), &[]).unwrap();
+    // Four micro-batches (the row itself runs one), so that "only the last" and "only the
+    // first" can be told from "every".
+    let four = ["training.micro_batch=1".to_string()];
+    let s = clustersim::config::load_scenario(Some(&path), &four).unwrap();
     let opts = clustersim::sim::StepOptions {
         trace: TraceRanks::Some(vec![0]),
         ..Default::default()

@@ -75,7 +75,8 @@ fn summary_json_records_what_produced_it() {
         serde_json::json!(["parallelism.tp=4", "parallelism.dp=64"])
     );
     assert_eq!(p["seed"], serde_json::json!([11]));
-    assert_eq!(p["network"], serde_json::json!(["analytic"]));
+    // The mode and the routing the fabric defaults to (NDR InfiniBand: adaptive).
+    assert_eq!(p["network"], serde_json::json!(["analytic, adaptive"]));
     assert!(p["stack"].is_null(), "the stack hook exists: {p}");
     // The scenario file and the topology it names, as given, with their hashes.
     let inputs = p["inputs"].as_array().unwrap();
@@ -101,7 +102,7 @@ fn summary_json_records_what_produced_it() {
     let (_, c) = run_summary("run-c", &[&args[..], &["--network", "contention"]].concat());
     assert_eq!(
         c["provenance"]["network"],
-        serde_json::json!(["contention"])
+        serde_json::json!(["contention, adaptive"])
     );
 }
 

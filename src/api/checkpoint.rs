@@ -83,7 +83,7 @@ impl CheckpointSweep {
         scenario.check_own_plan()?;
         let curve = self.curve(&scenario, &run::analytic_step_times(&scenario))?;
         provenance.add_scenario(
-            scenario.network.mode.label(),
+            &scenario.network.label(),
             self.seed.unwrap_or(scenario.faults.seed),
         );
         provenance.set(

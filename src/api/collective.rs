@@ -137,7 +137,10 @@ fn sweep(
         cluster,
         NetworkSettings {
             algorithm,
-            ..Default::default()
+            routing: crate::network::Routing::for_fabric(
+                cluster.fabric.transport,
+                cluster.fabric.kind,
+            ),
         },
     );
     let mut rows = Vec::new();

@@ -261,7 +261,7 @@ impl Comparison {
                 .and_then(|d| d.resolve_traced());
             if let Ok((s, sources)) = loaded {
                 p.add_inputs(&sources);
-                p.add_scenario(s.network.mode.label(), s.faults.seed);
+                p.add_scenario(&s.network.label(), s.faults.seed);
             }
         }
         p.overrides = self.overrides.clone();

@@ -157,7 +157,7 @@ impl PlanSearch {
             scenario.check_own_plan()?;
         }
         let report = plan::search(&scenario, &self.options(&scenario))?;
-        provenance.add_scenario(scenario.network.mode.label(), scenario.faults.seed);
+        provenance.add_scenario(&scenario.network.label(), scenario.faults.seed);
         provenance.set("top", self.top);
         if let Some(g) = self.gpus {
             provenance.set("gpus", g);

@@ -156,7 +156,7 @@ impl Simulation {
         if let Some(t) = &self.timeline {
             s.outputs.timeline = t.clone();
         }
-        p.add_scenario(s.network.mode.label(), s.faults.seed);
+        p.add_scenario(&s.network.label(), s.faults.seed);
         if let Some(n) = self.replicas {
             p.set("replicas", n);
         }

@@ -39,8 +39,8 @@ pub struct Provenance {
     /// Every `--set path=value` given to the command, in order (a sweep's own `set:`
     /// lists are in its file, hashed above).
     pub overrides: Vec<String>,
-    /// Network mode of each scenario simulated (one for `run`; the distinct modes of the
-    /// points, in point order, for `compare`).
+    /// Network mode and routing of each scenario simulated (`analytic, adaptive`; one for
+    /// `run`; the distinct ones of the points, in point order, for `compare`).
     pub network: Vec<String>,
     /// Fault seed of each scenario simulated (distinct values, in order).
     pub seed: Vec<u64>,

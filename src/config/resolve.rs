@@ -54,6 +54,7 @@ pub fn scenario(
     source: Option<std::path::PathBuf>,
 ) -> Result<Scenario, ConfigError> {
     let cluster = cluster(raw.cluster);
+    let network = network(raw.network, &cluster.fabric);
     let model = model(raw.model, root)?;
     let training = training(raw.training);
     let rp = raw.parallelism;
@@ -71,7 +72,7 @@ pub fn scenario(
         checkpoint: raw.checkpoint,
         run: raw.run,
         outputs: outputs(raw.outputs, root)?,
-        network: network(raw.network),
+        network,
         origins: Default::default(),
         plan_only,
         jobs: None,
@@ -245,19 +246,21 @@ fn outputs(o: RawOutputs, root: &Node) -> Result<OutputsSpec, ConfigError> {
     })
 }
 
-fn network(n: RawNetwork) -> NetworkSpec {
+fn network(n: RawNetwork, fabric: &FabricSpec) -> NetworkSpec {
+    let r = n.routing.unwrap_or_default();
+    let d = Routing::for_fabric(fabric.transport, fabric.kind);
+    // A stated ECMP policy, seed or split asks for static routing: adaptive routing then
+    // stays off unless stated too (it would make those keys moot, which validation refuses).
+    let static_asked = r.ecmp.is_some() || r.seed.is_some() || r.flows_per_connection.is_some();
     NetworkSpec {
         mode: n.mode.unwrap_or_default(),
         algorithm: n.algorithm.unwrap_or_default(),
-        routing: n.routing.map_or_else(Routing::default, |r| {
-            let d = Routing::default();
-            Routing {
-                ecmp: r.ecmp.unwrap_or(d.ecmp),
-                seed: r.seed.unwrap_or(d.seed),
-                flows_per_connection: r.flows_per_connection.unwrap_or(d.flows_per_connection),
-                adaptive: r.adaptive.unwrap_or(d.adaptive),
-            }
-        }),
+        routing: Routing {
+            ecmp: r.ecmp.unwrap_or(d.ecmp),
+            seed: r.seed.unwrap_or(d.seed),
+            flows_per_connection: r.flows_per_connection.unwrap_or(d.flows_per_connection),
+            adaptive: r.adaptive.unwrap_or(d.adaptive && !static_asked),
+        },
     }
 }
 

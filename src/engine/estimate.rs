@@ -60,6 +60,9 @@ pub struct ReplayEstimate {
     pub folded: bool,
     /// The network allows folding (no contention).
     pub foldable_network: bool,
+    /// Several jobs share the fabric: only the contention model can time them, so the
+    /// analytic mode is not offered as a way to shrink the replay.
+    pub shared_fabric: bool,
 }
 
 /// Limits on one replay.
@@ -133,12 +136,19 @@ impl ReplayEstimate {
                 "this contention replay is too slow: about {:.3e} units of contention work \
                  (the links the flows of every collective cross, over the step's {:.3e} \
                  events on {} ranks), above the budget of {:.3e} (about ten minutes; \
-                 {FLOW_WORK_ENV}). Shrink it with --network analytic (closed-form \
-                 collectives), smaller expert-parallel groups (--set parallelism.ep=...: an \
+                 {FLOW_WORK_ENV}). Shrink it with {}smaller expert-parallel groups (--set parallelism.ep=...: an \
                  all-to-all's work grows with the square of its group), fewer micro-batches \
                  (--set training.global_batch=...) or fewer GPUs (--set parallelism.dp=... \
                  with cluster.nodes); or force it with `--replay all`",
-                self.flow_work as f64, self.events as f64, self.world, budget.max_flow_work as f64,
+                self.flow_work as f64,
+                self.events as f64,
+                self.world,
+                budget.max_flow_work as f64,
+                if self.shared_fabric {
+                    ""
+                } else {
+                    "--network analytic (closed-form collectives), "
+                },
             )));
         }
         if self.events <= budget.max_events && self.bytes <= budget.max_bytes {
@@ -148,7 +158,7 @@ impl ReplayEstimate {
         if self.trace_bytes > self.bytes / 4 {
             shrink.push("--timeline representative or none (fewer traced ranks)");
         }
-        if !self.folded && !self.foldable_network {
+        if !self.folded && !self.foldable_network && !self.shared_fabric {
             shrink.push("--network analytic (identical replicas then fold)");
         }
         if !self.folded && self.foldable_network && self.world > self.replayed_ranks / 2 {
@@ -255,7 +265,46 @@ pub fn plan<N: Network>(
             },
             folded: fold.is_some(),
             foldable_network,
+            shared_fabric: false,
         },
         fold,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn over_budget(shared_fabric: bool) -> String {
+        let e = ReplayEstimate {
+            world: 1024,
+            replayed_ranks: 1024,
+            events: 10,
+            bytes: 10,
+            trace_bytes: 0,
+            flow_work: 1000,
+            folded: false,
+            foldable_network: false,
+            shared_fabric,
+        };
+        let budget = ReplayBudget {
+            max_events: 1 << 40,
+            max_bytes: 1 << 40,
+            max_flow_work: 100,
+        };
+        match e.check(&budget) {
+            Err(EngineError::OverBudget(m)) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Jobs sharing a fabric are timed only by the contention model (the analytic mode is
+    /// refused with `jobs:`), so the refusal must not suggest it.
+    #[test]
+    fn the_over_budget_advice_offers_analytic_mode_only_to_a_single_job() {
+        assert!(over_budget(false).contains("--network analytic"));
+        let shared = over_budget(true);
+        assert!(!shared.contains("analytic"), "{shared}");
+        assert!(shared.contains("--replay all"), "{shared}");
     }
 }

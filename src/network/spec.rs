@@ -57,6 +57,14 @@ pub struct NetworkSpec {
     pub routing: Routing,
 }
 
+impl NetworkSpec {
+    /// The mode and routing, as provenance records them: `analytic, adaptive`,
+    /// `contention, hash seed 7 x16`, `analytic, dest-mod`.
+    pub fn label(&self) -> String {
+        format!("{}, {}", self.mode.label(), self.routing.label())
+    }
+}
+
 /// Either network model behind one [`Network`] (enum dispatch: no virtual calls, and
 /// callers can still reach the contention model's link statistics).
 #[derive(Debug, Clone)]

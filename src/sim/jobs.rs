@@ -252,6 +252,7 @@ fn check_budget(
         Some(mut t) => {
             t.events = t.events.saturating_mul(2);
             t.flow_work = t.flow_work.saturating_mul(2);
+            t.shared_fabric = true;
             t.check(&ReplayBudget::from_env()?)
         }
         None => Ok(()),
