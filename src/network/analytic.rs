@@ -63,8 +63,8 @@ type Fx<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
 const KEY_BY_MEMBERS_ABOVE: usize = 256;
 
 /// Sibling unit times are cached per member offsets (in member order), then the scope's
-/// first rank and size, as one word list (looked up by slice, without allocating); one slot per
-/// algorithm, filled when first asked for.
+/// first rank and size, as one word list (looked up by slice, without allocating); one slot
+/// per algorithm, filled when first asked for.
 type SiblingKey = Vec<u32>;
 type SiblingSlots = Box<[Option<SiblingUnits>; Algorithm::COUNT]>;
 
@@ -191,8 +191,8 @@ impl AnalyticNetwork {
         }
     }
 
-    /// The ranks whose groups run `alg` at the same moment as the group over `members`
-    /// (in stage `block` of `n_stage` ranks, and only there when `one_stage`): `(first rank, ranks)`. Reductions
+    /// The ranks whose groups run `alg` at the same moment as a group in stage `block` of
+    /// `n_stage` ranks (and only there when `one_stage`): `(first rank, ranks)`. Reductions
     /// and gathers of every stage overlap (each stage reduces its gradients after its last
     /// backward, within a pipeline drain of the others, and gathers at the step start), so
     /// their scope is the job; point-to-point and all-to-all traffic, and any group that
@@ -244,27 +244,32 @@ impl AnalyticNetwork {
         let m0 = members.iter().copied().min().unwrap_or(0);
         let block = m0 / stage;
         let one_stage = members.iter().all(|&m| m / stage == block);
-        // At most two scopes (the job's, the stage's), each with its own cache entry.
-        let mut scoped = [(0, 0, Algorithm::Ring); Algorithm::COUNT];
-        for (slot, &alg) in scoped.iter_mut().zip(algs) {
-            let (start, span) = self.sibling_scope(alg, block, one_stage, stage);
-            *slot = (start, span, alg);
-        }
-        let scoped = &mut scoped[..algs.len()];
-        scoped.sort_by_key(|&(start, span, _)| (start, span));
-        let mut i = 0;
-        while i < scoped.len() {
-            let (start, span, _) = scoped[i];
-            let j = i + scoped[i..]
-                .iter()
-                .take_while(|&&(s, n, _)| (s, n) == (start, span))
-                .count();
-            let mut these = [Algorithm::Ring; Algorithm::COUNT];
-            for (t, &(_, _, alg)) in these.iter_mut().zip(&scoped[i..j]) {
-                *t = alg;
+        // Two scopes (the stage's, the job's), each with its own cache entry.
+        let (mut narrow, mut wide) = (
+            [Algorithm::Ring; Algorithm::COUNT],
+            [Algorithm::Ring; Algorithm::COUNT],
+        );
+        let (mut n_narrow, mut n_wide) = (0, 0);
+        let stage_scope = (block * stage, stage);
+        let mut job_scope = stage_scope;
+        for &alg in algs {
+            let scope = self.sibling_scope(alg, block, one_stage, stage);
+            if scope == stage_scope {
+                narrow[n_narrow] = alg;
+                n_narrow += 1;
+            } else {
+                job_scope = scope;
+                wide[n_wide] = alg;
+                n_wide += 1;
             }
-            self.units_in_scope(&these[..j - i], members, m0, (start, span), out);
-            i = j;
+        }
+        for (these, scope) in [
+            (&narrow[..n_narrow], stage_scope),
+            (&wide[..n_wide], job_scope),
+        ] {
+            if !these.is_empty() {
+                self.units_in_scope(these, members, m0, scope, out);
+            }
         }
     }
 
