@@ -154,7 +154,8 @@ fn adaptive_ring_all_reduces_across_a_three_tier_fabric_take_the_collision_free_
 
 /// The routing a scenario gets without a `routing:` section is its fabric's
 /// (`Routing::for_fabric`): adaptive on InfiniBand (NVIDIA's subnet manager and NCCL both
-/// default to it), destination-mod-k on RoCE and on a single switch; stating a static key
+/// default to it), hashed ECMP on RoCE (seed 0), destination-mod-k on a single switch
+/// (which has no uplinks to choose among); stating a static key
 /// (`ecmp`, `seed`, `flows_per_connection`) turns the adaptive default off, and stating
 /// `adaptive` wins.
 #[test]
@@ -173,7 +174,11 @@ fn each_fabric_routes_as_its_kind_does_by_default() {
     let roce = "{ from: dgx-h100-ndr, nodes: 2, fabric: { transport: roce } }";
     let single = "{ from: dgx-h100-ndr, nodes: 2, fabric: { kind: single-switch } }";
     assert_eq!(routing(ib, ""), adaptive());
-    assert_eq!(routing(roce, ""), Routing::default());
+    assert_eq!(routing(roce, ""), hashed(0));
+    assert_eq!(
+        routing(roce, "network: { routing: { ecmp: dest-mod } }"),
+        Routing::default()
+    );
     assert_eq!(routing(single, ""), Routing::default());
     let dest_mod = "network: { routing: { ecmp: dest-mod } }";
     assert_eq!(routing(ib, dest_mod), Routing::default());
@@ -189,5 +194,8 @@ fn each_fabric_routes_as_its_kind_does_by_default() {
     let off = "network: { routing: { adaptive: false } }";
     assert_eq!(routing(ib, off), Routing::default());
     let on = "network: { routing: { adaptive: true } }";
-    assert_eq!(routing(roce, on), adaptive());
+    // Adaptive routing replaces the ECMP policy (RoCE's hash stays recorded, unread).
+    let roce_adaptive = routing(roce, on);
+    assert!(roce_adaptive.adaptive, "{roce_adaptive:?}");
+    assert_eq!(roce_adaptive.label(), "adaptive");
 }

@@ -30,9 +30,20 @@
 //!   step start), so on a fabric that routes by destination two stages' data-parallel
 //!   rings meet on the same spine links, as the contention mode finds (GPT-3 175B on the
 //!   A100 fat tree at TP 4 PP 2: counting one stage read a step of 16.7 s where the
-//!   contention mode reads 24.6 s). All-to-all and point-to-point traffic, and groups that
-//!   span stages, keep their stage: their stages run them at different moments, which the
-//!   contention mode sees when they happen.
+//!   contention mode reads 24.6 s). Gathers count the job's siblings in full (every
+//!   stage gathers at the step start); gradient reductions (reduce-scatter, all-reduce)
+//!   count them for half of their bytes and their own stage's for the rest: each stage
+//!   starts reducing one pipeline slot after the next one, so two stages' reductions
+//!   overlap for part of their length, and half is the expected overlap of two equal
+//!   phases offset by anywhere up to their length (Llama 3 70B TP 8 PP 4 DP 512 on
+//!   `roce-multipod-h100` under destination-mod-k: the job's full count reads 3.27 s, the
+//!   stage's alone 2.91 s, the half 3.09 s, the contention mode 3.09 s; under its default
+//!   hashed ECMP 4.34, 3.84, 4.06 and 4.11 s). All-to-all and point-to-point traffic, and
+//!   groups that span stages, keep their stage: their stages run them at different
+//!   moments, which the contention mode sees when they happen.
+//! - **The algorithm** is NCCL's pick from its own view ([`Planner::choose`]: the group
+//!   alone, equal-cost uplinks pooled), the contention mode's pick too; only its time
+//!   counts the siblings.
 //!
 //! Groups within one NVLink domain only use their members' scale-up links, which no other
 //! group shares, so they are timed alone.
@@ -216,60 +227,71 @@ impl AnalyticNetwork {
         &self.topo
     }
 
-    /// Seconds per unit of plan scale of `alg` over `members`; `multi`: the group spans
-    /// several NVLink domains (its shape's `domains > 1`).
-    fn unit_s(&mut self, alg: Algorithm, members: &[u32], multi: bool) -> f64 {
-        let mut out = [f64::NAN; Algorithm::COUNT];
-        self.units(&[alg], members, multi, &mut out);
-        out[alg as usize]
+    /// Seconds per unit of plan scale of `alg` running `coll` over `members`; `multi`: the
+    /// group spans several NVLink domains (its shape's `domains > 1`).
+    ///
+    /// A gradient reduction (reduce-scatter, all-reduce) whose siblings span the job counts
+    /// the other stages' siblings for half of its bytes: each stage starts reducing after
+    /// its own last backward, one pipeline slot after the next stage, so two stages'
+    /// reductions overlap for part of their length, which the closed form does not know;
+    /// half is the expected overlap of two equal phases offset by anywhere up to their
+    /// length. Gathers keep the job's full count: every stage gathers at the step start.
+    fn unit_s(&mut self, alg: Algorithm, coll: Collective, members: &[u32], multi: bool) -> f64 {
+        let mut stage = [f64::NAN; Algorithm::COUNT];
+        let mut job = [f64::NAN; Algorithm::COUNT];
+        self.units(&[alg], members, multi, &mut stage, &mut job);
+        Self::blend(coll, stage[alg as usize], job[alg as usize])
     }
 
-    /// [`AnalyticNetwork::unit_s`] of each of `algs`, into `out[alg as usize]` (one cache
-    /// look-up for all of them).
+    /// The unit time of a collective of kind `coll` from its stage-scope and job-scope
+    /// unit times (see [`AnalyticNetwork::unit_s`]).
+    fn blend(coll: Collective, stage: f64, job: f64) -> f64 {
+        match coll {
+            Collective::ReduceScatter | Collective::AllReduce => 0.5 * (stage + job),
+            _ => job,
+        }
+    }
+
+    /// Unit times of each of `algs` counting the siblings of the group's stage, into
+    /// `stage_out[alg as usize]`, and of the job's scope for that algorithm
+    /// ([`AnalyticNetwork::sibling_scope`]; the stage's again where that is the stage)
+    /// into `job_out` (one cache look-up per scope for all of them).
     fn units(
         &mut self,
         algs: &[Algorithm],
         members: &[u32],
         multi: bool,
-        out: &mut [f64; Algorithm::COUNT],
+        stage_out: &mut [f64; Algorithm::COUNT],
+        job_out: &mut [f64; Algorithm::COUNT],
     ) {
         let Some(stage) = self.stage_size.filter(|_| multi) else {
             for &alg in algs {
                 self.planner
                     .unit_plan(&self.topo, alg, members, &mut self.plan);
-                out[alg as usize] = self.planner.unit_time(&self.topo, &self.plan);
+                stage_out[alg as usize] = self.planner.unit_time(&self.topo, &self.plan);
+                job_out[alg as usize] = stage_out[alg as usize];
             }
             return;
         };
         let m0 = members.iter().copied().min().unwrap_or(0);
         let block = m0 / stage;
         let one_stage = members.iter().all(|&m| m / stage == block);
-        // Two scopes (the stage's, the job's), each with its own cache entry.
-        let (mut narrow, mut wide) = (
-            [Algorithm::Ring; Algorithm::COUNT],
-            [Algorithm::Ring; Algorithm::COUNT],
-        );
-        let (mut n_narrow, mut n_wide) = (0, 0);
         let stage_scope = (block * stage, stage);
+        self.units_in_scope(algs, members, m0, stage_scope, stage_out);
+        let mut wide = [Algorithm::Ring; Algorithm::COUNT];
+        let mut n_wide = 0;
         let mut job_scope = stage_scope;
         for &alg in algs {
             let scope = self.sibling_scope(alg, block, one_stage, stage);
-            if scope == stage_scope {
-                narrow[n_narrow] = alg;
-                n_narrow += 1;
-            } else {
+            job_out[alg as usize] = stage_out[alg as usize];
+            if scope != stage_scope {
                 job_scope = scope;
                 wide[n_wide] = alg;
                 n_wide += 1;
             }
         }
-        for (these, scope) in [
-            (&narrow[..n_narrow], stage_scope),
-            (&wide[..n_wide], job_scope),
-        ] {
-            if !these.is_empty() {
-                self.units_in_scope(these, members, m0, scope, out);
-            }
+        if n_wide > 0 {
+            self.units_in_scope(&wide[..n_wide], members, m0, job_scope, job_out);
         }
     }
 
@@ -428,20 +450,19 @@ impl AnalyticNetwork {
         if members.len() < 2 || bytes == 0 {
             return 0.0;
         }
-        let sh = self.planner.shape(&self.topo, members);
-        let s = bytes as f64;
-        let n = members.len() as u32;
-        let hop = self.topo.hop_latency_s;
-        let mut units = [f64::NAN; Algorithm::COUNT];
-        let c = nccl::choose(collective, &sh, self.algorithm, hop, |alg| {
-            let u = self.unit_s(alg, members, sh.domains > 1);
-            units[alg as usize] = u;
-            Planner::plan_scale(alg, collective, n, s) * u
-        });
-        let u = match units[c.algorithm as usize] {
-            u if u.is_nan() => self.unit_s(c.algorithm, members, sh.domains > 1),
-            u => u,
-        };
+        // NCCL's pick, from its own view of the group alone (the contention mode's too);
+        // its time here counts the step's concurrent groups on the links it uses.
+        let c = self.planner.choose(
+            &self.topo,
+            collective,
+            bytes,
+            members,
+            self.algorithm,
+            &mut self.plan,
+        );
+        let multi = self.planner.shape(&self.topo, members).domains > 1;
+        let u = self.unit_s(c.algorithm, collective, members, multi);
+        let (s, n) = (bytes as f64, members.len() as u32);
         c.latency_s + Planner::plan_scale(c.algorithm, collective, n, s) * u / c.bw_factor
     }
 }
@@ -490,9 +511,11 @@ impl Network for AnalyticNetwork {
             }
         }
         let algs = &algs[..len];
-        let mut units = [f64::NAN; Algorithm::COUNT];
-        self.units(algs, members, sh.domains > 1, &mut units);
-        key.extend(algs.iter().map(|&alg| units[alg as usize].to_bits()));
+        let mut stage = [f64::NAN; Algorithm::COUNT];
+        let mut job = [f64::NAN; Algorithm::COUNT];
+        self.units(algs, members, sh.domains > 1, &mut stage, &mut job);
+        key.extend(algs.iter().map(|&alg| stage[alg as usize].to_bits()));
+        key.extend(algs.iter().map(|&alg| job[alg as usize].to_bits()));
     }
 }
 

@@ -205,8 +205,8 @@ impl Planner {
     }
 
     /// Plans `coll` of `bytes` over `members`: picks the algorithm and protocol (NCCL's
-    /// tuner, or the forced choice) and writes the flows, bytes already divided by the
-    /// protocol's efficiency, into `out`.
+    /// tuner, or the forced choice: [`Planner::choose`]) and writes the flows, bytes already
+    /// divided by the protocol's efficiency, into `out`.
     pub fn plan(
         &mut self,
         topo: &Topology,
@@ -221,25 +221,45 @@ impl Planner {
             out.choice = FlowPlan::default().choice;
             return;
         }
+        let c = self.choose(topo, coll, bytes, members, choice, out);
+        self.build(topo, c.algorithm, coll, bytes as f64, members, out);
+        for f in &mut out.flows {
+            f.bytes /= c.bw_factor;
+        }
+        out.choice = c;
+    }
+
+    /// The (algorithm, protocol) NCCL's tuner picks for `coll` of `bytes` over `members`
+    /// (at least two), with its latency and bandwidth factor; leaves the members grouped by
+    /// domain (what [`Planner::build`] reads) and `scratch` empty.
+    ///
+    /// The tuner predicts from its own topology model, one communicator at a time: the
+    /// group's traffic alone, with every equal-cost uplink pool as one link
+    /// ([`Topology::tuner_link`]). So the pick never depends on how the fabric hashes flows
+    /// or on what other groups run: both network modes, and every group of one shape, make
+    /// the same pick (the contention and analytic modes then price it each their way).
+    /// Decisions are cached per (collective, shape, size, choice).
+    pub fn choose(
+        &mut self,
+        topo: &Topology,
+        coll: Collective,
+        bytes: u64,
+        members: &[u32],
+        choice: AlgorithmChoice,
+        scratch: &mut FlowPlan,
+    ) -> Choice {
         let shape = self.shape(topo, members);
         let key = (coll, shape, bytes, choice);
         let (alg, proto) = match self.last.filter(|(k, _)| *k == key) {
             Some((_, v)) => v,
-            None => self.tune(topo, key, members, out),
+            None => self.tune(topo, key, members, scratch),
         };
-        let latency_s =
-            nccl::latency_s(alg, proto, coll, &shape, topo.hop_latency_s).unwrap_or(0.0);
-        let bw_factor = nccl::bw_factor(alg, proto, coll, &shape);
-        self.build(topo, alg, coll, bytes as f64, members, out);
-        for f in &mut out.flows {
-            f.bytes /= bw_factor;
-        }
-        out.choice = Choice {
+        Choice {
             algorithm: alg,
             protocol: proto,
-            latency_s,
-            bw_factor,
-        };
+            latency_s: nccl::latency_s(alg, proto, coll, &shape, topo.hop_latency_s).unwrap_or(0.0),
+            bw_factor: nccl::bw_factor(alg, proto, coll, &shape),
+        }
     }
 
     /// NCCL's tuner decision for `key`, from the cache or computed (and cached).
@@ -256,7 +276,7 @@ impl Planner {
                 let (coll, shape, bytes, choice) = key;
                 let c = nccl::choose(coll, &shape, choice, topo.hop_latency_s, |alg| {
                     self.build(topo, alg, coll, bytes as f64, members, out);
-                    let t = self.unit_time(topo, out);
+                    let t = self.tuner_time(topo, out);
                     out.clear();
                     t
                 });
@@ -271,19 +291,37 @@ impl Planner {
         v
     }
 
+    /// A plan's time as NCCL's tuner sees it: its most loaded link's bytes over capacity,
+    /// with equal-cost uplinks pooled ([`Topology::tuner_link`]).
+    fn tuner_time(&mut self, topo: &Topology, plan: &FlowPlan) -> f64 {
+        self.max_load(plan, |l| topo.tuner_link(l))
+    }
+
     /// Contention-free time of a plan: the most loaded link's bytes over its capacity.
     pub fn unit_time(&mut self, topo: &Topology, plan: &FlowPlan) -> f64 {
-        if self.load.len() != topo.links() {
-            self.load = vec![0.0; topo.links()];
+        self.max_load(plan, |l| (l, topo.cap[l]))
+    }
+
+    /// The most loaded link's seconds of a plan, each link counted as the `(link,
+    /// capacity)` that `view` maps it to.
+    fn max_load(&mut self, plan: &FlowPlan, view: impl Fn(usize) -> (usize, f64)) -> f64 {
+        let links = plan
+            .links
+            .iter()
+            .map(|&l| l as usize + 1)
+            .max()
+            .unwrap_or(0);
+        if self.load.len() < links {
+            self.load.resize(links, 0.0);
         }
         let mut worst = 0.0f64;
         for f in &plan.flows {
             for &l in plan.flow_links(f) {
-                let li = l as usize;
+                let (li, cap) = view(l as usize);
                 if self.load[li] == 0.0 {
-                    self.touched.push(l);
+                    self.touched.push(li as u32);
                 }
-                self.load[li] += f.bytes / topo.cap[li];
+                self.load[li] += f.bytes / cap;
                 worst = worst.max(self.load[li]);
             }
         }

@@ -2,8 +2,8 @@
 //!
 //! Owns: the path (list of link ids) a byte takes from one GPU to another, and the choice
 //! among equal-cost paths ([`Routing`]):
-//! The default is the fabric's ([`Routing::for_fabric`]: adaptive on InfiniBand, with its
-//! source; destination-mod-k elsewhere).
+//! The default is the fabric's ([`Routing::for_fabric`], with sources: adaptive on
+//! InfiniBand, hashed ECMP on RoCE, destination-mod-k on a single switch).
 //! - **`dest-mod`**: destination-mod-k, as OpenSM's `ftree`/`updn` routing
 //!   programs InfiniBand fat trees: the uplink is a function of the destination alone, no
 //!   RNG, so a shift permutation such as a ring crosses distinct uplinks. The destination's
@@ -81,23 +81,27 @@ impl Routing {
     ///   `NCCL_IB_AR_THRESHOLD` = 8 KB since v2.7 (src/transport/net_ib.cc, `ncclIbIsend`),
     ///   and since v2.16.2 enables it per device "by default on IB networks"
     ///   (`ncclIbDevs[d].ar`, `NCCL_IB_ADAPTIVE_ROUTING` default -2 = by link layer).
-    /// - **RoCE: destination-mod-k, for now.** The same NCCL code turns adaptive routing
-    ///   off on Ethernet link layers, whose switches pick an equal-cost uplink by a hash of
-    ///   each flow's header (`ecmp: hash` models that). It is not the default yet because
-    ///   the analytic mode counts the collisions among one collective's sibling groups,
-    ///   not those between different collectives' hashed flows that overlap in time: on
+    /// - **RoCE: hashed ECMP** (seed 0). The same NCCL code turns adaptive routing off on
+    ///   Ethernet link layers, whose switches pick an equal-cost uplink by a hash of each
+    ///   flow's header (NVIDIA Cumulus Linux 5.x user guide, "Equal Cost Multipath Load
+    ///   Sharing": ECMP on by default, hashed per flow on source and destination address
+    ///   and port, with no record of the load per next hop). Both modes count the
+    ///   collisions: on
     ///   Llama 3 70B TP 8 PP 4 DP 512 on `roce-multipod-h100` the analytic step reads
-    ///   3.02 s and the contention step 3.97 s under hashing, where both agree within 5 %
-    ///   under destination-mod-k (`tests/network_agreement.rs`).
+    ///   4.06 s and the contention step 4.11 s (`tests/network_agreement.rs`).
     /// - A single switch has no uplinks: destination-mod-k, which never reads them.
     pub fn for_fabric(transport: Transport, kind: FabricKind) -> Routing {
         let d = Routing::default();
         match (transport, kind) {
-            (Transport::Infiniband, k) if k != FabricKind::SingleSwitch => Routing {
+            (_, FabricKind::SingleSwitch) => d,
+            (Transport::Infiniband, _) => Routing {
                 adaptive: true,
                 ..d
             },
-            _ => d,
+            (Transport::Roce, _) => Routing {
+                ecmp: Ecmp::Hash,
+                ..d
+            },
         }
     }
 }
@@ -357,6 +361,34 @@ impl Topology {
         }
         let head = base + (pair - base) / k * k;
         2 * head as usize + l % 2
+    }
+
+    /// Link `l` as NCCL's tuner sees it: `(head, capacity)` of its equal-cost pool, whatever
+    /// the routing. NCCL's tuner predicts an algorithm's time from its own topology model
+    /// (per-channel bandwidths of the NICs and NVLinks it found, `src/graph/tuning.cc`,
+    /// `ncclTopoTuneModel`, v2.23.4): it knows nothing of how switches hash flows onto
+    /// uplinks, so to it a leaf's uplinks (and a pod's spine-to-core cables) are one pool of
+    /// their summed bandwidth. Links outside a pool map to themselves.
+    pub fn tuner_link(&self, l: usize) -> (usize, f64) {
+        let f = self.fabric;
+        let pair = (l / 2) as u32;
+        let (base, k) = match self.kind[l] {
+            LinkKind::LeafSpine => (self.base_leaf_spine, f.leaf_up),
+            LinkKind::SpineCore => (self.base_spine_core, f.leaf_up * f.spine_up),
+            _ => return (l, self.cap[l]),
+        };
+        if k < 2 || pair < base {
+            return (l, self.cap[l]);
+        }
+        let head = 2 * (base + (pair - base) / k * k) as usize + l % 2;
+        if self.routing.adaptive {
+            // Already pooled on its head (`set_routing`).
+            (head, self.cap[head])
+        } else {
+            // Equal-cost uplinks share one capacity (faults touch GPU ports and NICs only,
+            // background traffic whole tiers).
+            (head, self.cap[l] * f64::from(k))
+        }
     }
 
     /// The vertices at the two ends of the last member of the pool link `l` heads (itself
