@@ -239,28 +239,43 @@ impl AnalyticNetwork {
     fn unit_s(&mut self, alg: Algorithm, coll: Collective, members: &[u32], multi: bool) -> f64 {
         let mut stage = [f64::NAN; Algorithm::COUNT];
         let mut job = [f64::NAN; Algorithm::COUNT];
-        self.units(&[alg], members, multi, &mut stage, &mut job);
+        self.units(
+            &[alg],
+            members,
+            multi,
+            Self::is_reduction(coll),
+            &mut stage,
+            &mut job,
+        );
         Self::blend(coll, stage[alg as usize], job[alg as usize])
     }
 
     /// The unit time of a collective of kind `coll` from its stage-scope and job-scope
     /// unit times (see [`AnalyticNetwork::unit_s`]).
     fn blend(coll: Collective, stage: f64, job: f64) -> f64 {
-        match coll {
-            Collective::ReduceScatter | Collective::AllReduce => 0.5 * (stage + job),
-            _ => job,
+        if Self::is_reduction(coll) {
+            0.5 * (stage + job)
+        } else {
+            job
         }
     }
 
-    /// Unit times of each of `algs` counting the siblings of the group's stage, into
-    /// `stage_out[alg as usize]`, and of the job's scope for that algorithm
-    /// ([`AnalyticNetwork::sibling_scope`]; the stage's again where that is the stage)
-    /// into `job_out` (one cache look-up per scope for all of them).
+    /// Gradient reductions: the collectives whose stage-scope time [`Self::blend`] reads.
+    fn is_reduction(coll: Collective) -> bool {
+        matches!(coll, Collective::ReduceScatter | Collective::AllReduce)
+    }
+
+    /// Unit times of each of `algs` in the job's scope for that algorithm
+    /// ([`AnalyticNetwork::sibling_scope`]; the stage's where that is the stage) into
+    /// `job_out[alg as usize]`, and, where that scope is the stage's or `with_stage` asks
+    /// (a reduction will read them), counting the siblings of the group's stage alone into
+    /// `stage_out` (one cache look-up per scope for all of them).
     fn units(
         &mut self,
         algs: &[Algorithm],
         members: &[u32],
         multi: bool,
+        with_stage: bool,
         stage_out: &mut [f64; Algorithm::COUNT],
         job_out: &mut [f64; Algorithm::COUNT],
     ) {
@@ -277,21 +292,35 @@ impl AnalyticNetwork {
         let block = m0 / stage;
         let one_stage = members.iter().all(|&m| m / stage == block);
         let stage_scope = (block * stage, stage);
-        self.units_in_scope(algs, members, m0, stage_scope, stage_out);
-        let mut wide = [Algorithm::Ring; Algorithm::COUNT];
-        let mut n_wide = 0;
+        // Stage-scope times of job-scoped algorithms are only read by reductions.
+        let (mut narrow, mut wide) = (
+            [Algorithm::Ring; Algorithm::COUNT],
+            [Algorithm::Ring; Algorithm::COUNT],
+        );
+        let (mut n_narrow, mut n_wide) = (0, 0);
         let mut job_scope = stage_scope;
         for &alg in algs {
             let scope = self.sibling_scope(alg, block, one_stage, stage);
-            job_out[alg as usize] = stage_out[alg as usize];
             if scope != stage_scope {
                 job_scope = scope;
                 wide[n_wide] = alg;
                 n_wide += 1;
             }
+            if scope == stage_scope || with_stage {
+                narrow[n_narrow] = alg;
+                n_narrow += 1;
+            }
+        }
+        if n_narrow > 0 {
+            self.units_in_scope(&narrow[..n_narrow], members, m0, stage_scope, stage_out);
         }
         if n_wide > 0 {
             self.units_in_scope(&wide[..n_wide], members, m0, job_scope, job_out);
+        }
+        for &alg in algs {
+            if !wide[..n_wide].contains(&alg) {
+                job_out[alg as usize] = stage_out[alg as usize];
+            }
         }
     }
 
@@ -452,7 +481,7 @@ impl AnalyticNetwork {
         }
         // NCCL's pick, from its own view of the group alone (the contention mode's too);
         // its time here counts the step's concurrent groups on the links it uses.
-        let c = self.planner.choose(
+        let (c, shape) = self.planner.choose(
             &self.topo,
             collective,
             bytes,
@@ -460,7 +489,7 @@ impl AnalyticNetwork {
             self.algorithm,
             &mut self.plan,
         );
-        let multi = self.planner.shape(&self.topo, members).domains > 1;
+        let multi = shape.domains > 1;
         let u = self.unit_s(c.algorithm, collective, members, multi);
         let (s, n) = (bytes as f64, members.len() as u32);
         c.latency_s + Planner::plan_scale(c.algorithm, collective, n, s) * u / c.bw_factor
@@ -513,7 +542,15 @@ impl Network for AnalyticNetwork {
         let algs = &algs[..len];
         let mut stage = [f64::NAN; Algorithm::COUNT];
         let mut job = [f64::NAN; Algorithm::COUNT];
-        self.units(algs, members, sh.domains > 1, &mut stage, &mut job);
+        let with_stage = kinds.iter().any(Self::is_reduction);
+        self.units(
+            algs,
+            members,
+            sh.domains > 1,
+            with_stage,
+            &mut stage,
+            &mut job,
+        );
         key.extend(algs.iter().map(|&alg| stage[alg as usize].to_bits()));
         key.extend(algs.iter().map(|&alg| job[alg as usize].to_bits()));
     }

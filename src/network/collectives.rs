@@ -221,7 +221,7 @@ impl Planner {
             out.choice = FlowPlan::default().choice;
             return;
         }
-        let c = self.choose(topo, coll, bytes, members, choice, out);
+        let (c, _) = self.choose(topo, coll, bytes, members, choice, out);
         self.build(topo, c.algorithm, coll, bytes as f64, members, out);
         for f in &mut out.flows {
             f.bytes /= c.bw_factor;
@@ -230,8 +230,8 @@ impl Planner {
     }
 
     /// The (algorithm, protocol) NCCL's tuner picks for `coll` of `bytes` over `members`
-    /// (at least two), with its latency and bandwidth factor; leaves the members grouped by
-    /// domain (what [`Planner::build`] reads) and `scratch` empty.
+    /// (at least two), with its latency and bandwidth factor, and the group's shape; leaves
+    /// the members grouped by domain (what [`Planner::build`] reads) and `scratch` empty.
     ///
     /// The tuner predicts from its own topology model, one communicator at a time: the
     /// group's traffic alone, with every equal-cost uplink pool as one link
@@ -247,19 +247,20 @@ impl Planner {
         members: &[u32],
         choice: AlgorithmChoice,
         scratch: &mut FlowPlan,
-    ) -> Choice {
+    ) -> (Choice, Shape) {
         let shape = self.shape(topo, members);
         let key = (coll, shape, bytes, choice);
         let (alg, proto) = match self.last.filter(|(k, _)| *k == key) {
             Some((_, v)) => v,
             None => self.tune(topo, key, members, scratch),
         };
-        Choice {
+        let c = Choice {
             algorithm: alg,
             protocol: proto,
             latency_s: nccl::latency_s(alg, proto, coll, &shape, topo.hop_latency_s).unwrap_or(0.0),
             bw_factor: nccl::bw_factor(alg, proto, coll, &shape),
-        }
+        };
+        (c, shape)
     }
 
     /// NCCL's tuner decision for `key`, from the cache or computed (and cached).
