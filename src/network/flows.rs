@@ -22,6 +22,10 @@ use std::collections::BinaryHeap;
 use super::timeseries::UsageRecorder;
 use crate::units::Nanos;
 
+/// Path length above which a finished flow's buffers are released rather than kept for
+/// the next flow of its slot.
+const LARGE_PATH: usize = 4096;
+
 /// Per-link accounting over a simulation.
 #[derive(Debug, Clone, Default)]
 pub struct LinkCounters {
@@ -258,6 +262,12 @@ impl FlowSolver {
         f.active = false;
         f.rate = 0.0;
         f.version = f.version.wrapping_add(1);
+        if f.path.capacity() > LARGE_PATH {
+            // Free slots are reused by any flow: keeping a long path's buffers in every
+            // slot that ever held one would hold gigabytes on a large PAT-heavy step.
+            f.path = Vec::new();
+            f.pos = Vec::new();
+        }
         self.free.push(id);
         self.active -= 1;
     }
