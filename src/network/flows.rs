@@ -414,6 +414,7 @@ impl FlowSolver {
                 continue;
             }
             let share = self.current_share(li);
+            // Shares are positive, so their bit patterns order as the values do.
             if share.to_bits() > bits {
                 self.fill.push(Reverse((share.to_bits(), l)));
                 continue;
@@ -603,7 +604,7 @@ mod tests {
         let mut rem = caps.to_vec();
         while frozen.iter().any(|f| !f) {
             let mut users = vec![0usize; caps.len()];
-            for (_, p) in paths.iter().enumerate().filter(|(i, _)| !frozen[*i]) {
+            for (p, _) in paths.iter().zip(&frozen).filter(|(_, f)| !**f) {
                 p.iter().for_each(|&l| users[l as usize] += 1);
             }
             let share = |l: usize| rem[l].max(0.0) / users[l] as f64;
